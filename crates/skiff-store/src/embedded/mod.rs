@@ -300,6 +300,11 @@ fn map_redb(path: &Path, e: redb::Error) -> Error {
             path,
             detail: format!("file format {v} is not supported"),
         },
+        // redb reports a file that is not one of its own as invalid data.
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => Error::Corrupted {
+            path,
+            detail: io.to_string(),
+        },
         redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Error::Corrupted {
             path,
             detail: format!("file is truncated: {io}"),
@@ -1054,4 +1059,37 @@ async fn run_blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Backend(format!("datastore task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auto(min_history: i64, age_secs: u64) -> AutoCompaction {
+        AutoCompaction {
+            interval: Duration::from_secs(1),
+            min_history,
+            min_history_age: Duration::from_secs(age_secs),
+            samples: VecDeque::new(),
+            last_run: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn auto_compaction_keeps_both_revisions_and_age() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut a = auto(100, 300);
+        // Nothing is old enough yet.
+        assert_eq!(a.target(at(0), 1_000), None);
+        assert_eq!(a.target(at(200), 50_000), None);
+        // At 300 s the revision current at 0 s (1,000) may go.
+        assert_eq!(a.target(at(300), 60_000), Some(1_000));
+        // At 500 s: the revision of 200 s ago (50,000).
+        assert_eq!(a.target(at(500), 70_000), Some(50_000));
+        // Few writes: the revision count is what holds compaction back.
+        let mut a = auto(100, 0);
+        assert_eq!(a.target(at(0), 50), None);
+        assert_eq!(a.target(at(1), 150), Some(50));
+    }
 }
