@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KvClient, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
 };
 
 use crate::{
@@ -50,8 +50,13 @@ impl EtcdConfig {
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
+    /// The kv client, with room for large range answers (cloned per call: cheap).
+    kv: KvClient,
     config: EtcdConfig,
 }
+
+/// The largest answer read from etcd (a full list of a big resource, unpaginated).
+const MAX_RESPONSE_BYTES: usize = 1 << 30;
 
 impl EtcdStore {
     /// Connects to etcd and checks that it answers.
@@ -63,7 +68,10 @@ impl EtcdStore {
         let client = Client::connect(&config.endpoints, Some(options))
             .await
             .map_err(map_err)?;
-        let store = Self { client, config };
+        let kv = client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let store = Self { client, kv, config };
         store.current_revision().await?;
         Ok(store)
     }
@@ -102,7 +110,7 @@ impl EtcdStore {
             .when([compare])
             .and_then([then])
             .or_else([TxnOp::get(full, None)]);
-        let resp = self.client.kv_client().txn(txn).await.map_err(map_err)?;
+        let resp = self.kv.clone().txn(txn).await.map_err(map_err)?;
         if resp.succeeded() {
             return Ok(Ok(resp));
         }
@@ -119,8 +127,8 @@ impl EtcdStore {
         let readable = |rev: Revision| async move {
             let opts = GetOptions::new().with_count_only().with_revision(rev);
             match self
-                .client
-                .kv_client()
+                .kv
+                .clone()
                 .get(self.config.prefix.clone(), Some(opts))
                 .await
             {
@@ -290,8 +298,8 @@ impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         validate_key(key)?;
         let resp = self
-            .client
-            .kv_client()
+            .kv
+            .clone()
             .get(self.full_key(key), None)
             .await
             .map_err(map_err)?;
@@ -319,7 +327,7 @@ impl Store for EtcdStore {
         if let Some(rev) = at_revision {
             opts = opts.with_revision(rev);
         }
-        let resp = match self.client.kv_client().get(start, Some(opts)).await {
+        let resp = match self.kv.clone().get(start, Some(opts)).await {
             Ok(resp) => resp,
             Err(e) => {
                 return Err(match map_err(e) {
@@ -348,8 +356,8 @@ impl Store for EtcdStore {
     async fn count(&self, prefix: &str) -> Result<u64> {
         let opts = GetOptions::new().with_prefix().with_count_only();
         let resp = self
-            .client
-            .kv_client()
+            .kv
+            .clone()
             .get(self.full_key(prefix), Some(opts))
             .await
             .map_err(map_err)?;
@@ -385,8 +393,8 @@ impl Store for EtcdStore {
             });
         }
         match self
-            .client
-            .kv_client()
+            .kv
+            .clone()
             .compact(revision, None)
             .await
             .map_err(map_err)
@@ -400,8 +408,8 @@ impl Store for EtcdStore {
     async fn current_revision(&self) -> Result<Revision> {
         let opts = GetOptions::new().with_count_only();
         let resp = self
-            .client
-            .kv_client()
+            .kv
+            .clone()
             .get(self.config.prefix.clone(), Some(opts))
             .await
             .map_err(map_err)?;
@@ -436,6 +444,7 @@ impl EtcdWatch {
             .store
             .client
             .watch_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
             .watch(self.prefix.clone(), Some(opts))
             .await
             .map_err(map_err)?;

@@ -135,13 +135,10 @@ impl EtcdProcess {
             }
             let mut config = self.config("/");
             config.request_timeout = Duration::from_secs(1);
-            if let Ok(store) =
-                tokio::time::timeout(Duration::from_secs(2), EtcdStore::connect(config)).await
-            {
-                if let Ok(store) = store {
-                    if store.current_revision().await.is_ok() {
-                        return Ok(());
-                    }
+            let connect = tokio::time::timeout(Duration::from_secs(2), EtcdStore::connect(config));
+            if let Ok(Ok(store)) = connect.await {
+                if store.current_revision().await.is_ok() {
+                    return Ok(());
                 }
             }
             if Instant::now() > deadline {

@@ -73,7 +73,7 @@ fn crash_child() -> Result<()> {
                     let key = format!("/crash/{w:02}/{:03}", seq as usize % KEYS_PER_WRITER);
                     let value = make_value(&key, seq);
                     let rev = match store.get(&key).await? {
-                        Some(kv) if seq % 7 == 0 => {
+                        Some(kv) if seq.is_multiple_of(7) => {
                             store.delete(&key, Some(kv.mod_revision)).await?.0
                         }
                         Some(kv) => store.update(&key, value.clone(), kv.mod_revision).await?,

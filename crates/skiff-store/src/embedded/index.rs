@@ -211,7 +211,7 @@ mod tests {
         // A start_after before the prefix starts at the prefix.
         assert_eq!(ix.range("/b", Some("/a"), 0, 7).0.len(), 1);
         // A limit that fits exactly reports no more.
-        assert_eq!(ix.range("/", None, 2, 7).1, false);
+        assert!(!ix.range("/", None, 2, 7).1);
     }
 
     #[test]

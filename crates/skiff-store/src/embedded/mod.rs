@@ -932,8 +932,8 @@ impl Store for EmbeddedStore {
         let lagged = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel(self.shared.watch_buffer);
         let published = {
-            // Checked under the watchers lock, so no compaction can start between this check
-            // and the registration that fixes where replay ends.
+            // A compaction that starts after this check is caught by `replay`, which checks
+            // again under the index lock before reading each chunk.
             let mut watchers = self.shared.watchers.lock();
             let compacted = self.shared.state.read().compacted;
             if from + 1 < compacted {
