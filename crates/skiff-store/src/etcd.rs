@@ -18,8 +18,8 @@ use etcd_client::{
 };
 
 use crate::{
-    prefix_end, validate_key, validate_value, Error, Event, EventKind, KeyValue, RangeResult,
-    Result, Revision, Store, WatchStream,
+    prefix_end, validate_key, validate_value, watch_stream, Error, Event, EventKind, EventSource,
+    KeyValue, RangeResult, Result, Revision, Store, WatchStream,
 };
 
 /// Settings of the etcd backend.
@@ -375,13 +375,7 @@ impl Store for EtcdStore {
         };
         // Open the first connection now, so a compacted start is reported by this call.
         watch.connect().await?;
-        Ok(Box::pin(futures::stream::unfold(
-            watch,
-            |mut w| async move {
-                let item = w.next_event().await?;
-                Some((item, w))
-            },
-        )))
+        Ok(watch_stream(watch))
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
@@ -491,7 +485,9 @@ impl EtcdWatch {
         }
         Ok(())
     }
+}
 
+impl EventSource for EtcdWatch {
     async fn next_event(&mut self) -> Option<Result<Event>> {
         let mut down_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(50);

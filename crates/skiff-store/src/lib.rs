@@ -90,6 +90,20 @@ impl Event {
 /// the caller then watches again from the last revision it saw.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<Event>> + Send>>;
 
+/// A backend's watch in progress: yields the next event, or the error that ends the watch,
+/// or `None` once ended.
+pub(crate) trait EventSource: Send + 'static {
+    fn next_event(&mut self) -> impl std::future::Future<Output = Option<Result<Event>>> + Send;
+}
+
+/// Turns a backend's watch into the stream the trait returns.
+pub(crate) fn watch_stream(source: impl EventSource) -> WatchStream {
+    Box::pin(futures::stream::unfold(source, |mut source| async move {
+        let item = source.next_event().await?;
+        Some((item, source))
+    }))
+}
+
 /// The errors of every backend.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

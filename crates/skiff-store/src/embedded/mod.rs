@@ -35,8 +35,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::index::{Index, Version};
 use crate::{
-    validate_key, validate_value, Error, Event, EventKind, KeyValue, RangeResult, Result, Revision,
-    Store, WatchStream,
+    validate_key, validate_value, watch_stream, Error, Event, EventKind, EventSource, KeyValue,
+    RangeResult, Result, Revision, Store, WatchStream,
 };
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -201,14 +201,22 @@ impl EmbeddedStore {
         &self.shared.path
     }
 
-    async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
+    /// Hands a request to the writer thread and waits for its answer.
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Request,
+    ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
         self.requests
             .as_ref()
             .ok_or(Error::Closed)?
-            .send(Request::Write(op, tx))
+            .send(make(tx))
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
+        self.request(|tx| Request::Write(op, tx)).await
     }
 }
 
@@ -960,23 +968,11 @@ impl Store for EmbeddedStore {
             buffer: self.shared.watch_buffer,
             done: false,
         };
-        Ok(Box::pin(futures::stream::unfold(
-            cursor,
-            |mut c| async move {
-                let item = c.next_event().await?;
-                Some((item, c))
-            },
-        )))
+        Ok(watch_stream(cursor))
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.requests
-            .as_ref()
-            .ok_or(Error::Closed)?
-            .send(Request::Compact(revision, tx))
-            .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        self.request(|tx| Request::Compact(revision, tx)).await
     }
 
     async fn current_revision(&self) -> Result<Revision> {
@@ -1003,7 +999,7 @@ struct WatchCursor {
     done: bool,
 }
 
-impl WatchCursor {
+impl EventSource for WatchCursor {
     async fn next_event(&mut self) -> Option<Result<Event>> {
         loop {
             if self.done {
@@ -1045,7 +1041,9 @@ impl WatchCursor {
             }
         }
     }
+}
 
+impl WatchCursor {
     fn end(&mut self, e: Error) -> Option<Result<Event>> {
         self.done = true;
         Some(Err(e))
