@@ -1,0 +1,1 @@
+//! Server-side Table columns (being written).
