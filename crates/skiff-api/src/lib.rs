@@ -2,6 +2,14 @@
 //! they are addressed), label and field selectors, and (later) defaulting, validation and
 //! table columns. The API server calls into it; nothing here knows HTTP or storage.
 
+// `ApiError` carries upstream's whole `Status` (details, causes); it is built only on the
+// error path, where its size costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
+pub mod meta;
+pub mod openapi;
+pub mod protobuf;
 pub mod registry;
 pub mod selector;
+pub mod status;
 pub mod table;

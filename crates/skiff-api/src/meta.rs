@@ -1,0 +1,387 @@
+//! Object metadata on untyped JSON objects: reading names and versions, and the bookkeeping
+//! upstream's `rest.BeforeCreate` / `BeforeUpdate` do (uid, creation timestamp, generation,
+//! generateName, namespace checks, status/spec separation). Pure: the caller supplies the
+//! clock and the uid.
+
+use serde_json::{json, Map, Value};
+
+use crate::registry::ResourceInfo;
+use crate::status::ApiError;
+
+pub fn str_at<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = obj;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str()
+}
+
+pub fn name(obj: &Value) -> &str {
+    str_at(obj, &["metadata", "name"]).unwrap_or("")
+}
+
+pub fn namespace(obj: &Value) -> &str {
+    str_at(obj, &["metadata", "namespace"]).unwrap_or("")
+}
+
+pub fn uid(obj: &Value) -> &str {
+    str_at(obj, &["metadata", "uid"]).unwrap_or("")
+}
+
+pub fn resource_version(obj: &Value) -> &str {
+    str_at(obj, &["metadata", "resourceVersion"]).unwrap_or("")
+}
+
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn is_deleting(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+}
+
+/// The object's metadata map, created if missing. Fails if the object is not a JSON object.
+pub fn metadata_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
+    let map = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if meta.is_null() {
+        *meta = json!({});
+    }
+    meta.as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("metadata must be an object"))
+}
+
+/// Sets `metadata.resourceVersion` (objects are stored without it; it is the revision).
+pub fn set_resource_version(obj: &mut Value, rv: i64) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+}
+
+/// RFC 3339 at second precision, as Kubernetes writes `metav1.Time`.
+pub fn timestamp(now: chrono::DateTime<chrono::Utc>) -> String {
+    now.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Kinds whose `metadata.generation` upstream sets and increments on spec changes.
+fn tracks_generation(info: &ResourceInfo) -> bool {
+    !matches!(
+        (info.group, info.plural),
+        ("", "configmaps")
+            | ("", "secrets")
+            | ("", "endpoints")
+            | ("", "events")
+            | ("", "serviceaccounts")
+            | ("", "namespaces")
+            | ("", "nodes")
+            | ("", "componentstatuses")
+            | ("events.k8s.io", "events")
+            | ("coordination.k8s.io", "leases")
+            | ("discovery.k8s.io", "endpointslices")
+    )
+}
+
+/// Checks `apiVersion` and `kind` against the URL's kind (filling them in when absent).
+pub fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    let map = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
+    let api_version = info.api_version();
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), Value::String(api_version.clone()));
+        }
+        Some(v) if v == api_version => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )))
+        }
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), Value::String(info.kind.to_owned()));
+        }
+        Some(k) if k == info.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                info.kind
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Reconciles the body's namespace with the URL's: filled in when empty, 400 when different,
+/// removed for cluster-scoped kinds.
+pub fn check_namespace(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    url_ns: Option<&str>,
+) -> Result<(), ApiError> {
+    let meta = metadata_mut(obj)?;
+    if !info.namespaced {
+        meta.remove("namespace");
+        return Ok(());
+    }
+    let url_ns = url_ns.unwrap_or("");
+    match meta.get("namespace").and_then(Value::as_str) {
+        None | Some("") => {
+            meta.insert("namespace".into(), Value::String(url_ns.to_owned()));
+        }
+        Some(ns) if ns == url_ns => {}
+        Some(_) => return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+    }
+    Ok(())
+}
+
+/// Checks a name the way upstream's `path.IsValidPathSegmentName` does (every kind's name
+/// must at least be a usable URL segment); kind-specific rules are validation's.
+pub fn path_segment_problems(name: &str) -> Option<String> {
+    if name == "." || name == ".." {
+        return Some(format!("may not be '{name}'"));
+    }
+    for bad in ["/", "%"] {
+        if name.contains(bad) {
+            return Some(format!("may not contain '{bad}'"));
+        }
+    }
+    None
+}
+
+/// Prepares a new object for storage: uid, creationTimestamp, generation, cleared fields
+/// the server owns. `suffix` supplies the random generateName suffix.
+pub fn prepare_create(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    now: chrono::DateTime<chrono::Utc>,
+    uid: &str,
+    suffix: &str,
+) -> Result<(), ApiError> {
+    let tracks = tracks_generation(info);
+    let meta = metadata_mut(obj)?;
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if name.is_empty() {
+        let generate = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if generate.is_empty() {
+            return Err(ApiError::invalid(
+                info.group,
+                info.kind,
+                "",
+                vec![crate::status::Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "name or generateName is required".into(),
+                    field: "metadata.name".into(),
+                }],
+            ));
+        }
+        // Upstream truncates the base so the name stays within 63 characters.
+        let base: String = generate.chars().take(58).collect();
+        meta.insert("name".into(), Value::String(format!("{base}{suffix}")));
+    }
+    if meta
+        .get("resourceVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|rv| !rv.is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "resourceVersion should not be set on objects to be created",
+        ));
+    }
+    meta.remove("resourceVersion");
+    meta.insert("uid".into(), Value::String(uid.to_owned()));
+    meta.insert("creationTimestamp".into(), Value::String(timestamp(now)));
+    meta.remove("deletionTimestamp");
+    meta.remove("deletionGracePeriodSeconds");
+    meta.remove("selfLink");
+    if tracks {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
+    if info.has(crate::registry::Subresource::Status) {
+        // A create sets no status (upstream strategies reset it), except where the kind's
+        // status is the client's to give at creation (namespaces get theirs from the server).
+        if let Some(map) = obj.as_object_mut() {
+            map.remove("status");
+        }
+    }
+    Ok(())
+}
+
+/// Prepares an update of the main resource: keeps what the server owns from `old`, ignores
+/// status changes for kinds with a status subresource, and bumps generation when the spec
+/// (everything but metadata and status) changed.
+pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value) -> Result<(), ApiError> {
+    let tracks = tracks_generation(info);
+    if info.has(crate::registry::Subresource::Status) {
+        if let Some(map) = new.as_object_mut() {
+            match old.get("status") {
+                Some(status) => map.insert("status".into(), status.clone()),
+                None => map.remove("status"),
+            };
+        }
+    }
+    keep_server_fields(old, new)?;
+    let spec_changed = !same_except(old, new, &["metadata", "status"]);
+    if tracks {
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let next = if spec_changed {
+            generation + 1
+        } else {
+            generation
+        };
+        metadata_mut(new)?.insert("generation".into(), json!(next));
+    }
+    Ok(())
+}
+
+/// Prepares a status update: only `.status` (and metadata labels/annotations... no: upstream
+/// status strategies keep everything but status from the old object).
+pub fn prepare_status_update(old: &Value, new: &mut Value) -> Result<(), ApiError> {
+    let status = new.get("status").cloned();
+    let mut merged = old.clone();
+    if let Some(map) = merged.as_object_mut() {
+        match status {
+            Some(s) => map.insert("status".into(), s),
+            None => map.remove("status"),
+        };
+    }
+    *new = merged;
+    Ok(())
+}
+
+/// Copies the fields clients may not change from `old` into `new`.
+fn keep_server_fields(old: &Value, new: &mut Value) -> Result<(), ApiError> {
+    let meta = metadata_mut(new)?;
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old.pointer(&format!("/metadata/{field}")) {
+            Some(v) => meta.insert(field.into(), v.clone()),
+            None => meta.remove(field),
+        };
+    }
+    meta.remove("selfLink");
+    Ok(())
+}
+
+fn same_except(a: &Value, b: &Value, skip: &[&str]) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| !skip.contains(&k.as_str()))
+        .all(|k| a.get(k) == b.get(k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
+    #[test]
+    fn create_fills_server_fields() {
+        let reg = Registry::builtin();
+        let deploy = reg.get("apps", "v1", "deployments").unwrap();
+        let mut obj =
+            json!({"metadata": {"generateName": "web-"}, "spec": {}, "status": {"replicas": 3}});
+        check_type(deploy, &mut obj).unwrap();
+        check_namespace(deploy, &mut obj, Some("default")).unwrap();
+        prepare_create(deploy, &mut obj, now(), "u-1", "abcde").unwrap();
+        assert_eq!(obj["apiVersion"], "apps/v1");
+        assert_eq!(obj["kind"], "Deployment");
+        assert_eq!(obj["metadata"]["name"], "web-abcde");
+        assert_eq!(obj["metadata"]["namespace"], "default");
+        assert_eq!(obj["metadata"]["uid"], "u-1");
+        assert_eq!(obj["metadata"]["generation"], 1);
+        assert_eq!(obj["metadata"]["creationTimestamp"], "2023-11-14T22:13:20Z");
+        assert!(obj.get("status").is_none());
+    }
+
+    #[test]
+    fn create_refuses_what_upstream_refuses() {
+        let reg = Registry::builtin();
+        let cm = reg.get("", "v1", "configmaps").unwrap();
+        let mut obj = json!({"apiVersion": "apps/v1", "kind": "ConfigMap"});
+        assert_eq!(check_type(cm, &mut obj).unwrap_err().code, 400);
+        let mut obj = json!({"metadata": {"namespace": "other"}});
+        assert_eq!(
+            check_namespace(cm, &mut obj, Some("default"))
+                .unwrap_err()
+                .code,
+            400
+        );
+        let mut obj = json!({"metadata": {}});
+        assert_eq!(
+            prepare_create(cm, &mut obj, now(), "u", "x")
+                .unwrap_err()
+                .code,
+            422
+        );
+        let mut obj = json!({"metadata": {"name": "a", "resourceVersion": "5"}});
+        assert_eq!(
+            prepare_create(cm, &mut obj, now(), "u", "x")
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert!(path_segment_problems("a/b").is_some() && path_segment_problems("..").is_some());
+    }
+
+    #[test]
+    fn update_bumps_generation_on_spec_changes_only() {
+        let reg = Registry::builtin();
+        let deploy = reg.get("apps", "v1", "deployments").unwrap();
+        let old = json!({"metadata": {"name": "d", "uid": "u", "generation": 2, "creationTimestamp": "t"},
+                         "spec": {"replicas": 1}, "status": {"replicas": 1}});
+        let mut new = json!({"metadata": {"name": "d", "labels": {"a": "b"}}, "spec": {"replicas": 1}, "status": {"replicas": 9}});
+        prepare_update(deploy, &old, &mut new).unwrap();
+        assert_eq!(
+            new["metadata"]["generation"], 2,
+            "metadata change keeps generation"
+        );
+        assert_eq!(new["status"]["replicas"], 1, "main resource ignores status");
+        assert_eq!(new["metadata"]["uid"], "u");
+        let mut new = json!({"metadata": {"name": "d"}, "spec": {"replicas": 5}});
+        prepare_update(deploy, &old, &mut new).unwrap();
+        assert_eq!(new["metadata"]["generation"], 3);
+        let mut status =
+            json!({"metadata": {"name": "d"}, "spec": {"replicas": 99}, "status": {"replicas": 4}});
+        prepare_status_update(&old, &mut status).unwrap();
+        assert_eq!(status["spec"]["replicas"], 1, "status update ignores spec");
+        assert_eq!(status["status"]["replicas"], 4);
+    }
+}
