@@ -1,0 +1,1279 @@
+//! The HTTP surface: routes requests to discovery or to a resource's verbs, decodes bodies,
+//! negotiates the answer's form (object, list or `Table`), and turns every refusal into a
+//! `Status`. Upstream counterpart: `apiserver/pkg/endpoints/handlers`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use skiff_api::meta;
+use skiff_api::registry::{unknown_fields, ResourceInfo, Subresource};
+use skiff_api::selector::{FieldSelector, LabelSelector};
+use skiff_api::status::{ApiError, Cause};
+use skiff_api::table;
+use skiff_store::Revision;
+
+use crate::discovery;
+use crate::objects::{DeleteOptions, Deleted};
+use crate::path::{self, Route, Target};
+use crate::watch::{Change, ObjectEvent};
+use crate::App;
+
+/// The largest request body accepted (upstream's default is 3 MiB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+pub fn error_response(e: &ApiError) -> Response {
+    let mut resp = json_response(
+        StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.to_status(),
+    );
+    if let Some(secs) = e.retry_after_seconds {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+pub fn json_response(code: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+/// The query parameters the API understands (unknown ones are ignored, as upstream).
+#[derive(Default, Debug)]
+struct Query {
+    params: HashMap<String, String>,
+}
+
+impl Query {
+    fn parse(raw: Option<&str>) -> Self {
+        let params = raw
+            .map(|q| {
+                serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { params }
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.params
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1"))
+    }
+
+    fn dry_run(&self) -> ApiResult<bool> {
+        match self.get("dryRun") {
+            None => Ok(false),
+            Some("All") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "Invalid dryRun value: {other:?}: supported values: \"All\""
+            ))),
+        }
+    }
+
+    fn int(&self, k: &str) -> ApiResult<Option<i64>> {
+        self.get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}")))
+            })
+            .transpose()
+    }
+}
+
+/// How the client wants objects back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Json,
+    Table(table::IncludeObject),
+}
+
+fn form(headers: &HeaderMap, query: &Query) -> Form {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let first_table = accept
+        .split(',')
+        .next()
+        .is_some_and(|p| p.contains("as=Table") && p.contains("g=meta.k8s.io"));
+    if !first_table {
+        return Form::Json;
+    }
+    Form::Table(match query.get("includeObject") {
+        Some("None") => table::IncludeObject::None,
+        Some("Object") => table::IncludeObject::Object,
+        _ => table::IncludeObject::Metadata,
+    })
+}
+
+/// The entry point of every `/api` and `/apis` request.
+pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+    match dispatch(app, req).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn dispatch(app: Arc<App>, req: Request) -> ApiResult {
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query());
+    let route = path::parse(parts.uri.path()).ok_or_else(ApiError::not_found_path)?;
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let discovery_only = |v: Option<Value>| -> ApiResult {
+        if parts.method != Method::GET {
+            return Err(ApiError {
+                code: 405,
+                reason: "MethodNotAllowed",
+                message: "the server does not allow this method on the requested resource".into(),
+                ..ApiError::not_found_path()
+            });
+        }
+        v.map(|v| json_response(StatusCode::OK, &v))
+            .ok_or_else(ApiError::not_found_path)
+    };
+    let target = match route {
+        Route::CoreVersions | Route::Groups
+            if discovery::wants_aggregated(accept) && parts.method == Method::GET =>
+        {
+            let doc = discovery::aggregated(&app.registry, matches!(route, Route::CoreVersions));
+            let mut resp = json_response(StatusCode::OK, &doc);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE),
+            );
+            return Ok(resp);
+        }
+        Route::CoreVersions => return discovery_only(Some(discovery::core_versions())),
+        Route::Groups => return discovery_only(Some(discovery::group_list(&app.registry))),
+        Route::Group(g) => return discovery_only(discovery::group(&app.registry, &g)),
+        Route::Resources { group, version } => {
+            return discovery_only(discovery::resource_list(&app.registry, &group, &version))
+        }
+        Route::Resource(t) => t,
+    };
+    let info = app
+        .registry
+        .get(&target.group, &target.version, &target.resource)
+        .ok_or_else(ApiError::not_found_path)?
+        .clone();
+    let ns = if info.namespaced {
+        target.namespace.clone()
+    } else {
+        None
+    };
+    if info.namespaced && target.name.is_some() && ns.is_none() {
+        return Err(ApiError::not_found_path());
+    }
+    let sub = match &target.subresource {
+        None => None,
+        Some(s) => Some(
+            Subresource::parse(s)
+                .filter(|s| info.has(*s))
+                .ok_or_else(ApiError::not_found_path)?,
+        ),
+    };
+    let body_bytes = read_body(body).await?;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let form = form(&parts.headers, &query);
+    let ctx = Ctx {
+        app,
+        info,
+        target,
+        ns,
+        query,
+        form,
+    };
+    let verb_of = |v: &str| {
+        if ctx.info.supports(v) {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_supported(
+                ctx.info.group,
+                ctx.info.plural,
+                v,
+            ))
+        }
+    };
+    match (&parts.method, ctx.target.name.is_some(), sub) {
+        (&Method::GET, false, None) if ctx.query.flag("watch") => {
+            verb_of("watch")?;
+            ctx.watch().await
+        }
+        (&Method::GET, false, None) => {
+            verb_of("list")?;
+            ctx.list().await
+        }
+        (&Method::POST, false, None) => {
+            verb_of("create")?;
+            ctx.create(decode_body(&body_bytes, &content_type)?).await
+        }
+        (&Method::DELETE, false, None) => {
+            verb_of("deletecollection")?;
+            ctx.delete_collection(&body_bytes).await
+        }
+        (&Method::GET, true, None) => {
+            verb_of("get")?;
+            ctx.get().await
+        }
+        (&Method::PUT, true, None) => {
+            verb_of("update")?;
+            ctx.update(decode_body(&body_bytes, &content_type)?).await
+        }
+        (&Method::PATCH, true, None) => {
+            verb_of("patch")?;
+            ctx.patch(&body_bytes, &content_type).await
+        }
+        (&Method::DELETE, true, None) => {
+            verb_of("delete")?;
+            ctx.delete(&body_bytes).await
+        }
+        (&Method::GET, true, Some(Subresource::Status)) => ctx.get().await,
+        (&Method::PUT, true, Some(Subresource::Status)) => {
+            ctx.update_status(decode_body(&body_bytes, &content_type)?)
+                .await
+        }
+        (&Method::PATCH, true, Some(Subresource::Status)) => {
+            ctx.patch_status(&body_bytes, &content_type).await
+        }
+        (&Method::GET, true, Some(Subresource::Scale)) => ctx.get_scale().await,
+        (&Method::PUT, true, Some(Subresource::Scale)) => {
+            ctx.update_scale(decode_body(&body_bytes, &content_type)?)
+                .await
+        }
+        (&Method::PATCH, true, Some(Subresource::Scale)) => {
+            ctx.patch_scale(&body_bytes, &content_type).await
+        }
+        (&Method::POST, true, Some(Subresource::Binding)) => {
+            ctx.bind(decode_body(&body_bytes, &content_type)?).await
+        }
+        (&Method::POST, true, Some(Subresource::Eviction)) => {
+            ctx.evict(decode_body(&body_bytes, &content_type)?).await
+        }
+        (method, _, _) => Err(ApiError::method_not_supported(
+            ctx.info.group,
+            ctx.info.plural,
+            method.as_str(),
+        )),
+    }
+}
+
+async fn read_body(body: Body) -> ApiResult<Bytes> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::too_large(MAX_BODY_BYTES))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body: {e}"
+        ))),
+    }
+}
+
+/// A request body in JSON or YAML.
+fn decode_body(bytes: &[u8], content_type: &str) -> ApiResult<Value> {
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    let value: Value = match mime {
+        "application/json" | "" | "*/*" => serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        })?,
+        skiff_api::protobuf::CONTENT_TYPE => skiff_api::protobuf::decode(bytes).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as protobuf: {e}"
+            ))
+        })?,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(bytes)
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body of the request could not be decoded as YAML: {e}"
+                ))
+            })?,
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request must be an object",
+        ));
+    }
+    Ok(value)
+}
+
+/// One request against one resource.
+struct Ctx {
+    app: Arc<App>,
+    info: ResourceInfo,
+    target: Target,
+    ns: Option<String>,
+    query: Query,
+    form: Form,
+}
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+fn random_suffix() -> String {
+    // Upstream's generateName suffix alphabet (no vowels, no confusable characters).
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+impl Ctx {
+    fn name(&self) -> &str {
+        self.target.name.as_deref().unwrap_or("")
+    }
+
+    fn respond(&self, code: StatusCode, obj: Value) -> Response {
+        match self.form {
+            Form::Json => json_response(code, &obj),
+            Form::Table(include) => {
+                let rv = meta::resource_version(&obj).to_owned();
+                json_response(
+                    code,
+                    &table::table(
+                        self.info.group,
+                        self.info.plural,
+                        &[obj],
+                        &rv,
+                        None,
+                        include,
+                        now(),
+                    ),
+                )
+            }
+        }
+    }
+
+    /// Decodes through the typed kind, applying `fieldValidation` to unknown fields.
+    /// Returns the normalized object and the warnings to send.
+    fn normalize(&self, obj: Value) -> ApiResult<(Value, Vec<String>)> {
+        let kind = self.info.kind;
+        let version = self.info.version;
+        let normalized = (self.info.normalize)(obj.clone()).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}"
+            ))
+        })?;
+        let unknown = unknown_fields(&obj, &normalized);
+        let mut warnings = Vec::new();
+        if !unknown.is_empty() {
+            match self.query.get("fieldValidation").unwrap_or("Warn") {
+                "Strict" => {
+                    let list = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", ");
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {list}"
+                    )));
+                }
+                "Ignore" => {}
+                "Warn" => warnings = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect(),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", got {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok((normalized, warnings))
+    }
+
+    /// The namespace exists and is not terminating (for creates in it).
+    async fn check_namespace_open(&self, name: &str) -> ApiResult<()> {
+        let Some(ns) = self.ns.as_deref().filter(|_| self.info.namespaced) else {
+            return Ok(());
+        };
+        let ns_info = self.app.namespaces();
+        match self.app.objects.try_get(&ns_info, None, ns).await? {
+            None => Err(ApiError::not_found("", "namespaces", ns)),
+            Some(s) if meta::is_deleting(&s.obj) => {
+                let mut e = ApiError::forbidden(
+                    self.info.group,
+                    self.info.plural,
+                    name,
+                    &format!("unable to create new content in namespace {ns} because it is being terminated"),
+                );
+                e.causes.push(Cause {
+                    reason: "NamespaceTerminating".into(),
+                    message: format!("namespace {ns} is being terminated"),
+                    field: "metadata.namespace".into(),
+                });
+                Err(e)
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn validate_name(&self, obj: &Value) -> ApiResult<()> {
+        let name = meta::name(obj);
+        if let Some(problem) = meta::path_segment_problems(name) {
+            return Err(ApiError::invalid(
+                self.info.group,
+                self.info.kind,
+                name,
+                vec![Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: {name:?}: {problem}"),
+                    field: "metadata.name".into(),
+                }],
+            ));
+        }
+        Ok(())
+    }
+
+    async fn create(&self, body: Value) -> ApiResult {
+        let mut obj = body;
+        meta::check_type(&self.info, &mut obj)?;
+        meta::check_namespace(&self.info, &mut obj, self.ns.as_deref())?;
+        let (mut obj, warnings) = self.normalize(obj)?;
+        let dry_run = self.query.dry_run()?;
+        let generated = meta::name(&obj).is_empty();
+        self.check_namespace_open(meta::name(&obj)).await?;
+        let mut attempts = 0;
+        let created = loop {
+            let mut candidate = obj.clone();
+            meta::prepare_create(
+                &self.info,
+                &mut candidate,
+                now(),
+                &uuid::Uuid::new_v4().to_string(),
+                &random_suffix(),
+            )?;
+            self.validate_name(&candidate)?;
+            self.app.admit_create(&self.info, &mut candidate).await?;
+            let result = self
+                .app
+                .objects
+                .create(&self.info, candidate.clone(), dry_run)
+                .await;
+            if result.is_err() || dry_run {
+                self.app.undo_create(&self.info, &candidate).await;
+            }
+            match result {
+                Err(e) if e.reason == "AlreadyExists" && generated && attempts < 8 => attempts += 1,
+                other => break other?,
+            }
+        };
+        obj = created;
+        let mut resp = self.respond(StatusCode::CREATED, obj);
+        add_warnings(&mut resp, &warnings);
+        Ok(resp)
+    }
+
+    async fn get(&self) -> ApiResult {
+        let stored = self
+            .app
+            .objects
+            .get(&self.info, self.ns.as_deref(), self.name())
+            .await?;
+        Ok(self.respond(StatusCode::OK, stored.obj))
+    }
+
+    fn selectors(&self) -> ApiResult<(LabelSelector, FieldSelector)> {
+        let labels = LabelSelector::parse(self.query.get("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+        let fields = FieldSelector::parse(self.query.get("fieldSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        skiff_api::selector::check_fields(self.info.group, self.info.plural, &fields)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok((labels, fields))
+    }
+
+    fn matcher(&self) -> ApiResult<impl Fn(&Value) -> ApiResult<bool> + Send + Sync + 'static> {
+        let (labels, fields) = self.selectors()?;
+        let (group, plural) = (self.info.group, self.info.plural);
+        Ok(move |obj: &Value| {
+            Ok(labels.matches_object(obj)
+                && fields
+                    .matches_object(group, plural, obj)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?)
+        })
+    }
+
+    /// The revision a list reads at, from `resourceVersion` and `resourceVersionMatch`.
+    async fn list_revision(&self) -> ApiResult<Option<Revision>> {
+        let rv = self.query.get("resourceVersion");
+        let matching = self.query.get("resourceVersionMatch");
+        let parse = |rv: &str| {
+            rv.parse::<Revision>()
+                .ok()
+                .filter(|r| *r >= 0)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "resourceVersion: Invalid value: {rv:?}: must be a non-negative integer"
+                    ))
+                })
+        };
+        match (rv, matching) {
+            (None, Some(_)) => Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            )),
+            (Some(rv), Some("Exact")) => {
+                let r = parse(rv)?;
+                if r == 0 {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    ));
+                }
+                Ok(Some(r))
+            }
+            (Some(rv), Some("NotOlderThan") | None) => {
+                let r = parse(rv)?;
+                if r > 0 {
+                    self.wait_for_revision(r).await?;
+                }
+                Ok(None)
+            }
+            (Some(_), Some(other)) => Err(ApiError::bad_request(format!(
+                "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+            ))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Waits (a little) for the store to reach `rev`; 504 as upstream when it does not.
+    async fn wait_for_revision(&self, rev: Revision) -> ApiResult<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let current = self
+                .app
+                .objects
+                .store
+                .current_revision()
+                .await
+                .map_err(|e| crate::objects::store_error(&self.info, "", e))?;
+            if current >= rev {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApiError::timeout(format!(
+                    "Too large resource version: {rev}, current: {current}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn list(&self) -> ApiResult {
+        let keep = self.matcher()?;
+        let limit = self.query.int("limit")?.unwrap_or(0).max(0) as usize;
+        let at = self.list_revision().await?;
+        let page = self
+            .app
+            .objects
+            .list(
+                &self.info,
+                self.ns.as_deref(),
+                limit,
+                self.query.get("continue"),
+                at,
+                &keep,
+            )
+            .await?;
+        let rv = page.revision.to_string();
+        Ok(match self.form {
+            Form::Table(include) => json_response(
+                StatusCode::OK,
+                &table::table(
+                    self.info.group,
+                    self.info.plural,
+                    &page.items,
+                    &rv,
+                    page.continue_token.as_deref(),
+                    include,
+                    now(),
+                ),
+            ),
+            Form::Json => {
+                let mut metadata = json!({"resourceVersion": rv});
+                if let Some(c) = &page.continue_token {
+                    metadata["continue"] = json!(c);
+                }
+                if let Some(r) = page.remaining {
+                    metadata["remainingItemCount"] = json!(r);
+                }
+                let items: Vec<Value> = page
+                    .items
+                    .into_iter()
+                    .map(|mut o| {
+                        // Items of a list carry no apiVersion/kind upstream... they do in JSON
+                        // from kube-apiserver for built-ins; keep them.
+                        if let Some(m) = o.as_object_mut() {
+                            m.entry("apiVersion")
+                                .or_insert(json!(self.info.api_version()));
+                            m.entry("kind").or_insert(json!(self.info.kind));
+                        }
+                        o
+                    })
+                    .collect();
+                json_response(
+                    StatusCode::OK,
+                    &json!({"kind": self.info.list_kind, "apiVersion": self.info.api_version(), "metadata": metadata, "items": items}),
+                )
+            }
+        })
+    }
+
+    async fn watch(&self) -> ApiResult {
+        let keep = self.matcher()?;
+        let rv = self.query.get("resourceVersion");
+        let send_initial = self.query.flag("sendInitialEvents");
+        let bookmarks = self.query.flag("allowWatchBookmarks");
+        if send_initial && !bookmarks {
+            return Err(ApiError::bad_request("allowWatchBookmarks: Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true"));
+        }
+        let timeout = Duration::from_secs(
+            self.query
+                .int("timeoutSeconds")?
+                .filter(|t| *t > 0)
+                .unwrap_or(1800) as u64,
+        );
+        // Without a resourceVersion (or with "0"), a watch starts with the current state
+        // as ADDED events, as upstream's legacy behaviour; sendInitialEvents asks for it.
+        let explicit = rv.filter(|r| *r != "0");
+        let (initial, start) = match (explicit, send_initial) {
+            (Some(rv), false) => {
+                let r = rv.parse::<Revision>().map_err(|_| {
+                    ApiError::bad_request(format!("resourceVersion: Invalid value: {rv:?}"))
+                })?;
+                (Vec::new(), r)
+            }
+            _ => {
+                let page = self
+                    .app
+                    .objects
+                    .list(&self.info, self.ns.as_deref(), 0, None, None, &keep)
+                    .await?;
+                (page.items, page.revision)
+            }
+        };
+        let mut sub = self.app.hub.subscribe(&self.info, start).await?;
+        let info = self.info.clone();
+        let ns_prefix = self.ns.clone();
+        let form = self.form;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+        tokio::spawn(async move {
+            let mut last_rv = start;
+            let send = |ty: &str, obj: &Value| event_line(&info, form, ty, obj);
+            for obj in &initial {
+                if tx.send(send("ADDED", obj)).await.is_err() {
+                    return;
+                }
+            }
+            if send_initial {
+                let mark = bookmark(&info, last_rv, true);
+                if tx
+                    .send(event_line(&info, Form::Json, "BOOKMARK", &mark))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let deadline = tokio::time::sleep(timeout);
+            tokio::pin!(deadline);
+            let mut ticker = tokio::time::interval(Duration::from_secs(60));
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => return,
+                    _ = ticker.tick(), if bookmarks => {
+                        let mark = bookmark(&info, last_rv, false);
+                        if tx.send(event_line(&info, Form::Json, "BOOKMARK", &mark)).await.is_err() { return; }
+                    }
+                    ev = sub.next() => {
+                        let ev = match ev {
+                            None => return,
+                            Some(Err(e)) => {
+                                let _ = tx.send(event_line(&info, Form::Json, "ERROR", &e.to_status())).await;
+                                return;
+                            }
+                            Some(Ok(ev)) => ev,
+                        };
+                        last_rv = ev.rev;
+                        if let Some(ns) = &ns_prefix {
+                            if meta::namespace(&ev.obj) != ns { continue; }
+                        }
+                        let Some((ty, obj)) = translate(&ev, &keep) else { continue };
+                        if tx.send(send(ty, &obj)).await.is_err() { return; }
+                    }
+                }
+            }
+        });
+        let stream =
+            tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
+        Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, "no-cache, private")
+            .body(Body::from_stream(stream))
+            .unwrap_or_else(|_| error_response(&ApiError::internal("building the watch response"))))
+    }
+
+    async fn update(&self, body: Value) -> ApiResult {
+        let mut obj = body;
+        meta::check_type(&self.info, &mut obj)?;
+        meta::check_namespace(&self.info, &mut obj, self.ns.as_deref())?;
+        let name = meta::name(&obj).to_owned();
+        if name != self.name() {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({name}) does not match the name on the URL ({})",
+                self.name()
+            )));
+        }
+        let (obj, warnings) = self.normalize(obj)?;
+        let updated = self.write(obj, meta::prepare_update).await?;
+        let mut resp = self.respond(StatusCode::OK, updated);
+        add_warnings(&mut resp, &warnings);
+        Ok(resp)
+    }
+
+    async fn update_status(&self, body: Value) -> ApiResult {
+        let mut obj = body;
+        meta::check_type(&self.info, &mut obj)?;
+        meta::check_namespace(&self.info, &mut obj, self.ns.as_deref())?;
+        let (obj, _) = self.normalize(obj)?;
+        let updated = self
+            .write(obj, |_, old, new| meta::prepare_status_update(old, new))
+            .await?;
+        Ok(self.respond(StatusCode::OK, updated))
+    }
+
+    /// Writes `new` over the current object, with its resourceVersion as precondition (or
+    /// unconditionally when it has none), after `prepare`.
+    async fn write(
+        &self,
+        new: Value,
+        prepare: impl Fn(&ResourceInfo, &Value, &mut Value) -> ApiResult<()>,
+    ) -> ApiResult<Value> {
+        let dry_run = self.query.dry_run()?;
+        let requested_rv = meta::resource_version(&new).to_owned();
+        let expected = if requested_rv.is_empty() {
+            None
+        } else {
+            Some(requested_rv.parse::<Revision>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "metadata.resourceVersion: Invalid value: {requested_rv:?}"
+                ))
+            })?)
+        };
+        let current = self
+            .app
+            .objects
+            .get(&self.info, self.ns.as_deref(), self.name())
+            .await?;
+        if expected.is_some_and(|e| e != current.rev) {
+            return Err(ApiError::conflict(
+                self.info.group,
+                self.info.plural,
+                self.name(),
+            ));
+        }
+        let mut new = new;
+        prepare(&self.info, &current.obj, &mut new)?;
+        self.validate_name(&new)?;
+        self.app.admit_update(&self.info, &current.obj, &mut new)?;
+        // An object being deleted goes once its last finalizer is removed.
+        if meta::is_deleting(&current.obj) && meta::finalizers(&new).is_empty() && !dry_run {
+            let gone = self
+                .app
+                .objects
+                .remove(&self.info, self.ns.as_deref(), self.name(), current.rev)
+                .await?;
+            let _ = gone;
+            return Ok(new);
+        }
+        self.app
+            .objects
+            .replace(&self.info, new, current.rev, dry_run)
+            .await
+    }
+
+    async fn patch(&self, body: &[u8], content_type: &str) -> ApiResult {
+        let patched = self.patched(body, content_type).await?;
+        let (obj, warnings) = self.normalize(patched)?;
+        let updated = self.write(obj, meta::prepare_update).await?;
+        let mut resp = self.respond(StatusCode::OK, updated);
+        add_warnings(&mut resp, &warnings);
+        Ok(resp)
+    }
+
+    async fn patch_status(&self, body: &[u8], content_type: &str) -> ApiResult {
+        let patched = self.patched(body, content_type).await?;
+        let (obj, _) = self.normalize(patched)?;
+        let updated = self
+            .write(obj, |_, old, new| meta::prepare_status_update(old, new))
+            .await?;
+        Ok(self.respond(StatusCode::OK, updated))
+    }
+
+    /// The current object with the patch applied. The result keeps the current
+    /// resourceVersion unless the patch set one (then it is a precondition).
+    async fn patched(&self, body: &[u8], content_type: &str) -> ApiResult<Value> {
+        let current = self
+            .app
+            .objects
+            .get(&self.info, self.ns.as_deref(), self.name())
+            .await?;
+        let mut obj = current.obj.clone();
+        apply_patch(&mut obj, body, content_type)?;
+        if meta::name(&obj) != self.name() {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({})",
+                meta::name(&obj),
+                self.name()
+            )));
+        }
+        meta::check_type(&self.info, &mut obj)?;
+        Ok(obj)
+    }
+
+    fn scale_of(&self, obj: &Value) -> Value {
+        let selector = obj
+            .pointer("/spec/selector")
+            .map(|s| {
+                if s.get("matchLabels").is_some() || s.get("matchExpressions").is_some() {
+                    serde_json::from_value::<
+                        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+                    >(s.clone())
+                    .ok()
+                    .and_then(|ls| LabelSelector::from_k8s(&ls).ok())
+                    .map(|ls| ls.to_string())
+                    .unwrap_or_default()
+                } else {
+                    // ReplicationControllers have a plain map selector.
+                    s.as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .unwrap_or_default()
+                }
+            })
+            .unwrap_or_default();
+        let m = &obj["metadata"];
+        json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+                "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"],
+            },
+            "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+            "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector},
+        })
+    }
+
+    async fn get_scale(&self) -> ApiResult {
+        let stored = self
+            .app
+            .objects
+            .get(&self.info, self.ns.as_deref(), self.name())
+            .await?;
+        Ok(json_response(StatusCode::OK, &self.scale_of(&stored.obj)))
+    }
+
+    async fn set_replicas(&self, scale: Value) -> ApiResult {
+        let replicas = scale
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                self.name(),
+                vec![Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!(
+                        "Invalid value: {replicas}: must be greater than or equal to 0"
+                    ),
+                    field: "spec.replicas".into(),
+                }],
+            ));
+        }
+        let expected = meta::resource_version(&scale).to_owned();
+        let dry_run = self.query.dry_run()?;
+        let info = self.info.clone();
+        let name = self.name().to_owned();
+        let updated = self
+            .app
+            .objects
+            .update_with(
+                &self.info,
+                self.ns.as_deref(),
+                self.name(),
+                dry_run,
+                |current| {
+                    if !expected.is_empty() && expected != current.rev.to_string() {
+                        return Err(ApiError::conflict(info.group, info.plural, &name));
+                    }
+                    let mut new = current.obj.clone();
+                    new["spec"]["replicas"] = json!(replicas);
+                    meta::prepare_update(&info, &current.obj, &mut new)?;
+                    Ok(Some(new))
+                },
+            )
+            .await?;
+        Ok(json_response(StatusCode::OK, &self.scale_of(&updated)))
+    }
+
+    async fn update_scale(&self, body: Value) -> ApiResult {
+        self.set_replicas(body).await
+    }
+
+    async fn patch_scale(&self, body: &[u8], content_type: &str) -> ApiResult {
+        let stored = self
+            .app
+            .objects
+            .get(&self.info, self.ns.as_deref(), self.name())
+            .await?;
+        let mut scale = self.scale_of(&stored.obj);
+        // The scale's own resourceVersion is not a precondition unless the patch sets it.
+        if let Some(m) = scale.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        apply_patch(&mut scale, body, content_type)?;
+        self.set_replicas(scale).await
+    }
+
+    /// `pods/binding`: sets `spec.nodeName` once.
+    async fn bind(&self, body: Value) -> ApiResult {
+        let node = body
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        if node.is_empty() {
+            return Err(ApiError::invalid(
+                "",
+                "Binding",
+                self.name(),
+                vec![Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value".into(),
+                    field: "target.name".into(),
+                }],
+            ));
+        }
+        let info = self.info.clone();
+        let name = self.name().to_owned();
+        let dry_run = self.query.dry_run()?;
+        self.app
+            .objects
+            .update_with(
+                &self.info,
+                self.ns.as_deref(),
+                self.name(),
+                dry_run,
+                |current| {
+                    if meta::is_deleting(&current.obj) {
+                        return Err(ApiError::conflict_msg(
+                            info.group,
+                            info.plural,
+                            &name,
+                            "pod is being deleted, cannot be assigned to a host",
+                        ));
+                    }
+                    let bound = current
+                        .obj
+                        .pointer("/spec/nodeName")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if !bound.is_empty() {
+                        return Err(ApiError::conflict_msg(
+                            info.group,
+                            info.plural,
+                            &name,
+                            &format!("pod {name} is already assigned to node \"{bound}\""),
+                        ));
+                    }
+                    let mut new = current.obj.clone();
+                    new["spec"]["nodeName"] = json!(node);
+                    Ok(Some(new))
+                },
+            )
+            .await?;
+        Ok(json_response(
+            StatusCode::CREATED,
+            &skiff_api::status::success(),
+        ))
+    }
+
+    /// `pods/eviction`: a delete (disruption budgets come with the controllers).
+    async fn evict(&self, body: Value) -> ApiResult {
+        let opts = delete_options(
+            &self.query,
+            body.get("deleteOptions").cloned().unwrap_or(Value::Null),
+        )?;
+        self.app
+            .objects
+            .delete(&self.info, self.ns.as_deref(), self.name(), &opts, now())
+            .await?;
+        Ok(json_response(
+            StatusCode::CREATED,
+            &skiff_api::status::success(),
+        ))
+    }
+
+    async fn delete(&self, body: &[u8]) -> ApiResult {
+        let body = if body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            decode_body(body, "application/json")?
+        };
+        let opts = delete_options(&self.query, body)?;
+        if self.info.group.is_empty() && self.info.plural == "namespaces" {
+            return self.delete_namespace(&opts).await;
+        }
+        match self
+            .app
+            .objects
+            .delete(&self.info, self.ns.as_deref(), self.name(), &opts, now())
+            .await?
+        {
+            Deleted::Marked(obj) => Ok(self.respond(StatusCode::OK, obj)),
+            Deleted::Gone(obj) => Ok(json_response(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                        "details": {"name": self.name(), "group": self.info.group, "kind": self.info.plural, "uid": meta::uid(&obj)}}),
+            )),
+        }
+    }
+
+    /// Namespaces are never removed at once: they turn Terminating, the namespace worker
+    /// empties them, then removes them (upstream's `kubernetes` finalizer).
+    async fn delete_namespace(&self, opts: &DeleteOptions) -> ApiResult {
+        if matches!(self.name(), "default" | "kube-system" | "kube-public") {
+            return Err(ApiError::forbidden(
+                "",
+                "namespaces",
+                self.name(),
+                "this namespace may not be deleted",
+            ));
+        }
+        let stamp = meta::timestamp(now());
+        let marked = self
+            .app
+            .objects
+            .update_with(&self.info, None, self.name(), opts.dry_run, |current| {
+                if let Some(uid) = &opts.uid {
+                    if uid != meta::uid(&current.obj) {
+                        return Err(ApiError::conflict(
+                            self.info.group,
+                            self.info.plural,
+                            self.name(),
+                        ));
+                    }
+                }
+                if meta::is_deleting(&current.obj) {
+                    return Ok(None);
+                }
+                let mut new = current.obj.clone();
+                new["metadata"]["deletionTimestamp"] = json!(stamp);
+                new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                new["status"] = json!({"phase": "Terminating"});
+                Ok(Some(new))
+            })
+            .await?;
+        if !opts.dry_run {
+            self.app.namespace_deleted(self.name());
+        }
+        Ok(self.respond(StatusCode::OK, marked))
+    }
+
+    async fn delete_collection(&self, body: &[u8]) -> ApiResult {
+        let body = if body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            decode_body(body, "application/json")?
+        };
+        let opts = delete_options(&self.query, body)?;
+        let keep = self.matcher()?;
+        let page = self
+            .app
+            .objects
+            .list(&self.info, self.ns.as_deref(), 0, None, None, &keep)
+            .await?;
+        let mut deleted = Vec::new();
+        for obj in page.items {
+            let name = meta::name(&obj).to_owned();
+            let ns = meta::namespace(&obj).to_owned();
+            let ns = (!ns.is_empty()).then_some(ns);
+            match self
+                .app
+                .objects
+                .delete(&self.info, ns.as_deref(), &name, &opts, now())
+                .await
+            {
+                Ok(Deleted::Gone(o) | Deleted::Marked(o)) => deleted.push(o),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"kind": self.info.list_kind, "apiVersion": self.info.api_version(), "metadata": {"resourceVersion": page.revision.to_string()}, "items": deleted}),
+        ))
+    }
+}
+
+fn add_warnings(resp: &mut Response, warnings: &[String]) {
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "'"))) {
+            resp.headers_mut().append("Warning", v);
+        }
+    }
+}
+
+fn delete_options(query: &Query, body: Value) -> ApiResult<DeleteOptions> {
+    let mut opts = DeleteOptions {
+        dry_run: query.dry_run()?,
+        propagation: query.get("propagationPolicy").map(str::to_owned),
+        grace_period_seconds: query.int("gracePeriodSeconds")?,
+        ..Default::default()
+    };
+    if let Some(b) = body.as_object() {
+        if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str) {
+            opts.propagation = Some(p.to_owned());
+        }
+        if let Some(g) = b.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            opts.grace_period_seconds = Some(g);
+        }
+        if let Some(d) = b.get("dryRun").and_then(Value::as_array) {
+            opts.dry_run |= d.iter().any(|v| v == "All");
+        }
+        let pre = b.get("preconditions");
+        opts.resource_version = pre
+            .and_then(|p| p.get("resourceVersion"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        opts.uid = pre
+            .and_then(|p| p.get("uid"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+    }
+    match opts.propagation.as_deref() {
+        None | Some("Orphan" | "Background" | "Foreground") => Ok(opts),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+        ))),
+    }
+}
+
+/// Applies a JSON (RFC 6902) or merge (RFC 7386) patch. Strategic merge and apply arrive
+/// with the patch issue; until then they are refused as unsupported.
+fn apply_patch(obj: &mut Value, body: &[u8], content_type: &str) -> ApiResult<()> {
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    match mime {
+        "application/merge-patch+json" => {
+            let patch: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid merge patch: {e}")))?;
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("merge patch must be a JSON object"));
+            }
+            json_patch::merge(obj, &patch);
+            Ok(())
+        }
+        "application/json-patch+json" => {
+            let patch: json_patch::Patch = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+            json_patch::patch(obj, &patch).map_err(|e| match e.kind {
+                json_patch::PatchErrorKind::TestFailed => ApiError {
+                    code: 422,
+                    reason: "Invalid",
+                    ..ApiError::bad_request(format!(
+                        "the server rejected our request due to an error in our request: {e}"
+                    ))
+                },
+                _ => ApiError::bad_request(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                )),
+            })
+        }
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+/// The event a watcher of `keep`'s objects sees for `ev`: an object entering the selection
+/// is ADDED, one leaving it is DELETED (as upstream).
+fn translate(
+    ev: &ObjectEvent,
+    keep: &(dyn Fn(&Value) -> ApiResult<bool> + Send + Sync),
+) -> Option<(&'static str, Value)> {
+    let now_matches = ev.change != Change::Deleted && keep(&ev.obj).unwrap_or(false);
+    let was = ev.prev.as_ref().is_some_and(|p| keep(p).unwrap_or(false));
+    match ev.change {
+        Change::Deleted if keep(&ev.obj).unwrap_or(false) => Some(("DELETED", (*ev.obj).clone())),
+        Change::Deleted => None,
+        _ if now_matches && was => Some(("MODIFIED", (*ev.obj).clone())),
+        _ if now_matches => Some(("ADDED", (*ev.obj).clone())),
+        _ if was => {
+            let mut obj = (*ev.obj).clone();
+            meta::set_resource_version(&mut obj, ev.rev);
+            Some(("DELETED", obj))
+        }
+        _ => None,
+    }
+}
+
+fn bookmark(info: &ResourceInfo, rev: Revision, initial_end: bool) -> Value {
+    let mut metadata = json!({"resourceVersion": rev.to_string()});
+    if initial_end {
+        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": metadata})
+}
+
+fn event_line(info: &ResourceInfo, form: Form, ty: &str, obj: &Value) -> Bytes {
+    let object = match form {
+        Form::Table(include) if ty != "BOOKMARK" && ty != "ERROR" => {
+            let rv = meta::resource_version(obj).to_owned();
+            table::table(
+                info.group,
+                info.plural,
+                std::slice::from_ref(obj),
+                &rv,
+                None,
+                include,
+                now(),
+            )
+        }
+        _ => obj.clone(),
+    };
+    let mut line = serde_json::to_vec(&json!({"type": ty, "object": object})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}

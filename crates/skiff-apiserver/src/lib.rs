@@ -1,0 +1,447 @@
+//! skiff's Kubernetes API server: the real Kubernetes API over HTTPS, served from the
+//! datastore (`skiff-store`) with the API logic of `skiff-api`.
+//!
+//! - [`http`]: routes, verbs, bodies, `Status` answers;
+//! - [`objects`]: the generic storage of every kind over the datastore;
+//! - [`watch`]: the watch cache (one datastore watch per resource, fanned out);
+//! - [`discovery`]: legacy and aggregated discovery;
+//! - [`tls`]: the HTTPS listener and who the client is (certificate or token).
+//!
+//! Architecture invariant: nothing here runs pods or knows about nodes beyond their objects.
+
+// `ApiError` carries upstream's whole `Status` (details, causes); it is built only on the
+// error path, where its size costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
+pub mod discovery;
+pub mod http;
+pub mod objects;
+pub mod path;
+pub mod services;
+pub mod tls;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use skiff_api::meta;
+use skiff_api::registry::{Registry, ResourceInfo};
+use skiff_api::status::ApiError;
+use skiff_store::Store;
+use tokio::sync::mpsc;
+
+use crate::objects::{DeleteOptions, Objects};
+
+/// The Kubernetes version skiff serves (k8s-openapi's `v1_33` types).
+pub const KUBE_MAJOR: &str = "1";
+pub const KUBE_MINOR: &str = "33";
+pub const GIT_VERSION: &str = "v1.33.0+skiff";
+
+/// The namespaces every cluster starts with.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Settings of the API server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Bearer tokens accepted as the cluster admin (besides client certificates).
+    pub admin_tokens: Vec<String>,
+    /// Where Service ClusterIPs and NodePorts come from.
+    pub services: services::ServiceRanges,
+    /// The port the API listens on (the `kubernetes` Service's target port).
+    pub https_port: u16,
+}
+
+/// The shared state of every request.
+pub struct App {
+    pub registry: Arc<Registry>,
+    /// OpenAPI documents, computed on first request.
+    openapi: std::sync::OnceLock<OpenApi>,
+    pub objects: Objects,
+    pub hub: Arc<watch::Hub>,
+    pub config: Config,
+    namespaces_to_finish: mpsc::UnboundedSender<String>,
+}
+
+impl App {
+    /// Builds the server state over `store` and starts its background work (the namespace
+    /// worker). Call [`App::bootstrap`] before serving.
+    pub fn new(store: Arc<dyn Store>, config: Config) -> Arc<Self> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let app = Arc::new(Self {
+            registry: Arc::new(Registry::builtin()),
+            openapi: std::sync::OnceLock::new(),
+            objects: Objects {
+                store: store.clone(),
+                services: Some(services::Allocator {
+                    store: store.clone(),
+                    ranges: config.services.clone(),
+                }),
+            },
+            hub: watch::Hub::new(store),
+            config,
+            namespaces_to_finish: tx,
+        });
+        tokio::spawn(namespace_worker(Arc::downgrade(&app), rx));
+        app
+    }
+
+    pub(crate) fn namespaces(&self) -> ResourceInfo {
+        self.info("", "namespaces")
+    }
+
+    fn info(&self, group: &str, plural: &str) -> ResourceInfo {
+        self.registry
+            .all()
+            .iter()
+            .find(|r| r.group == group && r.plural == plural)
+            .cloned()
+            .unwrap_or_else(|| panic!("built-in resource {plural} missing from the registry"))
+    }
+
+    /// Creates what every cluster has from the start (the system namespaces), and resumes
+    /// the termination of namespaces that were being deleted.
+    pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ApiError> {
+        let ns_info = self.namespaces();
+        for name in SYSTEM_NAMESPACES {
+            if self.objects.try_get(&ns_info, None, name).await?.is_some() {
+                continue;
+            }
+            let mut obj =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            meta::prepare_create(
+                &ns_info,
+                &mut obj,
+                chrono::Utc::now(),
+                &uuid::Uuid::new_v4().to_string(),
+                "",
+            )?;
+            self.admit_create(&ns_info, &mut obj).await?;
+            match self.objects.create(&ns_info, obj, false).await {
+                Ok(_) => {}
+                Err(e) if e.reason == "AlreadyExists" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.bootstrap_kubernetes_service().await?;
+        let page = self
+            .objects
+            .list(&ns_info, None, 0, None, None, &|o| Ok(meta::is_deleting(o)))
+            .await?;
+        for ns in page.items {
+            self.namespace_deleted(meta::name(&ns));
+        }
+        Ok(())
+    }
+
+    /// The `kubernetes` Service in `default`, on the first address of the service range.
+    async fn bootstrap_kubernetes_service(&self) -> Result<(), ApiError> {
+        let info = self.info("", "services");
+        if self
+            .objects
+            .try_get(&info, Some("default"), "kubernetes")
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let Some(alloc) = &self.objects.services else {
+            return Ok(());
+        };
+        alloc.reserve_first().await?;
+        let ip = alloc.ranges.first().to_string();
+        let mut obj = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": ip, "clusterIPs": [ip], "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.config.https_port}],
+                     "sessionAffinity": "None", "type": "ClusterIP", "internalTrafficPolicy": "Cluster"},
+        });
+        meta::prepare_create(
+            &info,
+            &mut obj,
+            chrono::Utc::now(),
+            &uuid::Uuid::new_v4().to_string(),
+            "",
+        )?;
+        match self.objects.create(&info, obj, false).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.reason == "AlreadyExists" => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Kind-specific changes and checks on create (upstream's strategies and admission).
+    /// What it allocates is given back by [`App::undo_create`] if the create fails.
+    pub(crate) async fn admit_create(
+        &self,
+        info: &ResourceInfo,
+        obj: &mut Value,
+    ) -> Result<(), ApiError> {
+        if info.group.is_empty() && info.plural == "services" {
+            if let Some(alloc) = &self.objects.services {
+                alloc.admit_create(obj).await?;
+            }
+        }
+        if info.group.is_empty() && info.plural == "namespaces" {
+            // Upstream's namespace strategy: the `kubernetes` finalizer and phase Active.
+            let finalizers = obj
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
+            let mut list: Vec<Value> = finalizers.as_array().cloned().unwrap_or_default();
+            if !list.iter().any(|f| f == "kubernetes") {
+                list.push(json!("kubernetes"));
+            }
+            obj["spec"] = json!({"finalizers": list});
+            obj["status"] = json!({"phase": "Active"});
+            let name = meta::name(obj).to_owned();
+            if let Some(labels) = meta::metadata_mut(obj)?
+                .entry("labels")
+                .or_insert(json!({}))
+                .as_object_mut()
+            {
+                labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives back what [`App::admit_create`] allocated for an object that was not stored.
+    pub(crate) async fn undo_create(&self, info: &ResourceInfo, obj: &Value) {
+        if info.group.is_empty() && info.plural == "services" {
+            if let Some(alloc) = &self.objects.services {
+                alloc.release(obj).await;
+            }
+        }
+    }
+
+    /// Kind-specific changes and checks on update.
+    pub(crate) fn admit_update(
+        &self,
+        info: &ResourceInfo,
+        old: &Value,
+        new: &mut Value,
+    ) -> Result<(), ApiError> {
+        if info.group.is_empty() && info.plural == "services" {
+            if let Some(alloc) = &self.objects.services {
+                alloc.admit_update(old, new)?;
+            }
+        }
+        if info.group.is_empty() && info.plural == "namespaces" {
+            // The phase is the server's; the name label follows the name.
+            new["status"] = old
+                .get("status")
+                .cloned()
+                .unwrap_or(json!({"phase": "Active"}));
+            let name = meta::name(new).to_owned();
+            if let Some(labels) = meta::metadata_mut(new)?
+                .entry("labels")
+                .or_insert(json!({}))
+                .as_object_mut()
+            {
+                labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a terminating namespace to the namespace worker.
+    pub(crate) fn namespace_deleted(&self, name: &str) {
+        let _ = self.namespaces_to_finish.send(name.to_owned());
+    }
+
+    /// The router of the whole API, including health and version endpoints.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/livez", get(ok))
+            .route("/readyz", get(ok))
+            .route("/healthz", get(ok))
+            .route("/version", get(version))
+            .route("/openapi/v2", get(openapi_v2))
+            .route("/openapi/v3", get(openapi_v3_index))
+            .route("/openapi/v3/{*path}", get(openapi_v3_doc))
+            .fallback(http::handle)
+            .with_state(self.clone())
+    }
+}
+
+/// The OpenAPI documents (they depend only on the registry).
+struct OpenApi {
+    v2: bytes::Bytes,
+    v3_index: bytes::Bytes,
+    /// "api/v1", "apis/apps/v1" -> document.
+    v3: std::collections::HashMap<String, bytes::Bytes>,
+}
+
+impl App {
+    fn openapi(&self) -> &OpenApi {
+        self.openapi.get_or_init(|| {
+            let to_bytes =
+                |v: &Value| bytes::Bytes::from(serde_json::to_vec(v).unwrap_or_default());
+            let docs = skiff_api::openapi::v3_documents(&self.registry);
+            let index = skiff_api::openapi::v3_index_of(&docs);
+            let v3 = docs.iter().map(|(k, d)| (k.clone(), to_bytes(d))).collect();
+            OpenApi {
+                v2: to_bytes(&skiff_api::openapi::v2(&self.registry)),
+                v3_index: to_bytes(&index),
+                v3,
+            }
+        })
+    }
+}
+
+fn json_bytes(body: bytes::Bytes, immutable: bool) -> Response {
+    let cache = if immutable {
+        "public, immutable"
+    } else {
+        "no-cache, private"
+    };
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (axum::http::header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn openapi_v2(State(app): State<Arc<App>>) -> Response {
+    json_bytes(app.openapi().v2.clone(), false)
+}
+
+async fn openapi_v3_index(State(app): State<Arc<App>>) -> Response {
+    json_bytes(app.openapi().v3_index.clone(), false)
+}
+
+async fn openapi_v3_doc(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
+    match app.openapi().v3.get(path.trim_matches('/')) {
+        Some(doc) => json_bytes(
+            doc.clone(),
+            uri.query().is_some_and(|q| q.contains("hash=")),
+        ),
+        None => http::error_response(&ApiError::not_found_path()),
+    }
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+pub fn version_info() -> Value {
+    json!({
+        "major": KUBE_MAJOR,
+        "minor": KUBE_MINOR,
+        "gitVersion": GIT_VERSION,
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", other => other }),
+    })
+}
+
+async fn version(State(_): State<Arc<App>>) -> Response {
+    http::json_response(axum::http::StatusCode::OK, &version_info()).into_response()
+}
+
+/// Empties terminating namespaces, then removes them (upstream's namespace controller and
+/// the `kubernetes` finalizer). Each namespace is retried until done.
+async fn namespace_worker(app: std::sync::Weak<App>, mut rx: mpsc::UnboundedReceiver<String>) {
+    let mut pending: Vec<String> = Vec::new();
+    loop {
+        let next = if pending.is_empty() {
+            rx.recv().await
+        } else {
+            // Pending namespaces are retried every half second; an empty name is a tick.
+            match tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+                Ok(n) => n,
+                Err(_) => Some(String::new()),
+            }
+        };
+        match next {
+            None => return,
+            Some(name) if !name.is_empty() && !pending.contains(&name) => pending.push(name),
+            Some(_) => {}
+        }
+        let Some(app) = app.upgrade() else { return };
+        let mut still = Vec::new();
+        for ns in pending.drain(..) {
+            match finish_namespace(&app, &ns).await {
+                Ok(true) => {}
+                Ok(false) => still.push(ns),
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, error = %e, "namespace termination");
+                    still.push(ns);
+                }
+            }
+        }
+        pending = still;
+    }
+}
+
+/// One pass over a terminating namespace: deletes what is left in it; removes it when
+/// empty. Answers whether it is gone.
+async fn finish_namespace(app: &App, ns: &str) -> Result<bool, ApiError> {
+    let mut left = 0;
+    let opts = DeleteOptions {
+        propagation: Some("Background".into()),
+        ..Default::default()
+    };
+    for info in app
+        .registry
+        .all()
+        .iter()
+        .filter(|r| r.namespaced && r.supports("delete"))
+    {
+        // One version per kind is enough: the same objects are not stored twice.
+        let page = app
+            .objects
+            .list(info, Some(ns), 0, None, None, &|_| Ok(true))
+            .await?;
+        for obj in page.items {
+            left += 1;
+            if !meta::is_deleting(&obj) {
+                match app
+                    .objects
+                    .delete(info, Some(ns), meta::name(&obj), &opts, chrono::Utc::now())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    if left > 0 {
+        return Ok(false);
+    }
+    let ns_info = app.namespaces();
+    match app.objects.try_get(&ns_info, None, ns).await? {
+        None => Ok(true),
+        Some(stored) => {
+            if !meta::finalizers(&stored.obj).is_empty() {
+                return Ok(false);
+            }
+            match app.objects.remove(&ns_info, None, ns, stored.rev).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.code == 404 => Ok(true),
+                Err(e) if e.code == 409 => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! Objects over the datastore: the generic REST storage every kind shares (upstream's
+//! `apiserver/pkg/registry/generic/registry.Store`): get, create, update with optimistic
+//! concurrency, delete with finalizers and grace, and consistent paginated lists. Objects
+//! are stored as JSON without `resourceVersion`, which is the store's mod revision and is
+//! set on every read.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use skiff_api::meta;
+use skiff_api::registry::ResourceInfo;
+use skiff_api::status::ApiError;
+use skiff_store::{Error as StoreError, Revision, Store};
+
+/// Maps a datastore error about `name` of `info` to the API's answer.
+pub fn store_error(info: &ResourceInfo, name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound { .. } => ApiError::not_found(info.group, info.plural, name),
+        StoreError::KeyExists { .. } => ApiError::already_exists(info.group, info.plural, name),
+        StoreError::Conflict { .. } => ApiError::conflict(info.group, info.plural, name),
+        StoreError::Compacted {
+            requested,
+            compacted,
+        } => ApiError::expired(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
+        StoreError::FutureRevision { requested, .. } => ApiError::timeout(format!(
+            "Too large resource version: {requested}, current: unknown"
+        )),
+        StoreError::InvalidValue { reason, .. } => {
+            let mut e = ApiError::too_large(skiff_store::MAX_VALUE_BYTES);
+            e.message = format!("Request entity too large: {reason}");
+            e
+        }
+        e @ (StoreError::Unavailable(_) | StoreError::WatcherTooSlow { .. }) => {
+            ApiError::service_unavailable(e.to_string())
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// An object as read: its JSON (with `resourceVersion` set) and its revision.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub obj: Value,
+    pub rev: Revision,
+}
+
+pub fn decode(info: &ResourceInfo, bytes: &[u8], rev: Revision) -> Result<Value, ApiError> {
+    let mut obj: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::internal(format!("stored {} cannot be decoded: {e}", info.plural))
+    })?;
+    meta::set_resource_version(&mut obj, rev);
+    Ok(obj)
+}
+
+fn encode(obj: &Value) -> Result<Bytes, ApiError> {
+    let mut obj = obj.clone();
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&obj)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(format!("encoding: {e}")))
+}
+
+/// How a delete goes.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    /// Only delete this version (`preconditions.resourceVersion`).
+    pub resource_version: Option<String>,
+    /// Only delete this object (`preconditions.uid`).
+    pub uid: Option<String>,
+    /// `Orphan`, `Background` or `Foreground`.
+    pub propagation: Option<String>,
+    pub grace_period_seconds: Option<i64>,
+    pub dry_run: bool,
+}
+
+/// What a delete did.
+pub enum Deleted {
+    /// The object is gone: here is its last state.
+    Gone(Value),
+    /// The object was marked for deletion (finalizers or grace) and is still there.
+    Marked(Value),
+}
+
+/// A page of a list.
+pub struct Page {
+    pub items: Vec<Value>,
+    pub revision: Revision,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    v: String,
+    rv: Revision,
+    start: String,
+}
+
+pub fn encode_continue(rv: Revision, last_key: &str) -> String {
+    let token = ContinueToken {
+        v: "meta.k8s.io/v1".into(),
+        rv,
+        start: last_key.to_owned(),
+    };
+    let json = serde_json::to_vec(&token).unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.encode(json)
+}
+
+pub fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let t: ContinueToken = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if t.v != "meta.k8s.io/v1" || t.rv <= 0 || t.start.is_empty() {
+        return Err(bad());
+    }
+    Ok((t.rv, t.start))
+}
+
+/// The generic storage of every kind.
+#[derive(Clone)]
+pub struct Objects {
+    pub store: Arc<dyn Store>,
+    /// Service allocations, released when a Service is removed.
+    pub services: Option<crate::services::Allocator>,
+}
+
+impl Objects {
+    pub async fn get(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Stored, ApiError> {
+        self.try_get(info, ns, name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(info.group, info.plural, name))
+    }
+
+    pub async fn try_get(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Stored>, ApiError> {
+        let key = info.key(ns, name);
+        match self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| store_error(info, name, e))?
+        {
+            Some(kv) => Ok(Some(Stored {
+                obj: decode(info, &kv.value, kv.mod_revision)?,
+                rev: kv.mod_revision,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a new object (already prepared and validated). With `dry_run` nothing is stored
+    /// and the answer is the object as it would be.
+    pub async fn create(
+        &self,
+        info: &ResourceInfo,
+        obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let name = meta::name(&obj).to_owned();
+        let ns = meta::namespace(&obj).to_owned();
+        let key = info.key(Some(&ns), &name);
+        let bytes = encode(&obj)?;
+        if dry_run {
+            if self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| store_error(info, &name, e))?
+                .is_some()
+            {
+                return Err(ApiError::already_exists(info.group, info.plural, &name));
+            }
+            return Ok(obj);
+        }
+        let rev = self
+            .store
+            .create(&key, bytes)
+            .await
+            .map_err(|e| store_error(info, &name, e))?;
+        let mut obj = obj;
+        meta::set_resource_version(&mut obj, rev);
+        Ok(obj)
+    }
+
+    /// Replaces an object if it is still at `expected`.
+    pub async fn replace(
+        &self,
+        info: &ResourceInfo,
+        obj: Value,
+        expected: Revision,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let name = meta::name(&obj).to_owned();
+        let ns = meta::namespace(&obj).to_owned();
+        let key = info.key(Some(&ns), &name);
+        let bytes = encode(&obj)?;
+        let mut obj = obj;
+        if dry_run {
+            meta::set_resource_version(&mut obj, expected);
+            return Ok(obj);
+        }
+        let rev = self
+            .store
+            .update(&key, bytes, expected)
+            .await
+            .map_err(|e| store_error(info, &name, e))?;
+        meta::set_resource_version(&mut obj, rev);
+        Ok(obj)
+    }
+
+    /// Removes an object at `expected` for good.
+    pub async fn remove(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        expected: Revision,
+    ) -> Result<Value, ApiError> {
+        let key = info.key(ns, name);
+        let (_, prev) = self
+            .store
+            .delete(&key, Some(expected))
+            .await
+            .map_err(|e| store_error(info, name, e))?;
+        let gone = decode(info, &prev.value, prev.mod_revision)?;
+        if info.group.is_empty() && info.plural == "services" {
+            if let Some(alloc) = &self.services {
+                alloc.release(&gone).await;
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Reads, changes and writes an object, retrying when another writer got there first
+    /// (upstream's GuaranteedUpdate). `change` gets the current object; it answers the new
+    /// one, or `None` to leave it as it is.
+    pub async fn update_with<F>(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        dry_run: bool,
+        mut change: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: FnMut(&Stored) -> Result<Option<Value>, ApiError>,
+    {
+        for _ in 0..16 {
+            let current = self.get(info, ns, name).await?;
+            let Some(new) = change(&current)? else {
+                return Ok(current.obj);
+            };
+            match self.replace(info, new, current.rev, dry_run).await {
+                Err(e) if e.code == 409 && e.reason == "Conflict" => continue,
+                other => return other,
+            }
+        }
+        Err(ApiError::conflict(info.group, info.plural, name))
+    }
+
+    /// Deletes an object as upstream does: refused on failed preconditions; marked (not
+    /// removed) while it has finalizers, or a grace period for a pod bound to a node.
+    pub async fn delete(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Deleted, ApiError> {
+        for _ in 0..16 {
+            let current = self.get(info, ns, name).await?;
+            if let Some(rv) = &opts.resource_version {
+                if rv != &current.rev.to_string() {
+                    return Err(ApiError::conflict_msg(
+                        info.group,
+                        info.plural,
+                        name,
+                        &format!(
+                            "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
+                            current.rev
+                        ),
+                    ));
+                }
+            }
+            if let Some(uid) = &opts.uid {
+                if uid != meta::uid(&current.obj) {
+                    return Err(ApiError::conflict_msg(
+                        info.group,
+                        info.plural,
+                        name,
+                        &format!(
+                            "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been deleted and then recreated",
+                            meta::uid(&current.obj)
+                        ),
+                    ));
+                }
+            }
+            let mut obj = current.obj.clone();
+            let mut finalizers = meta::finalizers(&obj);
+            match opts.propagation.as_deref() {
+                Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
+                    finalizers.push("orphan".into())
+                }
+                Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
+                    finalizers.push("foregroundDeletion".into())
+                }
+                _ => {}
+            }
+            let graceful = graceful_seconds(info, &obj, opts.grace_period_seconds);
+            if finalizers.is_empty() && graceful.is_none() {
+                if opts.dry_run {
+                    return Ok(Deleted::Gone(obj));
+                }
+                match self.remove(info, ns, name, current.rev).await {
+                    Ok(gone) => return Ok(Deleted::Gone(gone)),
+                    Err(e) if e.code == 409 => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            // Mark for deletion: the finalizers' owners (or the kubelet) finish it.
+            let m = meta::metadata_mut(&mut obj)?;
+            if !m.contains_key("deletionTimestamp") {
+                let grace = graceful.unwrap_or(0);
+                let at = now + chrono::Duration::seconds(grace);
+                m.insert("deletionTimestamp".into(), json!(meta::timestamp(at)));
+                m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            } else if let Some(g) = graceful {
+                // A second delete may only shorten the grace period.
+                let old = m
+                    .get("deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if g < old {
+                    m.insert("deletionGracePeriodSeconds".into(), json!(g));
+                    m.insert(
+                        "deletionTimestamp".into(),
+                        json!(meta::timestamp(now + chrono::Duration::seconds(g))),
+                    );
+                }
+            }
+            if !finalizers.is_empty() {
+                m.insert("finalizers".into(), json!(finalizers));
+            }
+            if m.get("generation").is_some() {
+                let g = m.get("generation").and_then(Value::as_i64).unwrap_or(0);
+                m.insert("generation".into(), json!(g + 1));
+            }
+            if obj == current.obj {
+                return Ok(Deleted::Marked(current.obj));
+            }
+            match self.replace(info, obj, current.rev, opts.dry_run).await {
+                Ok(marked) => return Ok(Deleted::Marked(marked)),
+                Err(e) if e.code == 409 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::conflict(info.group, info.plural, name))
+    }
+
+    /// A page of objects of `info` in `ns` (all namespaces when `None`) that pass `keep`,
+    /// read at `at` (now when `None`), starting after the continue token's key.
+    pub async fn list(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        limit: usize,
+        continue_token: Option<&str>,
+        at: Option<Revision>,
+        keep: &(dyn Fn(&Value) -> Result<bool, ApiError> + Send + Sync),
+    ) -> Result<Page, ApiError> {
+        let prefix = info.list_prefix(ns);
+        let (mut revision, mut start) = match continue_token {
+            Some(token) => {
+                let (rv, start) = decode_continue(token)?;
+                (Some(rv), Some(start))
+            }
+            None => (at, None),
+        };
+        let mut items = Vec::new();
+        let mut last_key = None;
+        loop {
+            // Fetch a little more than needed: filtered-out objects do not count.
+            let want = if limit == 0 {
+                0
+            } else {
+                (limit - items.len()).max(1)
+            };
+            let page = self
+                .store
+                .range(&prefix, start.as_deref(), want, revision)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Compacted { .. } if continue_token.is_some() => ApiError::expired(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    ),
+                    other => store_error(info, "", other),
+                })?;
+            revision = Some(page.revision);
+            for kv in &page.kvs {
+                let obj = decode(info, &kv.value, kv.mod_revision)?;
+                last_key = Some(kv.key.clone());
+                if keep(&obj)? {
+                    items.push(obj);
+                }
+            }
+            if !page.more {
+                return Ok(Page {
+                    items,
+                    revision: page.revision,
+                    continue_token: None,
+                    remaining: None,
+                });
+            }
+            start = last_key.clone();
+            if limit > 0 && items.len() >= limit {
+                let key = last_key.unwrap_or_default();
+                return Ok(Page {
+                    items,
+                    revision: page.revision,
+                    continue_token: Some(encode_continue(page.revision, &key)),
+                    remaining: None,
+                });
+            }
+        }
+    }
+}
+
+/// The grace period a delete waits for, if any: only pods bound to a node wait (for their
+/// kubelet to stop them); everything else goes at once.
+fn graceful_seconds(info: &ResourceInfo, obj: &Value, requested: Option<i64>) -> Option<i64> {
+    if !info.group.is_empty() || info.plural != "pods" {
+        return None;
+    }
+    let bound = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = obj
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !bound || phase == "Succeeded" || phase == "Failed" {
+        return None;
+    }
+    let default = obj
+        .pointer("/spec/terminationGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(30);
+    match requested.unwrap_or(default) {
+        0 => None,
+        g => Some(g.max(1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let t = encode_continue(42, "/pods/default/web");
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            (42, "/pods/default/web".to_owned())
+        );
+        for bad in [
+            "",
+            "!!!",
+            "e30=",
+            &base64::engine::general_purpose::STANDARD
+                .encode(b"{\"v\":\"x\",\"rv\":1,\"start\":\"a\"}"),
+        ] {
+            assert_eq!(decode_continue(bad).unwrap_err().code, 400, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The API server benchmark: the release `skiff server` binary driven over HTTPS by a Rust
+//! load generator (so the client is not the bottleneck), on this machine:
+//!
+//! - start to `/readyz` 200, with an empty data dir and with 10,000 pods stored;
+//! - ConfigMap creates/s with 64 concurrent clients, p50/p99, next to the embedded
+//!   datastore's own puts/s with 64 writers (what the API layer costs);
+//! - LIST of 10,000 pods as JSON and as a Table (p50);
+//! - server RSS idle and with 10,000 pods;
+//! - watch fan-out: 500 watchers on pods, delivery latency of an update (p50/p99).
+//!
+//! `cargo bench -p skiff --bench api` (`SKIFF_BENCH_DIR`, default /var/tmp).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Starts the server and returns it with the time until `/readyz` answered 200.
+async fn start(dir: &Path) -> Result<(Server, Duration)> {
+    let port = free_port()?;
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args([
+            "server",
+            "--bind-address",
+            "127.0.0.1",
+            "--https-port",
+            &port.to_string(),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let server = Server {
+        child,
+        url: format!("https://127.0.0.1:{port}"),
+    };
+    let probe = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()?;
+    loop {
+        if let Ok(r) = probe.get(format!("{}/readyz", server.url)).send().await {
+            if r.status().is_success() {
+                return Ok((server, started.elapsed()));
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("server not ready after 30 s");
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+fn client(dir: &Path) -> Result<reqwest::Client> {
+    let tls = dir.join("server/tls");
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.crt"))?)?;
+    let mut pem = std::fs::read(tls.join("admin.crt"))?;
+    pem.extend(std::fs::read(tls.join("admin.key"))?);
+    Ok(reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .identity(reqwest::Identity::from_pem(&pem)?)
+        .pool_max_idle_per_host(128)
+        .build()?)
+}
+
+fn rss_kb(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+async fn create_configmaps(
+    c: &reqwest::Client,
+    url: &str,
+    clients: usize,
+    secs: f64,
+) -> Result<(f64, f64, f64)> {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let tasks = (0..clients).map(|w| {
+        let (c, url) = (c.clone(), url.to_owned());
+        tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new(3)?;
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("cm-{w}-{i}")}, "data": {"k": "v".repeat(200)}});
+                let t = Instant::now();
+                let r = c
+                    .post(format!("{url}/api/v1/namespaces/default/configmaps"))
+                    .json(&body)
+                    .send()
+                    .await?;
+                if r.status().as_u16() != 201 {
+                    bail!("create answered {}", r.status());
+                }
+                h.record(t.elapsed().as_micros() as u64)?;
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(h)
+        })
+    });
+    let mut all = Histogram::<u64>::new(3)?;
+    for h in futures::future::join_all(tasks).await {
+        all.add(h??)?;
+    }
+    Ok((
+        all.len() as f64 / start.elapsed().as_secs_f64(),
+        ms(&all, 0.5),
+        ms(&all, 0.99),
+    ))
+}
+
+async fn raw_store_puts(dir: &Path, writers: usize, secs: f64) -> Result<f64> {
+    use skiff_store::{EmbeddedConfig, EmbeddedStore, Store};
+    let mut config = EmbeddedConfig::new(dir);
+    config.compaction_interval = None;
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(config)?);
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let tasks = (0..writers).map(|w| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                store
+                    .create(&format!("/raw/{w}/{n}"), Bytes::from(vec![b'v'; 400]))
+                    .await?;
+                n += 1;
+            }
+            Ok::<_, anyhow::Error>(n)
+        })
+    });
+    let mut total = 0;
+    for n in futures::future::join_all(tasks).await {
+        total += n??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+fn pod(i: usize) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("pod-{i:05}"), "labels": {"app": "bench", "shard": (i % 10).to_string()}},
+        "spec": {"containers": [{"name": "c", "image": "busybox:latest", "command": ["sleep", "3600"],
+                                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}})
+}
+
+async fn create_pods(c: &reqwest::Client, url: &str, n: usize) -> Result<()> {
+    let tasks = (0..64).map(|w| {
+        let (c, url) = (c.clone(), url.to_owned());
+        tokio::spawn(async move {
+            for i in (w..n).step_by(64) {
+                let r = c
+                    .post(format!("{url}/api/v1/namespaces/default/pods"))
+                    .json(&pod(i))
+                    .send()
+                    .await?;
+                if r.status().as_u16() != 201 {
+                    bail!(
+                        "pod create answered {}: {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    );
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+    });
+    for r in futures::future::join_all(tasks).await {
+        r??;
+    }
+    Ok(())
+}
+
+async fn list_p50(c: &reqwest::Client, url: &str, table: bool) -> Result<f64> {
+    let mut times = Vec::new();
+    for _ in 0..9 {
+        let mut req = c.get(format!("{url}/api/v1/namespaces/default/pods"));
+        if table {
+            req = req.header(
+                "Accept",
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            );
+        }
+        let t = Instant::now();
+        let body = req.send().await?.bytes().await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        let n = v
+            .get("items")
+            .or_else(|| v.get("rows"))
+            .and_then(|i| i.as_array())
+            .map_or(0, Vec::len);
+        if n < 10_000 {
+            bail!("list returned {n} items");
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+async fn watch_fanout(c: &reqwest::Client, url: &str, watchers: usize) -> Result<(f64, f64)> {
+    let rv: serde_json::Value = c
+        .get(format!("{url}/api/v1/namespaces/default/pods?limit=1"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let rv = rv["metadata"]["resourceVersion"]
+        .as_str()
+        .context("no rv")?
+        .to_owned();
+    let base = Instant::now();
+    let updates = 20;
+    let mut tasks = Vec::new();
+    for _ in 0..watchers {
+        let resp = c
+            .get(format!("{url}/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&fieldSelector=metadata.name=pod-00000"))
+            .send()
+            .await?;
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new(3)?;
+            let mut stream = resp.bytes_stream();
+            let mut buf = Vec::new();
+            let mut seen = 0;
+            while seen < updates {
+                let chunk = stream.next().await.context("watch ended")??;
+                buf.extend_from_slice(&chunk);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    let ev: serde_json::Value = serde_json::from_slice(&line)?;
+                    if let Some(sent) = ev["object"]["metadata"]["annotations"]["sent"].as_str() {
+                        let sent: u64 = sent.parse()?;
+                        h.record((base.elapsed().as_micros() as u64).saturating_sub(sent))?;
+                        seen += 1;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(h)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..updates {
+        let sent = base.elapsed().as_micros().to_string();
+        let patch = json!({"metadata": {"annotations": {"sent": sent}}});
+        let r = c
+            .patch(format!("{url}/api/v1/namespaces/default/pods/pod-00000"))
+            .header("Content-Type", "application/merge-patch+json")
+            .body(patch.to_string())
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("patch answered {}", r.status());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut all = Histogram::<u64>::new(3)?;
+    for h in futures::future::join_all(tasks).await {
+        all.add(h??)?;
+    }
+    Ok((ms(&all, 0.5), ms(&all, 0.99)))
+}
+
+fn main() -> Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
+    }
+    let parent =
+        PathBuf::from(std::env::var("SKIFF_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-apibench-")
+            .tempdir_in(&parent)?;
+        let (server, ready_empty) = start(dir.path()).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss_idle = rss_kb(server.child.id())?;
+        let c = client(dir.path())?;
+        let (creates, p50, p99) = create_configmaps(&c, &server.url, 64, 5.0).await?;
+        eprintln!("creates: {creates:.0}/s p50 {p50:.2} ms p99 {p99:.2} ms");
+        create_pods(&c, &server.url, 10_000).await?;
+        let list_json = list_p50(&c, &server.url, false).await?;
+        let list_table = list_p50(&c, &server.url, true).await?;
+        let rss_pods = rss_kb(server.child.id())?;
+        let (w50, w99) = watch_fanout(&c, &server.url, 500).await?;
+        drop(server);
+        let (server, ready_pods) = start(dir.path()).await?;
+        drop(server);
+        let raw_dir = tempfile::Builder::new()
+            .prefix("skiff-apibench-raw-")
+            .tempdir_in(&parent)?;
+        let raw = raw_store_puts(raw_dir.path(), 64, 5.0).await?;
+
+        println!("| measure | skiff | goal |");
+        println!("|---|---|---|");
+        println!(
+            "| start to /readyz 200, empty data dir | {} ms | <= 300 ms |",
+            ready_empty.as_millis()
+        );
+        println!(
+            "| start to /readyz 200, 10,000 pods stored | {} ms | <= 300 ms |",
+            ready_pods.as_millis()
+        );
+        println!("| ConfigMap creates/s, 64 clients | {creates:.0} | >= 5,000 |");
+        println!("| create latency p50 / p99 (ms) | {p50:.2} / {p99:.2} | p99 <= 50 ms |");
+        println!("| embedded store puts/s, 64 writers (same machine) | {raw:.0} | |");
+        println!(
+            "| API creates / raw store puts | {:.0}% | >= 50% |",
+            creates / raw * 100.0
+        );
+        println!("| LIST 10,000 pods as JSON, p50 | {list_json:.1} ms | <= 100 ms |");
+        println!("| LIST 10,000 pods as Table, p50 | {list_table:.1} ms | <= 150 ms |");
+        println!(
+            "| RSS idle | {:.1} MB | <= 40 MB |",
+            rss_idle as f64 / 1024.0
+        );
+        println!(
+            "| RSS with 10,000 pods (after lists and watches) | {:.1} MB | <= 200 MB |",
+            rss_pods as f64 / 1024.0
+        );
+        println!(
+            "| watch fan-out, 500 watchers: update delivery p50 / p99 | {w50:.2} / {w99:.2} ms | |"
+        );
+        Ok(())
+    })
+}

@@ -1,0 +1,209 @@
+//! The cluster's certificates, generated on first start and reused afterwards: a CA, the
+//! API server's serving certificate (SANs: loopback, the host's addresses and name, the
+//! `kubernetes` Service names and IP, and `--tls-san` extras; regenerated when that list
+//! changes) and the admin client certificate (`system:admin` in `system:masters`).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+/// PEM files of the cluster's TLS material.
+pub struct Pki {
+    pub ca_cert: String,
+    pub serving_cert: String,
+    pub serving_key: String,
+    pub admin_cert: String,
+    pub admin_key: String,
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn dn(cn: &str, org: Option<&str>) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    if let Some(o) = org {
+        dn.push(DnType::OrganizationName, o);
+    }
+    dn
+}
+
+/// The names the serving certificate must carry.
+pub fn serving_sans(extra: &[String], service_ip: IpAddr) -> Vec<String> {
+    let mut sans: Vec<String> = vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        "kubernetes.default.svc.cluster.local".into(),
+        service_ip.to_string(),
+    ];
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let host = host.trim();
+        if !host.is_empty() {
+            sans.push(host.to_owned());
+        }
+    }
+    if let Ok(ifaces) = if_addrs::get_if_addrs() {
+        sans.extend(ifaces.into_iter().map(|i| i.ip().to_string()));
+    }
+    sans.extend(extra.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    sans.retain(|s| seen.insert(s.clone()));
+    sans
+}
+
+impl Pki {
+    /// Loads the material in `dir`, generating what is missing.
+    pub fn load_or_create(dir: &Path, sans: &[String]) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let p = |name: &str| dir.join(name);
+        let (ca_cert, ca_key) = match (read(&p("ca.crt"))?, read(&p("ca.key"))?) {
+            (Some(c), Some(k)) => (c, k),
+            _ => {
+                let key = KeyPair::generate()?;
+                let mut params = CertificateParams::new(Vec::<String>::new())?;
+                params.distinguished_name = dn("skiff-ca", None);
+                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                params.key_usages = vec![
+                    KeyUsagePurpose::KeyCertSign,
+                    KeyUsagePurpose::CrlSign,
+                    KeyUsagePurpose::DigitalSignature,
+                ];
+                params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+                let cert = params.self_signed(&key)?;
+                write_private(&p("ca.key"), &key.serialize_pem())?;
+                write_private(&p("ca.crt"), &cert.pem())?;
+                (cert.pem(), key.serialize_pem())
+            }
+        };
+        let ca_key = KeyPair::from_pem(&ca_key).context("reading the CA key")?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&ca_cert, ca_key).context("reading the CA certificate")?;
+
+        let sans_text = sans.join("\n");
+        let serving = match (
+            read(&p("serving.crt"))?,
+            read(&p("serving.key"))?,
+            read(&p("serving.sans"))?,
+        ) {
+            (Some(c), Some(k), Some(s)) if s == sans_text => (c, k),
+            _ => {
+                let key = KeyPair::generate()?;
+                let mut params = CertificateParams::default();
+                params.distinguished_name = dn("kube-apiserver", None);
+                params.subject_alt_names = sans
+                    .iter()
+                    .map(|s| match s.parse::<IpAddr>() {
+                        Ok(ip) => Ok(SanType::IpAddress(ip)),
+                        Err(_) => Ok(SanType::DnsName(s.clone().try_into()?)),
+                    })
+                    .collect::<Result<_, rcgen::Error>>()?;
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+                params.key_usages = vec![
+                    KeyUsagePurpose::DigitalSignature,
+                    KeyUsagePurpose::KeyEncipherment,
+                ];
+                params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+                let cert = params.signed_by(&key, &issuer)?;
+                write_private(&p("serving.key"), &key.serialize_pem())?;
+                write_private(&p("serving.crt"), &cert.pem())?;
+                write_private(&p("serving.sans"), &sans_text)?;
+                (cert.pem(), key.serialize_pem())
+            }
+        };
+        let admin = match (read(&p("admin.crt"))?, read(&p("admin.key"))?) {
+            (Some(c), Some(k)) => (c, k),
+            _ => {
+                let key = KeyPair::generate()?;
+                let mut params = CertificateParams::default();
+                params.distinguished_name = dn("system:admin", Some("system:masters"));
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+                params.key_usages = vec![
+                    KeyUsagePurpose::DigitalSignature,
+                    KeyUsagePurpose::KeyEncipherment,
+                ];
+                params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+                let cert = params.signed_by(&key, &issuer)?;
+                write_private(&p("admin.key"), &key.serialize_pem())?;
+                write_private(&p("admin.crt"), &cert.pem())?;
+                (cert.pem(), key.serialize_pem())
+            }
+        };
+        Ok(Self {
+            ca_cert,
+            serving_cert: serving.0,
+            serving_key: serving.1,
+            admin_cert: admin.0,
+            admin_key: admin.1,
+        })
+    }
+}
+
+/// The admin kubeconfig for a server at `url`.
+pub fn kubeconfig(pki: &Pki, url: &str) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: skiff
+  cluster:
+    server: {url}
+    certificate-authority-data: {ca}
+users:
+- name: skiff-admin
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: skiff
+  context:
+    cluster: skiff
+    user: skiff-admin
+current-context: skiff
+preferences: {{}}
+",
+        ca = b64(&pki.ca_cert),
+        cert = b64(&pki.admin_cert),
+        key = b64(&pki.admin_key),
+    )
+}
+
+/// Writes the kubeconfig (mode 0600, atomically).
+pub fn write_kubeconfig(path: &Path, contents: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write_private(path, contents).with_context(|| format!("writing {}", path.display()))
+}

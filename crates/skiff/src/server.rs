@@ -1,0 +1,205 @@
+//! `skiff server`: the datastore, the certificates, the API server, the admin kubeconfig.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use skiff_apiserver::{tls, App, Config};
+use skiff_store::{EmbeddedConfig, EmbeddedStore, EtcdConfig, EtcdStore, Store};
+
+use crate::pki::{self, Pki};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Where the cluster keeps its state.
+    #[arg(long, default_value = "/var/lib/skiff", env = "SKIFF_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The HTTPS port of the API (0: any free port, written to the kubeconfig).
+    #[arg(long, default_value_t = 6443)]
+    pub https_port: u16,
+    /// The address the API listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// More names or addresses for the serving certificate (repeatable, comma-separated).
+    #[arg(long = "tls-san", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// Also write the admin kubeconfig here.
+    #[arg(long)]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// An etcd to keep the state in (`http://host:2379[,http://...]`) instead of the
+    /// embedded datastore.
+    #[arg(long)]
+    pub datastore_endpoint: Option<String>,
+    /// The key prefix in etcd.
+    #[arg(long, default_value = "/registry")]
+    pub etcd_prefix: String,
+    /// Run no node in this process (accepted for k3s compatibility; no node runs yet).
+    #[arg(long)]
+    pub disable_agent: bool,
+    /// The range Service ClusterIPs come from.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// The range pod IPs come from.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+}
+
+async fn open_store(args: &ServerArgs) -> Result<Arc<dyn Store>> {
+    match &args.datastore_endpoint {
+        None => {
+            let dir = args.data_dir.join("server").join("db");
+            let store =
+                tokio::task::spawn_blocking(move || EmbeddedStore::open(EmbeddedConfig::new(dir)))
+                    .await?
+                    .context("opening the embedded datastore")?;
+            Ok(Arc::new(store))
+        }
+        Some(endpoint) => {
+            let endpoints: Vec<String> = endpoint.split(',').map(|s| s.trim().to_owned()).collect();
+            if let Some(bad) = endpoints
+                .iter()
+                .find(|e| !e.starts_with("http://") && !e.starts_with("https://"))
+            {
+                bail!("--datastore-endpoint {bad:?}: only etcd endpoints (http://host:port) are supported");
+            }
+            let mut config = EtcdConfig::new(endpoints);
+            config.prefix = args.etcd_prefix.clone();
+            let store = EtcdStore::connect(config)
+                .await
+                .with_context(|| format!("connecting to etcd at {endpoint} (is it running?)"))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+fn load_token(path: &std::path::Path) -> Result<String> {
+    if let Ok(t) = std::fs::read_to_string(path) {
+        let t = t.trim().to_owned();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let token: String = (0..40)
+        .map(|_| {
+            const HEX: &[u8] = b"0123456789abcdef";
+            HEX[rand::random_range(0..16)] as char
+        })
+        .collect();
+    std::fs::write(path, format!("{token}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(token)
+}
+
+pub async fn run(args: ServerArgs) -> Result<()> {
+    let started = Instant::now();
+    let server_dir = args.data_dir.join("server");
+    std::fs::create_dir_all(&server_dir).with_context(|| {
+        format!(
+            "creating the data dir {} (run as root or pass --data-dir)",
+            server_dir.display()
+        )
+    })?;
+    let store = open_store(&args).await?;
+
+    let service_ip: IpAddr = first_service_ip(&args.service_cidr)?;
+    let sans = pki::serving_sans(&args.tls_san, service_ip);
+    let pki = Pki::load_or_create(&server_dir.join("tls"), &sans)?;
+    let token = load_token(&server_dir.join("token"))?;
+
+    let ranges =
+        skiff_apiserver::services::ServiceRanges::parse(&args.service_cidr).with_context(|| {
+            format!(
+                "--service-cidr {:?} is not an IPv4 CIDR like 10.43.0.0/16",
+                args.service_cidr
+            )
+        })?;
+    let addr = SocketAddr::new(args.bind_address, args.https_port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("listening on {addr} (is another server running? pick another --https-port)")
+    })?;
+    let port = listener.local_addr()?.port();
+    let app = App::new(
+        store,
+        Config {
+            admin_tokens: vec![token],
+            services: ranges,
+            https_port: port,
+        },
+    );
+    app.bootstrap()
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrapping the cluster: {e}"))?;
+
+    let tls_config = tls::server_config(&tls::TlsMaterial {
+        cert_chain_pem: format!("{}{}", pki.serving_cert, pki.ca_cert),
+        key_pem: pki.serving_key.clone(),
+        client_ca_pem: pki.ca_cert.clone(),
+    })?;
+    let host = if args.bind_address.is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        args.bind_address.to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let url = format!("https://{host}:{port}");
+    let kubeconfig = pki::kubeconfig(&pki, &url);
+    let kubeconfig_path = args.data_dir.join("kubeconfig.yaml");
+    pki::write_kubeconfig(&kubeconfig_path, &kubeconfig)?;
+    if let Some(extra) = &args.write_kubeconfig {
+        pki::write_kubeconfig(extra, &kubeconfig)?;
+    }
+    let server = tokio::spawn(tls::serve(listener, tls_config, app));
+    tracing::info!(
+        "skiff is ready: API at {url}, kubeconfig at {} ({} ms)",
+        args.write_kubeconfig
+            .as_ref()
+            .unwrap_or(&kubeconfig_path)
+            .display(),
+        started.elapsed().as_millis()
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// The first usable address of a CIDR (10.43.0.0/16 -> 10.43.0.1): the `kubernetes`
+/// Service's ClusterIP.
+pub fn first_service_ip(cidr: &str) -> Result<IpAddr> {
+    let (net, bits) = cidr
+        .split_once('/')
+        .with_context(|| format!("--service-cidr {cidr:?} is not a CIDR (like 10.43.0.0/16)"))?;
+    let net: std::net::Ipv4Addr = net
+        .parse()
+        .with_context(|| format!("--service-cidr {cidr:?}: bad address"))?;
+    let bits: u32 = bits
+        .parse()
+        .with_context(|| format!("--service-cidr {cidr:?}: bad prefix length"))?;
+    if !(8..=30).contains(&bits) {
+        bail!("--service-cidr {cidr:?}: the prefix length must be between 8 and 30");
+    }
+    let mask = u32::MAX << (32 - bits);
+    Ok(IpAddr::V4(std::net::Ipv4Addr::from(
+        (u32::from(net) & mask) + 1,
+    )))
+}

@@ -1,0 +1,552 @@
+//! End to end: the real `skiff server` binary on a random port with a temp data dir, driven
+//! by the real kubectl (/usr/bin/kubectl) with default flags. Each scenario runs against
+//! the embedded datastore and again against a real etcd, to show the API does not depend
+//! on the backend.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+use skiff_store::testing::EtcdProcess;
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+
+/// A running `skiff server` (and the etcd it uses, if any); killed when dropped.
+struct Cluster {
+    child: Child,
+    /// The data dir (taken back by [`Cluster::stop`] to restart on it).
+    dir: Option<tempfile::TempDir>,
+    home: PathBuf,
+    kubeconfig: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+    _etcd: Option<EtcdProcess>,
+}
+
+impl Cluster {
+    fn start(etcd: Option<EtcdProcess>) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        Self::start_in(dir, etcd)
+    }
+
+    fn start_in(dir: tempfile::TempDir, etcd: Option<EtcdProcess>) -> Result<Self> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
+        cmd.args([
+            "server",
+            "--https-port",
+            "0",
+            "--bind-address",
+            "127.0.0.1",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        if let Some(e) = &etcd {
+            cmd.args(["--datastore-endpoint", &e.endpoint()]);
+        }
+        let mut child = cmd.spawn().context("starting skiff server")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("skiff is ready") {
+                    let _ = ready_tx.send(());
+                }
+                if let Ok(mut l) = log2.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        let kubeconfig = dir.path().join("kubeconfig.yaml");
+        let home = dir.path().to_owned();
+        let mut cluster = Self {
+            child,
+            dir: Some(dir),
+            home,
+            kubeconfig,
+            log,
+            _etcd: etcd,
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = cluster.child.kill();
+            bail!("skiff server did not become ready:\n{}", cluster.log_text());
+        }
+        Ok(cluster)
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Result<Output> {
+        self.kubectl_in(args, None)
+    }
+
+    fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> Result<Output> {
+        let mut cmd = Command::new(KUBECTL);
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.home)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        let mut child = cmd.spawn().context("running kubectl")?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            pipe.write_all(input.as_bytes())?;
+        }
+        Ok(child.wait_with_output()?)
+    }
+
+    /// kubectl that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> Result<String> {
+        self.ok_in(args, None)
+    }
+
+    fn ok_in(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        let out = self.kubectl_in(args, stdin)?;
+        if !out.status.success() {
+            bail!(
+                "kubectl {} failed:\n{}\n{}\n--- server log ---\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                self.log_text()
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// kubectl that must fail; its stderr.
+    fn fails(&self, args: &[&str]) -> Result<String> {
+        let out = self.kubectl(args)?;
+        ensure!(
+            !out.status.success(),
+            "kubectl {} succeeded: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        Ok(String::from_utf8(out.stderr)?)
+    }
+
+    fn json(&self, args: &[&str]) -> Result<Value> {
+        let mut full = args.to_vec();
+        full.extend(["-o", "json"]);
+        Ok(serde_json::from_str(&self.ok(&full)?)?)
+    }
+
+    /// Stops the server, keeping its data dir.
+    fn stop(mut self) -> Result<tempfile::TempDir> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.take().context("already stopped")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn with_etcd() -> Result<EtcdProcess> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(EtcdProcess::start())
+}
+
+/// Runs `scenario` against the embedded store and against etcd.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[test] fn $name() -> anyhow::Result<()> { super::$name(&super::Cluster::start(None)?) } )*
+        }
+        mod etcd {
+            $( #[test] fn $name() -> anyhow::Result<()> { super::$name(&super::Cluster::start(Some(super::with_etcd()?))?) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    discovery_and_version,
+    system_namespaces,
+    create_get_delete,
+    generators,
+    label_annotate_scale,
+    namespace_lifecycle,
+    bad_requests
+);
+
+fn discovery_and_version(c: &Cluster) -> Result<()> {
+    let version = c.ok(&["version"])?;
+    ensure!(
+        version.contains("Server Version: v1.33.0+skiff"),
+        "{version}"
+    );
+    let resources = c.ok(&["api-resources"])?;
+    for line in [
+        "deployments",
+        "pods",
+        "cronjobs",
+        "leases",
+        "horizontalpodautoscalers",
+        "endpointslices",
+        "priorityclasses",
+    ] {
+        ensure!(
+            resources.contains(line),
+            "api-resources lacks {line}:\n{resources}"
+        );
+    }
+    let deploy = resources
+        .lines()
+        .find(|l| l.starts_with("deployments "))
+        .context("no deployments row")?;
+    let cols: Vec<&str> = deploy.split_whitespace().collect();
+    ensure!(
+        cols == ["deployments", "deploy", "apps/v1", "true", "Deployment"],
+        "{deploy}"
+    );
+    let versions = c.ok(&["api-versions"])?;
+    ensure!(
+        versions.lines().any(|l| l == "apps/v1") && versions.lines().any(|l| l == "v1"),
+        "{versions}"
+    );
+    let info = c.ok(&["cluster-info"])?;
+    ensure!(info.contains("is running at https://127.0.0.1:"), "{info}");
+    Ok(())
+}
+
+fn system_namespaces(c: &Cluster) -> Result<()> {
+    let out = c.ok(&["get", "namespaces"])?;
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{ns} ")))
+            .with_context(|| format!("{ns} missing:\n{out}"))?;
+        ensure!(row.contains("Active"), "{row}");
+    }
+    let ns = c.json(&["get", "namespace", "default"])?;
+    ensure!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"] == "default");
+    Ok(())
+}
+
+const TWO_CONFIGMAPS: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: first
+  labels: {app: demo, tier: a}
+data:
+  k: v1
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: second
+  labels: {app: demo, tier: b}
+data:
+  k: v2
+";
+
+fn create_get_delete(c: &Cluster) -> Result<()> {
+    let out = c.ok_in(&["create", "-f", "-"], Some(TWO_CONFIGMAPS))?;
+    ensure!(
+        out.contains("configmap/first created") && out.contains("configmap/second created"),
+        "{out}"
+    );
+    let err = c.fails(&["create", "-f", "-"])?;
+    let _ = err;
+    let out = c.kubectl_in(&["create", "-f", "-"], Some(TWO_CONFIGMAPS))?;
+    let err = String::from_utf8(out.stderr)?;
+    ensure!(
+        err.contains("AlreadyExists") && err.contains("configmaps \"first\" already exists"),
+        "{err}"
+    );
+
+    let cm = c.json(&["get", "configmap", "first"])?;
+    ensure!(
+        cm["data"]["k"] == "v1"
+            && cm["metadata"]["uid"]
+                .as_str()
+                .is_some_and(|u| u.len() == 36)
+    );
+    ensure!(cm["metadata"]["resourceVersion"]
+        .as_str()
+        .is_some_and(|rv| rv.parse::<i64>().is_ok()));
+    ensure!(c
+        .ok(&["get", "cm", "-o", "name"])?
+        .lines()
+        .any(|l| l == "configmap/second"));
+    ensure!(c.ok(&["get", "cm", "first", "-o", "jsonpath={.data.k}"])? == "v1");
+    let cols = c.ok(&[
+        "get",
+        "cm",
+        "-l",
+        "app=demo",
+        "-o",
+        "custom-columns=NAME:.metadata.name,TIER:.metadata.labels.tier",
+    ])?;
+    ensure!(
+        cols.lines().collect::<Vec<_>>() == ["NAME     TIER", "first    a", "second   b"],
+        "{cols}"
+    );
+    let sel = c.ok(&["get", "cm", "-l", "tier in (b)", "-o", "name"])?;
+    ensure!(sel.trim() == "configmap/second", "{sel}");
+    let sel = c.ok(&[
+        "get",
+        "cm",
+        "--field-selector",
+        "metadata.name=first",
+        "-o",
+        "name",
+    ])?;
+    ensure!(sel.trim() == "configmap/first", "{sel}");
+    let yaml = c.ok(&["get", "cm", "first", "-o", "yaml"])?;
+    ensure!(
+        yaml.contains("kind: ConfigMap") && yaml.contains("k: v1"),
+        "{yaml}"
+    );
+    // Pages of one item still list everything.
+    let chunked = c.ok(&["get", "cm", "--chunk-size=1", "-o", "name"])?;
+    ensure!(
+        chunked
+            .lines()
+            .filter(|l| l.starts_with("configmap/"))
+            .count()
+            >= 2,
+        "{chunked}"
+    );
+    let table = c.ok(&["get", "cm"])?;
+    ensure!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|h| h.split_whitespace().collect::<Vec<_>>() == ["NAME", "DATA", "AGE"]),
+        "{table}"
+    );
+
+    ensure!(c
+        .ok(&["delete", "configmap", "first"])?
+        .contains("configmap \"first\" deleted"));
+    let err = c.fails(&["get", "configmap", "first"])?;
+    ensure!(
+        err.contains("Error from server (NotFound): configmaps \"first\" not found"),
+        "{err}"
+    );
+    ensure!(c
+        .ok(&["delete", "cm", "-l", "app=demo"])?
+        .contains("configmap \"second\" deleted"));
+    let left = c.ok(&["get", "cm", "-l", "app=demo", "-o", "name"])?;
+    ensure!(left.trim().is_empty(), "{left}");
+    Ok(())
+}
+
+fn generators(c: &Cluster) -> Result<()> {
+    c.ok(&["create", "namespace", "gen"])?;
+    c.ok(&[
+        "-n",
+        "gen",
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=a=1",
+    ])?;
+    c.ok(&[
+        "-n",
+        "gen",
+        "create",
+        "secret",
+        "generic",
+        "sec",
+        "--from-literal=password=s3cret",
+    ])?;
+    c.ok(&["-n", "gen", "create", "serviceaccount", "robot"])?;
+    c.ok(&[
+        "-n",
+        "gen",
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=2",
+    ])?;
+    c.ok(&["-n", "gen", "create", "job", "once", "--image=busybox"])?;
+    c.ok(&[
+        "-n",
+        "gen",
+        "create",
+        "cronjob",
+        "tick",
+        "--image=busybox",
+        "--schedule=*/5 * * * *",
+    ])?;
+    let secret = c.json(&["-n", "gen", "get", "secret", "sec"])?;
+    ensure!(secret["data"]["password"] == "czNjcmV0", "{secret}");
+    let deploy = c.json(&["-n", "gen", "get", "deployment", "web"])?;
+    ensure!(
+        deploy["spec"]["replicas"] == 2 && deploy["metadata"]["generation"] == 1,
+        "{deploy}"
+    );
+    let names = c.ok(&[
+        "-n",
+        "gen",
+        "get",
+        "deploy,job,cronjob,cm,secret,sa",
+        "-o",
+        "name",
+    ])?;
+    for n in [
+        "deployment.apps/web",
+        "job.batch/once",
+        "cronjob.batch/tick",
+        "configmap/cfg",
+        "secret/sec",
+        "serviceaccount/robot",
+    ] {
+        ensure!(names.lines().any(|l| l == n), "{n} missing:\n{names}");
+    }
+    Ok(())
+}
+
+fn label_annotate_scale(c: &Cluster) -> Result<()> {
+    c.ok(&["create", "deployment", "web", "--image=busybox"])?;
+    c.ok(&["label", "deployment", "web", "team=blue"])?;
+    c.ok(&["annotate", "deployment", "web", "note=hello"])?;
+    let d = c.json(&["get", "deployment", "web"])?;
+    ensure!(
+        d["metadata"]["labels"]["team"] == "blue"
+            && d["metadata"]["annotations"]["note"] == "hello"
+    );
+    ensure!(
+        d["metadata"]["generation"] == 1,
+        "metadata changes keep generation: {d}"
+    );
+    let err = c.fails(&["label", "deployment", "web", "team=red"])?;
+    ensure!(err.contains("already has a value"), "{err}");
+    c.ok(&["label", "deployment", "web", "team=red", "--overwrite"])?;
+    c.ok(&["label", "deployment", "web", "team-"])?;
+    ensure!(c.json(&["get", "deployment", "web"])?["metadata"]["labels"]
+        .get("team")
+        .is_none());
+    ensure!(c
+        .ok(&["scale", "deployment", "web", "--replicas=3"])?
+        .contains("scaled"));
+    let d = c.json(&["get", "deployment", "web"])?;
+    ensure!(
+        d["spec"]["replicas"] == 3 && d["metadata"]["generation"] == 2,
+        "{d}"
+    );
+    // Server-side dry run stores nothing.
+    c.ok(&[
+        "create",
+        "configmap",
+        "dry",
+        "--from-literal=a=b",
+        "--dry-run=server",
+    ])?;
+    ensure!(c.fails(&["get", "configmap", "dry"])?.contains("NotFound"));
+    // replace with a stale resourceVersion is a conflict.
+    let mut stale = d.clone();
+    c.ok(&["label", "deployment", "web", "bump=1"])?;
+    stale["spec"]["replicas"] = serde_json::json!(5);
+    let out = c.kubectl_in(&["replace", "-f", "-"], Some(&stale.to_string()))?;
+    let err = String::from_utf8(out.stderr)?;
+    ensure!(err.contains("the object has been modified"), "{err}");
+    Ok(())
+}
+
+fn namespace_lifecycle(c: &Cluster) -> Result<()> {
+    let err = c.fails(&["-n", "nowhere", "create", "configmap", "x"])?;
+    ensure!(err.contains("namespaces \"nowhere\" not found"), "{err}");
+    c.ok(&["create", "namespace", "doomed"])?;
+    c.ok(&["-n", "doomed", "create", "configmap", "x"])?;
+    c.ok(&[
+        "delete",
+        "namespace",
+        "doomed",
+        "--wait=true",
+        "--timeout=60s",
+    ])?;
+    let err = c.fails(&["get", "namespace", "doomed"])?;
+    ensure!(err.contains("not found"), "{err}");
+    let err = c.fails(&["delete", "namespace", "default"])?;
+    ensure!(err.contains("forbidden"), "{err}");
+    Ok(())
+}
+
+fn bad_requests(c: &Cluster) -> Result<()> {
+    let err = c.fails(&["get", "flurbs"])?;
+    ensure!(
+        err.contains("the server doesn't have a resource type \"flurbs\""),
+        "{err}"
+    );
+    let out = c.kubectl_in(
+        &["create", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\n  namespace: other\n"),
+    )?;
+    ensure!(!out.status.success());
+    let err = c.fails(&["get", "pods", "--field-selector", "spec.flurb=x"])?;
+    ensure!(
+        err.contains("field label not supported: spec.flurb"),
+        "{err}"
+    );
+    // A token the server does not know: 401.
+    let anon = c.home.join("anon.yaml");
+    let config = std::fs::read_to_string(&c.kubeconfig)?;
+    let server = config
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("server: "))
+        .context("no server line")?;
+    std::fs::write(
+        &anon,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user: {{token: not-a-valid-token}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n"
+        ),
+    )?;
+    let out = Command::new(KUBECTL)
+        .args(["--kubeconfig", path_str(&anon)?, "get", "cm"])
+        .output()?;
+    let err = String::from_utf8(out.stderr)?;
+    ensure!(
+        !out.status.success() && err.contains("You must be logged in to the server"),
+        "{err}"
+    );
+    Ok(())
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str().context("non-UTF-8 path")
+}
+
+#[test]
+fn restart_keeps_certificates_and_data() -> Result<()> {
+    let c = Cluster::start(None)?;
+    c.ok(&["create", "configmap", "keep", "--from-literal=a=b"])?;
+    let kubeconfig_before = std::fs::read_to_string(&c.kubeconfig)?;
+    let dir = c.stop()?;
+    let c = Cluster::start_in(dir, None)?;
+    let ca_before = kubeconfig_before
+        .lines()
+        .find(|l| l.contains("certificate-authority-data"))
+        .map(str::to_owned);
+    let ca_after = std::fs::read_to_string(&c.kubeconfig)?
+        .lines()
+        .find(|l| l.contains("certificate-authority-data"))
+        .map(str::to_owned);
+    ensure!(ca_before == ca_after, "the CA changed across a restart");
+    ensure!(c.ok(&["get", "cm", "keep", "-o", "jsonpath={.data.a}"])? == "b");
+    Ok(())
+}

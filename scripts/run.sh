@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds skiff, starts a single-node cluster in the foreground and creates the demo workload
+# (deploy/demo.yaml). Ctrl-C stops it; the state stays in the data dir for the next start.
+#   SKIFF_DATA_DIR  where the cluster keeps its state (default /var/lib/skiff)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> building skiff (release)"
+cargo build --release -p skiff
+bin="${CARGO_TARGET_DIR:-target}/release/skiff"
+data_dir="${SKIFF_DATA_DIR:-/var/lib/skiff}"
+export KUBECONFIG="$data_dir/kubeconfig.yaml"
+
+"$bin" server --data-dir "$data_dir" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
+
+for _ in $(seq 1 300); do
+  if [ -f "$KUBECONFIG" ] && kubectl get --raw /readyz >/dev/null 2>&1; then break; fi
+  kill -0 $pid 2>/dev/null || { echo "skiff server exited; see the messages above" >&2; exit 1; }
+  sleep 0.1
+done
+
+echo "==> creating the demo workload (deploy/demo.yaml)"
+kubectl get -f deploy/demo.yaml >/dev/null 2>&1 || kubectl create -f deploy/demo.yaml
+kubectl get all -n demo || true
+cat <<MSG
+
+skiff is running. In another shell:
+  export KUBECONFIG=$KUBECONFIG
+  kubectl get all -A
+(Pods are scheduled and run once the node agent lands; today the control plane stores and
+serves them.) Ctrl-C stops the cluster.
+MSG
+wait $pid
