@@ -13,3 +13,5 @@ pub mod registry;
 pub mod selector;
 pub mod status;
 pub mod table;
+pub mod defaults;
+pub mod validation;

@@ -1,0 +1,1 @@
+//! Upstream defaulting (being written).

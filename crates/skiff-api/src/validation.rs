@@ -1,0 +1,1 @@
+//! Upstream validation (being written).
