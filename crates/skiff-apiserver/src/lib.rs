@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod discovery;
+pub mod gc;
 pub mod http;
 pub mod objects;
 pub mod path;
@@ -73,6 +74,7 @@ impl App {
     /// worker). Call [`App::bootstrap`] before serving.
     pub fn new(store: Arc<dyn Store>, config: Config) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (gc_tx, gc_rx) = mpsc::unbounded_channel();
         let app = Arc::new(Self {
             registry: Arc::new(Registry::builtin()),
             openapi: std::sync::OnceLock::new(),
@@ -82,12 +84,14 @@ impl App {
                     store: store.clone(),
                     ranges: config.services.clone(),
                 }),
+                gc: Some(gc_tx),
             },
             hub: watch::Hub::new(store),
             config,
             namespaces_to_finish: tx,
         });
         tokio::spawn(namespace_worker(Arc::downgrade(&app), rx));
+        tokio::spawn(gc::worker(Arc::downgrade(&app), gc_rx));
         app
     }
 

@@ -85,7 +85,11 @@ fn client(dir: &Path) -> Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .add_root_certificate(ca)
         .identity(reqwest::Identity::from_pem(&pem)?)
-        .pool_max_idle_per_host(128)
+        // One HTTP/1.1 connection per concurrent client: with 64 streams on one HTTP/2
+        // connection the client's h2 stack gives up with GOAWAY(too_many_internal_resets)
+        // (under investigation; kubectl never runs that many streams at once).
+        .http1_only()
+        .pool_max_idle_per_host(600)
         .build()?)
 }
 
@@ -124,7 +128,8 @@ async fn create_configmaps(
                     .post(format!("{url}/api/v1/namespaces/default/configmaps"))
                     .json(&body)
                     .send()
-                    .await?;
+                    .await
+                    .map_err(|e| anyhow::anyhow!("create: {e:?}"))?;
                 if r.status().as_u16() != 201 {
                     bail!("create answered {}", r.status());
                 }

@@ -187,7 +187,8 @@ on_both_backends!(
     generators,
     label_annotate_scale,
     namespace_lifecycle,
-    bad_requests
+    bad_requests,
+    cascading_delete
 );
 
 fn discovery_and_version(c: &Cluster) -> Result<()> {
@@ -524,6 +525,72 @@ fn bad_requests(c: &Cluster) -> Result<()> {
         !out.status.success() && err.contains("You must be logged in to the server"),
         "{err}"
     );
+    Ok(())
+}
+
+/// A ConfigMap owned by the Deployment `owner`.
+fn owned_configmap(c: &Cluster, owner: &str, name: &str) -> Result<()> {
+    let uid = c.ok(&["get", "deployment", owner, "-o", "jsonpath={.metadata.uid}"])?;
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name,
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": owner, "uid": uid,
+                             "controller": true, "blockOwnerDeletion": true}]}});
+    c.ok_in(&["create", "-f", "-"], Some(&cm.to_string()))?;
+    Ok(())
+}
+
+fn gone_within(c: &Cluster, args: &[&str], secs: u64) -> Result<bool> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        let out = c.kubectl(args)?;
+        if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("NotFound") {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(false)
+}
+
+fn cascading_delete(c: &Cluster) -> Result<()> {
+    // Background (kubectl's default): the owner goes at once, then its dependents.
+    c.ok(&["create", "deployment", "bg", "--image=busybox"])?;
+    owned_configmap(c, "bg", "bg-dep")?;
+    c.ok(&["delete", "deployment", "bg"])?;
+    ensure!(
+        gone_within(c, &["get", "cm", "bg-dep"], 20)?,
+        "background: the dependent stayed"
+    );
+    // Orphan: the dependent stays, without the owner reference.
+    c.ok(&["create", "deployment", "or", "--image=busybox"])?;
+    owned_configmap(c, "or", "or-dep")?;
+    c.ok(&[
+        "delete",
+        "deployment",
+        "or",
+        "--cascade=orphan",
+        "--wait=true",
+        "--timeout=30s",
+    ])?;
+    ensure!(c.fails(&["get", "deployment", "or"])?.contains("NotFound"));
+    let dep = c.json(&["get", "cm", "or-dep"])?;
+    ensure!(
+        dep["metadata"]
+            .get("ownerReferences")
+            .map_or(true, |r| r.as_array().is_some_and(Vec::is_empty)),
+        "{dep}"
+    );
+    // Foreground: the owner waits for its dependents.
+    c.ok(&["create", "deployment", "fg", "--image=busybox"])?;
+    owned_configmap(c, "fg", "fg-dep")?;
+    c.ok(&[
+        "delete",
+        "deployment",
+        "fg",
+        "--cascade=foreground",
+        "--wait=true",
+        "--timeout=30s",
+    ])?;
+    ensure!(c.fails(&["get", "deployment", "fg"])?.contains("NotFound"));
+    ensure!(c.fails(&["get", "cm", "fg-dep"])?.contains("NotFound"));
     Ok(())
 }
 
