@@ -575,7 +575,7 @@ fn cascading_delete(c: &Cluster) -> Result<()> {
     ensure!(
         dep["metadata"]
             .get("ownerReferences")
-            .map_or(true, |r| r.as_array().is_some_and(Vec::is_empty)),
+            .is_none_or(|r| r.as_array().is_some_and(Vec::is_empty)),
         "{dep}"
     );
     // Foreground: the owner waits for its dependents.
