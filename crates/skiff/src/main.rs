@@ -1,9 +1,7 @@
 //! skiff: a Kubernetes distribution in one binary.
 
-mod pki;
-mod server;
-
 use clap::Parser;
+use skiff::server;
 
 #[derive(Parser, Debug)]
 #[command(

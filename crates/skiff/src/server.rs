@@ -92,8 +92,21 @@ fn load_token(path: &std::path::Path) -> Result<String> {
     Ok(token)
 }
 
-pub async fn run(args: ServerArgs) -> Result<()> {
-    let started = Instant::now();
+/// A started server: where it listens and where its kubeconfig is. Dropping it stops it.
+pub struct Running {
+    pub url: String,
+    pub kubeconfig: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the server: datastore, certificates, API, kubeconfig. Returns once it serves.
+pub async fn start(args: &ServerArgs) -> Result<Running> {
     let server_dir = args.data_dir.join("server");
     std::fs::create_dir_all(&server_dir).with_context(|| {
         format!(
@@ -101,7 +114,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             server_dir.display()
         )
     })?;
-    let store = open_store(&args).await?;
+    let store = open_store(args).await?;
 
     let service_ip: IpAddr = first_service_ip(&args.service_cidr)?;
     let sans = pki::serving_sans(&args.tls_san, service_ip);
@@ -154,18 +167,27 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     if let Some(extra) = &args.write_kubeconfig {
         pki::write_kubeconfig(extra, &kubeconfig)?;
     }
-    let server = tokio::spawn(tls::serve(listener, tls_config, app));
+    let task = tokio::spawn(tls::serve(listener, tls_config, app));
+    Ok(Running {
+        url,
+        kubeconfig: args.write_kubeconfig.clone().unwrap_or(kubeconfig_path),
+        task,
+    })
+}
+
+/// `skiff server`: starts, logs one ready line, serves until SIGINT or SIGTERM.
+pub async fn run(args: ServerArgs) -> Result<()> {
+    let started = Instant::now();
+    let running = start(&args).await?;
     tracing::info!(
-        "skiff is ready: API at {url}, kubeconfig at {} ({} ms)",
-        args.write_kubeconfig
-            .as_ref()
-            .unwrap_or(&kubeconfig_path)
-            .display(),
+        "skiff is ready: API at {}, kubeconfig at {} ({} ms)",
+        running.url,
+        running.kubeconfig.display(),
         started.elapsed().as_millis()
     );
     shutdown_signal().await;
     tracing::info!("shutting down");
-    server.abort();
+    drop(running);
     Ok(())
 }
 

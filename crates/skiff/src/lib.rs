@@ -1,0 +1,5 @@
+//! skiff: a Kubernetes distribution in one binary. The binary (`main.rs`) parses the command
+//! line; this library wires the crates together, so tests can start a server in-process.
+
+pub mod pki;
+pub mod server;

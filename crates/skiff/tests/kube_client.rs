@@ -1,0 +1,246 @@
+//! Integration: a server started in-process (random port, temp data dir, embedded store),
+//! driven by kube-rs, the Rust client controllers are written with.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use serde_json::json;
+use skiff::server::{self, ServerArgs};
+
+async fn start() -> Result<(server::Running, Client, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let args = ServerArgs {
+        data_dir: dir.path().to_owned(),
+        https_port: 0,
+        bind_address: "127.0.0.1".parse()?,
+        tls_san: vec![],
+        write_kubeconfig: None,
+        datastore_endpoint: None,
+        etcd_prefix: "/registry".into(),
+        disable_agent: true,
+        service_cidr: "10.43.0.0/16".into(),
+        cluster_cidr: "10.42.0.0/16".into(),
+    };
+    let running = server::start(&args).await?;
+    let kubeconfig = Kubeconfig::read_from(&running.kubeconfig)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    let client = Client::try_from(config)?;
+    Ok((running, client, dir))
+}
+
+fn api_error(e: &kube::Error) -> Option<(u16, String)> {
+    match e {
+        kube::Error::Api(s) => Some((s.code, s.reason.clone())),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crud_conflicts_and_selectors() -> Result<()> {
+    let (_server, client, _dir) = start().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "a", "labels": {"app": "x"}}, "data": {"k": "1"}
+    }))?;
+    let created = cms.create(&PostParams::default(), &cm).await?;
+    let rv = created
+        .metadata
+        .resource_version
+        .clone()
+        .context("no resourceVersion")?;
+    let e = cms
+        .create(&PostParams::default(), &cm)
+        .await
+        .err()
+        .context("second create succeeded")?;
+    ensure!(
+        api_error(&e) == Some((409, "AlreadyExists".into())),
+        "{e:?}"
+    );
+
+    // Replace with the current version, then again with the stale one.
+    let mut changed = created.clone();
+    changed.data = Some([("k".to_owned(), "2".to_owned())].into());
+    let replaced = cms.replace("a", &PostParams::default(), &changed).await?;
+    ensure!(
+        replaced
+            .data
+            .as_ref()
+            .and_then(|d| d.get("k"))
+            .map(String::as_str)
+            == Some("2")
+    );
+    let mut stale = changed.clone();
+    stale.metadata.resource_version = Some(rv);
+    let e = cms
+        .replace("a", &PostParams::default(), &stale)
+        .await
+        .err()
+        .context("stale replace succeeded")?;
+    ensure!(api_error(&e) == Some((409, "Conflict".into())), "{e:?}");
+
+    let other: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "b", "labels": {"app": "y"}}}))?;
+    cms.create(&PostParams::default(), &other).await?;
+    let selected = cms.list(&ListParams::default().labels("app=x")).await?;
+    ensure!(selected.items.len() == 1 && selected.items[0].metadata.name.as_deref() == Some("a"));
+    let by_name = cms
+        .list(&ListParams::default().fields("metadata.name=b"))
+        .await?;
+    ensure!(by_name.items.len() == 1);
+    // Pagination: pages of one item, consistent.
+    let page = cms.list(&ListParams::default().limit(1)).await?;
+    ensure!(page.items.len() == 1 && page.metadata.continue_.is_some());
+
+    cms.delete("a", &DeleteParams::default()).await?;
+    let e = cms
+        .get("a")
+        .await
+        .err()
+        .context("deleted object still there")?;
+    ensure!(api_error(&e) == Some((404, "NotFound".into())), "{e:?}");
+
+    let e = Api::<ConfigMap>::namespaced(client.clone(), "missing")
+        .create(&PostParams::default(), &cm)
+        .await
+        .err()
+        .context("create in a missing namespace succeeded")?;
+    ensure!(api_error(&e) == Some((404, "NotFound".into())), "{e:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patches_status_and_scale() -> Result<()> {
+    let (_server, client, _dir) = start().await?;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+    }))?;
+    deploys.create(&PostParams::default(), &d).await?;
+    let patched = deploys
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}})),
+        )
+        .await?;
+    ensure!(
+        patched.metadata.generation == Some(1),
+        "a metadata patch changed generation"
+    );
+    let patched = deploys
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(json!([
+                {"op": "replace", "path": "/spec/replicas", "value": 4}
+            ]))?),
+        )
+        .await?;
+    ensure!(patched.spec.as_ref().and_then(|s| s.replicas) == Some(4));
+    ensure!(patched.metadata.generation == Some(2));
+    // Status: only through the subresource, and it leaves spec alone.
+    let with_status = deploys
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 4}, "spec": {"replicas": 9}})),
+        )
+        .await?;
+    ensure!(with_status.status.as_ref().and_then(|s| s.replicas) == Some(4));
+    ensure!(with_status.spec.as_ref().and_then(|s| s.replicas) == Some(4));
+    let ignored = deploys
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 0}})),
+        )
+        .await?;
+    ensure!(
+        ignored.status.as_ref().and_then(|s| s.replicas) == Some(4),
+        "main resource changed status"
+    );
+    // Scale.
+    let scale = deploys.get_scale("web").await?;
+    ensure!(scale.spec.as_ref().and_then(|s| s.replicas) == Some(4));
+    ensure!(scale.status.as_ref().and_then(|s| s.selector.as_deref()) == Some("app=web"));
+    deploys
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await?;
+    ensure!(deploys.get("web").await?.spec.and_then(|s| s.replicas) == Some(2));
+    // A failing JSON patch test changes nothing.
+    let e = deploys
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(json!([
+                {"op": "test", "path": "/spec/replicas", "value": 99},
+                {"op": "replace", "path": "/spec/replicas", "value": 7}
+            ]))?),
+        )
+        .await
+        .err()
+        .context("failing test op applied")?;
+    ensure!(api_error(&e).map(|(c, _)| c) == Some(422), "{e:?}");
+    ensure!(deploys.get("web").await?.spec.and_then(|s| s.replicas) == Some(2));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_sees_changes_and_namespace_termination() -> Result<()> {
+    let (_server, client, _dir) = start().await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "w"}}))?;
+    namespaces.create(&PostParams::default(), &ns).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "w");
+    let mut events = watcher(cms.clone(), watcher::Config::default()).boxed();
+    // The initial list completes, then the create arrives.
+    let init_done = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.try_next().await? {
+            if matches!(ev, watcher::Event::InitDone) {
+                return Ok::<_, anyhow::Error>(());
+            }
+        }
+        anyhow::bail!("watch ended")
+    });
+    init_done.await??;
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "seen"}}))?;
+    cms.create(&PostParams::default(), &cm).await?;
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.try_next().await? {
+            if let watcher::Event::Apply(o) = ev {
+                return Ok::<_, anyhow::Error>(o.metadata.name);
+            }
+        }
+        anyhow::bail!("watch ended")
+    });
+    ensure!(seen.await??.as_deref() == Some("seen"));
+    // Deleting the namespace empties it and removes it.
+    namespaces.delete("w", &DeleteParams::default()).await?;
+    let gone = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match namespaces.get_opt("w").await? {
+                None => return Ok::<_, anyhow::Error>(()),
+                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    gone.await??;
+    ensure!(cms.get_opt("seen").await?.is_none());
+    Ok(())
+}
