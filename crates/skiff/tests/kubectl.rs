@@ -188,7 +188,8 @@ on_both_backends!(
     label_annotate_scale,
     namespace_lifecycle,
     bad_requests,
-    cascading_delete
+    cascading_delete,
+    more_commands
 );
 
 fn discovery_and_version(c: &Cluster) -> Result<()> {
@@ -591,6 +592,109 @@ fn cascading_delete(c: &Cluster) -> Result<()> {
     ])?;
     ensure!(c.fails(&["get", "deployment", "fg"])?.contains("NotFound"));
     ensure!(c.fails(&["get", "cm", "fg-dep"])?.contains("NotFound"));
+    Ok(())
+}
+
+fn more_commands(c: &Cluster) -> Result<()> {
+    c.ok(&["create", "deployment", "web", "--image=busybox"])?;
+    c.ok(&["create", "service", "clusterip", "websvc", "--tcp=80:8080"])?;
+    let svc = c.json(&["get", "service", "websvc"])?;
+    let ip = svc["spec"]["clusterIP"].as_str().unwrap_or("");
+    ensure!(ip.starts_with("10.43.") && ip != "10.43.0.1", "{svc}");
+    ensure!(svc["spec"]["ports"][0]["targetPort"] == 8080, "{svc}");
+    let wide = c.ok(&["get", "svc", "-o", "wide"])?;
+    ensure!(
+        wide.lines().next().is_some_and(|h| h.contains("SELECTOR")),
+        "{wide}"
+    );
+    ensure!(
+        wide.contains("kubernetes") && wide.contains("10.43.0.1"),
+        "{wide}"
+    );
+    let all = c.ok(&["get", "deployments", "-A"])?;
+    ensure!(
+        all.lines()
+            .next()
+            .is_some_and(|h| h.starts_with("NAMESPACE")),
+        "{all}"
+    );
+    let describe = c.ok(&["describe", "deployment", "web"])?;
+    ensure!(
+        describe.contains("Name:") && describe.contains("web") && describe.contains("busybox"),
+        "{describe}"
+    );
+    let explain = c.ok(&["explain", "deployment.spec.replicas"])?;
+    ensure!(
+        explain.contains("replicas") && explain.contains("integer"),
+        "{explain}"
+    );
+    // get -w prints the change.
+    let mut watch = Command::new(KUBECTL)
+        .args([
+            "get",
+            "configmaps",
+            "-w",
+            "-o",
+            "name",
+            "--request-timeout=20s",
+        ])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", &c.home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(700));
+    c.ok(&["create", "configmap", "watched", "--from-literal=a=b"])?;
+    let stdout = watch.stdout.take().context("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline && !seen {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen = line == "configmap/watched";
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    ensure!(seen, "kubectl get -w did not print the new configmap");
+    // wait --for=delete, delete -f, delete --all.
+    let manifest = c.home.join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-file\n",
+    )?;
+    c.ok(&["create", "-f", path_str(&manifest)?])?;
+    c.ok(&["delete", "-f", path_str(&manifest)?])?;
+    c.ok(&["delete", "configmap", "watched", "--wait=false"])?;
+    c.ok(&["wait", "--for=delete", "configmap/watched", "--timeout=10s"])?;
+    // wait --for=condition, with the condition set through the status subresource.
+    c.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Available","status":"True","reason":"Test","message":"set by the test"}]}}"#,
+    ])?;
+    let waited = c.ok(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=10s",
+    ])?;
+    ensure!(waited.contains("condition met"), "{waited}");
+    c.ok(&["delete", "configmap", "--all"])?;
+    let left = c.ok(&["get", "cm", "-o", "name"])?;
+    ensure!(
+        !left.contains("configmap/watched") && !left.contains("from-file"),
+        "{left}"
+    );
     Ok(())
 }
 
