@@ -244,3 +244,79 @@ async fn watcher_sees_changes_and_namespace_termination() -> Result<()> {
     ensure!(cms.get_opt("seen").await?.is_none());
     Ok(())
 }
+
+/// Sends a raw request; answers (status code, body as JSON).
+async fn raw(
+    client: &Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<(u16, serde_json::Value)> {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Content-Type", content_type)
+        .body(body)?;
+    let resp = client.send(req.map(kube::client::Body::from)).await?;
+    let code = resp.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await?
+        .to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Ok((code, value))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_upstream_status() -> Result<()> {
+    let (_server, client, _dir) = start().await?;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let cases: Vec<(&str, &str, &str, Vec<u8>, u16, &str)> = vec![
+        ("POST", cms, "application/json", b"{not json".to_vec(), 400, "BadRequest"),
+        ("POST", cms, "application/json", br#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_vec(), 400, "BadRequest"),
+        ("POST", cms, "application/json", br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#.to_vec(), 400, "BadRequest"),
+        ("POST", cms, "application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"other"}}"#.to_vec(), 400, "BadRequest"),
+        ("POST", cms, "application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a/b"}}"#.to_vec(), 422, "Invalid"),
+        ("POST", cms, "application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#.to_vec(), 422, "Invalid"),
+        ("POST", cms, "application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"k":5}}"#.to_vec(), 400, "BadRequest"),
+        ("POST", "/api/v1/namespaces/default/configmaps?fieldValidation=Strict", "application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"dataa":{}}"#.to_vec(), 400, "BadRequest"),
+        ("POST", cms, "application/json", vec![b' '; 3 * 1024 * 1024 + 1], 413, "RequestEntityTooLarge"),
+        ("POST", cms, "text/plain", b"hello".to_vec(), 415, "UnsupportedMediaType"),
+        ("GET", "/api/v1/namespaces/default/flurbs", "application/json", vec![], 404, "NotFound"),
+        ("GET", "/apis/nope.example.com/v1/things", "application/json", vec![], 404, "NotFound"),
+        ("PUT", cms, "application/json", b"{}".to_vec(), 405, "MethodNotAllowed"),
+        ("POST", "/api/v1/componentstatuses", "application/json", b"{}".to_vec(), 405, "MethodNotAllowed"),
+        ("GET", "/api/v1/namespaces/default/configmaps?continue=garbage", "application/json", vec![], 400, "BadRequest"),
+        ("GET", "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20(", "application/json", vec![], 400, "BadRequest"),
+        ("GET", "/api/v1/namespaces/default/configmaps?resourceVersion=abc&resourceVersionMatch=Exact", "application/json", vec![], 400, "BadRequest"),
+        ("GET", "/api/v1/namespaces/default/configmaps?resourceVersionMatch=Exact", "application/json", vec![], 400, "BadRequest"),
+        ("PATCH", "/api/v1/namespaces/default/configmaps/kube-root", "application/merge-patch+json", b"{}".to_vec(), 404, "NotFound"),
+    ];
+    for (method, path, ct, body, code, reason) in cases {
+        let (got, status) = raw(&client, method, path, ct, body).await?;
+        ensure!(got == code, "{method} {path}: {got} {status}");
+        ensure!(
+            status["kind"] == "Status" && status["status"] == "Failure" && status["code"] == code,
+            "{method} {path}: {status}"
+        );
+        ensure!(status["reason"] == reason, "{method} {path}: {status}");
+        ensure!(
+            status["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{status}"
+        );
+    }
+    // Nothing above was stored; unknown query parameters are ignored.
+    let (code, list) = raw(
+        &client,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?flurb=1",
+        "application/json",
+        vec![],
+    )
+    .await?;
+    ensure!(
+        code == 200 && list["items"].as_array().is_some_and(Vec::is_empty),
+        "{list}"
+    );
+    Ok(())
+}
