@@ -271,7 +271,9 @@ async fn raw(
 async fn bad_input_gets_upstream_status() -> Result<()> {
     let (_server, client, _dir) = start().await?;
     let cms = "/api/v1/namespaces/default/configmaps";
-    let cases: Vec<(&str, &str, &str, Vec<u8>, u16, &str)> = vec![
+    // (method, path, content type, body, expected code, expected reason)
+    type Case = (&'static str, &'static str, &'static str, Vec<u8>, u16, &'static str);
+    let cases: Vec<Case> = vec![
         ("POST", cms, "application/json", b"{not json".to_vec(), 400, "BadRequest"),
         ("POST", cms, "application/json", br#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_vec(), 400, "BadRequest"),
         ("POST", cms, "application/json", br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#.to_vec(), 400, "BadRequest"),
