@@ -27,6 +27,21 @@ use crate::path::{self, Route, Target};
 use crate::watch::{Change, ObjectEvent};
 use crate::App;
 
+/// Marks a streaming response (a watch), which must not be compressed: the encoder would
+/// hold events back until its buffer fills.
+#[derive(Clone, Copy, Debug)]
+pub struct Streaming;
+
+/// Compress (gzip, when the client accepts it) everything but streams.
+#[derive(Clone, Copy, Debug)]
+pub struct NotStreaming;
+
+impl tower_http::compression::Predicate for NotStreaming {
+    fn should_compress<B: http_body::Body>(&self, response: &http::Response<B>) -> bool {
+        response.extensions().get::<Streaming>().is_none()
+    }
+}
+
 /// The largest request body accepted (upstream's default is 3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
@@ -736,6 +751,7 @@ impl Ctx {
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::CACHE_CONTROL, "no-cache, private")
+            .extension(Streaming)
             .body(Body::from_stream(stream))
             .unwrap_or_else(|_| error_response(&ApiError::internal("building the watch response"))))
     }

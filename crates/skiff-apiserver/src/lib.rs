@@ -272,6 +272,14 @@ impl App {
             .route("/openapi/v3", get(openapi_v3_index))
             .route("/openapi/v3/{*path}", get(openapi_v3_doc))
             .fallback(http::handle)
+            .layer(
+                tower_http::compression::CompressionLayer::new().compress_when(
+                    tower_http::compression::predicate::Predicate::and(
+                        tower_http::compression::predicate::DefaultPredicate::new(),
+                        http::NotStreaming,
+                    ),
+                ),
+            )
             .with_state(self.clone())
     }
 }

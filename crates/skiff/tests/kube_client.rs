@@ -272,7 +272,14 @@ async fn bad_input_gets_upstream_status() -> Result<()> {
     let (_server, client, _dir) = start().await?;
     let cms = "/api/v1/namespaces/default/configmaps";
     // (method, path, content type, body, expected code, expected reason)
-    type Case = (&'static str, &'static str, &'static str, Vec<u8>, u16, &'static str);
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Vec<u8>,
+        u16,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
         ("POST", cms, "application/json", b"{not json".to_vec(), 400, "BadRequest"),
         ("POST", cms, "application/json", br#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_vec(), 400, "BadRequest"),
@@ -320,5 +327,30 @@ async fn bad_input_gets_upstream_status() -> Result<()> {
         code == 200 && list["items"].as_array().is_some_and(Vec::is_empty),
         "{list}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_when_asked_but_never_for_watches() -> Result<()> {
+    let (_server, client, _dir) = start().await?;
+    let encoding = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::builder()
+                .uri(path)
+                .header("Accept-Encoding", "gzip")
+                .body(Vec::new())?;
+            let resp = client.send(req.map(kube::client::Body::from)).await?;
+            Ok::<_, anyhow::Error>(
+                resp.headers()
+                    .get("content-encoding")
+                    .map(|v| v.to_str().unwrap_or("").to_owned()),
+            )
+        }
+    };
+    ensure!(encoding("/openapi/v3/api/v1").await?.as_deref() == Some("gzip"));
+    ensure!(encoding("/api/v1/namespaces?watch=true&timeoutSeconds=1")
+        .await?
+        .is_none());
     Ok(())
 }
