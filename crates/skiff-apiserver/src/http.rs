@@ -600,8 +600,16 @@ impl Ctx {
     }
 
     async fn list(&self) -> ApiResult {
-        let keep = self.matcher()?;
         let limit = self.query.int("limit")?.unwrap_or(0).max(0) as usize;
+        let (_, fields) = self.selectors()?;
+        let metadata_only = fields
+            .requirements()
+            .iter()
+            .all(|r| r.field.starts_with("metadata."));
+        if self.form == Form::Json && metadata_only {
+            return self.list_json(limit).await;
+        }
+        let keep = self.matcher()?;
         let at = self.list_revision().await?;
         let page = self
             .app
@@ -657,6 +665,49 @@ impl Ctx {
                 )
             }
         })
+    }
+
+    /// A JSON list assembled from the stored bytes: only each object's metadata is decoded
+    /// (selectors here need nothing else).
+    async fn list_json(&self, limit: usize) -> ApiResult {
+        let keep = self.matcher()?;
+        let at = self.list_revision().await?;
+        let page = self
+            .app
+            .objects
+            .list_raw(
+                &self.info,
+                self.ns.as_deref(),
+                limit,
+                self.query.get("continue"),
+                at,
+                &keep,
+            )
+            .await?;
+        let mut metadata = json!({"resourceVersion": page.revision.to_string()});
+        if let Some(c) = &page.continue_token {
+            metadata["continue"] = json!(c);
+        }
+        let head = json!({"kind": self.info.list_kind, "apiVersion": self.info.api_version(), "metadata": metadata});
+        let head = serde_json::to_vec(&head).map_err(|e| ApiError::internal(e.to_string()))?;
+        let total: usize = page.items.iter().map(|i| i.len() + 1).sum();
+        let mut body = Vec::with_capacity(head.len() + total + 16);
+        // `{"apiVersion":..,"kind":..,"metadata":{..}` then `,"items":[...]}`.
+        body.extend_from_slice(&head[..head.len() - 1]);
+        body.extend_from_slice(b",\"items\":[");
+        for (i, item) in page.items.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(item);
+        }
+        body.extend_from_slice(b"]}");
+        Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response())
     }
 
     async fn watch(&self) -> ApiResult {

@@ -66,6 +66,42 @@ fn encode(obj: &Value) -> Result<Bytes, ApiError> {
         .map_err(|e| ApiError::internal(format!("encoding: {e}")))
 }
 
+/// An object's stored JSON with its `resourceVersion` set, without decoding more than its
+/// metadata: the top-level fields are carried as raw JSON, only `metadata` is parsed (and
+/// returned, for selectors). This is what makes large lists cheap.
+pub fn splice_resource_version(
+    info: &ResourceInfo,
+    bytes: &[u8],
+    rev: Revision,
+) -> Result<(Vec<u8>, Value), ApiError> {
+    use serde_json::value::RawValue;
+    let bad = |e: serde_json::Error| {
+        ApiError::internal(format!("stored {} cannot be decoded: {e}", info.plural))
+    };
+    let mut fields: std::collections::BTreeMap<&str, &RawValue> =
+        serde_json::from_slice(bytes).map_err(bad)?;
+    let mut metadata: Value = match fields.get("metadata") {
+        Some(raw) => serde_json::from_str(raw.get()).map_err(bad)?,
+        None => json!({}),
+    };
+    match metadata.as_object_mut() {
+        Some(m) => {
+            m.insert("resourceVersion".into(), Value::String(rev.to_string()));
+        }
+        None => {
+            return Err(ApiError::internal(format!(
+                "stored {} has metadata that is not an object",
+                info.plural
+            )))
+        }
+    }
+    let meta_text = serde_json::to_string(&metadata).map_err(bad)?;
+    let meta_raw: &RawValue = serde_json::from_str(&meta_text).map_err(bad)?;
+    fields.insert("metadata", meta_raw);
+    let out = serde_json::to_vec(&fields).map_err(bad)?;
+    Ok((out, metadata))
+}
+
 /// How a delete goes.
 #[derive(Clone, Debug, Default)]
 pub struct DeleteOptions {
@@ -85,6 +121,13 @@ pub enum Deleted {
     Gone(Value),
     /// The object was marked for deletion (finalizers or grace) and is still there.
     Marked(Value),
+}
+
+/// A page of a list, as JSON bytes per object.
+pub struct RawPage {
+    pub items: Vec<Vec<u8>>,
+    pub revision: Revision,
+    pub continue_token: Option<String>,
 }
 
 /// A page of a list.
@@ -400,6 +443,68 @@ impl Objects {
         Err(ApiError::conflict(info.group, info.plural, name))
     }
 
+    /// Like [`Objects::list`], but answers each object as JSON bytes and decodes only its
+    /// metadata, which `keep` gets (wrapped as `{"metadata": ...}`) to select on.
+    pub async fn list_raw(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        limit: usize,
+        continue_token: Option<&str>,
+        at: Option<Revision>,
+        keep: &(dyn Fn(&Value) -> Result<bool, ApiError> + Send + Sync),
+    ) -> Result<RawPage, ApiError> {
+        let prefix = info.list_prefix(ns);
+        let (mut revision, mut start) = match continue_token {
+            Some(token) => {
+                let (rv, start) = decode_continue(token)?;
+                (Some(rv), Some(start))
+            }
+            None => (at, None),
+        };
+        let mut items = Vec::new();
+        loop {
+            let want = if limit == 0 {
+                0
+            } else {
+                (limit - items.len()).max(1)
+            };
+            let page = self.store.range(&prefix, start.as_deref(), want, revision).await.map_err(|e| match e {
+                StoreError::Compacted { .. } if continue_token.is_some() => ApiError::expired(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                ),
+                other => store_error(info, "", other),
+            })?;
+            revision = Some(page.revision);
+            let mut last_key = None;
+            for kv in &page.kvs {
+                let (bytes, metadata) = splice_resource_version(info, &kv.value, kv.mod_revision)?;
+                last_key = Some(kv.key.clone());
+                if keep(&json!({ "metadata": metadata }))? {
+                    items.push(bytes);
+                }
+            }
+            if !page.more {
+                return Ok(RawPage {
+                    items,
+                    revision: page.revision,
+                    continue_token: None,
+                });
+            }
+            start = last_key.clone().or(start);
+            if limit > 0 && items.len() >= limit {
+                return Ok(RawPage {
+                    items,
+                    revision: page.revision,
+                    continue_token: Some(encode_continue(
+                        page.revision,
+                        start.as_deref().unwrap_or_default(),
+                    )),
+                });
+            }
+        }
+    }
+
     /// A page of objects of `info` in `ns` (all namespaces when `None`) that pass `keep`,
     /// read at `at` (now when `None`), starting after the continue token's key.
     pub async fn list(
@@ -498,6 +603,22 @@ fn graceful_seconds(info: &ResourceInfo, obj: &Value, requested: Option<i64>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splicing_sets_the_resource_version_and_keeps_the_rest() {
+        let reg = skiff_api::registry::Registry::builtin();
+        let info = reg.get("apps", "v1", "controllerrevisions").unwrap();
+        // A nested "metadata" (in the revision's data) must stay as it is.
+        let stored = br#"{"apiVersion":"apps/v1","data":{"metadata":{"name":"inner"}},"kind":"ControllerRevision","metadata":{"name":"r","labels":{"a":"b"}},"revision":3}"#;
+        let (bytes, metadata) = splice_resource_version(info, stored, 42).unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["metadata"]["resourceVersion"], "42");
+        assert_eq!(v["data"]["metadata"], json!({"name": "inner"}));
+        assert_eq!(v["revision"], 3);
+        assert_eq!(metadata["labels"]["a"], "b");
+        assert!(splice_resource_version(info, b"[1]", 1).is_err());
+        assert!(splice_resource_version(info, br#"{"metadata":5}"#, 1).is_err());
+    }
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
