@@ -6,6 +6,7 @@
 // error path, where its size costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
+pub mod defaults;
 pub mod meta;
 pub mod openapi;
 pub mod protobuf;
@@ -13,5 +14,4 @@ pub mod registry;
 pub mod selector;
 pub mod status;
 pub mod table;
-pub mod defaults;
 pub mod validation;

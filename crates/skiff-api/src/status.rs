@@ -120,16 +120,19 @@ impl ApiError {
         } else {
             format!("{kind}.{group}")
         };
-        let list = causes
-            .iter()
-            .map(|c| {
-                if c.field.is_empty() {
-                    c.message.clone()
-                } else {
-                    format!("{}: {}", c.field, c.message)
-                }
-            })
-            .collect::<Vec<_>>();
+        // The message lists each distinct error once (upstream's `ToAggregate`); the causes
+        // keep them all.
+        let mut list: Vec<String> = Vec::new();
+        for c in &causes {
+            let line = if c.field.is_empty() {
+                c.message.clone()
+            } else {
+                format!("{}: {}", c.field, c.message)
+            };
+            if !list.contains(&line) {
+                list.push(line);
+            }
+        }
         let joined = if list.len() == 1 {
             list[0].clone()
         } else {
@@ -306,6 +309,21 @@ mod tests {
             "spec.template.spec.containers[0].image"
         );
         assert_eq!(s["details"]["kind"], "Deployment");
+    }
+
+    #[test]
+    fn invalid_message_lists_each_error_once() {
+        let cause = Cause {
+            reason: "FieldValueRequired".into(),
+            message: "Required value".into(),
+            field: "spec.x".into(),
+        };
+        let e = ApiError::invalid("batch", "Job", "j", vec![cause.clone(), cause]);
+        assert_eq!(
+            e.message,
+            "Job.batch \"j\" is invalid: spec.x: Required value"
+        );
+        assert_eq!(e.causes.len(), 2);
     }
 
     #[test]

@@ -485,6 +485,7 @@ impl Ctx {
                 &random_suffix(),
             )?;
             self.validate_name(&candidate)?;
+            self.default_and_validate_create(&mut candidate)?;
             self.app.admit_create(&self.info, &mut candidate).await?;
             let result = self
                 .app
@@ -503,6 +504,23 @@ impl Ctx {
         let mut resp = self.respond(StatusCode::CREATED, obj);
         add_warnings(&mut resp, &warnings);
         Ok(resp)
+    }
+
+    /// Upstream's defaults and create strategy, then validation (422 with every bad field).
+    fn default_and_validate_create(&self, obj: &mut Value) -> ApiResult<()> {
+        let (group, version, kind) = (self.info.group, self.info.version, self.info.kind);
+        skiff_api::defaults::apply(group, version, kind, obj);
+        match (group, kind) {
+            ("", "Pod") => skiff_api::defaults::pod_status_on_create(obj),
+            ("batch", "Job") => skiff_api::defaults::job_selector_on_create(obj),
+            _ => {}
+        }
+        let causes = skiff_api::validation::validate_create(group, version, kind, obj);
+        if causes.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(group, kind, meta::name(obj), causes))
+        }
     }
 
     async fn get(&self) -> ApiResult {
@@ -869,6 +887,7 @@ impl Ctx {
         let mut new = new;
         prepare(&self.info, &current.obj, &mut new)?;
         self.validate_name(&new)?;
+        validate_update(&self.info, &current.obj, &mut new)?;
         self.app.admit_update(&self.info, &current.obj, &mut new)?;
         // An object being deleted goes once its last finalizer is removed.
         if meta::is_deleting(&current.obj) && meta::finalizers(&new).is_empty() && !dry_run {
@@ -1010,6 +1029,7 @@ impl Ctx {
                     let mut new = current.obj.clone();
                     new["spec"]["replicas"] = json!(replicas);
                     meta::prepare_update(&info, &current.obj, &mut new)?;
+                    validate_update(&info, &current.obj, &mut new)?;
                     Ok(Some(new))
                 },
             )
@@ -1213,6 +1233,24 @@ impl Ctx {
         Ok(json_response(
             StatusCode::OK,
             &json!({"kind": self.info.list_kind, "apiVersion": self.info.api_version(), "metadata": {"resourceVersion": page.revision.to_string()}, "items": deleted}),
+        ))
+    }
+}
+
+/// Upstream's defaults (applied on every write, as decoding does upstream), then update
+/// validation against the current object (immutable fields and every rule of a create).
+fn validate_update(info: &ResourceInfo, old: &Value, new: &mut Value) -> ApiResult<()> {
+    skiff_api::defaults::apply(info.group, info.version, info.kind, new);
+    let causes =
+        skiff_api::validation::validate_update(info.group, info.version, info.kind, old, new);
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            info.group,
+            info.kind,
+            meta::name(new),
+            causes,
         ))
     }
 }

@@ -500,6 +500,18 @@ fn bad_requests(c: &Cluster) -> Result<()> {
         Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\n  namespace: other\n"),
     )?;
     ensure!(!out.status.success());
+    // Validation: 422 Invalid naming the field, as upstream prints it.
+    let bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: bad\nspec:\n  selector:\n    matchLabels: {app: a}\n  template:\n    metadata:\n      labels: {app: a}\n    spec:\n      containers:\n      - name: c\n";
+    let out = c.kubectl_in(&["create", "-f", "-"], Some(bad))?;
+    let err = String::from_utf8(out.stderr)?;
+    ensure!(
+        err.contains("The Deployment \"bad\" is invalid: spec.template.spec.containers[0].image: Required value"),
+        "{err}"
+    );
+    ensure!(
+        c.fails(&["get", "deployment", "bad"])?.contains("NotFound"),
+        "an invalid object was stored"
+    );
     let err = c.fails(&["get", "pods", "--field-selector", "spec.flurb=x"])?;
     ensure!(
         err.contains("field label not supported: spec.flurb"),

@@ -1,1 +1,0 @@
-//! Upstream defaulting (being written).

@@ -1,1 +1,0 @@
-//! Upstream validation (being written).
