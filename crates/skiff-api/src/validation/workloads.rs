@@ -60,6 +60,29 @@ fn required_selector<'a>(
     meta::as_selector(set(spec, "selector"))
 }
 
+/// What every controller that keeps pods running requires of its template: restartPolicy
+/// Always and no activeDeadlineSeconds (upstream repeats this check in each workload's
+/// validation; the messages differ only by kind).
+fn restart_always_no_deadline(template: &Value, tp: &Path, kind: &str) -> Vec<Cause> {
+    let mut errs = Vec::new();
+    let tspec = field::field(template, "spec");
+    let restart = s(tspec, "restartPolicy");
+    if restart != "Always" {
+        errs.push(not_supported(
+            &tp.child("spec").child("restartPolicy"),
+            V::s(restart),
+            &["Always"],
+        ));
+    }
+    if set(tspec, "activeDeadlineSeconds").is_some() {
+        errs.push(forbidden(
+            &tp.child("spec").child("activeDeadlineSeconds"),
+            &format!("activeDeadlineSeconds in {kind} is not Supported"),
+        ));
+    }
+    errs
+}
+
 /// `ValidatePodTemplateSpecForReplicaSet` (also used for Deployments).
 fn template_for_replica_set(
     spec: &Value,
@@ -78,21 +101,7 @@ fn template_for_replica_set(
         ));
     }
     errs.extend(pod::pod_template_spec(template, &tp));
-    let tspec = field::field(template, "spec");
-    let restart = s(tspec, "restartPolicy");
-    if restart != "Always" {
-        errs.push(not_supported(
-            &tp.child("spec").child("restartPolicy"),
-            V::s(restart),
-            &["Always"],
-        ));
-    }
-    if set(tspec, "activeDeadlineSeconds").is_some() {
-        errs.push(forbidden(
-            &tp.child("spec").child("activeDeadlineSeconds"),
-            &format!("activeDeadlineSeconds in {kind} is not Supported"),
-        ));
-    }
+    errs.extend(restart_always_no_deadline(template, &tp, kind));
     errs
 }
 
@@ -377,21 +386,7 @@ fn stateful_set_spec(ss: &Value) -> Vec<Cause> {
             errs.extend(pod::template_labels_and_annotations(template, &tp));
         }
     }
-    let tspec = field::field(template, "spec");
-    let restart = s(tspec, "restartPolicy");
-    if restart != "Always" {
-        errs.push(not_supported(
-            &tp.child("spec").child("restartPolicy"),
-            V::s(restart),
-            &["Always"],
-        ));
-    }
-    if set(tspec, "activeDeadlineSeconds").is_some() {
-        errs.push(forbidden(
-            &tp.child("spec").child("activeDeadlineSeconds"),
-            "activeDeadlineSeconds in StatefulSet is not Supported",
-        ));
-    }
+    errs.extend(restart_always_no_deadline(template, &tp, "StatefulSet"));
     errs
 }
 
@@ -462,21 +457,7 @@ fn daemon_set_spec(ds: &Value) -> Vec<Cause> {
         }
     }
     errs.extend(pod::pod_template_spec(template, &tp));
-    let tspec = field::field(template, "spec");
-    let restart = s(tspec, "restartPolicy");
-    if restart != "Always" {
-        errs.push(not_supported(
-            &tp.child("spec").child("restartPolicy"),
-            V::s(restart),
-            &["Always"],
-        ));
-    }
-    if set(tspec, "activeDeadlineSeconds").is_some() {
-        errs.push(forbidden(
-            &tp.child("spec").child("activeDeadlineSeconds"),
-            "activeDeadlineSeconds in DaemonSet is not Supported",
-        ));
-    }
+    errs.extend(restart_always_no_deadline(template, &tp, "DaemonSet"));
     errs.extend(meta::nonnegative(
         int(spec, "minReadySeconds").unwrap_or(0),
         &sp.child("minReadySeconds"),
@@ -1099,21 +1080,11 @@ fn replication_controller_spec(rc: &Value) -> Vec<Cause> {
                 }
             }
             errs.extend(pod::pod_template_spec(template, &tp));
-            let tspec = field::field(template, "spec");
-            let restart = s(tspec, "restartPolicy");
-            if restart != "Always" {
-                errs.push(not_supported(
-                    &tp.child("spec").child("restartPolicy"),
-                    V::s(restart),
-                    &["Always"],
-                ));
-            }
-            if set(tspec, "activeDeadlineSeconds").is_some() {
-                errs.push(forbidden(
-                    &tp.child("spec").child("activeDeadlineSeconds"),
-                    "activeDeadlineSeconds in ReplicationController is not Supported",
-                ));
-            }
+            errs.extend(restart_always_no_deadline(
+                template,
+                &tp,
+                "ReplicationController",
+            ));
         }
     }
     errs
