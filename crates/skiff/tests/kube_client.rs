@@ -354,3 +354,163 @@ async fn gzip_when_asked_but_never_for_watches() -> Result<()> {
         .is_none());
     Ok(())
 }
+
+/// Reads watch events (one JSON object per line) until `n` arrived, the server ended the
+/// stream, or `wait` passed; answers the events and whether the server ended the stream.
+async fn watch_stream(
+    client: &Client,
+    path: &str,
+    n: usize,
+    wait: Duration,
+) -> Result<(Vec<serde_json::Value>, bool)> {
+    let req = http::Request::builder().uri(path).body(Vec::new())?;
+    let resp = client.send(req.map(kube::client::Body::from)).await?;
+    ensure!(
+        resp.status().as_u16() == 200,
+        "watch answered {}",
+        resp.status()
+    );
+    let mut body = resp.into_body();
+    let mut buf = Vec::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut ended = false;
+    while events.len() < n {
+        let frame = match tokio::time::timeout_at(
+            deadline,
+            http_body_util::BodyExt::frame(&mut body),
+        )
+        .await
+        {
+            Ok(Some(frame)) => frame?,
+            Ok(None) => {
+                ended = true;
+                break;
+            }
+            Err(_) => break,
+        };
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                events.push(serde_json::from_slice(&line)?);
+            }
+        }
+    }
+    Ok((events, ended))
+}
+
+async fn watch_events(
+    client: &Client,
+    path: &str,
+    n: usize,
+    wait: Duration,
+) -> Result<Vec<serde_json::Value>> {
+    Ok(watch_stream(client, path, n, wait).await?.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_semantics() -> Result<()> {
+    let (_server, client, _dir) = start().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mk = |name: &str, tier: &str| -> Result<ConfigMap> {
+        Ok(serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": {"tier": tier}}}),
+        )?)
+    };
+    cms.create(&PostParams::default(), &mk("before", "web")?)
+        .await?;
+    let rv = cms
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .context("no list rv")?;
+
+    // Selector transitions: leaving the selector is DELETED, coming back is ADDED.
+    let path = format!("/api/v1/namespaces/default/configmaps?watch=true&labelSelector=tier%3Dweb&resourceVersion={rv}");
+    let watcher = {
+        let client = client.clone();
+        tokio::spawn(async move { watch_events(&client, &path, 4, Duration::from_secs(15)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cms.create(&PostParams::default(), &mk("a", "web")?).await?;
+    cms.create(&PostParams::default(), &mk("b", "db")?).await?; // never matches
+    let relabel = |tier: &str| Patch::Merge(json!({"metadata": {"labels": {"tier": tier}}}));
+    cms.patch("a", &PatchParams::default(), &relabel("db"))
+        .await?;
+    cms.patch("a", &PatchParams::default(), &relabel("web"))
+        .await?;
+    cms.delete("a", &DeleteParams::default()).await?;
+    let events = watcher.await??;
+    let seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or("").to_owned(),
+                e["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("ADDED", "a"),
+        ("DELETED", "a"),
+        ("ADDED", "a"),
+        ("DELETED", "a"),
+    ]
+    .iter()
+    .map(|(t, n)| ((*t).into(), (*n).into()))
+    .collect();
+    ensure!(seen == want, "{seen:?}");
+    let rvs: Vec<i64> = events
+        .iter()
+        .filter_map(|e| {
+            e["object"]["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|r| r.parse().ok())
+        })
+        .collect();
+    ensure!(
+        rvs.windows(2).all(|w| w[0] < w[1]),
+        "resourceVersions not increasing: {rvs:?}"
+    );
+
+    // sendInitialEvents: the current state as ADDED, then the initial-events-end bookmark.
+    let path = "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&labelSelector=tier%3Dweb";
+    let events = watch_events(&client, path, 2, Duration::from_secs(10)).await?;
+    ensure!(events.len() == 2, "{events:?}");
+    ensure!(
+        events[0]["type"] == "ADDED" && events[0]["object"]["metadata"]["name"] == "before",
+        "{events:?}"
+    );
+    ensure!(events[1]["type"] == "BOOKMARK", "{events:?}");
+    ensure!(
+        events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"] == "true",
+        "{events:?}"
+    );
+    // sendInitialEvents without bookmarks is refused as upstream.
+    let (code, status) = raw(
+        &client,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true",
+        "application/json",
+        vec![],
+    )
+    .await?;
+    ensure!(code == 400, "{status}");
+
+    // timeoutSeconds: the server ends the stream (the 60 s limit here is only a backstop).
+    let path = format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1&resourceVersion={rv}"
+    );
+    let (events, ended) = watch_stream(&client, &path, 100, Duration::from_secs(60)).await?;
+    ensure!(
+        ended,
+        "the server did not end the watch after timeoutSeconds"
+    );
+    ensure!(events.iter().all(|e| e["type"] != "ERROR"), "{events:?}");
+    Ok(())
+}
