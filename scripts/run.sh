@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+. scripts/deps.sh
+# protoc builds the etcd client's gRPC bindings.
+need_debian_packages protoc:protobuf-compiler
+
 echo "==> building skiff (release)"
 cargo build --release -p skiff
 bin="${CARGO_TARGET_DIR:-target}/release/skiff"

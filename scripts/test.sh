@@ -4,16 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
-# Debian packages the tests use: a real etcd for the etcd backend's tests.
-missing=()
-[ -x "${SKIFF_ETCD_BIN:-/usr/bin/etcd}" ] || missing+=(etcd-server)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "==> installing Debian packages: ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+. scripts/deps.sh
+# protoc builds the etcd client's gRPC bindings; a real etcd serves the etcd backend's tests.
+need_debian_packages protoc:protobuf-compiler "${SKIFF_ETCD_BIN:-/usr/bin/etcd}:etcd-server"
 
 # Rust components (present with a rustup toolchain; added when missing).
 if command -v rustup >/dev/null; then
