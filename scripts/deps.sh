@@ -1,5 +1,5 @@
 # Sourced by run.sh and test.sh: installs the Debian packages skiff needs, when missing.
-#   need_debian_packages CMD:PACKAGE ...   installs PACKAGE when CMD is not on the machine
+#   need_debian_packages CMD:PACKAGE ...   installs PACKAGE when CMD is not on PATH (or, for /a/path, when that file is missing)
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_debian_packages() {
@@ -7,7 +7,7 @@ need_debian_packages() {
   for pair in "$@"; do
     cmd=${pair%%:*}
     pkg=${pair#*:}
-    if [[ $cmd == /* ]]; then [ -x "$cmd" ] || missing+=("$pkg")
+    if [[ $cmd == /* ]]; then [ -e "$cmd" ] || missing+=("$pkg")
     else command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg"); fi
   done
   if [ ${#missing[@]} -gt 0 ]; then

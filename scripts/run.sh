@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/deps.sh
-# protoc builds the etcd client's gRPC bindings.
-need_debian_packages protoc:protobuf-compiler
+# protoc and its well-known types (libprotobuf-dev) build the etcd client's gRPC bindings.
+need_debian_packages protoc:protobuf-compiler /usr/include/google/protobuf/descriptor.proto:libprotobuf-dev
 
 echo "==> building skiff (release)"
 cargo build --release -p skiff
