@@ -219,9 +219,11 @@ pub fn prepare_create(
     } else {
         meta.remove("generation");
     }
-    if info.has(crate::registry::Subresource::Status) {
-        // A create sets no status (upstream strategies reset it), except where the kind's
-        // status is the client's to give at creation (namespaces get theirs from the server).
+    // A create sets no status (upstream strategies reset it), except for a Node: its kubelet
+    // registers it with its status (addresses, capacity, conditions), and upstream's node
+    // strategy keeps that.
+    let keeps_status = info.group.is_empty() && info.plural == "nodes";
+    if info.has(crate::registry::Subresource::Status) && !keeps_status {
         if let Some(map) = obj.as_object_mut() {
             map.remove("status");
         }
@@ -329,6 +331,25 @@ mod tests {
         assert_eq!(obj["metadata"]["generation"], 1);
         assert_eq!(obj["metadata"]["creationTimestamp"], "2023-11-14T22:13:20Z");
         assert!(obj.get("status").is_none());
+    }
+
+    #[test]
+    fn a_node_keeps_the_status_it_registers_with() {
+        let reg = Registry::builtin();
+        let node = reg.get("", "v1", "nodes").unwrap();
+        let status = json!({"addresses": [{"type": "InternalIP", "address": "10.0.0.5"}]});
+        let mut obj = json!({"metadata": {"name": "n1"}, "status": status});
+        check_type(node, &mut obj).unwrap();
+        prepare_create(node, &mut obj, now(), "u-1", "abcde").unwrap();
+        assert_eq!(obj["status"], status);
+        let pod = reg.get("", "v1", "pods").unwrap();
+        let mut obj = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
+        check_type(pod, &mut obj).unwrap();
+        prepare_create(pod, &mut obj, now(), "u-1", "abcde").unwrap();
+        assert!(
+            obj.get("status").is_none(),
+            "a pod's status is the server's"
+        );
     }
 
     #[test]
