@@ -24,7 +24,7 @@ use skiff_store::Revision;
 use crate::discovery;
 use crate::objects::{DeleteOptions, Deleted};
 use crate::path::{self, Route, Target};
-use crate::watch::{Change, ObjectEvent};
+use crate::watch::{self, Change, ObjectEvent};
 use crate::App;
 
 /// Marks a streaming response (a watch), which must not be compressed: the encoder would
@@ -617,6 +617,32 @@ impl Ctx {
         }
     }
 
+    /// Whether a list may be served by the watch cache, and how fresh it must be: `None`
+    /// reads the datastore (a continue token, or an exact revision: history the cache does
+    /// not keep); `Some(None)` takes the cache as it is (`resourceVersion=0`); `Some(Some(r))`
+    /// needs revision `r` or later (a consistent list needs the datastore's current one).
+    async fn cache_freshness(&self) -> ApiResult<Option<Option<Revision>>> {
+        if self.query.get("continue").is_some()
+            || self.query.get("resourceVersionMatch") == Some("Exact")
+        {
+            return Ok(None);
+        }
+        match self.query.get("resourceVersion") {
+            None => {
+                let current = self
+                    .app
+                    .objects
+                    .store
+                    .current_revision()
+                    .await
+                    .map_err(|e| crate::objects::store_error(&self.info, "", e))?;
+                Ok(Some(Some(current)))
+            }
+            Some("0") => Ok(Some(None)),
+            Some(rv) => Ok(Some(rv.parse::<Revision>().ok().filter(|r| *r > 0))),
+        }
+    }
+
     async fn list(&self) -> ApiResult {
         let limit = self.query.int("limit")?.unwrap_or(0).max(0) as usize;
         let (_, fields) = self.selectors()?;
@@ -624,11 +650,44 @@ impl Ctx {
             .requirements()
             .iter()
             .all(|r| r.field.starts_with("metadata."));
-        if self.form == Form::Json && metadata_only {
-            return self.list_json(limit).await;
-        }
         let keep = self.matcher()?;
+        // Checks the resourceVersion rules (and waits for a future revision) first.
         let at = self.list_revision().await?;
+        if let Some(min) = self.cache_freshness().await? {
+            let selection = if metadata_only {
+                watch::Selection::Metadata(&keep)
+            } else {
+                watch::Selection::Object(&keep)
+            };
+            let cached = self
+                .app
+                .hub
+                .list(&self.info, self.ns.as_deref(), limit, min, selection)
+                .await?;
+            if let Some(list) = cached {
+                return self
+                    .list_answer(Items::Json(list.items), list.revision, list.continue_token)
+                    .await;
+            }
+        }
+        if metadata_only {
+            let page = self
+                .app
+                .objects
+                .list_raw(
+                    &self.info,
+                    self.ns.as_deref(),
+                    limit,
+                    self.query.get("continue"),
+                    at,
+                    &keep,
+                )
+                .await?;
+            let items = page.items.into_iter().map(Bytes::from).collect();
+            return self
+                .list_answer(Items::Json(items), page.revision, page.continue_token)
+                .await;
+        }
         let page = self
             .app
             .objects
@@ -641,79 +700,61 @@ impl Ctx {
                 &keep,
             )
             .await?;
-        let rv = page.revision.to_string();
-        Ok(match self.form {
-            Form::Table(include) => json_response(
+        self.list_answer(
+            Items::Values(page.items),
+            page.revision,
+            page.continue_token,
+        )
+        .await
+    }
+
+    /// A list answer from its items' JSON: a list assembled from the bytes as they are, or
+    /// a Table (which needs the objects decoded).
+    async fn list_answer(
+        &self,
+        items: Items,
+        revision: Revision,
+        continue_token: Option<String>,
+    ) -> ApiResult {
+        let rv = revision.to_string();
+        if let Form::Table(include) = self.form {
+            let objects = match items {
+                Items::Json(items) => decode_all(items).await?,
+                Items::Values(objects) => objects,
+            };
+            return Ok(json_response(
                 StatusCode::OK,
                 &table::table(
                     self.info.group,
                     self.info.plural,
-                    &page.items,
+                    &objects,
                     &rv,
-                    page.continue_token.as_deref(),
+                    continue_token.as_deref(),
                     include,
                     now(),
                 ),
-            ),
-            Form::Json => {
-                let mut metadata = json!({"resourceVersion": rv});
-                if let Some(c) = &page.continue_token {
-                    metadata["continue"] = json!(c);
-                }
-                if let Some(r) = page.remaining {
-                    metadata["remainingItemCount"] = json!(r);
-                }
-                let items: Vec<Value> = page
-                    .items
-                    .into_iter()
-                    .map(|mut o| {
-                        // Items of a list carry no apiVersion/kind upstream... they do in JSON
-                        // from kube-apiserver for built-ins; keep them.
-                        if let Some(m) = o.as_object_mut() {
-                            m.entry("apiVersion")
-                                .or_insert(json!(self.info.api_version()));
-                            m.entry("kind").or_insert(json!(self.info.kind));
-                        }
-                        o
-                    })
-                    .collect();
-                json_response(
-                    StatusCode::OK,
-                    &json!({"kind": self.info.list_kind, "apiVersion": self.info.api_version(), "metadata": metadata, "items": items}),
-                )
-            }
-        })
-    }
-
-    /// A JSON list assembled from the stored bytes: only each object's metadata is decoded
-    /// (selectors here need nothing else).
-    async fn list_json(&self, limit: usize) -> ApiResult {
-        let keep = self.matcher()?;
-        let at = self.list_revision().await?;
-        let page = self
-            .app
-            .objects
-            .list_raw(
-                &self.info,
-                self.ns.as_deref(),
-                limit,
-                self.query.get("continue"),
-                at,
-                &keep,
-            )
-            .await?;
-        let mut metadata = json!({"resourceVersion": page.revision.to_string()});
-        if let Some(c) = &page.continue_token {
+            ));
+        }
+        let items = match items {
+            Items::Json(items) => items,
+            Items::Values(objects) => objects
+                .iter()
+                .map(|o| serde_json::to_vec(o).map(Bytes::from))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ApiError::internal(format!("encoding a list: {e}")))?,
+        };
+        let mut metadata = json!({"resourceVersion": rv});
+        if let Some(c) = &continue_token {
             metadata["continue"] = json!(c);
         }
         let head = json!({"kind": self.info.list_kind, "apiVersion": self.info.api_version(), "metadata": metadata});
         let head = serde_json::to_vec(&head).map_err(|e| ApiError::internal(e.to_string()))?;
-        let total: usize = page.items.iter().map(|i| i.len() + 1).sum();
+        let total: usize = items.iter().map(|i| i.len() + 1).sum();
         let mut body = Vec::with_capacity(head.len() + total + 16);
         // `{"apiVersion":..,"kind":..,"metadata":{..}` then `,"items":[...]}`.
         body.extend_from_slice(&head[..head.len() - 1]);
         body.extend_from_slice(b",\"items\":[");
-        for (i, item) in page.items.iter().enumerate() {
+        for (i, item) in items.iter().enumerate() {
             if i > 0 {
                 body.push(b',');
             }
@@ -726,6 +767,41 @@ impl Ctx {
             body,
         )
             .into_response())
+    }
+
+    /// The objects a watch starts with (as ADDED events) and the revision they are the
+    /// state of: from the watch cache, current as of now, or else from the datastore.
+    async fn initial_state(
+        &self,
+        keep: &(dyn Fn(&Value) -> ApiResult<bool> + Send + Sync),
+    ) -> ApiResult<(Vec<Value>, Revision)> {
+        let current = self
+            .app
+            .objects
+            .store
+            .current_revision()
+            .await
+            .map_err(|e| crate::objects::store_error(&self.info, "", e))?;
+        let cached = self
+            .app
+            .hub
+            .list(
+                &self.info,
+                self.ns.as_deref(),
+                0,
+                Some(current),
+                watch::Selection::Object(keep),
+            )
+            .await?;
+        if let Some(list) = cached {
+            return Ok((decode_all(list.items).await?, list.revision));
+        }
+        let page = self
+            .app
+            .objects
+            .list(&self.info, self.ns.as_deref(), 0, None, None, keep)
+            .await?;
+        Ok((page.items, page.revision))
     }
 
     async fn watch(&self) -> ApiResult {
@@ -752,14 +828,7 @@ impl Ctx {
                 })?;
                 (Vec::new(), r)
             }
-            _ => {
-                let page = self
-                    .app
-                    .objects
-                    .list(&self.info, self.ns.as_deref(), 0, None, None, &keep)
-                    .await?;
-                (page.items, page.revision)
-            }
+            _ => self.initial_state(&keep).await?,
         };
         let mut sub = self.app.hub.subscribe(&self.info, start).await?;
         let info = self.info.clone();
@@ -889,8 +958,19 @@ impl Ctx {
         self.validate_name(&new)?;
         validate_update(&self.info, &current.obj, &mut new)?;
         self.app.admit_update(&self.info, &current.obj, &mut new)?;
-        // An object being deleted goes once its last finalizer is removed.
-        if meta::is_deleting(&current.obj) && meta::finalizers(&new).is_empty() && !dry_run {
+        // An object being deleted goes once its last finalizer is removed, unless it is
+        // waiting out a grace period (a bound pod: its kubelet deletes it when stopped), as
+        // upstream's `shouldDeleteDuringUpdate`.
+        let grace_over = current
+            .obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_none_or(|g| g == 0);
+        if meta::is_deleting(&current.obj)
+            && grace_over
+            && meta::finalizers(&new).is_empty()
+            && !dry_run
+        {
             let gone = self
                 .app
                 .objects
@@ -1330,6 +1410,44 @@ fn apply_patch(obj: &mut Value, body: &[u8], content_type: &str) -> ApiResult<()
         }
         other => Err(ApiError::unsupported_media_type(other)),
     }
+}
+
+/// A list's items: as JSON (from the watch cache or the stored bytes) or decoded.
+enum Items {
+    Json(Vec<Bytes>),
+    Values(Vec<Value>),
+}
+
+/// Decodes a list's items; a large list is split across two threads (decoding is most of
+/// the cost of a big list that needs whole objects, such as a Table).
+async fn decode_all(items: Vec<Bytes>) -> ApiResult<Vec<Value>> {
+    const PARALLEL_FROM: usize = 1024;
+    let decode_part = |part: &[Bytes]| -> ApiResult<Vec<Value>> {
+        part.iter()
+            .map(|b| {
+                serde_json::from_slice(b).map_err(|e| {
+                    ApiError::internal(format!("a listed object cannot be decoded: {e}"))
+                })
+            })
+            .collect()
+    };
+    if items.len() < PARALLEL_FROM {
+        return decode_part(&items);
+    }
+    tokio::task::spawn_blocking(move || {
+        let (first, second) = items.split_at(items.len() / 2);
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| decode_part(second));
+            let mut out = decode_part(first)?;
+            let rest = other
+                .join()
+                .map_err(|_| ApiError::internal("decoding a list"))??;
+            out.extend(rest);
+            Ok(out)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("decoding a list: {e}")))?
 }
 
 /// The event a watcher of `keep`'s objects sees for `ev`: an object entering the selection

@@ -1,22 +1,28 @@
-//! The watch cache: one datastore watch per resource, whose events are decoded once and fanned
-//! out to every API watcher of that resource (upstream's `cacher`). Recent events stay in a
-//! ring so a watcher starting from a recent resourceVersion is served from memory; one that
-//! starts further back gets its own datastore watch, which answers 410 once that history is
-//! compacted.
+//! The watch cache (upstream's `cacher`): ONE datastore watch for the whole API, whose events
+//! are routed by key to the resource they belong to. A resource that has been listed or
+//! watched keeps, in memory, every object it has (as the JSON the API answers, with its
+//! metadata decoded for selectors) and a ring of its recent events, fanned out to every API
+//! watcher of it. So LIST and WATCH are served from memory, many watchers cost nothing more
+//! at the datastore, and a consistent LIST (no resourceVersion) only waits until the cache
+//! has applied the datastore's current revision.
+//!
+//! What it does not do: answer reads at an exact past revision or continue a paginated list
+//! (both go to the datastore, which keeps history), or keep resources nobody asked for.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde_json::Value;
 use skiff_api::registry::ResourceInfo;
 use skiff_api::status::ApiError;
-use skiff_store::{Error as StoreError, EventKind, Revision, Store, WatchStream};
-use tokio::sync::broadcast;
+use skiff_store::{Error as StoreError, Event, EventKind, Revision, Store, WatchStream};
+use tokio::sync::{broadcast, watch};
 
-use crate::objects::{decode, store_error};
+use crate::objects::{decode, encode_continue, splice_resource_version, store_error};
 
 /// `ADDED`, `MODIFIED` or `DELETED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,23 +55,46 @@ pub struct ObjectEvent {
 
 const RING: usize = 1024;
 const FANOUT_BUFFER: usize = 8192;
+/// How long a consistent read waits for the cache to reach the datastore's revision before
+/// it reads the datastore instead (the cache is normally behind by microseconds; this bounds
+/// the case of writes the cache never sees, such as another program's keys in a shared etcd).
+const FRESH_WAIT: Duration = Duration::from_millis(250);
+/// Objects read per datastore request while a resource's cache is filled.
+const LOAD_PAGE: usize = 5000;
 
-struct Feed {
-    state: Mutex<FeedState>,
+/// An object as the cache keeps it.
+#[derive(Clone)]
+struct Entry {
+    /// The object's JSON as the API answers it (resourceVersion set).
+    json: Bytes,
+    /// Its metadata, decoded (label and metadata field selectors need nothing else).
+    metadata: Arc<Value>,
+}
+
+/// One resource's cached state.
+struct ResourceCache {
+    state: Mutex<ResourceState>,
     tx: broadcast::Sender<Arc<ObjectEvent>>,
 }
 
-struct FeedState {
+struct ResourceState {
+    /// Filled: `objects` is the datastore's content of the resource as of `rev`.
+    ready: bool,
+    /// While filling: events that arrived meanwhile, applied once the fill is done.
+    pending: Vec<Event>,
+    /// The revision of the last event applied (or of the fill).
+    rev: Revision,
     /// Events after this revision are all in `ring`.
     start: Revision,
     ring: VecDeque<Arc<ObjectEvent>>,
+    objects: BTreeMap<String, Entry>,
 }
 
 /// Where a subscription's events come from.
 pub enum Subscription {
     /// From the cache: the backlog, then live events.
     Cached {
-        backlog: Vec<Arc<ObjectEvent>>,
+        backlog: VecDeque<Arc<ObjectEvent>>,
         rx: broadcast::Receiver<Arc<ObjectEvent>>,
         after: Revision,
     },
@@ -81,8 +110,8 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<Result<Arc<ObjectEvent>, ApiError>> {
         match self {
             Subscription::Cached { backlog, rx, after } => {
-                if !backlog.is_empty() {
-                    return Some(Ok(backlog.remove(0)));
+                if let Some(ev) = backlog.pop_front() {
+                    return Some(Ok(ev));
                 }
                 loop {
                     match rx.recv().await {
@@ -91,14 +120,14 @@ impl Subscription {
                             *after = ev.rev;
                             return Some(Ok(ev));
                         }
-                        // Fell behind the fan-out, or the feed stopped: end this watch; the
-                        // client resumes from the last resourceVersion it saw.
+                        // Fell behind the fan-out, or the cache was dropped: end this watch;
+                        // the client resumes from the last resourceVersion it saw.
                         Err(_) => return None,
                     }
                 }
             }
             Subscription::Direct { info, stream } => match stream.next().await? {
-                Ok(ev) => Some(to_object_event(info, ev).map(Arc::new)),
+                Ok(ev) => Some(to_object_event(info, &ev).map(Arc::new)),
                 Err(StoreError::Compacted {
                     requested,
                     compacted,
@@ -111,7 +140,7 @@ impl Subscription {
     }
 }
 
-fn to_object_event(info: &ResourceInfo, ev: skiff_store::Event) -> Result<ObjectEvent, ApiError> {
+fn to_object_event(info: &ResourceInfo, ev: &Event) -> Result<ObjectEvent, ApiError> {
     let rev = ev.revision();
     let prev = match &ev.prev_kv {
         Some(p) => Some(Arc::new(decode(info, &p.value, p.mod_revision)?)),
@@ -145,18 +174,219 @@ fn to_object_event(info: &ResourceInfo, ev: skiff_store::Event) -> Result<Object
     })
 }
 
-/// All feeds, one per resource, started on first use.
+/// Applies one datastore event to a filled resource: the object map, the ring, the watchers.
+fn apply(info: &ResourceInfo, cache: &ResourceCache, state: &mut ResourceState, ev: &Event) {
+    let rev = ev.revision();
+    if rev <= state.rev {
+        return;
+    }
+    state.rev = rev;
+    match ev.kind {
+        EventKind::Put => match entry(info, &ev.kv.value, rev) {
+            Ok(e) => {
+                state.objects.insert(ev.kv.key.clone(), e);
+            }
+            Err(e) => {
+                tracing::error!(resource = %info.plural, key = %ev.kv.key, error = %e, "watch cache: undecodable object");
+                state.objects.remove(&ev.kv.key);
+            }
+        },
+        EventKind::Delete => {
+            state.objects.remove(&ev.kv.key);
+        }
+    }
+    match to_object_event(info, ev) {
+        Ok(oe) => {
+            let oe = Arc::new(oe);
+            state.ring.push_back(oe.clone());
+            while state.ring.len() > RING {
+                if let Some(old) = state.ring.pop_front() {
+                    state.start = old.rev;
+                }
+            }
+            // Sent under the lock, so a subscriber sees each event exactly once: either in
+            // its backlog or from the channel.
+            let _ = cache.tx.send(oe);
+        }
+        Err(e) => {
+            tracing::error!(resource = %info.plural, error = %e, "watch cache: undecodable event")
+        }
+    }
+}
+
+fn entry(info: &ResourceInfo, bytes: &[u8], rev: Revision) -> Result<Entry, ApiError> {
+    let (json, metadata) = splice_resource_version(info, bytes, rev)?;
+    Ok(Entry {
+        json: Bytes::from(json),
+        metadata: Arc::new(metadata),
+    })
+}
+
+/// The one datastore watch, started on first use, and the resources it keeps.
+struct Feed {
+    /// Every event up to this revision has been routed.
+    applied: watch::Sender<Revision>,
+    resources: HashMap<String, (ResourceInfo, Arc<ResourceCache>)>,
+}
+
+/// The watch cache of every resource.
 pub struct Hub {
     store: Arc<dyn Store>,
-    feeds: Mutex<HashMap<String, Arc<Feed>>>,
+    feed: Mutex<Option<Feed>>,
+    /// Serialises starting the feed.
+    starting: tokio::sync::Mutex<()>,
+}
+
+/// How a list read from the cache was selected.
+pub enum Selection<'a> {
+    /// On metadata only: `keep` gets `{"metadata": ...}`.
+    Metadata(&'a (dyn Fn(&Value) -> Result<bool, ApiError> + Send + Sync)),
+    /// On the whole object.
+    Object(&'a (dyn Fn(&Value) -> Result<bool, ApiError> + Send + Sync)),
+}
+
+/// A cached list: the objects as JSON, and the revision they are the state of.
+pub struct CachedList {
+    pub items: Vec<Bytes>,
+    pub revision: Revision,
+    pub continue_token: Option<String>,
 }
 
 impl Hub {
     pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
         Arc::new(Self {
             store,
-            feeds: Mutex::new(HashMap::new()),
+            feed: Mutex::new(None),
+            starting: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Starts the datastore watch if it is not running; answers the revision it has applied.
+    async fn running(self: &Arc<Self>) -> Result<watch::Receiver<Revision>, StoreError> {
+        if let Some(feed) = self.feed.lock().as_ref() {
+            return Ok(feed.applied.subscribe());
+        }
+        let _guard = self.starting.lock().await;
+        if let Some(feed) = self.feed.lock().as_ref() {
+            return Ok(feed.applied.subscribe());
+        }
+        let start = self.store.current_revision().await?;
+        let stream = self.store.watch("/", start).await?;
+        let (applied, rx) = watch::channel(start);
+        *self.feed.lock() = Some(Feed {
+            applied,
+            resources: HashMap::new(),
+        });
+        tokio::spawn(run_feed(Arc::downgrade(self), stream));
+        Ok(rx)
+    }
+
+    /// The cache of `info`, filled from the datastore on first use.
+    async fn resource(
+        self: &Arc<Self>,
+        info: &ResourceInfo,
+    ) -> Result<Arc<ResourceCache>, ApiError> {
+        let applied = self.running().await.map_err(|e| store_error(info, "", e))?;
+        let prefix = info.key_prefix();
+        let cache = {
+            let mut feed = self.feed.lock();
+            let feed = feed
+                .as_mut()
+                .ok_or_else(|| ApiError::service_unavailable("the watch cache restarted"))?;
+            if let Some((_, cache)) = feed.resources.get(&prefix) {
+                cache.clone()
+            } else {
+                let (tx, _) = broadcast::channel(FANOUT_BUFFER);
+                let cache = Arc::new(ResourceCache {
+                    state: Mutex::new(ResourceState {
+                        ready: false,
+                        pending: Vec::new(),
+                        rev: 0,
+                        start: 0,
+                        ring: VecDeque::new(),
+                        objects: BTreeMap::new(),
+                    }),
+                    tx,
+                });
+                feed.resources
+                    .insert(prefix.clone(), (info.clone(), cache.clone()));
+                // Filled from here on: every event routed after this point is kept in
+                // `pending` until the fill is done.
+                let hub = self.clone();
+                let (info, filling) = (info.clone(), cache.clone());
+                let at = *applied.borrow();
+                tokio::spawn(async move { hub.fill(info, filling, at).await });
+                cache
+            }
+        };
+        // Wait for the fill (it is normally quick; a failed fill drops the cache).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if cache.state.lock().ready {
+                return Ok(cache);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApiError::timeout(format!(
+                    "the watch cache of {} is not ready",
+                    info.plural
+                )));
+            }
+            if self.is_dropped(&prefix, &cache) {
+                return Err(ApiError::service_unavailable(format!(
+                    "the watch cache of {} could not be filled",
+                    info.plural
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    fn is_dropped(&self, prefix: &str, cache: &Arc<ResourceCache>) -> bool {
+        self.feed.lock().as_ref().is_none_or(|f| {
+            f.resources
+                .get(prefix)
+                .is_none_or(|(_, c)| !Arc::ptr_eq(c, cache))
+        })
+    }
+
+    /// Reads the resource at revision `at` (every event after it is pending or still to
+    /// come), then applies what arrived meanwhile.
+    async fn fill(self: Arc<Self>, info: ResourceInfo, cache: Arc<ResourceCache>, at: Revision) {
+        let prefix = info.key_prefix();
+        let mut objects = BTreeMap::new();
+        let mut start: Option<String> = None;
+        let result: Result<(), ApiError> = async {
+            loop {
+                let page = self
+                    .store
+                    .range(&prefix, start.as_deref(), LOAD_PAGE, Some(at))
+                    .await
+                    .map_err(|e| store_error(&info, "", e))?;
+                for kv in &page.kvs {
+                    objects.insert(kv.key.clone(), entry(&info, &kv.value, kv.mod_revision)?);
+                }
+                start = page.kvs.last().map(|kv| kv.key.clone());
+                if !page.more || start.is_none() {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(resource = %info.plural, error = %e, "watch cache: fill failed");
+            if let Some(feed) = self.feed.lock().as_mut() {
+                feed.resources.remove(&prefix);
+            }
+            return;
+        }
+        let mut state = cache.state.lock();
+        state.objects = objects;
+        state.rev = at;
+        state.start = at;
+        for ev in std::mem::take(&mut state.pending) {
+            apply(&info, &cache, &mut state, &ev);
+        }
+        state.ready = true;
     }
 
     /// Events of `info` after revision `after`.
@@ -165,9 +395,9 @@ impl Hub {
         info: &ResourceInfo,
         after: Revision,
     ) -> Result<Subscription, ApiError> {
-        let feed = self.feed(info).await?;
-        {
-            let state = feed.state.lock();
+        // A cache that cannot be had (an outage) leaves the datastore's own watch.
+        if let Ok(cache) = self.resource(info).await {
+            let state = cache.state.lock();
             if after >= state.start {
                 let backlog = state
                     .ring
@@ -177,7 +407,7 @@ impl Hub {
                     .collect();
                 return Ok(Subscription::Cached {
                     backlog,
-                    rx: feed.tx.subscribe(),
+                    rx: cache.tx.subscribe(),
                     after,
                 });
             }
@@ -201,86 +431,342 @@ impl Hub {
         })
     }
 
-    async fn feed(self: &Arc<Self>, info: &ResourceInfo) -> Result<Arc<Feed>, ApiError> {
-        let prefix = info.key_prefix();
-        if let Some(feed) = self.feeds.lock().get(&prefix) {
-            return Ok(feed.clone());
+    /// A list from memory, as of a revision no older than `min_rev` (the datastore's current
+    /// revision for a consistent read; `None`: whatever the cache has, upstream's
+    /// `resourceVersion=0`). `None` when the cache cannot answer in time: read the
+    /// datastore then. A page of `limit` items ends with a continue token that the
+    /// datastore serves (at the page's revision).
+    pub async fn list(
+        self: &Arc<Self>,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        limit: usize,
+        min_rev: Option<Revision>,
+        selection: Selection<'_>,
+    ) -> Result<Option<CachedList>, ApiError> {
+        let Ok(cache) = self.resource(info).await else {
+            return Ok(None);
+        };
+        let Ok(mut applied) = self.running().await else {
+            return Ok(None);
+        };
+        if let Some(min) = min_rev {
+            let fresh = tokio::time::timeout(FRESH_WAIT, applied.wait_for(|a| *a >= min)).await;
+            if !matches!(fresh, Ok(Ok(_))) {
+                return Ok(None);
+            }
         }
-        let start = self
-            .store
-            .current_revision()
-            .await
-            .map_err(|e| store_error(info, "", e))?;
-        let stream = self
-            .store
-            .watch(&prefix, start)
-            .await
-            .map_err(|e| store_error(info, "", e))?;
-        let mut feeds = self.feeds.lock();
-        if let Some(feed) = feeds.get(&prefix) {
-            return Ok(feed.clone());
-        }
-        let (tx, _) = broadcast::channel(FANOUT_BUFFER);
-        let feed = Arc::new(Feed {
-            state: Mutex::new(FeedState {
-                start,
-                ring: VecDeque::new(),
-            }),
-            tx,
-        });
-        feeds.insert(prefix.clone(), feed.clone());
-        tokio::spawn(run_feed(
-            Arc::downgrade(self),
-            info.clone(),
-            prefix,
-            feed.clone(),
-            stream,
-        ));
-        Ok(feed)
+        // Read `applied` before the resource's lock: every event of the resource up to it
+        // is in the map; events after it that the map already holds are covered by the
+        // resource's own revision.
+        let global = *applied.borrow();
+        let (candidates, revision) = {
+            let state = cache.state.lock();
+            let prefix = info.list_prefix(ns);
+            let candidates: Vec<(String, Entry)> = state
+                .objects
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect();
+            (candidates, global.max(state.rev))
+        };
+        select(info, candidates, limit, revision, selection).map(Some)
     }
 }
 
-async fn run_feed(
-    hub: std::sync::Weak<Hub>,
-    info: ResourceInfo,
-    prefix: String,
-    feed: Arc<Feed>,
-    mut stream: WatchStream,
-) {
+/// Filters a resource's cached objects (in key order), keeping the first `limit` (all for
+/// 0); a page that leaves objects behind ends with a continue token at `revision`.
+fn select(
+    info: &ResourceInfo,
+    candidates: Vec<(String, Entry)>,
+    limit: usize,
+    revision: Revision,
+    selection: Selection<'_>,
+) -> Result<CachedList, ApiError> {
+    let mut items = Vec::new();
+    let total = candidates.len();
+    for (i, (key, e)) in candidates.into_iter().enumerate() {
+        let keep = match &selection {
+            Selection::Metadata(keep) => {
+                keep(&serde_json::json!({ "metadata": e.metadata.as_ref() }))?
+            }
+            Selection::Object(keep) => keep(&serde_json::from_slice(&e.json).map_err(|err| {
+                ApiError::internal(format!("cached {} cannot be decoded: {err}", info.plural))
+            })?)?,
+        };
+        if keep {
+            items.push(e.json);
+            if limit > 0 && items.len() >= limit && i + 1 < total {
+                return Ok(CachedList {
+                    items,
+                    revision,
+                    continue_token: Some(encode_continue(revision, &key)),
+                });
+            }
+        }
+    }
+    Ok(CachedList {
+        items,
+        revision,
+        continue_token: None,
+    })
+}
+
+/// Routes the datastore's events to the caches, in revision order.
+async fn run_feed(hub: std::sync::Weak<Hub>, mut stream: WatchStream) {
     loop {
         let item = stream.next().await;
         let Some(hub) = hub.upgrade() else { return };
         match item {
-            Some(Ok(ev)) => match to_object_event(&info, ev) {
-                Ok(ev) => {
-                    let ev = Arc::new(ev);
-                    let mut state = feed.state.lock();
-                    state.ring.push_back(ev.clone());
-                    while state.ring.len() > RING {
-                        if let Some(old) = state.ring.pop_front() {
-                            state.start = old.rev;
-                        }
+            Some(Ok(ev)) => {
+                let rev = ev.revision();
+                let mut feed = hub.feed.lock();
+                let Some(feed) = feed.as_mut() else { return };
+                if let Some((info, cache)) = resource_of(&feed.resources, &ev.kv.key) {
+                    let mut state = cache.state.lock();
+                    if state.ready {
+                        apply(info, cache, &mut state, &ev);
+                    } else {
+                        state.pending.push(ev);
                     }
-                    // Sent under the lock, so a subscriber sees each event exactly once:
-                    // either in its backlog or from the channel.
-                    let _ = feed.tx.send(ev);
                 }
-                Err(e) => {
-                    tracing::error!(resource = %info.plural, error = %e, "watch cache: undecodable event")
-                }
-            },
-            Some(Err(e)) => {
-                // The datastore watch ended (a slow feed, or the backend failed): drop this
-                // feed; its watchers end and re-watch, and the next one starts a new feed.
-                tracing::warn!(resource = %info.plural, error = %e, "watch cache feed stopped");
-                hub.feeds.lock().remove(&prefix);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                return;
+                feed.applied.send_replace(rev);
             }
-            None => {
-                hub.feeds.lock().remove(&prefix);
+            other => {
+                // The datastore watch ended (this feed fell behind, or the backend failed):
+                // drop every cache; their watchers end and re-watch, lists read the
+                // datastore, and the next use starts a new feed.
+                match other {
+                    Some(Err(e)) => tracing::warn!(error = %e, "watch cache feed stopped"),
+                    _ => tracing::warn!("watch cache feed ended"),
+                }
+                *hub.feed.lock() = None;
                 return;
             }
         }
+    }
+}
+
+/// The cache a key belongs to: `/pods/ns/name` -> `/pods/`, `/apps/deployments/ns/name` ->
+/// `/apps/deployments/`.
+fn resource_of<'a>(
+    resources: &'a HashMap<String, (ResourceInfo, Arc<ResourceCache>)>,
+    key: &str,
+) -> Option<&'a (ResourceInfo, Arc<ResourceCache>)> {
+    if resources.is_empty() {
+        return None;
+    }
+    let mut ends = key.match_indices('/').map(|(i, _)| i).skip(1);
+    let first = ends.next()?;
+    if let Some(r) = resources.get(&key[..=first]) {
+        return Some(r);
+    }
+    let second = ends.next()?;
+    resources.get(&key[..=second])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_route_to_their_resource() {
+        let reg = skiff_api::registry::Registry::builtin();
+        let mut resources = HashMap::new();
+        for (g, p) in [("", "pods"), ("apps", "deployments")] {
+            let info = reg.get(g, "v1", p).unwrap().clone();
+            let (tx, _) = broadcast::channel(1);
+            let cache = Arc::new(ResourceCache {
+                state: Mutex::new(ResourceState {
+                    ready: true,
+                    pending: Vec::new(),
+                    rev: 0,
+                    start: 0,
+                    ring: VecDeque::new(),
+                    objects: BTreeMap::new(),
+                }),
+                tx,
+            });
+            resources.insert(info.key_prefix(), (info, cache));
+        }
+        let plural = |k: &str| resource_of(&resources, k).map(|(i, _)| i.plural);
+        assert_eq!(plural("/pods/default/web"), Some("pods"));
+        assert_eq!(plural("/apps/deployments/default/web"), Some("deployments"));
+        assert_eq!(plural("/apps/replicasets/default/web"), None);
+        assert_eq!(plural("/configmaps/default/web"), None);
+        assert_eq!(plural("/"), None);
+        assert_eq!(plural(""), None);
+    }
+
+    /// A hub over a fresh embedded store, with ConfigMaps `cm-000`.. in `default`.
+    async fn hub_with(n: usize) -> (tempfile::TempDir, Arc<dyn Store>, Arc<Hub>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            skiff_store::EmbeddedStore::open(skiff_store::EmbeddedConfig::new(dir.path())).unwrap(),
+        );
+        for i in 0..n {
+            put(&store, &format!("cm-{i:03}"), "0").await;
+        }
+        let hub = Hub::new(store.clone());
+        (dir, store, hub)
+    }
+
+    async fn put(store: &Arc<dyn Store>, name: &str, v: &str) -> Revision {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default", "labels": {"v": v}}});
+        let key = format!("/configmaps/default/{name}");
+        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap());
+        match store.get(&key).await.unwrap() {
+            Some(kv) => store.update(&key, bytes, kv.mod_revision).await.unwrap(),
+            None => store.create(&key, bytes).await.unwrap(),
+        }
+    }
+
+    fn names(list: &CachedList) -> Vec<String> {
+        list.items
+            .iter()
+            .map(|b| {
+                let v: Value = serde_json::from_slice(b).unwrap();
+                v["metadata"]["name"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    fn configmaps() -> ResourceInfo {
+        skiff_api::registry::Registry::builtin()
+            .get("", "v1", "configmaps")
+            .unwrap()
+            .clone()
+    }
+
+    const ALL: &(dyn Fn(&Value) -> Result<bool, ApiError> + Send + Sync) = &|_| Ok(true);
+
+    #[tokio::test]
+    async fn a_consistent_list_from_memory_sees_every_acknowledged_write() {
+        let (_dir, store, hub) = hub_with(3).await;
+        let info = configmaps();
+        let current = store.current_revision().await.unwrap();
+        let list = hub
+            .list(
+                &info,
+                Some("default"),
+                0,
+                Some(current),
+                Selection::Object(ALL),
+            )
+            .await
+            .unwrap()
+            .expect("the cache answers");
+        assert_eq!(names(&list), ["cm-000", "cm-001", "cm-002"]);
+        assert_eq!(list.revision, current);
+        // Writes after the fill are in the next consistent list, at once.
+        for round in 0..20 {
+            let rev = put(&store, &format!("cm-new-{round:02}"), "1").await;
+            let list = hub
+                .list(&info, Some("default"), 0, Some(rev), Selection::Object(ALL))
+                .await
+                .unwrap()
+                .expect("the cache answers");
+            assert!(list.revision >= rev);
+            assert_eq!(list.items.len(), 4 + round);
+            let v: Value = serde_json::from_slice(list.items.last().unwrap()).unwrap();
+            assert_eq!(v["metadata"]["resourceVersion"], rev.to_string());
+        }
+        // Deletes too.
+        let (rev, _) = store
+            .delete("/configmaps/default/cm-001", None)
+            .await
+            .unwrap();
+        let list = hub
+            .list(&info, None, 0, Some(rev), Selection::Object(ALL))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!names(&list).contains(&"cm-001".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn selections_and_pages_match_the_datastore() {
+        let (_dir, store, hub) = hub_with(10).await;
+        let info = configmaps();
+        put(&store, "cm-004", "1").await;
+        put(&store, "cm-007", "1").await;
+        let labelled: &(dyn Fn(&Value) -> Result<bool, ApiError> + Send + Sync) =
+            &|o| Ok(o.pointer("/metadata/labels/v") == Some(&Value::from("1")));
+        let current = store.current_revision().await.unwrap();
+        for selection in [Selection::Metadata(labelled), Selection::Object(labelled)] {
+            let list = hub
+                .list(&info, Some("default"), 0, Some(current), selection)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(names(&list), ["cm-004", "cm-007"]);
+        }
+        // A page of 4 from memory; the rest from the datastore at the page's revision, even
+        // though writes happened in between: no gap, no duplicate.
+        let page = hub
+            .list(
+                &info,
+                Some("default"),
+                4,
+                Some(current),
+                Selection::Object(ALL),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(names(&page), ["cm-000", "cm-001", "cm-002", "cm-003"]);
+        let token = page.continue_token.clone().expect("a continue token");
+        put(&store, "cm-000a", "0").await;
+        let objects = crate::objects::Objects {
+            store: store.clone(),
+            services: None,
+            gc: None,
+        };
+        let rest = objects
+            .list_raw(&info, Some("default"), 0, Some(&token), None, ALL)
+            .await
+            .unwrap();
+        assert_eq!(rest.revision, page.revision);
+        assert_eq!(rest.items.len(), 6, "the rest, as of the first page");
+        // The last page has no token.
+        let tail = hub
+            .list(
+                &info,
+                Some("default"),
+                11,
+                Some(current),
+                Selection::Object(ALL),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(tail.continue_token.is_none() && tail.items.len() == 11);
+    }
+
+    #[tokio::test]
+    async fn watchers_get_each_event_once_from_the_cache() {
+        let (_dir, store, hub) = hub_with(2).await;
+        let info = configmaps();
+        let from = store.current_revision().await.unwrap();
+        let mut sub = hub.subscribe(&info, from).await.unwrap();
+        assert!(matches!(sub, Subscription::Cached { .. }));
+        let mut revs = Vec::new();
+        for i in 0..50 {
+            revs.push(put(&store, &format!("w-{i}"), "0").await);
+        }
+        for want in revs {
+            let ev = tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(ev.rev, want);
+            assert_eq!(ev.change, Change::Added);
+        }
+        // A watch from before the cache's start reads the datastore's history.
+        let sub = hub.subscribe(&info, 1).await.unwrap();
+        assert!(matches!(sub, Subscription::Direct { .. }));
     }
 }

@@ -1,12 +1,13 @@
-//! Integration: a server started in-process (random port, temp data dir, embedded store),
-//! driven by kube-rs, the Rust client controllers are written with.
+//! Integration: a server started in-process (random port, temp data dir), driven by kube-rs,
+//! the Rust client controllers are written with. Every scenario runs twice: on the embedded
+//! store and on a real etcd, to prove the API does not depend on the backend.
 
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
@@ -14,7 +15,10 @@ use kube::{Api, Client};
 use serde_json::json;
 use skiff::server::{self, ServerArgs};
 
-async fn start() -> Result<(server::Running, Client, tempfile::TempDir)> {
+/// A server in-process on the embedded store, or on the etcd at `datastore_endpoint`.
+async fn start(
+    datastore_endpoint: Option<String>,
+) -> Result<(server::Running, Client, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let args = ServerArgs {
         data_dir: dir.path().to_owned(),
@@ -22,7 +26,7 @@ async fn start() -> Result<(server::Running, Client, tempfile::TempDir)> {
         bind_address: "127.0.0.1".parse()?,
         tls_san: vec![],
         write_kubeconfig: None,
-        datastore_endpoint: None,
+        datastore_endpoint,
         etcd_prefix: "/registry".into(),
         disable_agent: true,
         service_cidr: "10.43.0.0/16".into(),
@@ -36,6 +40,42 @@ async fn start() -> Result<(server::Running, Client, tempfile::TempDir)> {
     Ok((running, client, dir))
 }
 
+/// Runs each scenario (`async fn(Client) -> Result<()>`) against the embedded store and
+/// against a real etcd.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    let (_server, client, _dir) = super::start(None).await?;
+                    super::$name(client).await
+                }
+            )*
+        }
+        mod etcd {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    let etcd = skiff_store::testing::EtcdProcess::start().await?;
+                    let (_server, client, _dir) = super::start(Some(etcd.endpoint())).await?;
+                    super::$name(client).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    crud_conflicts_and_selectors,
+    patches_status_and_scale,
+    watcher_sees_changes_and_namespace_termination,
+    bad_input_gets_upstream_status,
+    gzip_when_asked_but_never_for_watches,
+    watch_semantics,
+    pod_lifecycle,
+);
+
 fn api_error(e: &kube::Error) -> Option<(u16, String)> {
     match e {
         kube::Error::Api(s) => Some((s.code, s.reason.clone())),
@@ -43,9 +83,7 @@ fn api_error(e: &kube::Error) -> Option<(u16, String)> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crud_conflicts_and_selectors() -> Result<()> {
-    let (_server, client, _dir) = start().await?;
+async fn crud_conflicts_and_selectors(client: Client) -> Result<()> {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let cm: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": "a", "labels": {"app": "x"}}, "data": {"k": "1"}
@@ -117,9 +155,7 @@ async fn crud_conflicts_and_selectors() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn patches_status_and_scale() -> Result<()> {
-    let (_server, client, _dir) = start().await?;
+async fn patches_status_and_scale(client: Client) -> Result<()> {
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let d: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web"},
@@ -201,9 +237,7 @@ async fn patches_status_and_scale() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watcher_sees_changes_and_namespace_termination() -> Result<()> {
-    let (_server, client, _dir) = start().await?;
+async fn watcher_sees_changes_and_namespace_termination(client: Client) -> Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "w"}}))?;
     namespaces.create(&PostParams::default(), &ns).await?;
@@ -267,9 +301,7 @@ async fn raw(
     Ok((code, value))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_upstream_status() -> Result<()> {
-    let (_server, client, _dir) = start().await?;
+async fn bad_input_gets_upstream_status(client: Client) -> Result<()> {
     let cms = "/api/v1/namespaces/default/configmaps";
     // (method, path, content type, body, expected code, expected reason)
     type Case = (
@@ -330,9 +362,7 @@ async fn bad_input_gets_upstream_status() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gzip_when_asked_but_never_for_watches() -> Result<()> {
-    let (_server, client, _dir) = start().await?;
+async fn gzip_when_asked_but_never_for_watches(client: Client) -> Result<()> {
     let encoding = |path: &'static str| {
         let client = client.clone();
         async move {
@@ -409,9 +439,7 @@ async fn watch_events(
     Ok(watch_stream(client, path, n, wait).await?.0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_semantics() -> Result<()> {
-    let (_server, client, _dir) = start().await?;
+async fn watch_semantics(client: Client) -> Result<()> {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let mk = |name: &str, tier: &str| -> Result<ConfigMap> {
         Ok(serde_json::from_value(
@@ -512,5 +540,133 @@ async fn watch_semantics() -> Result<()> {
         "the server did not end the watch after timeoutSeconds"
     );
     ensure!(events.iter().all(|e| e["type"] != "ERROR"), "{events:?}");
+    Ok(())
+}
+
+/// Pods: defaulting, binding, graceful deletion of a bound pod (kept through its kubelet's
+/// status updates until a delete with grace 0), eviction, and the pod Table.
+async fn pod_lifecycle(client: Client) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = |name: &str| -> Result<Pod> {
+        Ok(serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": "p"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+        }))?)
+    };
+    let created = pods
+        .create(&PostParams::default(), &pod("unbound")?)
+        .await?;
+    let spec = created.spec.as_ref().context("no spec")?;
+    ensure!(
+        spec.restart_policy.as_deref() == Some("Always")
+            && spec.termination_grace_period_seconds == Some(30)
+            && spec.containers[0].termination_message_path.as_deref()
+                == Some("/dev/termination-log"),
+        "pod not defaulted: {spec:?}"
+    );
+    ensure!(created.status.and_then(|s| s.phase).as_deref() == Some("Pending"));
+    // A pod on no node goes at once.
+    pods.delete("unbound", &DeleteParams::default()).await?;
+    ensure!(pods.get_opt("unbound").await?.is_none());
+
+    // Bound through pods/binding, then deleted: it waits for its kubelet.
+    pods.create(&PostParams::default(), &pod("bound")?).await?;
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bound"},
+                         "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}});
+    let (code, body) = raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces/default/pods/bound/binding",
+        "application/json",
+        serde_json::to_vec(&binding)?,
+    )
+    .await?;
+    ensure!(code == 201, "binding answered {code}: {body}");
+    let bound = pods.get("bound").await?;
+    ensure!(bound.spec.and_then(|s| s.node_name).as_deref() == Some("n1"));
+    let (code, body) = raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces/default/pods/bound/binding",
+        "application/json",
+        serde_json::to_vec(&binding)?,
+    )
+    .await?;
+    ensure!(code == 409, "a second binding answered {code}: {body}");
+    pods.delete("bound", &DeleteParams::default()).await?;
+    let marked = pods.get("bound").await?;
+    ensure!(
+        marked.metadata.deletion_timestamp.is_some()
+            && marked.metadata.deletion_grace_period_seconds == Some(30),
+        "{:?}",
+        marked.metadata
+    );
+    // The kubelet reports status while it stops the containers: the pod stays.
+    pods.patch_status(
+        "bound",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running"}})),
+    )
+    .await?;
+    ensure!(
+        pods.get_opt("bound").await?.is_some(),
+        "a status update removed a pod in its grace period"
+    );
+    pods.delete("bound", &DeleteParams::default().grace_period(0))
+        .await?;
+    ensure!(pods.get_opt("bound").await?.is_none());
+
+    // Eviction deletes (no disruption budgets yet).
+    pods.create(&PostParams::default(), &pod("evicted")?)
+        .await?;
+    let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction",
+                          "metadata": {"name": "evicted", "namespace": "default"}});
+    let (code, body) = raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces/default/pods/evicted/eviction",
+        "application/json",
+        serde_json::to_vec(&eviction)?,
+    )
+    .await?;
+    ensure!(code == 201, "eviction answered {code}: {body}");
+    ensure!(pods.get_opt("evicted").await?.is_none());
+
+    // The pod Table has upstream's columns.
+    pods.create(&PostParams::default(), &pod("listed")?).await?;
+    let req = http::Request::builder()
+        .uri("/api/v1/namespaces/default/pods")
+        .header(
+            "Accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
+        .body(Vec::new())?;
+    let table: serde_json::Value = client.request(req).await?;
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .context("no columns")?
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    ensure!(
+        columns
+            == [
+                "Name",
+                "Ready",
+                "Status",
+                "Restarts",
+                "Age",
+                "IP",
+                "Node",
+                "Nominated Node",
+                "Readiness Gates"
+            ],
+        "{columns:?}"
+    );
+    let row = &table["rows"][0]["cells"];
+    ensure!(
+        row[0] == "listed" && row[1] == "0/1" && row[2] == "Pending",
+        "{row}"
+    );
     Ok(())
 }
