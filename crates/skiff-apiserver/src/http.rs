@@ -956,8 +956,13 @@ impl Ctx {
         let mut new = new;
         prepare(&self.info, &current.obj, &mut new)?;
         self.validate_name(&new)?;
+        self.app
+            .prepare_kind_update(&self.info, &current.obj, &mut new)?;
         validate_update(&self.info, &current.obj, &mut new)?;
-        self.app.admit_update(&self.info, &current.obj, &mut new)?;
+        let allocation = self
+            .app
+            .admit_update(&self.info, &current.obj, &mut new)
+            .await?;
         // An object being deleted goes once its last finalizer is removed, unless it is
         // waiting out a grace period (a bound pod: its kubelet deletes it when stopped), as
         // upstream's `shouldDeleteDuringUpdate`.
@@ -975,14 +980,20 @@ impl Ctx {
                 .app
                 .objects
                 .remove(&self.info, self.ns.as_deref(), self.name(), current.rev)
-                .await?;
-            let _ = gone;
+                .await;
+            self.app.settle_update(&allocation, false).await;
+            gone?;
             return Ok(new);
         }
-        self.app
+        let result = self
+            .app
             .objects
             .replace(&self.info, new, current.rev, dry_run)
-            .await
+            .await;
+        self.app
+            .settle_update(&allocation, result.is_ok() && !dry_run)
+            .await;
+        result
     }
 
     async fn patch(&self, body: &[u8], content_type: &str) -> ApiResult {

@@ -226,8 +226,8 @@ impl App {
         }
     }
 
-    /// Kind-specific changes and checks on update.
-    pub(crate) fn admit_update(
+    /// Kind-specific changes on update, before it is validated.
+    pub(crate) fn prepare_kind_update(
         &self,
         info: &ResourceInfo,
         old: &Value,
@@ -235,7 +235,24 @@ impl App {
     ) -> Result<(), ApiError> {
         if info.group.is_empty() && info.plural == "services" {
             if let Some(alloc) = &self.objects.services {
-                alloc.admit_update(old, new)?;
+                alloc.keep_on_update(old, new)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Kind-specific changes and checks on update. What it allocates or frees is handed
+    /// back, for [`App::settle_update`] once the write is done (or not).
+    pub(crate) async fn admit_update(
+        &self,
+        info: &ResourceInfo,
+        old: &Value,
+        new: &mut Value,
+    ) -> Result<services::UpdateAllocation, ApiError> {
+        let mut allocation = services::UpdateAllocation::default();
+        if info.group.is_empty() && info.plural == "services" {
+            if let Some(alloc) = &self.objects.services {
+                allocation = alloc.admit_update(old, new).await?;
             }
         }
         if info.group.is_empty() && info.plural == "namespaces" {
@@ -253,7 +270,23 @@ impl App {
                 labels.insert("kubernetes.io/metadata.name".into(), json!(name));
             }
         }
-        Ok(())
+        Ok(allocation)
+    }
+
+    /// Releases what an update allocated when it was not stored (or was a dry run), or what
+    /// it freed when it was.
+    pub(crate) async fn settle_update(
+        &self,
+        allocation: &services::UpdateAllocation,
+        stored: bool,
+    ) {
+        if let Some(alloc) = &self.objects.services {
+            if stored {
+                alloc.release_keys(&allocation.freed).await;
+            } else {
+                alloc.release_keys(&allocation.held).await;
+            }
+        }
     }
 
     /// Hands a terminating namespace to the namespace worker.

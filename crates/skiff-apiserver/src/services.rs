@@ -295,8 +295,110 @@ impl Allocator {
         }
     }
 
-    /// Keeps what an update may not change: the ClusterIP once set, and allocated ports.
-    pub fn admit_update(&self, old: &Value, new: &mut Value) -> Result<(), ApiError> {
+    /// Allocates for an update (after [`Allocator::keep_on_update`] and validation) as
+    /// upstream: a Service that becomes NodePort or LoadBalancer gets nodePorts, and a
+    /// nodePort newly asked for is reserved (422 if taken or out of range). What the old
+    /// version held and the new one does not is in [`UpdateAllocation::freed`], for the
+    /// caller to release once the update is stored.
+    pub async fn admit_update(
+        &self,
+        old: &Value,
+        new: &mut Value,
+    ) -> Result<UpdateAllocation, ApiError> {
+        let name = new
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let owner = format!(
+            "{}/{}",
+            new.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            name
+        );
+        let ty = new
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_owned();
+        let old_ports = node_ports(old);
+        let mut held = Vec::new();
+        if ty == "NodePort" || ty == "LoadBalancer" {
+            let result = self
+                .allocate_node_ports(new, &name, &owner, &old_ports, &mut held)
+                .await;
+            if let Err(e) = result {
+                for key in held {
+                    self.release_key(&key).await;
+                }
+                return Err(e);
+            }
+        }
+        let new_ports = node_ports(new);
+        let freed = old_ports
+            .iter()
+            .filter(|p| !new_ports.contains(p))
+            .map(|p| port_key(*p))
+            .collect();
+        Ok(UpdateAllocation { held, freed })
+    }
+
+    /// Gives back what an update held (`held` when it was not stored, `freed` when it was).
+    pub async fn release_keys(&self, keys: &[String]) {
+        for key in keys {
+            self.release_key(key).await;
+        }
+    }
+
+    /// The nodePorts of a NodePort/LoadBalancer Service being updated: ports without one get
+    /// one; a port asking for one the old version did not hold reserves it.
+    async fn allocate_node_ports(
+        &self,
+        svc: &mut Value,
+        name: &str,
+        owner: &str,
+        old_ports: &[u16],
+        held: &mut Vec<String>,
+    ) -> Result<(), ApiError> {
+        let count = svc
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        for i in 0..count {
+            let requested = svc["spec"]["ports"][i]
+                .get("nodePort")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let port = if requested == 0 {
+                self.allocate_port(owner, held)
+                    .await
+                    .map_err(|e| invalid(name, &format!("spec.ports[{i}].nodePort"), e))?
+            } else {
+                let (lo, hi) = self.ranges.node_ports;
+                let p = u16::try_from(requested).ok().filter(|p| (lo..=hi).contains(p)).ok_or_else(|| {
+                    invalid(name, &format!("spec.ports[{i}].nodePort"), format!("Invalid value: {requested}: provided port is not in the valid range. The range of valid ports is {lo}-{hi}"))
+                })?;
+                if !old_ports.contains(&p) {
+                    if !self.reserve(&port_key(p), owner).await? {
+                        return Err(invalid(
+                            name,
+                            &format!("spec.ports[{i}].nodePort"),
+                            format!("Invalid value: {p}: provided port is already allocated"),
+                        ));
+                    }
+                    held.push(port_key(p));
+                }
+                p
+            };
+            svc["spec"]["ports"][i]["nodePort"] = json!(port);
+        }
+        Ok(())
+    }
+
+    /// Before an update is validated: keeps what it may not change (the ClusterIP once set,
+    /// the nodePorts ports had) and drops what the new type has no use for.
+    pub fn keep_on_update(&self, old: &Value, new: &mut Value) -> Result<(), ApiError> {
         default_spec(new);
         let name = new
             .pointer("/metadata/name")
@@ -354,8 +456,77 @@ impl Allocator {
                 }
             }
         }
+        drop_type_dependent_fields(old, new);
         Ok(())
     }
+}
+
+/// What a Service update reserved, and what it gave up.
+#[derive(Debug, Default)]
+pub struct UpdateAllocation {
+    /// Reserved for the new version: released if the update is not stored.
+    pub held: Vec<String>,
+    /// Held by the old version only: released once the update is stored.
+    pub freed: Vec<String>,
+}
+
+/// Upstream's `dropTypeDependentFields`: a Service changing to a type that has no use for a
+/// field loses it, unless the update itself set it anew (then validation answers).
+fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
+    let ty = |svc: &Value| {
+        svc.pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_owned()
+    };
+    let (old_ty, new_ty) = (ty(old), ty(new));
+    if old_ty == new_ty {
+        return;
+    }
+    let external = |t: &str| t == "NodePort" || t == "LoadBalancer";
+    let old_ports = node_ports(old);
+    if !external(&new_ty) {
+        if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+            for p in ports.iter_mut() {
+                let kept = p
+                    .get("nodePort")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u16::try_from(n).ok())
+                    .is_some_and(|n| old_ports.contains(&n));
+                if kept {
+                    if let Some(m) = p.as_object_mut() {
+                        m.remove("nodePort");
+                    }
+                }
+            }
+        }
+    }
+    let mut drop_if_same = |field: &str, keep: bool| {
+        if keep {
+            return;
+        }
+        let same = new.pointer(&format!("/spec/{field}")) == old.pointer(&format!("/spec/{field}"));
+        if same {
+            if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove(field);
+            }
+        }
+    };
+    drop_if_same("externalTrafficPolicy", external(&new_ty));
+    drop_if_same("healthCheckNodePort", new_ty == "LoadBalancer");
+    drop_if_same("allocateLoadBalancerNodePorts", new_ty == "LoadBalancer");
+    drop_if_same("loadBalancerClass", new_ty == "LoadBalancer");
+}
+
+/// The nodePorts a Service's ports have.
+fn node_ports(svc: &Value) -> Vec<u16> {
+    svc.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
+        .filter_map(|p| u16::try_from(p).ok())
+        .collect()
 }
 
 /// Upstream's Service defaults (pkg/apis/core/v1/defaults.go `SetDefaults_Service`).

@@ -189,7 +189,9 @@ on_both_backends!(
     namespace_lifecycle,
     bad_requests,
     cascading_delete,
-    more_commands
+    more_commands,
+    services_and_events,
+    terminating_namespace
 );
 
 fn discovery_and_version(c: &Cluster) -> Result<()> {
@@ -706,6 +708,171 @@ fn more_commands(c: &Cluster) -> Result<()> {
     ensure!(
         !left.contains("configmap/watched") && !left.contains("from-file"),
         "{left}"
+    );
+    Ok(())
+}
+
+/// Service addresses and ports as upstream allocates them, `get all`, and events shown by
+/// `describe`.
+fn services_and_events(c: &Cluster) -> Result<()> {
+    let svc = |name: &str, extra: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: 80\n{extra}")
+    };
+    c.ok_in(
+        &["create", "-f", "-"],
+        Some(&svc("fixed", "  clusterIP: 10.43.100.100\n")),
+    )?;
+    ensure!(c.ok(&["get", "svc", "fixed", "-o", "jsonpath={.spec.clusterIP}"])? == "10.43.100.100");
+    let out = c.kubectl_in(
+        &["create", "-f", "-"],
+        Some(&svc("twin", "  clusterIP: 10.43.100.100\n")),
+    )?;
+    let err = String::from_utf8(out.stderr)?;
+    ensure!(err.contains("provided IP is already allocated"), "{err}");
+    let out = c.kubectl_in(
+        &["create", "-f", "-"],
+        Some(&svc("far", "  clusterIP: 10.99.0.1\n")),
+    )?;
+    let err = String::from_utf8(out.stderr)?;
+    ensure!(
+        err.contains("provided IP is not in the valid range"),
+        "{err}"
+    );
+    // Released with its Service: the address can be had again.
+    c.ok(&["delete", "svc", "fixed"])?;
+    c.ok_in(
+        &["create", "-f", "-"],
+        Some(&svc("twin", "  clusterIP: 10.43.100.100\n")),
+    )?;
+    // NodePorts: allocated from 30000-32767, held, released on delete.
+    c.ok(&["create", "service", "nodeport", "np", "--tcp=80:8080"])?;
+    let port: u16 = c
+        .ok(&[
+            "get",
+            "svc",
+            "np",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ])?
+        .parse()?;
+    ensure!((30000..=32767).contains(&port), "{port}");
+    let taken = svc("np2", &format!("    nodePort: {port}\n  type: NodePort\n"));
+    let out = c.kubectl_in(&["create", "-f", "-"], Some(&taken))?;
+    let err = String::from_utf8(out.stderr)?;
+    ensure!(err.contains("provided port is already allocated"), "{err}");
+    c.ok(&["delete", "svc", "np"])?;
+    c.ok_in(&["create", "-f", "-"], Some(&taken))?;
+    // Type changes: to NodePort allocates a nodePort, back to ClusterIP gives it back.
+    c.ok(&[
+        "patch",
+        "svc",
+        "twin",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"type":"NodePort"}}"#,
+    ])?;
+    let moved: u16 = c
+        .ok(&[
+            "get",
+            "svc",
+            "twin",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ])?
+        .parse()?;
+    ensure!((30000..=32767).contains(&moved) && moved != port, "{moved}");
+    c.ok(&[
+        "patch",
+        "svc",
+        "twin",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"type":"ClusterIP"}}"#,
+    ])?;
+    let none = c.ok(&[
+        "get",
+        "svc",
+        "twin",
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ])?;
+    ensure!(none.is_empty(), "a ClusterIP Service kept nodePort {none}");
+    c.ok_in(
+        &["create", "-f", "-"],
+        Some(&svc(
+            "np3",
+            &format!("    nodePort: {moved}\n  type: NodePort\n"),
+        )),
+    )?;
+
+    // `get all` lists the workloads and services of the namespace.
+    c.ok(&["create", "deployment", "web", "--image=busybox"])?;
+    let all = c.ok(&["get", "all"])?;
+    for name in ["service/kubernetes", "service/twin", "deployment.apps/web"] {
+        ensure!(all.contains(name), "get all lacks {name}:\n{all}");
+    }
+
+    // An event about a ConfigMap shows in its description and in `get events`.
+    c.ok(&["create", "configmap", "noted", "--from-literal=a=b"])?;
+    let uid = c.ok(&["get", "cm", "noted", "-o", "jsonpath={.metadata.uid}"])?;
+    let event = serde_json::json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "noted.1"},
+        "involvedObject": {"apiVersion": "v1", "kind": "ConfigMap", "name": "noted", "namespace": "default", "uid": uid},
+        "reason": "Checked", "message": "looked at by the test", "type": "Normal",
+        "source": {"component": "skiff-test"}, "count": 1,
+        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z"});
+    c.ok_in(&["create", "-f", "-"], Some(&event.to_string()))?;
+    let described = c.ok(&["describe", "configmap", "noted"])?;
+    ensure!(
+        described.contains("Events:")
+            && described.contains("Checked")
+            && described.contains("looked at by the test"),
+        "{described}"
+    );
+    let events = c.ok(&["get", "events"])?;
+    ensure!(
+        events.contains("configmap/noted") && events.contains("Checked"),
+        "{events}"
+    );
+    Ok(())
+}
+
+/// A namespace stays Terminating while something in it has a finalizer, and refuses new
+/// content meanwhile (403, upstream's message); it goes once the finalizer is removed.
+fn terminating_namespace(c: &Cluster) -> Result<()> {
+    c.ok(&["create", "namespace", "ending"])?;
+    let held = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: ending\n  finalizers: [skiff.test/hold]\n";
+    c.ok_in(&["create", "-f", "-"], Some(held))?;
+    c.ok(&["delete", "namespace", "ending", "--wait=false"])?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let phase = c.ok(&["get", "ns", "ending", "-o", "jsonpath={.status.phase}"])?;
+        if phase == "Terminating" {
+            break;
+        }
+        ensure!(std::time::Instant::now() < deadline, "phase {phase}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let err = c.fails(&["-n", "ending", "create", "configmap", "late"])?;
+    ensure!(
+        err.contains(
+            "unable to create new content in namespace ending because it is being terminated"
+        ),
+        "{err}"
+    );
+    c.ok(&[
+        "-n",
+        "ending",
+        "patch",
+        "configmap",
+        "held",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ])?;
+    ensure!(
+        gone_within(c, &["get", "namespace", "ending"], 30)?,
+        "the namespace stayed after its last finalizer went"
     );
     Ok(())
 }
