@@ -1072,6 +1072,13 @@ mod tests {
                 json!({"metadata": {"finalizers": ["d", "a", "c"]}}),
             ),
             (
+                "apply removes a finalizer",
+                POD,
+                json!({"metadata": {"finalizers": ["a", "b"]}}),
+                json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["b"], "$setElementOrder/finalizers": ["a"]}}),
+                json!({"metadata": {"finalizers": ["a"]}}),
+            ),
+            (
                 "$setElementOrder of primitives",
                 POD,
                 json!({"metadata": {"finalizers": ["a", "b", "c"]}}),
@@ -1298,6 +1305,23 @@ mod tests {
         }
         assert!(SmpError::NoListOfLists.is_invalid());
         assert!(!SmpError::BadPatchFormatForRetainKeys.is_invalid());
+    }
+
+    /// Nearly the deepest JSON serde_json parses (128 levels), in a known map and in an unknown
+    /// field, both patching a value as deep: no stack overflow.
+    #[test]
+    fn deeply_nested_patches_are_fine() {
+        let deep = |leaf: &str| {
+            let mut text = leaf.to_owned();
+            for _ in 0..120 {
+                text = format!(r#"{{"x":{text}}}"#);
+            }
+            serde_json::from_str::<Value>(&text).unwrap()
+        };
+        let original = json!({"metadata": {"labels": deep("1")}, "spec": {"y": deep("2")}});
+        let patch = json!({"metadata": {"labels": deep("null")}, "spec": {"y": deep("3")}});
+        let got = smp(DEPLOY, original, patch).unwrap();
+        assert_eq!(got["spec"]["y"], deep("3"));
     }
 
     struct Rng(u64);
