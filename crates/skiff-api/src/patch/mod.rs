@@ -5,8 +5,8 @@
 //! (`patch.go`, `meta.go`) and the `patchStrategy`/`patchMergeKey` tags of `k8s.io/api`.
 //!
 //! Pure functions over `serde_json::Value`: no HTTP, no storage. JSON patch (RFC 6902) and
-//! JSON merge patch (RFC 7386) are not here: the API server uses the `json-patch` crate for
-//! those. Server-side apply is not here either.
+//! JSON merge patch (RFC 7386) are the `json-patch` crate's (the engine falls back to the
+//! latter where no schema is known). Server-side apply is not here.
 
 pub mod meta;
 pub mod schema;

@@ -102,7 +102,7 @@ pub fn apply_strategic_merge_patch(
         Some(schema) => merge_map(original.clone(), patch, schema).map(Value::Object),
         None => {
             let mut out = Value::Object(original.clone());
-            merge_patch(&mut out, &Value::Object(patch));
+            json_patch::merge(&mut out, &Value::Object(patch));
             Ok(out)
         }
     }
@@ -200,7 +200,7 @@ fn merge_maps(
         Some(schema) if schema.has_fields() => merge_map(original, patch, schema),
         _ => {
             let mut out = Value::Object(original);
-            merge_patch(&mut out, &Value::Object(patch));
+            json_patch::merge(&mut out, &Value::Object(patch));
             match out {
                 Value::Object(m) => Ok(m),
                 _ => Ok(Map::new()),
@@ -731,26 +731,6 @@ fn discard_nulls(v: &mut Value) {
         }
         Value::Array(a) => a.iter_mut().for_each(discard_nulls),
         _ => {}
-    }
-}
-
-/// JSON merge patch (RFC 7386).
-fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    if let Value::Object(t) = target {
-        for (k, v) in patch {
-            if v.is_null() {
-                t.remove(k);
-            } else {
-                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
     }
 }
 
