@@ -25,6 +25,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::patch::meta::PATCH_STRATEGIES;
 use crate::registry::{Registry, ResourceInfo, Subresource};
 
 /// The Kubernetes version the documents describe (k8s-openapi's `v1_33` types).
@@ -400,69 +401,6 @@ fn known_kinds(registry: &Registry) -> BTreeMap<String, Vec<Value>> {
     }
     kinds
 }
-
-/// Upstream's strategic merge patch metadata (`patchStrategy`/`patchMergeKey` struct tags of
-/// k8s.io/api, published as `x-kubernetes-patch-strategy`/`x-kubernetes-patch-merge-key`) for
-/// the served kinds: (schema, field, strategy, merge key). k8s-openapi drops these, but
-/// client-side `kubectl apply` computes its three-way patch from them, so without them it
-/// would treat `containers` as atomic and could never remove a container or an env var by
-/// merge. The list is that of v1.33's tags (checked against the tags compiled into kubectl).
-// One line per field reads as the table it is; rustfmt would spread each over six lines.
-#[rustfmt::skip]
-const PATCH_STRATEGIES: &[(&str, &str, &str, Option<&str>)] = &[
-    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers", "merge", None),
-    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "ownerReferences", "merge", Some("uid")),
-    ("io.k8s.api.core.v1.PodSpec", "volumes", "merge,retainKeys", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "initContainers", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "containers", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "ephemeralContainers", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "hostAliases", "merge", Some("ip")),
-    ("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", "merge", Some("topologyKey")),
-    ("io.k8s.api.core.v1.PodSpec", "schedulingGates", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodSpec", "resourceClaims", "merge,retainKeys", Some("name")),
-    ("io.k8s.api.core.v1.Container", "ports", "merge", Some("containerPort")),
-    ("io.k8s.api.core.v1.Container", "env", "merge", Some("name")),
-    ("io.k8s.api.core.v1.Container", "volumeMounts", "merge", Some("mountPath")),
-    ("io.k8s.api.core.v1.Container", "volumeDevices", "merge", Some("devicePath")),
-    ("io.k8s.api.core.v1.EphemeralContainer", "ports", "merge", Some("containerPort")),
-    ("io.k8s.api.core.v1.EphemeralContainer", "env", "merge", Some("name")),
-    ("io.k8s.api.core.v1.EphemeralContainer", "volumeMounts", "merge", Some("mountPath")),
-    ("io.k8s.api.core.v1.EphemeralContainer", "volumeDevices", "merge", Some("devicePath")),
-    ("io.k8s.api.core.v1.ContainerStatus", "volumeMounts", "merge", Some("mountPath")),
-    ("io.k8s.api.core.v1.ContainerStatus", "allocatedResourcesStatus", "merge", Some("name")),
-    ("io.k8s.api.core.v1.PodStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.core.v1.PodStatus", "podIPs", "merge", Some("ip")),
-    ("io.k8s.api.core.v1.PodStatus", "hostIPs", "merge", Some("ip")),
-    ("io.k8s.api.core.v1.PodStatus", "resourceClaimStatuses", "merge,retainKeys", Some("name")),
-    ("io.k8s.api.core.v1.ServiceSpec", "ports", "merge", Some("port")),
-    ("io.k8s.api.core.v1.ServiceStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.core.v1.ServiceAccount", "secrets", "merge", Some("name")),
-    ("io.k8s.api.core.v1.NodeSpec", "podCIDRs", "merge", None),
-    ("io.k8s.api.core.v1.NodeStatus", "addresses", "merge", Some("type")),
-    ("io.k8s.api.core.v1.NodeStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.core.v1.NamespaceStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.core.v1.PersistentVolumeClaimStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.core.v1.ReplicationControllerStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.core.v1.ComponentStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.apps.v1.DeploymentSpec", "strategy", "retainKeys", None),
-    ("io.k8s.api.apps.v1.DeploymentStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.apps.v1.ReplicaSetStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.apps.v1.DaemonSetStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.apps.v1.StatefulSetStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.batch.v1.JobStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.policy.v1.PodDisruptionBudgetSpec", "selector", "replace", None),
-    ("io.k8s.api.policy.v1.PodDisruptionBudgetStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.networking.v1.ServiceCIDRStatus", "conditions", "merge", Some("type")),
-    ("io.k8s.api.storage.v1.CSINodeSpec", "drivers", "merge", Some("name")),
-    ("io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration", "webhooks", "merge", Some("name")),
-    ("io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration", "webhooks", "merge", Some("name")),
-    ("io.k8s.api.admissionregistration.v1.MutatingWebhook", "matchConditions", "merge", Some("name")),
-    ("io.k8s.api.admissionregistration.v1.ValidatingWebhook", "matchConditions", "merge", Some("name")),
-    ("io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec", "matchConditions", "merge", Some("name")),
-    ("io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec", "variables", "merge", Some("name")),
-];
 
 // ---------------------------------------------------------------------------------------
 // Paths and operations

@@ -74,6 +74,7 @@ on_both_backends!(
     gzip_when_asked_but_never_for_watches,
     watch_semantics,
     pod_lifecycle,
+    strategic_merge_patch_statuses,
 );
 
 fn api_error(e: &kube::Error) -> Option<(u16, String)> {
@@ -359,6 +360,131 @@ async fn bad_input_gets_upstream_status(client: Client) -> Result<()> {
         code == 200 && list["items"].as_array().is_some_and(Vec::is_empty),
         "{list}"
     );
+    Ok(())
+}
+
+/// Strategic merge patches over raw HTTP: what a good one does (also on status and scale,
+/// with kube-rs's `Patch::Strategic`), and the Status each malformed one gets.
+async fn strategic_merge_patch_statuses(client: Client) -> Result<()> {
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [
+                                  {"name": "a", "image": "busybox", "env": [{"name": "X", "value": "1"}]},
+                                  {"name": "b", "image": "busybox"}]}}}
+    }))?;
+    deploys.create(&PostParams::default(), &d).await?;
+    let patched = deploys
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
+                "containers": [{"name": "a", "image": "nginx"}]}}}})),
+        )
+        .await?;
+    let containers = patched
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|s| s.containers.clone())
+        .unwrap_or_default();
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    ensure!(names == ["b", "a"], "{names:?}");
+    ensure!(containers[1].image.as_deref() == Some("nginx"));
+    ensure!(
+        containers[1].env.as_ref().map(Vec::len) == Some(1),
+        "the env var was merged away"
+    );
+    let with_status = deploys
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"status": {"replicas": 2}})),
+        )
+        .await?;
+    ensure!(with_status.status.as_ref().and_then(|s| s.replicas) == Some(2));
+    let scale = deploys
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"replicas": 5}})),
+        )
+        .await?;
+    ensure!(scale.spec.as_ref().and_then(|s| s.replicas) == Some(5));
+
+    let path = "/apis/apps/v1/namespaces/default/deployments/web";
+    let smp = "application/strategic-merge-patch+json";
+    // (body, expected code, expected reason, part of the expected message)
+    let cases: Vec<(&[u8], u16, &str, &str)> = vec![
+        (
+            b"{not json",
+            400,
+            "BadRequest",
+            "invalid strategic merge patch",
+        ),
+        (
+            b"[1]",
+            400,
+            "BadRequest",
+            "json: cannot unmarshal array into Go value of type map[string]interface {}",
+        ),
+        (
+            br#"{"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}"#,
+            400,
+            "BadRequest",
+            "map: map[image:x] does not contain declared merge key: name",
+        ),
+        (
+            br#"{"spec":{"template":{"spec":{"containers":[{"name":"a","$patch":"frob"}]}}}}"#,
+            400,
+            "BadRequest",
+            "unknown patch type: frob in map: map[$patch:frob name:a]",
+        ),
+        (
+            br#"{"spec":{"template":{"spec":{"$setElementOrder/containers":"a"}}}}"#,
+            400,
+            "BadRequest",
+            "expected a []interface {}, but received a string",
+        ),
+        (
+            br#"{"spec":{"strategy":{"$retainKeys":["type"],"rollingUpdate":{}}}}"#,
+            400,
+            "BadRequest",
+            "invalid patch format of retainKeys",
+        ),
+        // A valid patch whose result is not a valid Deployment.
+        (
+            br#"{"spec":{"replicas":-1}}"#,
+            422,
+            "Invalid",
+            "spec.replicas",
+        ),
+        // A stale resourceVersion in the patch is a precondition.
+        (
+            br#"{"metadata":{"resourceVersion":"1"},"spec":{"replicas":2}}"#,
+            409,
+            "Conflict",
+            "the object has been modified",
+        ),
+    ];
+    for (body, code, reason, message) in cases {
+        let (got, status) = raw(&client, "PATCH", path, smp, body.to_vec()).await?;
+        let text = String::from_utf8_lossy(body);
+        ensure!(got == code, "{text}: {got} {status}");
+        ensure!(status["reason"] == reason, "{text}: {status}");
+        ensure!(
+            status["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(message)),
+            "{text}: {status}"
+        );
+    }
+    // None of them changed anything.
+    let d = deploys.get("web").await?;
+    ensure!(d.spec.as_ref().and_then(|s| s.replicas) == Some(5));
     Ok(())
 }
 

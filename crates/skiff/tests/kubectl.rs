@@ -191,7 +191,9 @@ on_both_backends!(
     cascading_delete,
     more_commands,
     services_and_events,
-    terminating_namespace
+    terminating_namespace,
+    strategic_merge_patches,
+    client_side_apply
 );
 
 fn discovery_and_version(c: &Cluster) -> Result<()> {
@@ -873,6 +875,248 @@ fn terminating_namespace(c: &Cluster) -> Result<()> {
     ensure!(
         gone_within(c, &["get", "namespace", "ending"], 30)?,
         "the namespace stayed after its last finalizer went"
+    );
+    Ok(())
+}
+
+const WEB: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: c, image: 'img:1'}
+";
+
+/// The names of the deployment's containers, in order.
+fn container_names(d: &Value) -> Vec<String> {
+    d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `kubectl patch` (strategic merge is its default type), `set image`, `set env`,
+/// `rollout restart|pause|resume`: each sends a strategic merge patch.
+fn strategic_merge_patches(c: &Cluster) -> Result<()> {
+    c.ok_in(&["create", "-f", "-"], Some(WEB))?;
+    // A container added without $setElementOrder goes first, as upstream orders it.
+    c.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"side","image":"busybox"}]}}}}"#,
+    ])?;
+    let d = c.json(&["get", "deployment", "web"])?;
+    ensure!(container_names(&d) == ["side", "c"], "{d}");
+    ensure!(d["metadata"]["generation"] == 2, "{d}");
+    c.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "strategic",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"side","$patch":"delete"}]}}}}"#,
+    ])?;
+    let d = c.json(&["get", "deployment", "web"])?;
+    ensure!(container_names(&d) == ["c"], "{d}");
+
+    c.ok(&["set", "image", "deployment/web", "c=img:2"])?;
+    let d = c.json(&["get", "deployment", "web"])?;
+    let container = &d["spec"]["template"]["spec"]["containers"][0];
+    ensure!(container["image"] == "img:2", "{d}");
+    // Defaults the server set survive the merge.
+    ensure!(container["imagePullPolicy"] == "IfNotPresent", "{d}");
+
+    c.ok(&["set", "env", "deployment/web", "A=1", "B=2"])?;
+    let d = c.json(&["get", "deployment", "web"])?;
+    let env = &d["spec"]["template"]["spec"]["containers"][0]["env"];
+    ensure!(
+        *env == serde_json::json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]),
+        "{d}"
+    );
+    c.ok(&["set", "env", "deployment/web", "A-"])?;
+    let d = c.json(&["get", "deployment", "web"])?;
+    let env = &d["spec"]["template"]["spec"]["containers"][0]["env"];
+    ensure!(
+        *env == serde_json::json!([{"name": "B", "value": "2"}]),
+        "{d}"
+    );
+
+    ensure!(c
+        .ok(&["rollout", "restart", "deployment/web"])?
+        .contains("restarted"));
+    let d = c.json(&["get", "deployment", "web"])?;
+    let restarted =
+        &d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"];
+    ensure!(restarted.is_string(), "{d}");
+    ensure!(
+        d["spec"]["template"]["metadata"]["labels"]["app"] == "web",
+        "{d}"
+    );
+
+    ensure!(c
+        .ok(&["rollout", "pause", "deployment/web"])?
+        .contains("paused"));
+    ensure!(c.json(&["get", "deployment", "web"])?["spec"]["paused"] == true);
+    ensure!(c
+        .ok(&["rollout", "resume", "deployment/web"])?
+        .contains("resumed"));
+    ensure!(c.json(&["get", "deployment", "web"])?["spec"]["paused"] != true);
+
+    // A merging list element without its merge key: the patch is refused, nothing changes.
+    let err = c.fails(&[
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}"#,
+    ])?;
+    ensure!(
+        err.contains("does not contain declared merge key: name"),
+        "{err}"
+    );
+    let err = c.fails(&["patch", "deployment", "web", "-p", "{not json"])?;
+    ensure!(!err.is_empty(), "{err}");
+    // Strategic merge on the status and scale subresources.
+    c.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--subresource",
+        "status",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Available","status":"True"}]}}"#,
+    ])?;
+    let d = c.json(&["get", "deployment", "web"])?;
+    ensure!(d["status"]["conditions"][0]["type"] == "Available", "{d}");
+    c.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--subresource",
+        "scale",
+        "-p",
+        r#"{"spec":{"replicas":4}}"#,
+    ])?;
+    ensure!(c.json(&["get", "deployment", "web"])?["spec"]["replicas"] == 4);
+    Ok(())
+}
+
+const APPLIED_V1: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: applied
+  labels: {app: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: c
+        image: 'img:1'
+        env:
+        - {name: A, value: '1'}
+        - {name: B, value: '2'}
+      - {name: d, image: 'sidecar:1'}
+";
+
+const APPLIED_V2: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: applied
+  labels: {app: web, tier: x}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  strategy: {type: Recreate}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: c
+        image: 'img:2'
+        env:
+        - {name: A, value: '1'}
+";
+
+/// Client-side `kubectl apply`: create with the last-applied annotation, then a three-way
+/// strategic merge patch that removes what left the file and keeps what others added.
+fn client_side_apply(c: &Cluster) -> Result<()> {
+    const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+    let out = c.ok_in(&["apply", "-f", "-"], Some(APPLIED_V1))?;
+    ensure!(out.contains("deployment.apps/applied created"), "{out}");
+    let d = c.json(&["get", "deployment", "applied"])?;
+    let last: Value = serde_json::from_str(
+        d["metadata"]["annotations"][LAST_APPLIED]
+            .as_str()
+            .context("no last-applied-configuration")?,
+    )?;
+    ensure!(
+        last["spec"]["template"]["spec"]["containers"][1]["name"] == "d",
+        "{last}"
+    );
+    ensure!(container_names(&d) == ["c", "d"], "{d}");
+
+    // A label nobody's file has: apply must keep it.
+    c.ok(&["label", "deployment", "applied", "extra=yes"])?;
+    let out = c.ok_in(&["apply", "-f", "-"], Some(APPLIED_V2))?;
+    ensure!(out.contains("deployment.apps/applied configured"), "{out}");
+    let d = c.json(&["get", "deployment", "applied"])?;
+    ensure!(container_names(&d) == ["c"], "{d}");
+    let container = &d["spec"]["template"]["spec"]["containers"][0];
+    ensure!(container["image"] == "img:2", "{d}");
+    ensure!(
+        container["env"] == serde_json::json!([{"name": "A", "value": "1"}]),
+        "{d}"
+    );
+    // Server defaults are not the file's to remove.
+    ensure!(container["imagePullPolicy"] == "IfNotPresent", "{d}");
+    ensure!(
+        d["metadata"]["labels"] == serde_json::json!({"app": "web", "tier": "x", "extra": "yes"}),
+        "{d}"
+    );
+    // strategy has patch strategy retainKeys: the defaulted rollingUpdate goes with the type.
+    ensure!(
+        d["spec"]["strategy"] == serde_json::json!({"type": "Recreate"}),
+        "{d}"
+    );
+    let last: Value = serde_json::from_str(
+        d["metadata"]["annotations"][LAST_APPLIED]
+            .as_str()
+            .context("no last-applied-configuration")?,
+    )?;
+    ensure!(last["metadata"]["labels"]["tier"] == "x", "{last}");
+    ensure!(d["metadata"]["generation"] == 2, "{d}");
+
+    let out = c.ok_in(&["apply", "-f", "-"], Some(APPLIED_V2))?;
+    ensure!(out.contains("deployment.apps/applied unchanged"), "{out}");
+    // Back to the first file: the container and env var come back, the label `tier` goes,
+    // `extra` stays.
+    c.ok_in(&["apply", "-f", "-"], Some(APPLIED_V1))?;
+    let d = c.json(&["get", "deployment", "applied"])?;
+    ensure!(container_names(&d) == ["c", "d"], "{d}");
+    ensure!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"]
+            == serde_json::json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]),
+        "{d}"
+    );
+    ensure!(
+        d["metadata"]["labels"] == serde_json::json!({"app": "web", "extra": "yes"}),
+        "{d}"
     );
     Ok(())
 }
