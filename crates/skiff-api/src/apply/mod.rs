@@ -13,10 +13,19 @@
 //! conflict as a 409 Status and storing the result are the API server's.
 
 pub mod fieldpath;
+pub mod managed;
 pub mod schema;
 mod schema_table;
+pub mod typed;
+
+#[cfg(test)]
+mod tests;
 
 pub use fieldpath::{Path, PathElement, Set};
+pub use managed::{
+    apply, identity_of, manager_name, update, Applied, ApplyError, Conflict, Conflicts,
+    ManagedFields, ManagerId, Operation, Write,
+};
 pub use schema::Ty;
 
 /// What is wrong with an object or with managed fields.
