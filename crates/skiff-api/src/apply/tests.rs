@@ -538,3 +538,60 @@ fn field_sets_of_objects() {
     assert!(set.has(&[f("nodeSelector")]));
     assert!(!set.has(&[f("nodeSelector"), f("a")]), "atomic map");
 }
+
+/// Objects of every wrong shape (a scalar where a list should be, lists of lists, garbage
+/// managed fields) are errors or leaves, never panics.
+#[test]
+fn wrong_shapes_never_panic() {
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n.max(1) as u64) as usize
+        }
+    }
+    fn junk(rng: &mut Rng) -> Value {
+        match rng.below(7) {
+            0 => Value::Null,
+            1 => json!(rng.below(100)),
+            2 => json!("x"),
+            3 => json!([1, "a", null, [], {}]),
+            4 => json!({"name": 1, "f:x": {}}),
+            5 => json!([{"name": "c"}, {"name": "c"}, {}]),
+            _ => json!(true),
+        }
+    }
+    fn mutate(v: &mut Value, rng: &mut Rng) {
+        match v {
+            Value::Object(m) if !m.is_empty() && rng.below(4) != 0 => {
+                let keys: Vec<String> = m.keys().cloned().collect();
+                let k = &keys[rng.below(keys.len())];
+                if let Some(child) = m.get_mut(k) {
+                    mutate(child, rng);
+                }
+            }
+            Value::Array(a) if !a.is_empty() && rng.below(4) != 0 => {
+                let i = rng.below(a.len());
+                mutate(&mut a[i], rng);
+            }
+            _ => *v = junk(rng),
+        }
+    }
+    let mut rng = Rng(0x5eed_cafe_f00d_d00d);
+    let mut base = deploy(Some(1), json!({"app": "web"}), &[("c", "nginx")]);
+    base["metadata"]["finalizers"] = json!(["a"]);
+    base["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80}]);
+    let live = create(&base, "a");
+    for _ in 0..1000 {
+        let mut config = base.clone();
+        mutate(&mut config, &mut rng);
+        let _ = apply(&live, &config, &write("b"), rng.below(2) == 0);
+        let _ = update(&live, &config, &write("b"));
+        let mut garbage = live.clone();
+        mutate(&mut garbage["metadata"], &mut rng);
+        let _ = update(&garbage, &live, &write("b"));
+        let _ = apply(&garbage, &base, &write("a"), false);
+    }
+}
