@@ -1085,6 +1085,7 @@ impl Ctx {
         self.check_apply_identity(&config)?;
         meta::check_namespace(&self.info, &mut config, self.ns.as_deref())?;
         let schema = (self.info.schema_name)();
+        let (config, apply_warnings) = self.drop_undeclared(config, &schema)?;
         let api_version = self.info.api_version();
         let write = ssa::Write {
             manager: &manager,
@@ -1113,7 +1114,9 @@ impl Ctx {
         let applied = ssa::apply(&live, &config, &write, force).map_err(|e| self.apply_error(e))?;
         let mut obj = applied.object;
         if current.is_none() {
-            return self.create_tracked(obj, false).await;
+            let mut resp = self.create_tracked(obj, false).await?;
+            add_warnings(&mut resp, &apply_warnings);
+            return Ok(resp);
         }
         // The live resourceVersion is the precondition, unless the configuration set one.
         if let (Some(c), Some(m)) = (
@@ -1140,8 +1143,42 @@ impl Ctx {
             None => self.write_tracked(obj, meta::prepare_update, false).await?,
         };
         let mut resp = self.respond(StatusCode::OK, updated);
+        add_warnings(&mut resp, &apply_warnings);
         add_warnings(&mut resp, &warnings);
         Ok(resp)
+    }
+
+    /// The apply configuration without the fields its kind does not declare, as
+    /// `fieldValidation` says: refused (`Strict`), dropped with a warning (`Warn`, the
+    /// default) or dropped (`Ignore`).
+    fn drop_undeclared(&self, config: Value, schema: &str) -> ApiResult<(Value, Vec<String>)> {
+        let ty = ssa::Ty::of_kind(schema);
+        let typed_error = |e: ssa::Error| self.apply_error(e.into());
+        let unknown = ssa::typed::undeclared_fields(&config, ty).map_err(typed_error)?;
+        if unknown.is_empty() {
+            return Ok((config, Vec::new()));
+        }
+        let paths: Vec<String> = unknown
+            .paths()
+            .iter()
+            .map(|p| ssa::fieldpath::path_string(p))
+            .collect();
+        let warnings = match self.query.get("fieldValidation").unwrap_or("Warn") {
+            "Strict" => {
+                let errors: Vec<String> = paths
+                    .iter()
+                    .map(|p| format!("{p}: field not declared in schema"))
+                    .collect();
+                return Err(typed_error(ssa::Error::Invalid(errors.join("\n"))));
+            }
+            "Ignore" => Vec::new(),
+            _ => paths
+                .iter()
+                .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
+                .collect(),
+        };
+        let config = ssa::typed::remove_items(&config, &unknown, ty).map_err(typed_error)?;
+        Ok((config, warnings))
     }
 
     /// The configuration of an apply names this URL's kind and object (upstream's version

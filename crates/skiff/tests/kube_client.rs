@@ -688,6 +688,41 @@ async fn server_side_apply_round_trip() -> Result<()> {
             == "invalid object type: apps/v1, Kind=StatefulSet, expected: apps/v1, Kind=Deployment",
         "{status}"
     );
+    // Undeclared fields: refused when strict, dropped (with a warning) otherwise.
+    let mut unknown = config(1, "nginx:2");
+    unknown["spec"]["replicasx"] = json!(2);
+    let (code, status) = raw(
+        &client,
+        "PATCH",
+        &format!("{path}?fieldManager=mgr&fieldValidation=Strict&force=true"),
+        apply_ct,
+        unknown.to_string().into_bytes(),
+    )
+    .await?;
+    ensure!(code == 400, "{status}");
+    ensure!(
+        status["message"]
+            == "failed to create typed patch object (apps/v1, Kind=Deployment): .spec.replicasx: field not declared in schema",
+        "{status}"
+    );
+    let (code, d) = raw(
+        &client,
+        "PATCH",
+        &format!("{path}?fieldManager=mgr&force=true"),
+        apply_ct,
+        unknown.to_string().into_bytes(),
+    )
+    .await?;
+    ensure!(
+        code == 200 && d["spec"].get("replicasx").is_none(),
+        "{code} {d}"
+    );
+    ensure!(
+        !d["metadata"]["managedFields"]
+            .to_string()
+            .contains("replicasx"),
+        "{d}"
+    );
     // A YAML body creates (201).
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  k: v\n";
     let (code, cm) = raw(

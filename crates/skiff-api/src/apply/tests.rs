@@ -595,3 +595,30 @@ fn wrong_shapes_never_panic() {
         let _ = apply(&garbage, &base, &write("a"), false);
     }
 }
+
+#[test]
+fn undeclared_fields_are_found_and_can_be_dropped() {
+    let mut config = deploy(Some(1), json!({"app": "web"}), &[("c", "nginx")]);
+    config["spec"]["replicasx"] = json!(3);
+    config["spec"]["template"]["spec"]["containers"][0]["imagex"] = json!({"a": 1});
+    config["metadata"]["labels"]["free-form"] = json!("ok");
+    let ty = Ty::of_kind(DEPLOY);
+    let unknown = typed::undeclared_fields(&config, ty).expect("walk");
+    assert_eq!(
+        unknown
+            .paths()
+            .iter()
+            .map(|p| fieldpath::path_string(p))
+            .collect::<Vec<_>>(),
+        vec![
+            ".spec.replicasx".to_owned(),
+            r#".spec.template.spec.containers[name="c"].imagex"#.to_owned()
+        ]
+    );
+    let pruned = typed::remove_items(&config, &unknown, ty).expect("remove");
+    assert!(pruned["spec"].get("replicasx").is_none());
+    assert_eq!(pruned["metadata"]["labels"]["free-form"], "ok");
+    assert!(typed::undeclared_fields(&pruned, ty)
+        .expect("walk")
+        .is_empty());
+}

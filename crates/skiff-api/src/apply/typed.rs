@@ -135,6 +135,41 @@ pub fn to_field_set(value: &Value, ty: Ty) -> Result<Set, Error> {
     Ok(set)
 }
 
+/// The struct fields a value sets that its schema does not declare (what upstream refuses as
+/// "field not declared in schema", or drops with a warning): the fields themselves, not what
+/// is below them.
+pub fn undeclared_fields(value: &Value, ty: Ty) -> Result<Set, Error> {
+    fn walk(v: &Value, ty: Ty, path: &mut Path, set: &mut Set) -> Result<(), Error> {
+        match shape(ty, &[Some(v)]) {
+            Shape::Leaf => {}
+            Shape::Map(ty) => {
+                if let Value::Object(m) = v {
+                    for (k, child) in m {
+                        path.push(PathElement::Field(k.clone()));
+                        if matches!(ty, Ty::Struct { .. }) && !ty.declares(k) {
+                            set.insert(path);
+                        } else {
+                            walk(child, ty.field(k), path, set)?;
+                        }
+                        path.pop();
+                    }
+                }
+            }
+            Shape::List(ty, kind) => {
+                for (pe, item) in index_items(Some(v), kind, path)? {
+                    path.push(pe);
+                    walk(item, ty.item(), path, set)?;
+                    path.pop();
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut set = Set::new();
+    walk(value, ty, &mut Vec::new(), &mut set)?;
+    Ok(set)
+}
+
 /// What changed from one value to another (upstream's `Comparison`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Comparison {
