@@ -3,8 +3,7 @@
 //! managed-fields updater, build manager info) over structured-merge-diff's `merge.Updater`
 //! (`Update`, `Apply`, `prune`, conflicts).
 //!
-//! Not done (yet) as upstream: capping Update managers at 10 (`ancient-changes`), converting
-//! between a kind's versions (every manager's set is taken at the object's own version), and
+//! Not done (yet) as upstream: converting between a kind's versions (every manager's set is taken at the object's own version), and
 //! the client-side-apply `last-applied-configuration` upgrade path.
 
 use std::collections::BTreeMap;
@@ -18,6 +17,13 @@ use super::typed::{
     compare, ensure_named_fields_are_members, merge, remove_items, to_field_set, Comparison,
 };
 use super::Error;
+
+/// Upstream's `DefaultMaxUpdateManagers`: more Update entries than this are merged, oldest
+/// first, into one `ancient-changes` entry per API version.
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// The manager the oldest Update entries are merged into.
+pub const ANCIENT_CHANGES: &str = "ancient-changes";
 
 /// Upstream's `FieldManagerMaxLength`.
 pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
@@ -231,6 +237,62 @@ impl ManagedFields {
 
     fn drop_empty(&mut self) {
         self.entries.retain(|_, e| !e.set.is_empty());
+    }
+
+    /// upstream's `capManagersManager`: while there are more than [`MAX_UPDATE_MANAGERS`]
+    /// Update entries, the oldest are merged into `ancient-changes` (one per API version;
+    /// the first of a version becomes the bucket once a second one joins it).
+    fn cap_update_managers(&mut self) {
+        let mut updaters: Vec<ManagerId> = self
+            .entries
+            .keys()
+            .filter(|id| id.operation == Operation::Update)
+            .cloned()
+            .collect();
+        if updaters.len() <= MAX_UPDATE_MANAGERS {
+            return;
+        }
+        // Oldest first (RFC 3339 times in UTC order as text), then by identifier.
+        updaters.sort_by(|a, b| {
+            let time = |id: &ManagerId| self.entries.get(id).and_then(|e| e.time.clone());
+            time(a)
+                .unwrap_or_default()
+                .cmp(&time(b).unwrap_or_default())
+                .then_with(|| a.identifier().cmp(&b.identifier()))
+        });
+        let mut remaining = updaters.len();
+        let mut first_of_version: BTreeMap<String, ManagerId> = BTreeMap::new();
+        for id in updaters {
+            if remaining <= MAX_UPDATE_MANAGERS {
+                break;
+            }
+            let Some(entry) = self.entries.get(&id).cloned() else {
+                continue;
+            };
+            let version = entry.api_version.clone();
+            let Some(first) = first_of_version.get(&version).cloned() else {
+                first_of_version.insert(version, id);
+                continue;
+            };
+            let bucket = ManagerId {
+                manager: ANCIENT_CHANGES.into(),
+                operation: Operation::Update,
+                api_version: version.clone(),
+                subresource: String::new(),
+            };
+            if !self.entries.contains_key(&bucket) {
+                if let Some(moved) = self.entries.remove(&first) {
+                    self.entries.insert(bucket.clone(), moved);
+                }
+            }
+            self.entries.remove(&id);
+            if let Some(b) = self.entries.get_mut(&bucket) {
+                b.set = entry.set.union(&b.set);
+                // The merged entry's time is the newer one's.
+                b.time = entry.time;
+            }
+            remaining -= 1;
+        }
     }
 }
 
@@ -502,6 +564,7 @@ pub fn update(live: &Value, new: &Value, write: &Write<'_>) -> Result<ManagedFie
         entry.time = Some(write.timestamp());
     }
     managed.drop_empty();
+    managed.cap_update_managers();
     Ok(managed)
 }
 

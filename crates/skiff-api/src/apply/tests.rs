@@ -622,3 +622,44 @@ fn undeclared_fields_are_found_and_can_be_dropped() {
         .expect("walk")
         .is_empty());
 }
+
+#[test]
+fn more_than_ten_updaters_are_merged_into_ancient_changes() {
+    let mut live = create(
+        &deploy(Some(1), json!({"app": "web"}), &[("c", "nginx")]),
+        "a",
+    );
+    for i in 0..12 {
+        let mut new = live.clone();
+        new["metadata"]["labels"][format!("l{i}")] = json!("x");
+        let m = update(
+            &live,
+            &new,
+            &Write {
+                now: at(i),
+                ..write(&format!("m{i:02}"))
+            },
+        )
+        .expect("update");
+        m.write_to(&mut new);
+        live = new;
+    }
+    let m = managed(&live);
+    let names: Vec<&str> = m
+        .managers()
+        .filter(|id| id.operation == Operation::Update)
+        .map(|id| id.manager.as_str())
+        .collect();
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert!(!names.contains(&"m00") && !names.contains(&"m01") && !names.contains(&"m02"));
+    assert!(names.contains(&"ancient-changes") && names.contains(&"m11"));
+    let ancient = m
+        .managers()
+        .find(|id| id.manager == "ancient-changes")
+        .cloned()
+        .expect("bucket");
+    let set = m.get(&ancient).expect("set");
+    for l in ["l0", "l1", "l2"] {
+        assert!(set.has(&[f("metadata"), f("labels"), f(l)]), "{l}");
+    }
+}
