@@ -636,6 +636,40 @@ async fn server_side_apply_round_trip() -> Result<()> {
         "scaler lost its only field: {managers:?}"
     );
 
+    // Apply to the status subresource: its own entry, owning only status.
+    let with_status = deploys
+        .patch_status(
+            "ssa",
+            &PatchParams::apply("ctrl"),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "ssa"},
+                "status": {"observedGeneration": 7},
+            })),
+        )
+        .await?;
+    ensure!(
+        with_status
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_generation)
+            == Some(7),
+        "{:?}",
+        with_status.status
+    );
+    let entries = with_status.metadata.managed_fields.unwrap_or_default();
+    let ctrl = entries
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("ctrl"))
+        .context("ctrl's entry")?;
+    ensure!(
+        ctrl.subresource.as_deref() == Some("status")
+            && ctrl.operation.as_deref() == Some("Apply")
+            && ctrl.fields_v1.as_ref().map(|f| f.0.clone())
+                == Some(json!({"f:status": {"f:observedGeneration": {}}})),
+        "{ctrl:?}"
+    );
+
     // Refusals, as upstream answers them.
     let path = "/apis/apps/v1/namespaces/default/deployments/ssa";
     let apply_ct = "application/apply-patch+yaml";
