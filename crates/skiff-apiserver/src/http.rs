@@ -1238,6 +1238,9 @@ impl Ctx {
                     .collect();
                 err
             }
+            ssa::ApplyError::Invalid(e @ ssa::Error::ManagedFieldsInConfig) => {
+                ApiError::bad_request(e.to_string())
+            }
             ssa::ApplyError::Invalid(e) => ApiError::bad_request(format!(
                 "failed to create typed patch object ({}/{}, Kind={}): {e}",
                 self.info.group, self.info.version, self.info.kind

@@ -604,7 +604,7 @@ pub fn apply(
         .pointer("/metadata/managedFields")
         .is_some_and(|m| !m.is_null())
     {
-        return Err(Error::Invalid("metadata.managedFields must be nil".into()).into());
+        return Err(Error::ManagedFieldsInConfig.into());
     }
     let ty = write.ty();
     let mut managed = ManagedFields::decode(live).unwrap_or_default();

@@ -40,6 +40,9 @@ pub enum Error {
     /// A `metadata.managedFields` that cannot be read.
     #[error("invalid managedFields: {0}")]
     ManagedFields(String),
+    /// An apply configuration that sets managed fields itself.
+    #[error("metadata.managedFields must be nil")]
+    ManagedFieldsInConfig,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -482,7 +482,8 @@ fn bad_configurations_are_errors() {
     );
     config["spec"]["template"]["spec"]["containers"] = json!([{"name": "c"}]);
     config["metadata"]["managedFields"] = json!([]);
-    assert!(apply(&identity_of(&config), &config, &write("a"), false).is_err());
+    let err = apply(&identity_of(&config), &config, &write("a"), false).expect_err("set");
+    assert_eq!(err.to_string(), "metadata.managedFields must be nil");
 }
 
 #[test]
