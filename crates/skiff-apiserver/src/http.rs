@@ -14,6 +14,7 @@ use futures::StreamExt;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
+use skiff_api::apply as ssa;
 use skiff_api::meta;
 use skiff_api::patch::{apply_strategic_merge_patch, Schema, Schemas, SmpError};
 use skiff_api::registry::{unknown_fields, ResourceInfo, Subresource};
@@ -219,6 +220,12 @@ async fn dispatch(app: Arc<App>, req: Request) -> ApiResult {
         .unwrap_or("application/json")
         .to_owned();
     let form = form(&parts.headers, &query);
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let ctx = Ctx {
         app,
         info,
@@ -226,6 +233,7 @@ async fn dispatch(app: Arc<App>, req: Request) -> ApiResult {
         ns,
         query,
         form,
+        user_agent,
     };
     let verb_of = |v: &str| {
         if ctx.info.supports(v) {
@@ -352,6 +360,15 @@ struct Ctx {
     ns: Option<String>,
     query: Query,
     form: Form,
+    /// The `User-Agent`, the manager of writes that name no `fieldManager`.
+    user_agent: String,
+}
+
+/// The media type of server-side apply patches (the body is YAML or JSON).
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
+fn is_apply(content_type: &str) -> bool {
+    content_type.split(';').next().unwrap_or("").trim() == APPLY_PATCH
 }
 
 fn now() -> chrono::DateTime<chrono::Utc> {
@@ -468,6 +485,12 @@ impl Ctx {
     }
 
     async fn create(&self, body: Value) -> ApiResult {
+        self.create_tracked(body, true).await
+    }
+
+    /// Creates the object; `track`: record the write in its managed fields (an apply has
+    /// recorded itself already).
+    async fn create_tracked(&self, body: Value, track: bool) -> ApiResult {
         let mut obj = body;
         meta::check_type(&self.info, &mut obj)?;
         meta::check_namespace(&self.info, &mut obj, self.ns.as_deref())?;
@@ -487,6 +510,9 @@ impl Ctx {
             )?;
             self.validate_name(&candidate)?;
             self.default_and_validate_create(&mut candidate)?;
+            if track {
+                self.track(&json!({}), &mut candidate, None);
+            }
             self.app.admit_create(&self.info, &mut candidate).await?;
             let result = self
                 .app
@@ -931,6 +957,17 @@ impl Ctx {
         new: Value,
         prepare: impl Fn(&ResourceInfo, &Value, &mut Value) -> ApiResult<()>,
     ) -> ApiResult<Value> {
+        self.write_tracked(new, prepare, true).await
+    }
+
+    /// [`Ctx::write`]; `track`: record the write in the managed fields (an apply has
+    /// recorded itself already).
+    async fn write_tracked(
+        &self,
+        new: Value,
+        prepare: impl Fn(&ResourceInfo, &Value, &mut Value) -> ApiResult<()>,
+        track: bool,
+    ) -> ApiResult<Value> {
         let dry_run = self.query.dry_run()?;
         let requested_rv = meta::resource_version(&new).to_owned();
         let expected = if requested_rv.is_empty() {
@@ -955,11 +992,24 @@ impl Ctx {
             ));
         }
         let mut new = new;
+        let applied = (!track).then(|| new.pointer("/metadata/managedFields").cloned());
         prepare(&self.info, &current.obj, &mut new)?;
         self.validate_name(&new)?;
         self.app
             .prepare_kind_update(&self.info, &current.obj, &mut new)?;
         validate_update(&self.info, &current.obj, &mut new)?;
+        match applied {
+            None => self.track(&current.obj, &mut new, self.target.subresource.as_deref()),
+            // An apply's managed fields stand, whatever `prepare` took from the old object.
+            Some(managed) => {
+                if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                    match managed {
+                        Some(list) => m.insert("managedFields".into(), list),
+                        None => m.remove("managedFields"),
+                    };
+                }
+            }
+        }
         let allocation = self
             .app
             .admit_update(&self.info, &current.obj, &mut new)
@@ -998,6 +1048,10 @@ impl Ctx {
     }
 
     async fn patch(&self, body: &[u8], content_type: &str) -> ApiResult {
+        if is_apply(content_type) {
+            return self.apply(body, None).await;
+        }
+        self.check_patch_options()?;
         let patched = self.patched(body, content_type).await?;
         let (obj, warnings) = self.normalize(patched)?;
         let updated = self.write(obj, meta::prepare_update).await?;
@@ -1007,6 +1061,10 @@ impl Ctx {
     }
 
     async fn patch_status(&self, body: &[u8], content_type: &str) -> ApiResult {
+        if is_apply(content_type) {
+            return self.apply(body, Some("status")).await;
+        }
+        self.check_patch_options()?;
         let patched = self.patched(body, content_type).await?;
         let (obj, _) = self.normalize(patched)?;
         let updated = self
@@ -1039,6 +1097,252 @@ impl Ctx {
         }
         meta::check_type(&self.info, &mut obj)?;
         Ok(obj)
+    }
+
+    /// The manager of this write: `fieldManager`, else from the user agent (upstream's
+    /// `managerOrUserAgent`).
+    fn manager(&self) -> String {
+        ssa::manager_name(self.query.get("fieldManager"), Some(&self.user_agent))
+    }
+
+    /// Records a non-apply write of `new` over `old` (`{}` for a create) in `new`'s managed
+    /// fields. As upstream (`UpdateNoErrors`), a failure drops the managed fields rather than
+    /// the write.
+    fn track(&self, old: &Value, new: &mut Value, subresource: Option<&str>) {
+        let manager = self.manager();
+        let schema = (self.info.schema_name)();
+        let api_version = self.info.api_version();
+        let write = ssa::Write {
+            manager: &manager,
+            api_version: &api_version,
+            subresource,
+            schema: &schema,
+            has_status: self.info.has(Subresource::Status),
+            now: now(),
+        };
+        match ssa::update(old, new, &write) {
+            Ok(managed) => managed.write_to(new),
+            Err(e) => {
+                tracing::warn!(kind = self.info.kind, name = meta::name(new), error = %e, "managed fields not updated");
+                if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("managedFields");
+                }
+            }
+        }
+    }
+
+    /// `force` is for apply patches only (upstream's `ValidatePatchOptions`).
+    fn check_patch_options(&self) -> ApiResult<()> {
+        if self.query.get("force").is_some() {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                vec![Cause {
+                    reason: "FieldValueForbidden".into(),
+                    message: "Forbidden: may not be specified for non-apply patch".into(),
+                    field: "force".into(),
+                }],
+            ));
+        }
+        Ok(())
+    }
+
+    /// Server-side apply (`PATCH` with `application/apply-patch+yaml`): merges the
+    /// configuration into the object, or creates the object from it, as the `fieldManager`.
+    async fn apply(&self, body: &[u8], subresource: Option<&str>) -> ApiResult {
+        let Some(manager) = self.query.get("fieldManager").map(str::to_owned) else {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                vec![Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value: is required for apply patch".into(),
+                    field: "fieldManager".into(),
+                }],
+            ));
+        };
+        let force = match self.query.get("force") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid value for force: {other:?}"
+                )))
+            }
+        };
+        let mut config: Value = serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        if !config.is_object() {
+            return Err(ApiError::bad_request(
+                "error decoding YAML: the body must be an object",
+            ));
+        }
+        self.check_apply_identity(&config)?;
+        meta::check_namespace(&self.info, &mut config, self.ns.as_deref())?;
+        let schema = (self.info.schema_name)();
+        let (config, apply_warnings) = self.drop_undeclared(config, &schema)?;
+        let api_version = self.info.api_version();
+        let write = ssa::Write {
+            manager: &manager,
+            api_version: &api_version,
+            subresource,
+            schema: &schema,
+            has_status: self.info.has(Subresource::Status),
+            now: now(),
+        };
+        let current = self
+            .app
+            .objects
+            .try_get(&self.info, self.ns.as_deref(), self.name())
+            .await?;
+        let live = match &current {
+            Some(c) => c.obj.clone(),
+            None if subresource.is_some() => {
+                return Err(ApiError::not_found(
+                    self.info.group,
+                    self.info.plural,
+                    self.name(),
+                ))
+            }
+            None => ssa::identity_of(&config),
+        };
+        let applied = ssa::apply(&live, &config, &write, force).map_err(|e| self.apply_error(e))?;
+        let mut obj = applied.object;
+        if current.is_none() {
+            let mut resp = self.create_tracked(obj, false).await?;
+            add_warnings(&mut resp, &apply_warnings);
+            return Ok(resp);
+        }
+        // The live resourceVersion is the precondition, unless the configuration set one.
+        if let (Some(c), Some(m)) = (
+            &current,
+            obj.get_mut("metadata").and_then(Value::as_object_mut),
+        ) {
+            let rv = config
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| c.rev.to_string());
+            m.insert("resourceVersion".into(), Value::String(rv));
+        }
+        let (obj, warnings) = self.normalize(obj)?;
+        let updated = match subresource {
+            Some(_) => {
+                self.write_tracked(
+                    obj,
+                    |_, old, new| meta::prepare_status_update(old, new),
+                    false,
+                )
+                .await?
+            }
+            None => self.write_tracked(obj, meta::prepare_update, false).await?,
+        };
+        let mut resp = self.respond(StatusCode::OK, updated);
+        add_warnings(&mut resp, &apply_warnings);
+        add_warnings(&mut resp, &warnings);
+        Ok(resp)
+    }
+
+    /// The apply configuration without the fields its kind does not declare, as
+    /// `fieldValidation` says: refused (`Strict`), dropped with a warning (`Warn`, the
+    /// default) or dropped (`Ignore`).
+    fn drop_undeclared(&self, config: Value, schema: &str) -> ApiResult<(Value, Vec<String>)> {
+        let ty = ssa::Ty::of_kind(schema);
+        let typed_error = |e: ssa::Error| self.apply_error(e.into());
+        let unknown = ssa::typed::undeclared_fields(&config, ty).map_err(typed_error)?;
+        if unknown.is_empty() {
+            return Ok((config, Vec::new()));
+        }
+        let paths: Vec<String> = unknown
+            .paths()
+            .iter()
+            .map(|p| ssa::fieldpath::path_string(p))
+            .collect();
+        let warnings = match self.query.get("fieldValidation").unwrap_or("Warn") {
+            "Strict" => {
+                let errors: Vec<String> = paths
+                    .iter()
+                    .map(|p| format!("{p}: field not declared in schema"))
+                    .collect();
+                return Err(typed_error(ssa::Error::Invalid(errors.join("\n"))));
+            }
+            "Ignore" => Vec::new(),
+            _ => paths
+                .iter()
+                .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
+                .collect(),
+        };
+        let config = ssa::typed::remove_items(&config, &unknown, ty).map_err(typed_error)?;
+        Ok((config, warnings))
+    }
+
+    /// The configuration of an apply names this URL's kind and object (upstream's version
+    /// check and `checkName`).
+    fn check_apply_identity(&self, config: &Value) -> ApiResult<()> {
+        let api_version = config
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = |g: &str, v: &str, k: &str| format!("{g}/{v}, Kind={k}");
+        if kind.is_empty() || version.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "invalid object type: {}",
+                gvk(group, version, kind)
+            )));
+        }
+        if (group, version, kind) != (self.info.group, self.info.version, self.info.kind) {
+            return Err(ApiError::bad_request(format!(
+                "invalid object type: {}, expected: {}",
+                gvk(group, version, kind),
+                gvk(self.info.group, self.info.version, self.info.kind)
+            )));
+        }
+        let name = meta::name(config);
+        if name != self.name() {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({name}) does not match the name on the URL ({})",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// An apply's refusal as upstream answers it: conflicts are 409 with one
+    /// `FieldManagerConflict` cause per field.
+    fn apply_error(&self, e: ssa::ApplyError) -> ApiError {
+        match e {
+            ssa::ApplyError::Conflicts(conflicts) => {
+                let mut err = ApiError::conflict(self.info.group, self.info.plural, self.name());
+                err.message = conflicts.to_string();
+                err.name = None;
+                err.group = None;
+                err.kind = None;
+                err.causes = conflicts
+                    .0
+                    .iter()
+                    .map(|c| Cause {
+                        reason: "FieldManagerConflict".into(),
+                        message: c.message(),
+                        field: c.field(),
+                    })
+                    .collect();
+                err
+            }
+            ssa::ApplyError::Invalid(e @ ssa::Error::ManagedFieldsInConfig) => {
+                ApiError::bad_request(e.to_string())
+            }
+            ssa::ApplyError::Invalid(e) => ApiError::bad_request(format!(
+                "failed to create typed patch object ({}/{}, Kind={}): {e}",
+                self.info.group, self.info.version, self.info.kind
+            )),
+        }
     }
 
     fn scale_of(&self, obj: &Value) -> Value {
@@ -1127,6 +1431,7 @@ impl Ctx {
                     new["spec"]["replicas"] = json!(replicas);
                     meta::prepare_update(&info, &current.obj, &mut new)?;
                     validate_update(&info, &current.obj, &mut new)?;
+                    self.track(&current.obj, &mut new, Some("scale"));
                     Ok(Some(new))
                 },
             )
@@ -1139,6 +1444,7 @@ impl Ctx {
     }
 
     async fn patch_scale(&self, body: &[u8], content_type: &str) -> ApiResult {
+        self.check_patch_options()?;
         let stored = self
             .app
             .objects

@@ -75,6 +75,7 @@ on_both_backends!(
     watch_semantics,
     pod_lifecycle,
     strategic_merge_patch_statuses,
+    server_side_apply_round_trip,
 );
 
 fn api_error(e: &kube::Error) -> Option<(u16, String)> {
@@ -794,5 +795,259 @@ async fn pod_lifecycle(client: Client) -> Result<()> {
         row[0] == "listed" && row[1] == "0/1" && row[2] == "Pending",
         "{row}"
     );
+    Ok(())
+}
+
+async fn server_side_apply_round_trip(client: Client) -> Result<()> {
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let config = |replicas: i32, image: &str| {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "ssa"},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "ssa"}},
+                "template": {
+                    "metadata": {"labels": {"app": "ssa"}},
+                    "spec": {"containers": [{"name": "c", "image": image}]},
+                },
+            },
+        })
+    };
+    // Apply to an absent object creates it.
+    let created = deploys
+        .patch(
+            "ssa",
+            &PatchParams::apply("mgr"),
+            &Patch::Apply(config(1, "nginx")),
+        )
+        .await?;
+    let spec = created.spec.as_ref().context("spec")?;
+    ensure!(spec.replicas == Some(1));
+    let managed = created.metadata.managed_fields.clone().unwrap_or_default();
+    ensure!(managed.len() == 1, "{managed:?}");
+    ensure!(
+        managed[0].manager.as_deref() == Some("mgr")
+            && managed[0].operation.as_deref() == Some("Apply")
+            && managed[0].fields_type.as_deref() == Some("FieldsV1"),
+        "{managed:?}"
+    );
+    // Re-apply changes the image; a merge patch by another client takes replicas.
+    let applied = deploys
+        .patch(
+            "ssa",
+            &PatchParams::apply("mgr"),
+            &Patch::Apply(config(1, "nginx:2")),
+        )
+        .await?;
+    let image = applied
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone());
+    ensure!(image.as_deref() == Some("nginx:2"), "{image:?}");
+    deploys
+        .patch(
+            "ssa",
+            &PatchParams {
+                field_manager: Some("scaler".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await?;
+    let e = deploys
+        .patch(
+            "ssa",
+            &PatchParams::apply("mgr"),
+            &Patch::Apply(config(1, "nginx:2")),
+        )
+        .await
+        .err()
+        .context("conflicting apply succeeded")?;
+    let kube::Error::Api(status) = &e else {
+        anyhow::bail!("{e:?}");
+    };
+    ensure!(
+        status.code == 409 && status.reason == "Conflict",
+        "{status:?}"
+    );
+    ensure!(
+        status.message
+            == r#"Apply failed with 1 conflict: conflict with "scaler" using apps/v1: .spec.replicas"#,
+        "{status:?}"
+    );
+    // The causes, as upstream: one FieldManagerConflict per field.
+    let (code, body) = raw(
+        &client,
+        "PATCH",
+        "/apis/apps/v1/namespaces/default/deployments/ssa?fieldManager=mgr",
+        "application/apply-patch+yaml",
+        config(1, "nginx:2").to_string().into_bytes(),
+    )
+    .await?;
+    ensure!(code == 409, "{body}");
+    ensure!(
+        body["details"]["causes"]
+            == json!([{
+                "reason": "FieldManagerConflict",
+                "message": "conflict with \"scaler\" using apps/v1",
+                "field": ".spec.replicas",
+            }]),
+        "{body}"
+    );
+    let forced = deploys
+        .patch(
+            "ssa",
+            &PatchParams::apply("mgr").force(),
+            &Patch::Apply(config(1, "nginx:2")),
+        )
+        .await?;
+    ensure!(forced.spec.as_ref().and_then(|s| s.replicas) == Some(1));
+    let managers: Vec<_> = forced
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    ensure!(
+        managers == vec!["mgr".to_owned()],
+        "scaler lost its only field: {managers:?}"
+    );
+
+    // Apply to the status subresource: its own entry, owning only status.
+    let with_status = deploys
+        .patch_status(
+            "ssa",
+            &PatchParams::apply("ctrl"),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "ssa"},
+                "status": {"observedGeneration": 7},
+            })),
+        )
+        .await?;
+    ensure!(
+        with_status
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_generation)
+            == Some(7),
+        "{:?}",
+        with_status.status
+    );
+    let entries = with_status.metadata.managed_fields.unwrap_or_default();
+    let ctrl = entries
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("ctrl"))
+        .context("ctrl's entry")?;
+    ensure!(
+        ctrl.subresource.as_deref() == Some("status")
+            && ctrl.operation.as_deref() == Some("Apply")
+            && ctrl.fields_v1.as_ref().map(|f| f.0.clone())
+                == Some(json!({"f:status": {"f:observedGeneration": {}}})),
+        "{ctrl:?}"
+    );
+
+    // Refusals, as upstream answers them.
+    let path = "/apis/apps/v1/namespaces/default/deployments/ssa";
+    let apply_ct = "application/apply-patch+yaml";
+    let body = config(1, "nginx").to_string().into_bytes();
+    let (code, status) = raw(&client, "PATCH", path, apply_ct, body.clone()).await?;
+    ensure!(code == 422, "{status}");
+    ensure!(
+        status["message"]
+            == r#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#,
+        "{status}"
+    );
+    let (code, status) = raw(
+        &client,
+        "PATCH",
+        &format!("{path}?force=true"),
+        "application/merge-patch+json",
+        b"{}".to_vec(),
+    )
+    .await?;
+    ensure!(code == 422, "{status}");
+    ensure!(
+        status["message"]
+            == r#"PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch"#,
+        "{status}"
+    );
+    let mut other_name = config(1, "nginx");
+    other_name["metadata"]["name"] = json!("other");
+    let (code, status) = raw(
+        &client,
+        "PATCH",
+        &format!("{path}?fieldManager=mgr"),
+        apply_ct,
+        other_name.to_string().into_bytes(),
+    )
+    .await?;
+    ensure!(code == 400, "{status}");
+    let mut other_kind = config(1, "nginx");
+    other_kind["kind"] = json!("StatefulSet");
+    let (code, status) = raw(
+        &client,
+        "PATCH",
+        &format!("{path}?fieldManager=mgr"),
+        apply_ct,
+        other_kind.to_string().into_bytes(),
+    )
+    .await?;
+    ensure!(code == 400, "{status}");
+    ensure!(
+        status["message"]
+            == "invalid object type: apps/v1, Kind=StatefulSet, expected: apps/v1, Kind=Deployment",
+        "{status}"
+    );
+    // Undeclared fields: refused when strict, dropped (with a warning) otherwise.
+    let mut unknown = config(1, "nginx:2");
+    unknown["spec"]["replicasx"] = json!(2);
+    let (code, status) = raw(
+        &client,
+        "PATCH",
+        &format!("{path}?fieldManager=mgr&fieldValidation=Strict&force=true"),
+        apply_ct,
+        unknown.to_string().into_bytes(),
+    )
+    .await?;
+    ensure!(code == 400, "{status}");
+    ensure!(
+        status["message"]
+            == "failed to create typed patch object (apps/v1, Kind=Deployment): .spec.replicasx: field not declared in schema",
+        "{status}"
+    );
+    let (code, d) = raw(
+        &client,
+        "PATCH",
+        &format!("{path}?fieldManager=mgr&force=true"),
+        apply_ct,
+        unknown.to_string().into_bytes(),
+    )
+    .await?;
+    ensure!(
+        code == 200 && d["spec"].get("replicasx").is_none(),
+        "{code} {d}"
+    );
+    ensure!(
+        !d["metadata"]["managedFields"]
+            .to_string()
+            .contains("replicasx"),
+        "{d}"
+    );
+    // A YAML body creates (201).
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  k: v\n";
+    let (code, cm) = raw(
+        &client,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/from-yaml?fieldManager=mgr",
+        apply_ct,
+        yaml.as_bytes().to_vec(),
+    )
+    .await?;
+    ensure!(code == 201 && cm["data"]["k"] == "v", "{code} {cm}");
     Ok(())
 }

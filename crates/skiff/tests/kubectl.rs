@@ -193,7 +193,8 @@ on_both_backends!(
     services_and_events,
     terminating_namespace,
     strategic_merge_patches,
-    client_side_apply
+    client_side_apply,
+    server_side_apply
 );
 
 fn discovery_and_version(c: &Cluster) -> Result<()> {
@@ -471,6 +472,143 @@ fn label_annotate_scale(c: &Cluster) -> Result<()> {
     let out = c.kubectl_in(&["replace", "-f", "-"], Some(&stale.to_string()))?;
     let err = String::from_utf8(out.stderr)?;
     ensure!(err.contains("the object has been modified"), "{err}");
+    Ok(())
+}
+
+/// A Deployment manifest for `kubectl apply`: `replicas` (if any) and the `tier` label (if
+/// any).
+fn web_manifest(replicas: Option<i64>, tier: Option<&str>) -> String {
+    let mut m = String::from(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    app: web\n",
+    );
+    if let Some(t) = tier {
+        m.push_str(&format!("    tier: {t}\n"));
+    }
+    m.push_str("spec:\n");
+    if let Some(r) = replicas {
+        m.push_str(&format!("  replicas: {r}\n"));
+    }
+    m.push_str(concat!(
+        "  selector:\n    matchLabels: {app: web}\n",
+        "  template:\n    metadata:\n      labels: {app: web}\n",
+        "    spec:\n      containers:\n      - name: c\n        image: busybox\n",
+    ));
+    m
+}
+
+fn managers(d: &Value) -> Vec<(String, String)> {
+    d["metadata"]["managedFields"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|e| {
+                    (
+                        e["manager"].as_str().unwrap_or("").to_owned(),
+                        e["operation"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn server_side_apply(c: &Cluster) -> Result<()> {
+    let apply = |args: &[&str], manifest: &str| -> Result<Output> {
+        let mut full = vec!["apply", "--server-side", "-f", "-"];
+        full.extend(args);
+        c.kubectl_in(&full, Some(manifest))
+    };
+    let get = || c.json(&["get", "deployment", "web", "--show-managed-fields"]);
+    // Create.
+    let out = c.ok_in(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&web_manifest(Some(2), Some("front"))),
+    )?;
+    ensure!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    let d = get()?;
+    ensure!(d["spec"]["replicas"] == 2, "{d}");
+    ensure!(
+        managers(&d) == vec![("kubectl".to_owned(), "Apply".to_owned())],
+        "{}",
+        d["metadata"]["managedFields"]
+    );
+    let fields = d["metadata"]["managedFields"][0]["fieldsV1"].to_string();
+    ensure!(fields.contains(r#""f:replicas":{}"#), "{fields}");
+    ensure!(
+        fields.contains(r#""k:{\"name\":\"c\"}""#),
+        "containers are keyed by name: {fields}"
+    );
+    // Update.
+    let out = c.ok_in(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&web_manifest(Some(3), Some("front"))),
+    )?;
+    ensure!(out.contains("serverside-applied"), "{out}");
+    ensure!(get()?["spec"]["replicas"] == 3);
+    // Another manager changing replicas conflicts, answered and printed as upstream.
+    let out = apply(
+        &["--field-manager=other"],
+        &web_manifest(Some(5), Some("front")),
+    )?;
+    ensure!(!out.status.success(), "the conflicting apply succeeded");
+    let err = String::from_utf8(out.stderr)?;
+    ensure!(
+        err.contains(r#"Apply failed with 1 conflict: conflict with "kubectl": .spec.replicas"#),
+        "{err}"
+    );
+    ensure!(err.contains("--force-conflicts"), "kubectl's advice: {err}");
+    ensure!(get()?["spec"]["replicas"] == 3);
+    // With --force-conflicts the other manager takes replicas.
+    let out = apply(
+        &["--field-manager=other", "--force-conflicts"],
+        &web_manifest(Some(5), Some("front")),
+    )?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = get()?;
+    ensure!(d["spec"]["replicas"] == 5, "{d}");
+    let kubectl_entry = d["metadata"]["managedFields"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["manager"] == "kubectl"))
+        .context("kubectl's entry")?;
+    ensure!(
+        !kubectl_entry["fieldsV1"].to_string().contains("f:replicas"),
+        "kubectl lost replicas: {kubectl_entry}"
+    );
+    // kubectl drops the tier label (only it owned it... and `other`, which applied it too)
+    // and replicas (now other's): the label stays while `other` still applies it.
+    let out = c.ok_in(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&web_manifest(None, None)),
+    )?;
+    ensure!(out.contains("serverside-applied"), "{out}");
+    let d = get()?;
+    ensure!(d["spec"]["replicas"] == 5, "other's replicas stay: {d}");
+    ensure!(d["metadata"]["labels"]["tier"] == "front", "{d}");
+    // Once `other` drops it too, nobody owns it: gone.
+    let out = apply(&["--field-manager=other"], &web_manifest(Some(5), None))?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = get()?;
+    ensure!(d["metadata"]["labels"].get("tier").is_none(), "{d}");
+    ensure!(d["metadata"]["labels"]["app"] == "web", "{d}");
+    // Client-side writes are recorded as Update.
+    c.ok(&["label", "deployment", "web", "team=blue"])?;
+    let d = get()?;
+    ensure!(
+        managers(&d).contains(&("kubectl-label".to_owned(), "Update".to_owned())),
+        "{:?}",
+        managers(&d)
+    );
     Ok(())
 }
 
