@@ -412,13 +412,13 @@ async fn finish_namespace(app: &App, ns: &str) -> Result<bool, ApiError> {
         propagation: Some("Background".into()),
         ..Default::default()
     };
+    // Each storage once, in its storage version: the versions of a kind that share one
+    // (HPAs, events) would otherwise delete, and count, the same objects twice.
     for info in app
         .registry
-        .all()
-        .iter()
+        .storage_resources()
         .filter(|r| r.namespaced && r.supports("delete"))
     {
-        // One version per kind is enough: the same objects are not stored twice.
         let page = app
             .objects
             .list(info, Some(ns), 0, None, None, &|_| Ok(true))

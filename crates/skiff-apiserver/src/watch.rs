@@ -3,6 +3,10 @@
 //! ring so a watcher starting from a recent resourceVersion is served from memory; one that
 //! starts further back gets its own datastore watch, which answers 410 once that history is
 //! compacted.
+//!
+//! A feed is per datastore prefix, so the versions of a kind that share one storage
+//! (autoscaling/v1 and v2 HPAs, core and events.k8s.io events) share one feed: it carries
+//! objects as stored, and each subscription converts them to its own version.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use skiff_api::status::ApiError;
 use skiff_store::{Error as StoreError, EventKind, Revision, Store, WatchStream};
 use tokio::sync::broadcast;
 
-use crate::objects::{decode, store_error};
+use crate::objects::{decode, store_error, view};
 
 /// `ADDED`, `MODIFIED` or `DELETED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,8 +67,9 @@ struct FeedState {
 
 /// Where a subscription's events come from.
 pub enum Subscription {
-    /// From the cache: the backlog, then live events.
+    /// From the cache: the backlog, then live events, converted to `info`'s version.
     Cached {
+        info: Box<ResourceInfo>,
         backlog: Vec<Arc<ObjectEvent>>,
         rx: broadcast::Receiver<Arc<ObjectEvent>>,
         after: Revision,
@@ -80,16 +85,21 @@ impl Subscription {
     /// The next event, `None` when the watch must end (the client then watches again).
     pub async fn next(&mut self) -> Option<Result<Arc<ObjectEvent>, ApiError>> {
         match self {
-            Subscription::Cached { backlog, rx, after } => {
+            Subscription::Cached {
+                info,
+                backlog,
+                rx,
+                after,
+            } => {
                 if !backlog.is_empty() {
-                    return Some(Ok(backlog.remove(0)));
+                    return Some(in_version(info, backlog.remove(0)));
                 }
                 loop {
                     match rx.recv().await {
                         Ok(ev) if ev.rev <= *after => continue,
                         Ok(ev) => {
                             *after = ev.rev;
-                            return Some(Ok(ev));
+                            return Some(in_version(info, ev));
                         }
                         // Fell behind the fan-out, or the feed stopped: end this watch; the
                         // client resumes from the last resourceVersion it saw.
@@ -98,7 +108,9 @@ impl Subscription {
                 }
             }
             Subscription::Direct { info, stream } => match stream.next().await? {
-                Ok(ev) => Some(to_object_event(info, ev).map(Arc::new)),
+                Ok(ev) => {
+                    Some(to_object_event(info, ev).and_then(|ev| in_version(info, Arc::new(ev))))
+                }
                 Err(StoreError::Compacted {
                     requested,
                     compacted,
@@ -111,6 +123,22 @@ impl Subscription {
     }
 }
 
+/// A stored event as a watcher of `info` sees it: shared as it is when no conversion is
+/// needed, else with its objects converted (for this watcher alone).
+fn in_version(info: &ResourceInfo, ev: Arc<ObjectEvent>) -> Result<Arc<ObjectEvent>, ApiError> {
+    if skiff_api::conversion::is_identity(info) {
+        return Ok(ev);
+    }
+    let convert = |o: &Arc<Value>| view(info, (**o).clone()).map(Arc::new);
+    Ok(Arc::new(ObjectEvent {
+        change: ev.change,
+        obj: convert(&ev.obj)?,
+        prev: ev.prev.as_ref().map(convert).transpose()?,
+        rev: ev.rev,
+    }))
+}
+
+/// A datastore event, decoded (objects as stored).
 fn to_object_event(info: &ResourceInfo, ev: skiff_store::Event) -> Result<ObjectEvent, ApiError> {
     let rev = ev.revision();
     let prev = match &ev.prev_kv {
@@ -176,6 +204,7 @@ impl Hub {
                     .cloned()
                     .collect();
                 return Ok(Subscription::Cached {
+                    info: Box::new(info.clone()),
                     backlog,
                     rx: feed.tx.subscribe(),
                     after,
