@@ -365,6 +365,13 @@ impl Registry {
             .filter(|r| crate::conversion::is_storage_version(r))
     }
 
+    /// The storage resource of `info` (itself, for a kind stored as served).
+    pub fn storage_of<'a>(&'a self, info: &'a ResourceInfo) -> &'a ResourceInfo {
+        let storage = crate::conversion::storage_resource(info);
+        self.get(storage.group, storage.version, storage.plural)
+            .unwrap_or(info)
+    }
+
     /// Whether the group-version is served.
     pub fn serves(&self, group: &str, version: &str) -> bool {
         self.in_group_version(group, version).next().is_some()
@@ -482,6 +489,9 @@ mod tests {
             }
         }
         assert_eq!(reg.storage_resources().count(), by_prefix.len());
+        assert_eq!(reg.storage_of(hpa1).version, "v2");
+        assert_eq!(reg.storage_of(events).group, "");
+        assert_eq!(reg.storage_of(core).group, "");
     }
 
     #[test]

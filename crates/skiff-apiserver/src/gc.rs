@@ -121,6 +121,9 @@ async fn handle(app: &App, event: &GcEvent) -> Result<bool, ApiError> {
     match event {
         GcEvent::Removed(..) => Ok(true), // handled in batches by `collect_removed`
         GcEvent::Marked(info, owner) => {
+            // The owner is rewritten in its storage version, whichever version marked it,
+            // so no conversion moves anything (v1 would reorder an HPA's metrics).
+            let info = app.registry.storage_of(info);
             let finalizers = meta::finalizers(owner);
             let uid = meta::uid(owner).to_owned();
             if finalizers.iter().any(|f| f == "orphan") {
