@@ -15,7 +15,11 @@ use serde_json::json;
 use skiff::server::{self, ServerArgs};
 
 async fn start() -> Result<(server::Running, Client, tempfile::TempDir)> {
-    let dir = tempfile::tempdir()?;
+    start_in(tempfile::tempdir()?).await
+}
+
+/// [`start`] on a data dir that may hold data already.
+async fn start_in(dir: tempfile::TempDir) -> Result<(server::Running, Client, tempfile::TempDir)> {
     let args = ServerArgs {
         data_dir: dir.path().to_owned(),
         https_port: 0,
@@ -840,5 +844,39 @@ async fn events_are_one_resource_in_two_versions() -> Result<()> {
     });
     gone.await??;
     ensure!(cores.list(&ListParams::default()).await?.items.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stored_under_the_old_events_k8s_io_prefix_are_moved() -> Result<()> {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    use skiff_store::{EmbeddedConfig, EmbeddedStore, Store};
+    // What an events.k8s.io/v1 create stored before the two versions shared core's storage.
+    let dir = tempfile::tempdir()?;
+    {
+        let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("server").join("db")))?;
+        let old = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "old.1", "namespace": "default", "uid": "u-old"},
+            "eventTime": "2024-01-01T00:00:00.000000Z", "reportingController": "skiff.io/test",
+            "reportingInstance": "i", "action": "A", "reason": "Old", "type": "Normal",
+            "note": "from before", "regarding": {"kind": "ConfigMap", "namespace": "default", "name": "cm"}});
+        store
+            .create(
+                "/events.k8s.io/events/default/old.1",
+                serde_json::to_vec(&old)?.into(),
+            )
+            .await?;
+    }
+    let (_server, client, _dir) = start_in(dir).await?;
+    let core = Api::<CoreEvent>::namespaced(client.clone(), "default")
+        .get("old.1")
+        .await?;
+    ensure!(core.message.as_deref() == Some("from before"));
+    ensure!(core.metadata.uid.as_deref() == Some("u-old"));
+    let new = Api::<Event>::namespaced(client.clone(), "default")
+        .get("old.1")
+        .await?;
+    ensure!(new.note.as_deref() == Some("from before"));
     Ok(())
 }
