@@ -158,6 +158,18 @@ pub fn is_identity(info: &ResourceInfo) -> bool {
     }
 }
 
+/// The annotations that carry part of the status in the version of `info` (an
+/// autoscaling/v1 HPA's current metrics and conditions): an update of the main resource
+/// keeps them from the stored object, as it keeps the status.
+pub fn status_annotations(info: &ResourceInfo) -> &'static [&'static str] {
+    match family(info) {
+        Some(Family::Hpa) if info.version == "v1" => {
+            &[METRIC_STATUSES_ANNOTATION, CONDITIONS_ANNOTATION]
+        }
+        _ => &[],
+    }
+}
+
 /// `obj`, in the version of `info`, as it is stored.
 pub fn to_storage(info: &ResourceInfo, obj: Value) -> Result<Value> {
     match family(info) {

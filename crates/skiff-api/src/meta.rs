@@ -241,6 +241,28 @@ pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value) -> Resu
                 None => map.remove("status"),
             };
         }
+        // Where a version keeps part of the status in annotations, those are status too.
+        for key in crate::conversion::status_annotations(info) {
+            let kept = old
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(*key));
+            let meta = metadata_mut(new)?;
+            match (
+                kept,
+                meta.get_mut("annotations").and_then(Value::as_object_mut),
+            ) {
+                (Some(v), Some(annotations)) => {
+                    annotations.insert((*key).into(), v.clone());
+                }
+                (Some(v), None) => {
+                    meta.insert("annotations".into(), json!({ *key: v }));
+                }
+                (None, Some(annotations)) => {
+                    annotations.remove(*key);
+                }
+                (None, None) => {}
+            }
+        }
     }
     keep_server_fields(old, new)?;
     let spec_changed = !same_except(old, new, &["metadata", "status"]);
@@ -329,6 +351,32 @@ mod tests {
         assert_eq!(obj["metadata"]["generation"], 1);
         assert_eq!(obj["metadata"]["creationTimestamp"], "2023-11-14T22:13:20Z");
         assert!(obj.get("status").is_none());
+    }
+
+    #[test]
+    fn updates_keep_the_status_an_hpa_v1_keeps_in_annotations() {
+        let reg = Registry::builtin();
+        let v1 = reg
+            .get("autoscaling", "v1", "horizontalpodautoscalers")
+            .unwrap();
+        let conditions = crate::conversion::CONDITIONS_ANNOTATION;
+        let current = crate::conversion::METRIC_STATUSES_ANNOTATION;
+        let old = json!({"metadata": {"name": "h", "annotations": {conditions: "[]", "a": "1"}},
+            "spec": {"maxReplicas": 1}, "status": {"currentReplicas": 1}});
+        // A client that dropped the annotations (or invented one) does not change the status.
+        let mut new = json!({"metadata": {"name": "h", "annotations": {current: "[]"}},
+            "spec": {"maxReplicas": 2}});
+        prepare_update(v1, &old, &mut new).unwrap();
+        assert_eq!(new["metadata"]["annotations"], json!({conditions: "[]"}));
+        assert_eq!(new["status"], old["status"]);
+        let mut bare = json!({"metadata": {"name": "h"}, "spec": {"maxReplicas": 2}});
+        prepare_update(v1, &old, &mut bare).unwrap();
+        assert_eq!(bare["metadata"]["annotations"], json!({conditions: "[]"}));
+        // Other kinds' annotations are the client's.
+        let cm = reg.get("", "v1", "configmaps").unwrap();
+        let mut other = json!({"metadata": {"name": "c", "annotations": {current: "x"}}});
+        prepare_update(cm, &json!({"metadata": {"name": "c"}}), &mut other).unwrap();
+        assert_eq!(other["metadata"]["annotations"][current], "x");
     }
 
     #[test]

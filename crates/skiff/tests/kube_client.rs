@@ -620,6 +620,34 @@ async fn hpas_are_one_resource_in_two_versions() -> Result<()> {
         "{as_v2}"
     );
 
+    // The status v1 keeps in annotations is status: a v1 update that drops them keeps it.
+    let status = json!({"status": {"currentReplicas": 1, "desiredReplicas": 1,
+        "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu",
+            "current": {"averageUtilization": 20, "averageValue": "100m"}}}],
+        "conditions": [{"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale"}]}});
+    v2s.patch_status(
+        "small",
+        &PatchParams::default(),
+        &Patch::Merge(status.clone()),
+    )
+    .await?;
+    let mut bare = v1s.get("small").await?;
+    ensure!(
+        bare.status
+            .as_ref()
+            .and_then(|s| s.current_cpu_utilization_percentage)
+            == Some(20),
+        "{bare:?}"
+    );
+    bare.metadata.annotations = None;
+    v1s.replace("small", &PostParams::default(), &bare).await?;
+    let kept = v2s.get("small").await?;
+    ensure!(
+        serde_json::to_value(&kept.status)? == status["status"],
+        "{:?}",
+        kept.status
+    );
+
     // A behavior given to v1 in upstream's annotation lands in v2's field, with v2's
     // defaults filled in.
     let tuned: v1::HorizontalPodAutoscaler = serde_json::from_value(json!({
