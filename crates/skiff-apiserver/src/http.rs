@@ -848,9 +848,7 @@ impl Ctx {
         meta::check_type(&self.info, &mut obj)?;
         meta::check_namespace(&self.info, &mut obj, self.ns.as_deref())?;
         let (obj, _) = self.normalize(obj)?;
-        let updated = self
-            .write(obj, |_, old, new| meta::prepare_status_update(old, new))
-            .await?;
+        let updated = self.write(obj, meta::prepare_status_update).await?;
         Ok(self.respond(StatusCode::OK, updated))
     }
 
@@ -917,9 +915,7 @@ impl Ctx {
     async fn patch_status(&self, body: &[u8], content_type: &str) -> ApiResult {
         let patched = self.patched(body, content_type).await?;
         let (obj, _) = self.normalize(patched)?;
-        let updated = self
-            .write(obj, |_, old, new| meta::prepare_status_update(old, new))
-            .await?;
+        let updated = self.write(obj, meta::prepare_status_update).await?;
         Ok(self.respond(StatusCode::OK, updated))
     }
 
