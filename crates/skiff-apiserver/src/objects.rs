@@ -6,6 +6,7 @@
 //! way in and out (`skiff_api::conversion`): callers see and give objects in the version of
 //! the `ResourceInfo` they pass.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -73,7 +74,11 @@ pub fn view(info: &ResourceInfo, stored: Value) -> Result<Value, ApiError> {
 /// sent cannot be represented in the storage version. An object converted to the storage
 /// version gets that version's defaults too (upstream applies them when it decodes the
 /// stored object): what it carried in annotations, such as an HPA's behavior, is completed.
-fn to_storage(info: &ResourceInfo, obj: &Value) -> Result<Value, ApiError> {
+/// Borrowed as it is (no copy) for the kinds stored as served.
+fn to_storage<'a>(info: &ResourceInfo, obj: &'a Value) -> Result<Cow<'a, Value>, ApiError> {
+    if conversion::is_identity(info) {
+        return Ok(Cow::Borrowed(obj));
+    }
     let kind = info.kind;
     let mut stored = conversion::to_storage(info, obj.clone()).map_err(|e| {
         ApiError::bad_request(format!(
@@ -85,26 +90,34 @@ fn to_storage(info: &ResourceInfo, obj: &Value) -> Result<Value, ApiError> {
         let storage = conversion::storage_resource(info);
         skiff_api::defaults::apply(storage.group, storage.version, storage.kind, &mut stored);
     }
-    Ok(stored)
+    Ok(Cow::Owned(stored))
 }
 
 /// What a write answers: the object as stored, read back in the version of `info` (so the
-/// answer is what a get would show), at `rev`. Without conversion, the object as given.
+/// answer is what a get would show), at `rev`. Without conversion (`stored` is `None`), the
+/// object as given.
 fn written(
     info: &ResourceInfo,
     given: Value,
-    stored: Value,
+    stored: Option<Value>,
     rev: Option<Revision>,
 ) -> Result<Value, ApiError> {
-    let mut obj = if conversion::is_identity(info) {
-        given
-    } else {
-        view(info, stored)?
+    let mut obj = match stored {
+        None => given,
+        Some(stored) => view(info, stored)?,
     };
     if let Some(rev) = rev {
         meta::set_resource_version(&mut obj, rev);
     }
     Ok(obj)
+}
+
+/// The converted object, if conversion made one.
+fn owned(stored: Cow<'_, Value>) -> Option<Value> {
+    match stored {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(v) => Some(v),
+    }
 }
 
 fn encode(obj: &Value) -> Result<Bytes, ApiError> {
@@ -276,6 +289,7 @@ impl Objects {
         let key = info.key(Some(&ns), &name);
         let stored = to_storage(info, &obj)?;
         let bytes = encode(&stored)?;
+        let stored = owned(stored);
         if dry_run {
             if self
                 .store
@@ -309,6 +323,7 @@ impl Objects {
         let key = info.key(Some(&ns), &name);
         let stored = to_storage(info, &obj)?;
         let bytes = encode(&stored)?;
+        let stored = owned(stored);
         if dry_run {
             return written(info, obj, stored, Some(expected));
         }
