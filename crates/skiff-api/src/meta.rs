@@ -243,6 +243,8 @@ pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value) -> Resu
                 None => map.remove("status"),
             };
         }
+        // Where a version keeps part of the status in annotations, those are status too.
+        copy_annotations(crate::conversion::status_annotations(info), old, new)?;
     }
     keep_server_fields(old, new)?;
     let spec_changed = !same_except(old, new, &["metadata", "status"]);
@@ -261,9 +263,40 @@ pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value) -> Resu
     Ok(())
 }
 
+/// Sets annotations `keys` of `to` to those of `from` (removing the ones `from` lacks).
+fn copy_annotations(keys: &[&str], from: &Value, to: &mut Value) -> Result<(), ApiError> {
+    for key in keys {
+        let kept = from
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(*key));
+        let meta = metadata_mut(to)?;
+        match (
+            kept,
+            meta.get_mut("annotations").and_then(Value::as_object_mut),
+        ) {
+            (Some(v), Some(annotations)) => {
+                annotations.insert((*key).into(), v.clone());
+            }
+            (Some(v), None) => {
+                meta.insert("annotations".into(), json!({ *key: v }));
+            }
+            (None, Some(annotations)) => {
+                annotations.remove(*key);
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Prepares a status update: only `.status` (and metadata labels/annotations... no: upstream
-/// status strategies keep everything but status from the old object).
-pub fn prepare_status_update(old: &Value, new: &mut Value) -> Result<(), ApiError> {
+/// status strategies keep everything but status from the old object). The annotations in
+/// which a version keeps part of its status (an autoscaling/v1 HPA's) are the new object's.
+pub fn prepare_status_update(
+    info: &ResourceInfo,
+    old: &Value,
+    new: &mut Value,
+) -> Result<(), ApiError> {
     let status = new.get("status").cloned();
     let mut merged = old.clone();
     if let Some(map) = merged.as_object_mut() {
@@ -272,6 +305,11 @@ pub fn prepare_status_update(old: &Value, new: &mut Value) -> Result<(), ApiErro
             None => map.remove("status"),
         };
     }
+    copy_annotations(
+        crate::conversion::status_annotations(info),
+        new,
+        &mut merged,
+    )?;
     *new = merged;
     Ok(())
 }
@@ -353,6 +391,41 @@ mod tests {
     }
 
     #[test]
+    fn updates_keep_the_status_an_hpa_v1_keeps_in_annotations() {
+        let reg = Registry::builtin();
+        let v1 = reg
+            .get("autoscaling", "v1", "horizontalpodautoscalers")
+            .unwrap();
+        let conditions = crate::conversion::CONDITIONS_ANNOTATION;
+        let current = crate::conversion::METRIC_STATUSES_ANNOTATION;
+        let old = json!({"metadata": {"name": "h", "annotations": {conditions: "[]", "a": "1"}},
+            "spec": {"maxReplicas": 1}, "status": {"currentReplicas": 1}});
+        // A client that dropped the annotations (or invented one) does not change the status.
+        let mut new = json!({"metadata": {"name": "h", "annotations": {current: "[]"}},
+            "spec": {"maxReplicas": 2}});
+        prepare_update(v1, &old, &mut new).unwrap();
+        assert_eq!(new["metadata"]["annotations"], json!({conditions: "[]"}));
+        assert_eq!(new["status"], old["status"]);
+        let mut bare = json!({"metadata": {"name": "h"}, "spec": {"maxReplicas": 2}});
+        prepare_update(v1, &old, &mut bare).unwrap();
+        assert_eq!(bare["metadata"]["annotations"], json!({conditions: "[]"}));
+        // A status update takes them from the new object.
+        let mut status = json!({"metadata": {"name": "h", "annotations": {current: "[1]"}},
+            "status": {"currentReplicas": 2}});
+        prepare_status_update(v1, &old, &mut status).unwrap();
+        assert_eq!(
+            status["metadata"]["annotations"],
+            json!({current: "[1]", "a": "1"})
+        );
+        assert_eq!(status["spec"], old["spec"]);
+        // Other kinds' annotations are the client's.
+        let cm = reg.get("", "v1", "configmaps").unwrap();
+        let mut other = json!({"metadata": {"name": "c", "annotations": {current: "x"}}});
+        prepare_update(cm, &json!({"metadata": {"name": "c"}}), &mut other).unwrap();
+        assert_eq!(other["metadata"]["annotations"][current], "x");
+    }
+
+    #[test]
     fn create_refuses_what_upstream_refuses() {
         let reg = Registry::builtin();
         let cm = reg.get("", "v1", "configmaps").unwrap();
@@ -401,7 +474,7 @@ mod tests {
         assert_eq!(new["metadata"]["generation"], 3);
         let mut status =
             json!({"metadata": {"name": "d"}, "spec": {"replicas": 99}, "status": {"replicas": 4}});
-        prepare_status_update(&old, &mut status).unwrap();
+        prepare_status_update(deploy, &old, &mut status).unwrap();
         assert_eq!(status["spec"]["replicas"], 1, "status update ignores spec");
         assert_eq!(status["status"]["replicas"], 4);
     }

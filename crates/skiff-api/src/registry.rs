@@ -147,12 +147,15 @@ impl ResourceInfo {
     }
 
     /// The datastore key prefix of every object of this kind: `/pods/`, `/apps/deployments/`.
-    /// The group is part of it so two groups' kinds of the same plural never mix.
+    /// The group is part of it so two groups' kinds of the same plural never mix. It is the
+    /// storage resource's (see [`crate::conversion`]): events.k8s.io/v1 events live under
+    /// core's `/events/`, both HPA versions under `/autoscaling/horizontalpodautoscalers/`.
     pub fn key_prefix(&self) -> String {
-        if self.group.is_empty() {
-            format!("/{}/", self.plural)
+        let storage = crate::conversion::storage_resource(self);
+        if storage.group.is_empty() {
+            format!("/{}/", storage.plural)
         } else {
-            format!("/{}/{}/", self.group, self.plural)
+            format!("/{}/{}/", storage.group, storage.plural)
         }
     }
 
@@ -354,6 +357,21 @@ impl Registry {
             .filter(move |r| r.group == group && r.version == version)
     }
 
+    /// The resources whose versions are the ones their objects are stored in: each stored
+    /// object belongs to exactly one of them (what to walk to visit every object once).
+    pub fn storage_resources(&self) -> impl Iterator<Item = &ResourceInfo> + '_ {
+        self.resources
+            .iter()
+            .filter(|r| crate::conversion::is_storage_version(r))
+    }
+
+    /// The storage resource of `info` (itself, for a kind stored as served).
+    pub fn storage_of<'a>(&'a self, info: &'a ResourceInfo) -> &'a ResourceInfo {
+        let storage = crate::conversion::storage_resource(info);
+        self.get(storage.group, storage.version, storage.plural)
+            .unwrap_or(info)
+    }
+
     /// Whether the group-version is served.
     pub fn serves(&self, group: &str, version: &str) -> bool {
         self.in_group_version(group, version).next().is_some()
@@ -431,6 +449,49 @@ mod tests {
         );
         let bad = serde_json::json!({"spec": {"replicas": "two"}});
         assert!((deploy.normalize)(bad).is_err());
+    }
+
+    #[test]
+    fn versions_of_one_kind_share_their_storage_and_nothing_else_does() {
+        let reg = Registry::builtin();
+        let hpa1 = reg
+            .get("autoscaling", "v1", "horizontalpodautoscalers")
+            .unwrap();
+        let hpa2 = reg
+            .get("autoscaling", "v2", "horizontalpodautoscalers")
+            .unwrap();
+        assert_eq!(
+            hpa1.key(Some("a"), "h"),
+            "/autoscaling/horizontalpodautoscalers/a/h"
+        );
+        assert_eq!(hpa1.key_prefix(), hpa2.key_prefix());
+        let core = reg.get("", "v1", "events").unwrap();
+        let events = reg.get("events.k8s.io", "v1", "events").unwrap();
+        assert_eq!(events.key(Some("a"), "e"), "/events/a/e");
+        assert_eq!(events.key_prefix(), core.key_prefix());
+        // Upstream shares storage between no other served resources: every other prefix
+        // belongs to one resource, and each shared one has exactly one storage version.
+        let mut by_prefix: std::collections::BTreeMap<String, Vec<&ResourceInfo>> =
+            Default::default();
+        for r in reg.all() {
+            by_prefix.entry(r.key_prefix()).or_default().push(r);
+        }
+        for (prefix, rs) in &by_prefix {
+            let storage = rs
+                .iter()
+                .filter(|r| crate::conversion::is_storage_version(r));
+            assert_eq!(storage.count(), 1, "{prefix}");
+            if rs.len() > 1 {
+                assert!(
+                    prefix == "/events/" || prefix == "/autoscaling/horizontalpodautoscalers/",
+                    "{prefix} is shared"
+                );
+            }
+        }
+        assert_eq!(reg.storage_resources().count(), by_prefix.len());
+        assert_eq!(reg.storage_of(hpa1).version, "v2");
+        assert_eq!(reg.storage_of(events).group, "");
+        assert_eq!(reg.storage_of(core).group, "");
     }
 
     #[test]

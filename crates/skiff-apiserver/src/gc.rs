@@ -51,10 +51,10 @@ async fn dependents(
     uid: &str,
 ) -> Result<Vec<(ResourceInfo, Value)>, ApiError> {
     let mut out = Vec::new();
-    let mut seen_prefixes = std::collections::HashSet::new();
-    for info in app.registry.all() {
-        // Two versions of one kind share no storage today, but never scan a prefix twice.
-        if !info.supports("list") || !seen_prefixes.insert(info.key_prefix()) {
+    // Versions of one kind share their storage (autoscaling/v1 and v2 HPAs, core and
+    // events.k8s.io events): walk each storage once, in its storage version.
+    for info in app.registry.storage_resources() {
+        if !info.supports("list") {
             continue;
         }
         if owner_ns.is_some() && !info.namespaced {
@@ -121,6 +121,9 @@ async fn handle(app: &App, event: &GcEvent) -> Result<bool, ApiError> {
     match event {
         GcEvent::Removed(..) => Ok(true), // handled in batches by `collect_removed`
         GcEvent::Marked(info, owner) => {
+            // The owner is rewritten in its storage version, whichever version marked it,
+            // so no conversion moves anything (v1 would reorder an HPA's metrics).
+            let info = app.registry.storage_of(info);
             let finalizers = meta::finalizers(owner);
             let uid = meta::uid(owner).to_owned();
             if finalizers.iter().any(|f| f == "orphan") {
@@ -207,12 +210,9 @@ async fn collect_removed(app: &App, removed: &[(Option<String>, String)]) -> Res
         ..Default::default()
     };
     for (ns, uids) in by_ns {
-        let mut seen_prefixes = std::collections::HashSet::new();
-        for info in app.registry.all() {
-            if !info.supports("list")
-                || !seen_prefixes.insert(info.key_prefix())
-                || (ns.is_some() && !info.namespaced)
-            {
+        // Each storage once (see `dependents`).
+        for info in app.registry.storage_resources() {
+            if !info.supports("list") || (ns.is_some() && !info.namespaced) {
                 continue;
             }
             let owned = |o: &Value| -> Result<bool, ApiError> {

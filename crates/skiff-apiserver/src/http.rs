@@ -944,9 +944,7 @@ impl Ctx {
         meta::check_type(&self.info, &mut obj)?;
         meta::check_namespace(&self.info, &mut obj, self.ns.as_deref())?;
         let (obj, _) = self.normalize(obj)?;
-        let updated = self
-            .write(obj, |_, old, new| meta::prepare_status_update(old, new))
-            .await?;
+        let updated = self.write(obj, meta::prepare_status_update).await?;
         Ok(self.respond(StatusCode::OK, updated))
     }
 
@@ -1067,9 +1065,7 @@ impl Ctx {
         self.check_patch_options()?;
         let patched = self.patched(body, content_type).await?;
         let (obj, _) = self.normalize(patched)?;
-        let updated = self
-            .write(obj, |_, old, new| meta::prepare_status_update(old, new))
-            .await?;
+        let updated = self.write(obj, meta::prepare_status_update).await?;
         Ok(self.respond(StatusCode::OK, updated))
     }
 

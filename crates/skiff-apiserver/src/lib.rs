@@ -133,6 +133,7 @@ impl App {
             }
         }
         self.bootstrap_kubernetes_service().await?;
+        self.move_legacy_events().await?;
         let page = self
             .objects
             .list(&ns_info, None, 0, None, None, &|o| Ok(meta::is_deleting(o)))
@@ -178,6 +179,48 @@ impl App {
             Ok(_) => Ok(()),
             Err(e) if e.reason == "AlreadyExists" => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Before events.k8s.io/v1 events shared core's storage they were stored, in their own
+    /// shape, under `/events.k8s.io/events/`, where nothing reads any more: moves any found
+    /// there to `/events/`, as core events (an event already there under the same name wins).
+    async fn move_legacy_events(&self) -> Result<(), ApiError> {
+        const LEGACY_PREFIX: &str = "/events.k8s.io/events/";
+        let events = self.info("events.k8s.io", "events");
+        let store = &self.objects.store;
+        let failed = |e| crate::objects::store_error(&events, "", e);
+        loop {
+            let page = store
+                .range(LEGACY_PREFIX, None, 256, None)
+                .await
+                .map_err(failed)?;
+            for kv in &page.kvs {
+                let obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+                    ApiError::internal(format!("stored event {} cannot be decoded: {e}", kv.key))
+                })?;
+                let core = skiff_api::conversion::to_storage(&events, obj).map_err(|e| {
+                    ApiError::internal(format!("stored event {} cannot be converted: {e}", kv.key))
+                })?;
+                let ns = meta::namespace(&core).to_owned();
+                let key = events.key(Some(&ns), meta::name(&core));
+                let bytes = serde_json::to_vec(&core)
+                    .map_err(|e| ApiError::internal(format!("encoding: {e}")))?;
+                match store.create(&key, bytes.into()).await {
+                    Ok(_) | Err(skiff_store::Error::KeyExists { .. }) => {}
+                    Err(e) => return Err(failed(e)),
+                }
+                match store.delete(&kv.key, Some(kv.mod_revision)).await {
+                    Ok(_)
+                    | Err(
+                        skiff_store::Error::NotFound { .. } | skiff_store::Error::Conflict { .. },
+                    ) => {}
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+            if !page.more {
+                return Ok(());
+            }
         }
     }
 
@@ -445,13 +488,13 @@ async fn finish_namespace(app: &App, ns: &str) -> Result<bool, ApiError> {
         propagation: Some("Background".into()),
         ..Default::default()
     };
+    // Each storage once, in its storage version: the versions of a kind that share one
+    // (HPAs, events) would otherwise delete, and count, the same objects twice.
     for info in app
         .registry
-        .all()
-        .iter()
+        .storage_resources()
         .filter(|r| r.namespaced && r.supports("delete"))
     {
-        // One version per kind is enough: the same objects are not stored twice.
         let page = app
             .objects
             .list(info, Some(ns), 0, None, None, &|_| Ok(true))

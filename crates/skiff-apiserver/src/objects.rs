@@ -2,16 +2,19 @@
 //! `apiserver/pkg/registry/generic/registry.Store`): get, create, update with optimistic
 //! concurrency, delete with finalizers and grace, and consistent paginated lists. Objects
 //! are stored as JSON without `resourceVersion`, which is the store's mod revision and is
-//! set on every read.
+//! set on every read. Every object is stored in its storage version and converted on the
+//! way in and out (`skiff_api::conversion`): callers see and give objects in the version of
+//! the `ResourceInfo` they pass.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Value};
-use skiff_api::meta;
 use skiff_api::registry::ResourceInfo;
 use skiff_api::status::ApiError;
+use skiff_api::{conversion, meta};
 use skiff_store::{Error as StoreError, Revision, Store};
 
 /// Maps a datastore error about `name` of `info` to the API's answer.
@@ -54,6 +57,67 @@ pub fn decode(info: &ResourceInfo, bytes: &[u8], rev: Revision) -> Result<Value,
     })?;
     meta::set_resource_version(&mut obj, rev);
     Ok(obj)
+}
+
+/// A stored object (as [`decode`] gives it) in the version of `info`.
+pub fn view(info: &ResourceInfo, stored: Value) -> Result<Value, ApiError> {
+    conversion::from_storage(info, stored).map_err(|e| {
+        ApiError::internal(format!(
+            "stored {} cannot be converted to {}: {e}",
+            info.plural,
+            info.api_version()
+        ))
+    })
+}
+
+/// An object in the version of `info` as it is stored. A failure is the client's: what it
+/// sent cannot be represented in the storage version. An object converted to the storage
+/// version gets that version's defaults too (upstream applies them when it decodes the
+/// stored object): what it carried in annotations, such as an HPA's behavior, is completed.
+/// Borrowed as it is (no copy) for the kinds stored as served.
+fn to_storage<'a>(info: &ResourceInfo, obj: &'a Value) -> Result<Cow<'a, Value>, ApiError> {
+    if conversion::is_identity(info) {
+        return Ok(Cow::Borrowed(obj));
+    }
+    let kind = info.kind;
+    let mut stored = conversion::to_storage(info, obj.clone()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{}\" cannot be handled as a {kind}: {e}",
+            info.version
+        ))
+    })?;
+    if !conversion::is_storage_version(info) {
+        let storage = conversion::storage_resource(info);
+        skiff_api::defaults::apply(storage.group, storage.version, storage.kind, &mut stored);
+    }
+    Ok(Cow::Owned(stored))
+}
+
+/// What a write answers: the object as stored, read back in the version of `info` (so the
+/// answer is what a get would show), at `rev`. Without conversion (`stored` is `None`), the
+/// object as given.
+fn written(
+    info: &ResourceInfo,
+    given: Value,
+    stored: Option<Value>,
+    rev: Option<Revision>,
+) -> Result<Value, ApiError> {
+    let mut obj = match stored {
+        None => given,
+        Some(stored) => view(info, stored)?,
+    };
+    if let Some(rev) = rev {
+        meta::set_resource_version(&mut obj, rev);
+    }
+    Ok(obj)
+}
+
+/// The converted object, if conversion made one.
+fn owned(stored: Cow<'_, Value>) -> Option<Value> {
+    match stored {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(v) => Some(v),
+    }
 }
 
 fn encode(obj: &Value) -> Result<Bytes, ApiError> {
@@ -205,7 +269,7 @@ impl Objects {
             .map_err(|e| store_error(info, name, e))?
         {
             Some(kv) => Ok(Some(Stored {
-                obj: decode(info, &kv.value, kv.mod_revision)?,
+                obj: view(info, decode(info, &kv.value, kv.mod_revision)?)?,
                 rev: kv.mod_revision,
             })),
             None => Ok(None),
@@ -223,7 +287,9 @@ impl Objects {
         let name = meta::name(&obj).to_owned();
         let ns = meta::namespace(&obj).to_owned();
         let key = info.key(Some(&ns), &name);
-        let bytes = encode(&obj)?;
+        let stored = to_storage(info, &obj)?;
+        let bytes = encode(&stored)?;
+        let stored = owned(stored);
         if dry_run {
             if self
                 .store
@@ -234,16 +300,14 @@ impl Objects {
             {
                 return Err(ApiError::already_exists(info.group, info.plural, &name));
             }
-            return Ok(obj);
+            return written(info, obj, stored, None);
         }
         let rev = self
             .store
             .create(&key, bytes)
             .await
             .map_err(|e| store_error(info, &name, e))?;
-        let mut obj = obj;
-        meta::set_resource_version(&mut obj, rev);
-        Ok(obj)
+        written(info, obj, stored, Some(rev))
     }
 
     /// Replaces an object if it is still at `expected`.
@@ -257,19 +321,18 @@ impl Objects {
         let name = meta::name(&obj).to_owned();
         let ns = meta::namespace(&obj).to_owned();
         let key = info.key(Some(&ns), &name);
-        let bytes = encode(&obj)?;
-        let mut obj = obj;
+        let stored = to_storage(info, &obj)?;
+        let bytes = encode(&stored)?;
+        let stored = owned(stored);
         if dry_run {
-            meta::set_resource_version(&mut obj, expected);
-            return Ok(obj);
+            return written(info, obj, stored, Some(expected));
         }
         let rev = self
             .store
             .update(&key, bytes, expected)
             .await
             .map_err(|e| store_error(info, &name, e))?;
-        meta::set_resource_version(&mut obj, rev);
-        Ok(obj)
+        written(info, obj, stored, Some(rev))
     }
 
     /// Removes an object at `expected` for good.
@@ -286,7 +349,7 @@ impl Objects {
             .delete(&key, Some(expected))
             .await
             .map_err(|e| store_error(info, name, e))?;
-        let gone = decode(info, &prev.value, prev.mod_revision)?;
+        let gone = view(info, decode(info, &prev.value, prev.mod_revision)?)?;
         if info.group.is_empty() && info.plural == "services" {
             if let Some(alloc) = &self.services {
                 alloc.release(&gone).await;
@@ -444,7 +507,9 @@ impl Objects {
     }
 
     /// Like [`Objects::list`], but answers each object as JSON bytes and decodes only its
-    /// metadata, which `keep` gets (wrapped as `{"metadata": ...}`) to select on.
+    /// metadata, which `keep` gets (wrapped as `{"metadata": ...}`) to select on. Kinds
+    /// stored in another version than `info`'s are decoded and converted instead (`keep`
+    /// then gets the whole object).
     pub async fn list_raw(
         &self,
         info: &ResourceInfo,
@@ -477,11 +542,23 @@ impl Objects {
             })?;
             revision = Some(page.revision);
             let mut last_key = None;
+            let identity = conversion::is_identity(info);
             for kv in &page.kvs {
-                let (bytes, metadata) = splice_resource_version(info, &kv.value, kv.mod_revision)?;
                 last_key = Some(kv.key.clone());
-                if keep(&json!({ "metadata": metadata }))? {
-                    items.push(bytes);
+                if identity {
+                    let (bytes, metadata) =
+                        splice_resource_version(info, &kv.value, kv.mod_revision)?;
+                    if keep(&json!({ "metadata": metadata }))? {
+                        items.push(bytes);
+                    }
+                    continue;
+                }
+                let obj = view(info, decode(info, &kv.value, kv.mod_revision)?)?;
+                if keep(&obj)? {
+                    items.push(
+                        serde_json::to_vec(&obj)
+                            .map_err(|e| ApiError::internal(format!("encoding: {e}")))?,
+                    );
                 }
             }
             if !page.more {
@@ -545,7 +622,7 @@ impl Objects {
                 })?;
             revision = Some(page.revision);
             for kv in &page.kvs {
-                let obj = decode(info, &kv.value, kv.mod_revision)?;
+                let obj = view(info, decode(info, &kv.value, kv.mod_revision)?)?;
                 last_key = Some(kv.key.clone());
                 if keep(&obj)? {
                     items.push(obj);

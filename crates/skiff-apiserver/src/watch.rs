@@ -6,6 +6,11 @@
 //! at the datastore, and a consistent LIST (no resourceVersion) only waits until the cache
 //! has applied the datastore's current revision.
 //!
+//! A cache is per datastore prefix, so the versions of a kind that share one storage
+//! (autoscaling/v1 and v2 HPAs, core and events.k8s.io events) share one: it carries objects
+//! as stored, and each subscription converts them to its own version; lists of a kind served
+//! in another version than its storage one read the datastore (which converts).
+//!
 //! What it does not do: answer reads at an exact past revision or continue a paginated list
 //! (both go to the datastore, which keeps history), or keep resources nobody asked for.
 
@@ -22,7 +27,7 @@ use skiff_api::status::ApiError;
 use skiff_store::{Error as StoreError, Event, EventKind, Revision, Store, WatchStream};
 use tokio::sync::{broadcast, watch};
 
-use crate::objects::{decode, encode_continue, splice_resource_version, store_error};
+use crate::objects::{decode, encode_continue, splice_resource_version, store_error, view};
 
 /// `ADDED`, `MODIFIED` or `DELETED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,8 +97,9 @@ struct ResourceState {
 
 /// Where a subscription's events come from.
 pub enum Subscription {
-    /// From the cache: the backlog, then live events.
+    /// From the cache: the backlog, then live events, converted to `info`'s version.
     Cached {
+        info: Box<ResourceInfo>,
         backlog: VecDeque<Arc<ObjectEvent>>,
         rx: broadcast::Receiver<Arc<ObjectEvent>>,
         after: Revision,
@@ -109,16 +115,21 @@ impl Subscription {
     /// The next event, `None` when the watch must end (the client then watches again).
     pub async fn next(&mut self) -> Option<Result<Arc<ObjectEvent>, ApiError>> {
         match self {
-            Subscription::Cached { backlog, rx, after } => {
+            Subscription::Cached {
+                info,
+                backlog,
+                rx,
+                after,
+            } => {
                 if let Some(ev) = backlog.pop_front() {
-                    return Some(Ok(ev));
+                    return Some(in_version(info, ev));
                 }
                 loop {
                     match rx.recv().await {
                         Ok(ev) if ev.rev <= *after => continue,
                         Ok(ev) => {
                             *after = ev.rev;
-                            return Some(Ok(ev));
+                            return Some(in_version(info, ev));
                         }
                         // Fell behind the fan-out, or the cache was dropped: end this watch;
                         // the client resumes from the last resourceVersion it saw.
@@ -127,7 +138,9 @@ impl Subscription {
                 }
             }
             Subscription::Direct { info, stream } => match stream.next().await? {
-                Ok(ev) => Some(to_object_event(info, &ev).map(Arc::new)),
+                Ok(ev) => {
+                    Some(to_object_event(info, &ev).and_then(|ev| in_version(info, Arc::new(ev))))
+                }
                 Err(StoreError::Compacted {
                     requested,
                     compacted,
@@ -140,6 +153,22 @@ impl Subscription {
     }
 }
 
+/// A stored event as a watcher of `info` sees it: shared as it is when no conversion is
+/// needed, else with its objects converted (for this watcher alone).
+fn in_version(info: &ResourceInfo, ev: Arc<ObjectEvent>) -> Result<Arc<ObjectEvent>, ApiError> {
+    if skiff_api::conversion::is_identity(info) {
+        return Ok(ev);
+    }
+    let convert = |o: &Arc<Value>| view(info, (**o).clone()).map(Arc::new);
+    Ok(Arc::new(ObjectEvent {
+        change: ev.change,
+        obj: convert(&ev.obj)?,
+        prev: ev.prev.as_ref().map(convert).transpose()?,
+        rev: ev.rev,
+    }))
+}
+
+/// A datastore event, decoded (objects as stored).
 fn to_object_event(info: &ResourceInfo, ev: &Event) -> Result<ObjectEvent, ApiError> {
     let rev = ev.revision();
     let prev = match &ev.prev_kv {
@@ -406,6 +435,7 @@ impl Hub {
                     .cloned()
                     .collect();
                 return Ok(Subscription::Cached {
+                    info: Box::new(info.clone()),
                     backlog,
                     rx: cache.tx.subscribe(),
                     after,
@@ -444,6 +474,9 @@ impl Hub {
         min_rev: Option<Revision>,
         selection: Selection<'_>,
     ) -> Result<Option<CachedList>, ApiError> {
+        if !skiff_api::conversion::is_identity(info) {
+            return Ok(None);
+        }
         let Ok(cache) = self.resource(info).await else {
             return Ok(None);
         };

@@ -19,7 +19,14 @@ use skiff::server::{self, ServerArgs};
 async fn start(
     datastore_endpoint: Option<String>,
 ) -> Result<(server::Running, Client, tempfile::TempDir)> {
-    let dir = tempfile::tempdir()?;
+    start_in(tempfile::tempdir()?, datastore_endpoint).await
+}
+
+/// [`start`] on a data dir that may hold data already.
+async fn start_in(
+    dir: tempfile::TempDir,
+    datastore_endpoint: Option<String>,
+) -> Result<(server::Running, Client, tempfile::TempDir)> {
     let args = ServerArgs {
         data_dir: dir.path().to_owned(),
         https_port: 0,
@@ -76,6 +83,8 @@ on_both_backends!(
     pod_lifecycle,
     strategic_merge_patch_statuses,
     server_side_apply_round_trip,
+    events_are_one_resource_in_two_versions,
+    hpas_are_one_resource_in_two_versions,
 );
 
 fn api_error(e: &kube::Error) -> Option<(u16, String)> {
@@ -1049,5 +1058,391 @@ async fn server_side_apply_round_trip(client: Client) -> Result<()> {
     )
     .await?;
     ensure!(code == 201 && cm["data"]["k"] == "v", "{code} {cm}");
+    Ok(())
+}
+
+/// GETs `path`, which must answer 200; answers the body.
+async fn get_json(client: &Client, path: &str) -> Result<serde_json::Value> {
+    let (code, body) = raw(client, "GET", path, "application/json", vec![]).await?;
+    ensure!(code == 200, "GET {path} answered {code}: {body}");
+    Ok(body)
+}
+
+async fn hpas_are_one_resource_in_two_versions(client: Client) -> Result<()> {
+    use k8s_openapi::api::autoscaling::{v1, v2};
+    let v2s: Api<v2::HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    let v1s: Api<v1::HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    let hpa: v2::HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 5,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "memory",
+                    "target": {"type": "AverageValue", "averageValue": "100Mi"}}},
+                {"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 60}}},
+            ],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 120}},
+        },
+    }))?;
+    let created = v2s.create(&PostParams::default(), &hpa).await?;
+    let rv_before = created.metadata.resource_version.clone();
+
+    // Read through v1: v1's shape, with what v1 cannot say in the annotations.
+    let path = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web";
+    let as_v1 = get_json(&client, path).await?;
+    ensure!(as_v1["apiVersion"] == "autoscaling/v1", "{as_v1}");
+    ensure!(
+        as_v1["spec"]["targetCPUUtilizationPercentage"] == 60,
+        "{as_v1}"
+    );
+    ensure!(as_v1["spec"].get("metrics").is_none(), "{as_v1}");
+    let annotations = &as_v1["metadata"]["annotations"];
+    ensure!(
+        annotations["autoscaling.alpha.kubernetes.io/metrics"]
+            .as_str()
+            .is_some_and(|m| m.contains("memory")),
+        "{as_v1}"
+    );
+    ensure!(
+        annotations["autoscaling.alpha.kubernetes.io/behavior"].is_string(),
+        "{as_v1}"
+    );
+
+    // Written back through v1 as read (a label added): v2 sees everything it had.
+    let mut through_v1 = v1s.get("web").await?;
+    through_v1
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("via".into(), "v1".into());
+    v1s.replace("web", &PostParams::default(), &through_v1)
+        .await?;
+    let after = v2s.get("web").await?;
+    ensure!(after.metadata.resource_version != rv_before);
+    ensure!(after.metadata.labels.as_ref().and_then(|l| l.get("via")) == Some(&"v1".to_owned()));
+    ensure!(
+        after.spec == created.spec,
+        "{:?} != {:?}",
+        after.spec,
+        created.spec
+    );
+    ensure!(
+        after.metadata.annotations.is_none(),
+        "{:?}",
+        after.metadata.annotations
+    );
+
+    // Created through v1, read through v2: the CPU target is a Resource metric.
+    let small: v1::HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": "small"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "small"},
+                 "maxReplicas": 3, "targetCPUUtilizationPercentage": 50},
+    }))?;
+    let answer = v1s.create(&PostParams::default(), &small).await?;
+    ensure!(
+        answer
+            .spec
+            .and_then(|s| s.target_cpu_utilization_percentage)
+            == Some(50)
+    );
+    let as_v2 = get_json(
+        &client,
+        "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/small",
+    )
+    .await?;
+    ensure!(as_v2["apiVersion"] == "autoscaling/v2", "{as_v2}");
+    ensure!(
+        as_v2["spec"]["metrics"]
+            == json!([{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 50}}}]),
+        "{as_v2}"
+    );
+
+    // The status v1 keeps in annotations is status: a v1 update that drops them keeps it.
+    let status = json!({"status": {"currentReplicas": 1, "desiredReplicas": 1,
+        "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu",
+            "current": {"averageUtilization": 20, "averageValue": "100m"}}}],
+        "conditions": [{"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale"}]}});
+    v2s.patch_status(
+        "small",
+        &PatchParams::default(),
+        &Patch::Merge(status.clone()),
+    )
+    .await?;
+    let mut bare = v1s.get("small").await?;
+    ensure!(
+        bare.status
+            .as_ref()
+            .and_then(|s| s.current_cpu_utilization_percentage)
+            == Some(20),
+        "{bare:?}"
+    );
+    bare.metadata.annotations = None;
+    v1s.replace("small", &PostParams::default(), &bare).await?;
+    let kept = v2s.get("small").await?;
+    ensure!(
+        serde_json::to_value(&kept.status)? == status["status"],
+        "{:?}",
+        kept.status
+    );
+
+    // A behavior given to v1 in upstream's annotation lands in v2's field, with v2's
+    // defaults filled in.
+    let tuned: v1::HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": "tuned", "annotations": {
+            "autoscaling.alpha.kubernetes.io/behavior": r#"{"ScaleDown":{"StabilizationWindowSeconds":60}}"#}},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "tuned"},
+                 "maxReplicas": 3},
+    }))?;
+    v1s.create(&PostParams::default(), &tuned).await?;
+    let tuned = v2s.get("tuned").await?;
+    let behavior = tuned.spec.and_then(|s| s.behavior).context("no behavior")?;
+    let down = behavior.scale_down.context("no scaleDown")?;
+    ensure!(down.stabilization_window_seconds == Some(60));
+    ensure!(down.select_policy.as_deref() == Some("Max"), "{down:?}");
+    ensure!(behavior
+        .scale_up
+        .is_some_and(|up| up.policies.is_some_and(|p| p.len() == 2)));
+    ensure!(tuned.metadata.annotations.is_none());
+    v2s.delete("tuned", &DeleteParams::default()).await?;
+
+    // Lists of either version see both, each in the version asked for (the JSON list path
+    // and the typed one).
+    for (version, field) in [("v1", "targetCPUUtilizationPercentage"), ("v2", "metrics")] {
+        let list = get_json(
+            &client,
+            &format!("/apis/autoscaling/{version}/namespaces/default/horizontalpodautoscalers"),
+        )
+        .await?;
+        let items = list["items"].as_array().context("no items")?;
+        ensure!(items.len() == 2, "{list}");
+        for item in items {
+            ensure!(
+                item["apiVersion"] == format!("autoscaling/{version}")
+                    && item["spec"].get(field).is_some(),
+                "{item}"
+            );
+        }
+    }
+    ensure!(v1s.list(&ListParams::default()).await?.items.len() == 2);
+    ensure!(
+        v2s.list(&ListParams::default().labels("via=v1"))
+            .await?
+            .items
+            .len()
+            == 1
+    );
+
+    // A v1 watcher sees a change made through v2, in v1's shape.
+    let rv = v1s
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .context("no list rv")?;
+    v2s.patch(
+        "small",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"maxReplicas": 4}})),
+    )
+    .await?;
+    let events = watch_events(
+        &client,
+        &format!(
+            "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers?watch=true&resourceVersion={rv}"
+        ),
+        1,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(events.len() == 1, "{events:?}");
+    let object = &events[0]["object"];
+    ensure!(
+        events[0]["type"] == "MODIFIED"
+            && object["apiVersion"] == "autoscaling/v1"
+            && object["spec"]["maxReplicas"] == 4
+            && object["spec"]["targetCPUUtilizationPercentage"] == 50,
+        "{events:?}"
+    );
+
+    // Deleted through one version, gone from the other.
+    v1s.delete("web", &DeleteParams::default()).await?;
+    ensure!(v2s.get_opt("web").await?.is_none());
+    Ok(())
+}
+
+async fn events_are_one_resource_in_two_versions(client: Client) -> Result<()> {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "ev"}}))?;
+    namespaces.create(&PostParams::default(), &ns).await?;
+    let news: Api<Event> = Api::namespaced(client.clone(), "ev");
+    let cores: Api<CoreEvent> = Api::namespaced(client.clone(), "ev");
+    let rv = cores
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .context("no list rv")?;
+
+    let new: Event = serde_json::from_value(json!({
+        "metadata": {"name": "cm.1"},
+        "eventTime": "2024-01-01T00:00:00.000000Z",
+        "reportingController": "skiff.io/test", "reportingInstance": "test-1",
+        "action": "Testing", "reason": "Tested", "type": "Normal", "note": "from events.k8s.io",
+        "regarding": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "ev", "name": "cm"},
+    }))?;
+    news.create(&PostParams::default(), &new).await?;
+
+    // The same object through core/v1: get, list with core's field names, watch.
+    let core = cores.get("cm.1").await?;
+    ensure!(core.message.as_deref() == Some("from events.k8s.io"));
+    ensure!(core.involved_object.name.as_deref() == Some("cm"));
+    ensure!(core.reporting_component.as_deref() == Some("skiff.io/test"));
+    let by_object = cores
+        .list(&ListParams::default().fields("involvedObject.kind=ConfigMap,involvedObject.name=cm"))
+        .await?;
+    ensure!(by_object.items.len() == 1);
+    let events = watch_events(
+        &client,
+        &format!("/api/v1/namespaces/ev/events?watch=true&resourceVersion={rv}"),
+        1,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(events.len() == 1, "{events:?}");
+    let object = &events[0]["object"];
+    ensure!(
+        events[0]["type"] == "ADDED"
+            && object["apiVersion"] == "v1"
+            && object["message"] == "from events.k8s.io"
+            && object["involvedObject"]["name"] == "cm",
+        "{events:?}"
+    );
+
+    // And the other way: a core event through events.k8s.io/v1.
+    let old: CoreEvent = serde_json::from_value(json!({
+        "metadata": {"name": "cm.2"},
+        "involvedObject": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "ev", "name": "cm"},
+        "reason": "Old", "message": "from core", "type": "Warning", "count": 3,
+        "source": {"component": "tester"},
+        "firstTimestamp": "2024-01-01T00:00:00Z", "lastTimestamp": "2024-01-01T00:05:00Z",
+    }))?;
+    let rv = news
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .context("no list rv")?;
+    cores.create(&PostParams::default(), &old).await?;
+    let seen = news.get("cm.2").await?;
+    ensure!(seen.note.as_deref() == Some("from core"));
+    ensure!(seen.regarding.and_then(|r| r.name).as_deref() == Some("cm"));
+    ensure!(seen.deprecated_count == Some(3));
+    ensure!(seen.deprecated_source.and_then(|s| s.component).as_deref() == Some("tester"));
+    let list = get_json(&client, "/apis/events.k8s.io/v1/namespaces/ev/events").await?;
+    let items = list["items"].as_array().context("no items")?;
+    ensure!(items.len() == 2, "{list}");
+    ensure!(
+        items
+            .iter()
+            .all(|i| i["apiVersion"] == "events.k8s.io/v1" && i.get("regarding").is_some()),
+        "{list}"
+    );
+    let regarding = news
+        .list(&ListParams::default().fields("regarding.name=cm,type=Warning"))
+        .await?;
+    ensure!(regarding.items.len() == 1);
+    let events = watch_events(
+        &client,
+        &format!("/apis/events.k8s.io/v1/namespaces/ev/events?watch=true&resourceVersion={rv}"),
+        1,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(events.len() == 1, "{events:?}");
+    ensure!(
+        events[0]["object"]["apiVersion"] == "events.k8s.io/v1"
+            && events[0]["object"]["note"] == "from core",
+        "{events:?}"
+    );
+
+    // Patched through one version, seen by the other (events.k8s.io keeps an event's
+    // fields immutable, core does not).
+    news.patch(
+        "cm.2",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"seen": "yes"}}})),
+    )
+    .await?;
+    let patched = cores.get("cm.2").await?;
+    ensure!(patched.metadata.labels.and_then(|l| l.get("seen").cloned()) == Some("yes".into()));
+    ensure!(patched.message.as_deref() == Some("from core"));
+    cores
+        .patch(
+            "cm.2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"message": "changed"})),
+        )
+        .await?;
+    ensure!(news.get("cm.2").await?.note.as_deref() == Some("changed"));
+    // A deletecollection through one version empties the other's view.
+    news.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("seen=yes"),
+    )
+    .await?;
+    ensure!(cores.get_opt("cm.2").await?.is_none());
+    ensure!(cores.get_opt("cm.1").await?.is_some());
+
+    // Deleting the namespace deletes each event once, whichever version it was written in.
+    namespaces.delete("ev", &DeleteParams::default()).await?;
+    let gone = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match namespaces.get_opt("ev").await? {
+                None => return Ok::<_, anyhow::Error>(()),
+                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    gone.await??;
+    ensure!(cores.list(&ListParams::default()).await?.items.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stored_under_the_old_events_k8s_io_prefix_are_moved() -> Result<()> {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    use skiff_store::{EmbeddedConfig, EmbeddedStore, Store};
+    // What an events.k8s.io/v1 create stored before the two versions shared core's storage.
+    let dir = tempfile::tempdir()?;
+    {
+        let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("server").join("db")))?;
+        let old = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "old.1", "namespace": "default", "uid": "u-old"},
+            "eventTime": "2024-01-01T00:00:00.000000Z", "reportingController": "skiff.io/test",
+            "reportingInstance": "i", "action": "A", "reason": "Old", "type": "Normal",
+            "note": "from before", "regarding": {"kind": "ConfigMap", "namespace": "default", "name": "cm"}});
+        store
+            .create(
+                "/events.k8s.io/events/default/old.1",
+                serde_json::to_vec(&old)?.into(),
+            )
+            .await?;
+    }
+    let (_server, client, _dir) = start_in(dir, None).await?;
+    let core = Api::<CoreEvent>::namespaced(client.clone(), "default")
+        .get("old.1")
+        .await?;
+    ensure!(core.message.as_deref() == Some("from before"));
+    ensure!(core.metadata.uid.as_deref() == Some("u-old"));
+    let new = Api::<Event>::namespaced(client.clone(), "default")
+        .get("old.1")
+        .await?;
+    ensure!(new.note.as_deref() == Some("from before"));
     Ok(())
 }

@@ -194,7 +194,8 @@ on_both_backends!(
     terminating_namespace,
     strategic_merge_patches,
     client_side_apply,
-    server_side_apply
+    server_side_apply,
+    one_resource_in_two_versions
 );
 
 fn discovery_and_version(c: &Cluster) -> Result<()> {
@@ -1256,6 +1257,167 @@ fn client_side_apply(c: &Cluster) -> Result<()> {
         d["metadata"]["labels"] == serde_json::json!({"app": "web", "extra": "yes"}),
         "{d}"
     );
+    Ok(())
+}
+
+/// An events.k8s.io/v1 Event about ConfigMap `settings` (uid filled in).
+const EVENTS_V1_EVENT: &str = "apiVersion: events.k8s.io/v1
+kind: Event
+metadata:
+  name: settings.1
+eventTime: \"2024-01-01T00:00:00.000000Z\"
+reportingController: skiff.io/test
+reportingInstance: test-1
+action: Testing
+reason: NewApiReason
+type: Normal
+note: written through events.k8s.io
+regarding:
+  apiVersion: v1
+  kind: ConfigMap
+  namespace: default
+  name: settings
+  uid: UID
+";
+
+/// A core/v1 Event about the same ConfigMap.
+const CORE_EVENT: &str = "apiVersion: v1
+kind: Event
+metadata:
+  name: settings.2
+reason: CoreReason
+type: Warning
+message: written through core
+count: 1
+firstTimestamp: \"2024-01-01T00:00:00Z\"
+lastTimestamp: \"2024-01-01T00:00:00Z\"
+source:
+  component: tester
+involvedObject:
+  apiVersion: v1
+  kind: ConfigMap
+  namespace: default
+  name: settings
+  uid: UID
+";
+
+/// Events and HPAs are each one resource served in two versions: what is written through
+/// one is seen through the other, in its own shape (kubectl's tables included).
+fn one_resource_in_two_versions(c: &Cluster) -> Result<()> {
+    c.ok(&["create", "configmap", "settings", "--from-literal=a=b"])?;
+    let uid = c.ok(&["get", "cm", "settings", "-o", "jsonpath={.metadata.uid}"])?;
+    let out = c.ok_in(
+        &["create", "-f", "-"],
+        Some(&EVENTS_V1_EVENT.replace("UID", &uid)),
+    )?;
+    ensure!(out.contains("settings.1 created"), "{out}");
+    c.ok_in(
+        &["create", "-f", "-"],
+        Some(&CORE_EVENT.replace("UID", &uid)),
+    )?;
+
+    // `kubectl get events` lists core/v1 events: both are there.
+    let events = c.ok(&["get", "events"])?;
+    for want in [
+        "NewApiReason",
+        "written through events.k8s.io",
+        "CoreReason",
+        "written through core",
+        "configmap/settings",
+    ] {
+        ensure!(events.contains(want), "no {want:?} in:\n{events}");
+    }
+    // Through events.k8s.io/v1, the core one reads in that version's shape.
+    let note = c.ok(&[
+        "get",
+        "events.v1.events.k8s.io",
+        "settings.2",
+        "-o",
+        "jsonpath={.note}/{.regarding.name}/{.deprecatedSource.component}",
+    ])?;
+    ensure!(note == "written through core/settings/tester", "{note}");
+    let message = c.ok(&[
+        "get",
+        "events",
+        "settings.1",
+        "-o",
+        "jsonpath={.message}/{.involvedObject.name}/{.reportingComponent}",
+    ])?;
+    ensure!(
+        message == "written through events.k8s.io/settings/skiff.io/test",
+        "{message}"
+    );
+    // describe finds them by the involved object (a field selector on core/v1 events).
+    let described = c.ok(&["describe", "configmap", "settings"])?;
+    for want in [
+        "Events:",
+        "NewApiReason",
+        "written through events.k8s.io",
+        "CoreReason",
+    ] {
+        ensure!(described.contains(want), "no {want:?} in:\n{described}");
+    }
+
+    // An HPA made through autoscaling/v1, shown with autoscaling/v2's table.
+    c.ok(&["create", "deployment", "web", "--image=nginx"])?;
+    let out = c.ok(&[
+        "autoscale",
+        "deployment",
+        "web",
+        "--max=3",
+        "--cpu-percent=50",
+    ])?;
+    ensure!(out.contains("web autoscaled"), "{out}");
+    let table = c.ok(&["get", "hpa"])?;
+    let lines: Vec<&str> = table.lines().collect();
+    let header: Vec<&str> = lines
+        .first()
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    ensure!(
+        header
+            == [
+                "NAME",
+                "REFERENCE",
+                "TARGETS",
+                "MINPODS",
+                "MAXPODS",
+                "REPLICAS",
+                "AGE"
+            ],
+        "{table}"
+    );
+    let row = lines
+        .iter()
+        .find(|l| l.starts_with("web "))
+        .with_context(|| format!("no web row:\n{table}"))?;
+    ensure!(
+        row.contains("Deployment/web") && row.contains("cpu: <unknown>/50%"),
+        "{table}"
+    );
+    let cells: Vec<&str> = row.split("cpu: <unknown>/50%").collect();
+    let rest: Vec<&str> = cells
+        .get(1)
+        .map(|r| r.split_whitespace().collect())
+        .unwrap_or_default();
+    ensure!(
+        rest.first() == Some(&"1") && rest.get(1) == Some(&"3"),
+        "{table}"
+    );
+    let v2 = c.json(&["get", "horizontalpodautoscalers.v2.autoscaling", "web"])?;
+    ensure!(v2["apiVersion"] == "autoscaling/v2", "{v2}");
+    ensure!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 50,
+        "{v2}"
+    );
+    let v1 = c.ok(&[
+        "get",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "web",
+        "-o",
+        "jsonpath={.apiVersion}/{.spec.targetCPUUtilizationPercentage}",
+    ])?;
+    ensure!(v1 == "autoscaling/v1/50", "{v1}");
     Ok(())
 }
 
