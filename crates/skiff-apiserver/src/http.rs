@@ -1226,12 +1226,8 @@ impl Ctx {
         let (obj, warnings) = self.normalize(obj)?;
         let updated = match subresource {
             Some(_) => {
-                self.write_tracked(
-                    obj,
-                    |_, old, new| meta::prepare_status_update(old, new),
-                    false,
-                )
-                .await?
+                self.write_tracked(obj, meta::prepare_status_update, false)
+                    .await?
             }
             None => self.write_tracked(obj, meta::prepare_update, false).await?,
         };
