@@ -180,36 +180,8 @@ impl Allocator {
             }
         }
         if ty == "NodePort" || ty == "LoadBalancer" {
-            let count = svc
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
-            for i in 0..count {
-                let requested = svc["spec"]["ports"][i]
-                    .get("nodePort")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                let port = if requested == 0 {
-                    self.allocate_port(owner, held)
-                        .await
-                        .map_err(|e| invalid(name, &format!("spec.ports[{i}].nodePort"), e))?
-                } else {
-                    let (lo, hi) = self.ranges.node_ports;
-                    let p = u16::try_from(requested).ok().filter(|p| (lo..=hi).contains(p)).ok_or_else(|| {
-                        invalid(name, &format!("spec.ports[{i}].nodePort"), format!("Invalid value: {requested}: provided port is not in the valid range. The range of valid ports is {lo}-{hi}"))
-                    })?;
-                    if !self.reserve(&port_key(p), owner).await? {
-                        return Err(invalid(
-                            name,
-                            &format!("spec.ports[{i}].nodePort"),
-                            format!("Invalid value: {p}: provided port is already allocated"),
-                        ));
-                    }
-                    held.push(port_key(p));
-                    p
-                };
-                svc["spec"]["ports"][i]["nodePort"] = json!(port);
-            }
+            self.allocate_node_ports(svc, name, owner, &[], held)
+                .await?;
         }
         Ok(())
     }
@@ -351,8 +323,9 @@ impl Allocator {
         }
     }
 
-    /// The nodePorts of a NodePort/LoadBalancer Service being updated: ports without one get
-    /// one; a port asking for one the old version did not hold reserves it.
+    /// The nodePorts of a NodePort/LoadBalancer Service: ports without one get one; a port
+    /// asking for one that `old_ports` (what the Service held before an update) does not
+    /// have reserves it.
     async fn allocate_node_ports(
         &self,
         svc: &mut Value,

@@ -82,6 +82,24 @@ struct ResourceCache {
     tx: broadcast::Sender<Arc<ObjectEvent>>,
 }
 
+impl ResourceCache {
+    /// A cache not filled yet.
+    fn empty() -> Self {
+        let (tx, _) = broadcast::channel(FANOUT_BUFFER);
+        Self {
+            state: Mutex::new(ResourceState {
+                ready: false,
+                pending: Vec::new(),
+                rev: 0,
+                start: 0,
+                ring: VecDeque::new(),
+                objects: BTreeMap::new(),
+            }),
+            tx,
+        }
+    }
+}
+
 struct ResourceState {
     /// Filled: `objects` is the datastore's content of the resource as of `rev`.
     ready: bool,
@@ -325,18 +343,7 @@ impl Hub {
             if let Some((_, cache)) = feed.resources.get(&prefix) {
                 cache.clone()
             } else {
-                let (tx, _) = broadcast::channel(FANOUT_BUFFER);
-                let cache = Arc::new(ResourceCache {
-                    state: Mutex::new(ResourceState {
-                        ready: false,
-                        pending: Vec::new(),
-                        rev: 0,
-                        start: 0,
-                        ring: VecDeque::new(),
-                        objects: BTreeMap::new(),
-                    }),
-                    tx,
-                });
+                let cache = Arc::new(ResourceCache::empty());
                 feed.resources
                     .insert(prefix.clone(), (info.clone(), cache.clone()));
                 // Filled from here on: every event routed after this point is kept in
@@ -609,18 +616,7 @@ mod tests {
         let mut resources = HashMap::new();
         for (g, p) in [("", "pods"), ("apps", "deployments")] {
             let info = reg.get(g, "v1", p).unwrap().clone();
-            let (tx, _) = broadcast::channel(1);
-            let cache = Arc::new(ResourceCache {
-                state: Mutex::new(ResourceState {
-                    ready: true,
-                    pending: Vec::new(),
-                    rev: 0,
-                    start: 0,
-                    ring: VecDeque::new(),
-                    objects: BTreeMap::new(),
-                }),
-                tx,
-            });
+            let cache = Arc::new(ResourceCache::empty());
             resources.insert(info.key_prefix(), (info, cache));
         }
         let plural = |k: &str| resource_of(&resources, k).map(|(i, _)| i.plural);
