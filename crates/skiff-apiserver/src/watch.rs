@@ -72,7 +72,8 @@ const LOAD_PAGE: usize = 5000;
 struct Entry {
     /// The object's JSON as the API answers it (resourceVersion set).
     json: Bytes,
-    /// Its metadata, decoded (label and metadata field selectors need nothing else).
+    /// Its metadata without `managedFields`, decoded (label and metadata field selectors
+    /// need nothing else).
     metadata: Arc<Value>,
 }
 
@@ -262,7 +263,12 @@ fn apply(info: &ResourceInfo, cache: &ResourceCache, state: &mut ResourceState, 
 }
 
 fn entry(info: &ResourceInfo, bytes: &[u8], rev: Revision) -> Result<Entry, ApiError> {
-    let (json, metadata) = splice_resource_version(info, bytes, rev)?;
+    let (json, mut metadata) = splice_resource_version(info, bytes, rev)?;
+    // No selector reads the managed fields, and decoded they are most of the metadata's
+    // memory (a tree of small maps): keep them in the JSON only.
+    if let Some(m) = metadata.as_object_mut() {
+        m.remove("managedFields");
+    }
     Ok(Entry {
         json: Bytes::from(json),
         metadata: Arc::new(metadata),

@@ -9,7 +9,7 @@
 //! node without a schema (an unknown kind, `RawExtension`) is "deduced" as upstream does:
 //! objects are granular maps, arrays atomic lists.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
@@ -117,11 +117,11 @@ pub fn strategy(schema: &str, field: &str) -> Option<Strategy> {
 }
 
 /// Every definition reachable from the served kinds, by schema name; built once.
-fn definitions() -> &'static BTreeMap<String, Value> {
-    static DEFS: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
+fn definitions() -> &'static HashMap<String, Value> {
+    static DEFS: OnceLock<HashMap<String, Value>> = OnceLock::new();
     DEFS.get_or_init(|| {
         let mut gen = schemars::generate::SchemaSettings::draft2020_12().into_generator();
-        let mut defs = BTreeMap::new();
+        let mut defs = HashMap::new();
         for r in Registry::builtin().all() {
             let schema = (r.schema)(&mut gen).to_value();
             defs.insert((r.schema_name)().into_owned(), schema);

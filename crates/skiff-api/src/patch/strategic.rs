@@ -489,15 +489,13 @@ fn merge_key_value_equal(left: &Value, right: &Value, merge_key: &str) -> Result
     if merge_key.is_empty() {
         return Ok(left == right);
     }
-    let key_of = |v: &Value| -> Result<Value> {
+    fn key_of<'a>(v: &'a Value, merge_key: &str) -> Result<&'a Value> {
         let Value::Object(m) = v else {
             return Err(bad_arg_type("map[string]interface {}", v));
         };
-        m.get(merge_key)
-            .cloned()
-            .ok_or_else(|| no_merge_key(m, merge_key))
-    };
-    Ok(key_of(left)? == key_of(right)?)
+        m.get(merge_key).ok_or_else(|| no_merge_key(m, merge_key))
+    }
+    Ok(key_of(left, merge_key)? == key_of(right, merge_key)?)
 }
 
 /// Upstream's `normalizeElementOrder`: patch items sorted by the patch order, server-only items
@@ -543,7 +541,7 @@ fn normalize_slice_order(
     } else {
         (to_sort, Vec::new())
     };
-    keep.sort_by_key(|v| position(order, v, merge_key, kind).unwrap_or(usize::MAX));
+    keep.sort_by_cached_key(|v| position(order, v, merge_key, kind).unwrap_or(usize::MAX));
     keep.extend(delete);
     Ok(keep)
 }
@@ -585,9 +583,11 @@ fn merge_sorted(
 /// Upstream's `index`: where `v` is in `list`, by merge key value for maps, by value otherwise.
 fn position(list: &[Value], v: &Value, merge_key: &str, kind: Kind) -> Option<usize> {
     if kind == Kind::Map {
-        let key_of = |x: &Value| x.as_object().and_then(|m| m.get(merge_key)).cloned();
-        let wanted = key_of(v);
-        list.iter().position(|x| key_of(x) == wanted)
+        fn key_of<'a>(x: &'a Value, merge_key: &str) -> Option<&'a Value> {
+            x.as_object().and_then(|m| m.get(merge_key))
+        }
+        let wanted = key_of(v, merge_key);
+        list.iter().position(|x| key_of(x, merge_key) == wanted)
     } else {
         list.iter().position(|x| x == v)
     }
