@@ -753,7 +753,7 @@ mod tests {
             .unwrap();
         assert_eq!(names(&page), ["cm-000", "cm-001", "cm-002", "cm-003"]);
         let token = page.continue_token.clone().expect("a continue token");
-        put(&store, "cm-000a", "0").await;
+        let added = put(&store, "cm-000a", "0").await;
         let objects = crate::objects::Objects {
             store: store.clone(),
             services: None,
@@ -765,13 +765,13 @@ mod tests {
             .unwrap();
         assert_eq!(rest.revision, page.revision);
         assert_eq!(rest.items.len(), 6, "the rest, as of the first page");
-        // The last page has no token.
+        // A page that holds everything (as of the write above) has no token.
         let tail = hub
             .list(
                 &info,
                 Some("default"),
                 11,
-                Some(current),
+                Some(added),
                 Selection::Object(ALL),
             )
             .await
