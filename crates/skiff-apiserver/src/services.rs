@@ -100,18 +100,7 @@ impl Allocator {
 
     /// Defaults a new Service and allocates what it needs. On failure nothing stays held.
     pub async fn admit_create(&self, svc: &mut Value) -> Result<(), ApiError> {
-        let name = svc
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let owner = format!(
-            "{}/{}",
-            svc.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-            name
-        );
+        let (name, owner) = name_and_owner(svc);
         default_spec(svc);
         let ty = svc
             .pointer("/spec/type")
@@ -277,18 +266,7 @@ impl Allocator {
         old: &Value,
         new: &mut Value,
     ) -> Result<UpdateAllocation, ApiError> {
-        let name = new
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let owner = format!(
-            "{}/{}",
-            new.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-            name
-        );
+        let (name, owner) = name_and_owner(new);
         let ty = new
             .pointer("/spec/type")
             .and_then(Value::as_str)
@@ -432,6 +410,21 @@ impl Allocator {
         drop_type_dependent_fields(old, new);
         Ok(())
     }
+}
+
+/// A Service's name, and the owner its allocations are recorded under (`namespace/name`).
+fn name_and_owner(svc: &Value) -> (String, String) {
+    let name = svc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let namespace = svc
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let owner = format!("{namespace}/{name}");
+    (name, owner)
 }
 
 /// What a Service update reserved, and what it gave up.
