@@ -540,6 +540,13 @@ fn source_field(ty: &str) -> Option<&'static str> {
 /// A v2 `MetricSpec` in v1's annotation shape (`autoscalingv1.MetricSpec`). Absent values
 /// stay absent (upstream writes a zero quantity for some), so the way back is exact.
 fn metric_spec_to_v1(m: &Value) -> Value {
+    metric_to_v1(m, "target")
+}
+
+/// A v2 `MetricSpec` (`values` = "target") or `MetricStatus` (`values` = "current") in v1's
+/// annotation shape: the two differ only in where the values are and v1's name prefix for
+/// them (`targetAverageValue`, `currentAverageValue`).
+fn metric_to_v1(m: &Value, values: &str) -> Value {
     let ty = m.get("type").and_then(Value::as_str).unwrap_or_default();
     let mut out = Map::new();
     out.insert("type".into(), json!(ty));
@@ -549,37 +556,38 @@ fn metric_spec_to_v1(m: &Value) -> Value {
     let Some(src) = m.get(field).filter(|s| s.is_object()) else {
         return Value::Object(out);
     };
-    let target = src.get("target").cloned().unwrap_or_else(|| json!({}));
+    let given = src.get(values).cloned().unwrap_or_else(|| json!({}));
     let metric = src.get("metric").cloned().unwrap_or_else(|| json!({}));
+    let v1_name = |name: &str| format!("{values}{name}");
     let mut v1 = Map::new();
     match ty {
         "Resource" | "ContainerResource" => {
             copy_all(src, &["name", "container"], &mut v1);
             copy(
-                &target,
+                &given,
                 "averageUtilization",
                 &mut v1,
-                "targetAverageUtilization",
+                &v1_name("AverageUtilization"),
             );
-            copy(&target, "averageValue", &mut v1, "targetAverageValue");
+            copy(&given, "averageValue", &mut v1, &v1_name("AverageValue"));
         }
         "Pods" => {
             copy(&metric, "name", &mut v1, "metricName");
             copy(&metric, "selector", &mut v1, "selector");
-            copy(&target, "averageValue", &mut v1, "targetAverageValue");
+            copy(&given, "averageValue", &mut v1, &v1_name("AverageValue"));
         }
         "Object" => {
             copy(src, "describedObject", &mut v1, "target");
             copy(&metric, "name", &mut v1, "metricName");
             copy(&metric, "selector", &mut v1, "selector");
-            copy(&target, "value", &mut v1, "targetValue");
-            copy(&target, "averageValue", &mut v1, "averageValue");
+            copy(&given, "value", &mut v1, &v1_name("Value"));
+            copy(&given, "averageValue", &mut v1, "averageValue");
         }
         _ => {
             copy(&metric, "name", &mut v1, "metricName");
             copy(&metric, "selector", &mut v1, "metricSelector");
-            copy(&target, "value", &mut v1, "targetValue");
-            copy(&target, "averageValue", &mut v1, "targetAverageValue");
+            copy(&given, "value", &mut v1, &v1_name("Value"));
+            copy(&given, "averageValue", &mut v1, &v1_name("AverageValue"));
         }
     }
     out.insert(field.into(), Value::Object(v1));
@@ -661,50 +669,7 @@ fn metric_spec_from_v1(m: &Value) -> Value {
 
 /// A v2 `MetricStatus` in v1's annotation shape (`autoscalingv1.MetricStatus`).
 fn metric_status_to_v1(m: &Value) -> Value {
-    let ty = m.get("type").and_then(Value::as_str).unwrap_or_default();
-    let mut out = Map::new();
-    out.insert("type".into(), json!(ty));
-    let Some(field) = source_field(ty) else {
-        return Value::Object(out);
-    };
-    let Some(src) = m.get(field).filter(|s| s.is_object()) else {
-        return Value::Object(out);
-    };
-    let current = src.get("current").cloned().unwrap_or_else(|| json!({}));
-    let metric = src.get("metric").cloned().unwrap_or_else(|| json!({}));
-    let mut v1 = Map::new();
-    match ty {
-        "Resource" | "ContainerResource" => {
-            copy_all(src, &["name", "container"], &mut v1);
-            copy(
-                &current,
-                "averageUtilization",
-                &mut v1,
-                "currentAverageUtilization",
-            );
-            copy(&current, "averageValue", &mut v1, "currentAverageValue");
-        }
-        "Pods" => {
-            copy(&metric, "name", &mut v1, "metricName");
-            copy(&metric, "selector", &mut v1, "selector");
-            copy(&current, "averageValue", &mut v1, "currentAverageValue");
-        }
-        "Object" => {
-            copy(src, "describedObject", &mut v1, "target");
-            copy(&metric, "name", &mut v1, "metricName");
-            copy(&metric, "selector", &mut v1, "selector");
-            copy(&current, "value", &mut v1, "currentValue");
-            copy(&current, "averageValue", &mut v1, "averageValue");
-        }
-        _ => {
-            copy(&metric, "name", &mut v1, "metricName");
-            copy(&metric, "selector", &mut v1, "metricSelector");
-            copy(&current, "value", &mut v1, "currentValue");
-            copy(&current, "averageValue", &mut v1, "currentAverageValue");
-        }
-    }
-    out.insert(field.into(), Value::Object(v1));
-    Value::Object(out)
+    metric_to_v1(m, "current")
 }
 
 /// The other way: v1's annotation shape to a v2 `MetricStatus`.
