@@ -70,7 +70,7 @@ pub fn set_resource_version(obj: &mut Value, rv: i64) {
 
 /// RFC 3339 at second precision, as Kubernetes writes `metav1.Time`.
 pub fn timestamp(now: chrono::DateTime<chrono::Utc>) -> String {
-    now.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Kinds whose `metadata.generation` upstream sets and increments on spec changes.
@@ -346,6 +346,14 @@ fn same_except(a: &Value, b: &Value, skip: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_seconds_in_utc() {
+        use chrono::TimeZone;
+        let t = chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+            + chrono::Duration::milliseconds(678);
+        assert_eq!(timestamp(t), "2026-01-02T03:04:05Z");
+    }
     use crate::registry::Registry;
 
     fn now() -> chrono::DateTime<chrono::Utc> {

@@ -447,6 +447,19 @@ impl Ctx {
             return Ok(());
         };
         let ns_info = self.app.namespaces();
+        // The watch cache answers for a namespace it knows to be open (the common case);
+        // anything else is read from the datastore, as upstream's NamespaceLifecycle falls
+        // back to a live lookup.
+        if let Some(meta) = self
+            .app
+            .hub
+            .cached_metadata(&ns_info, &ns_info.key(None, ns))
+            .await
+        {
+            if meta.get("deletionTimestamp").is_none_or(Value::is_null) {
+                return Ok(());
+            }
+        }
         match self.app.objects.try_get(&ns_info, None, ns).await? {
             None => Err(ApiError::not_found("", "namespaces", ns)),
             Some(s) if meta::is_deleting(&s.obj) => {
@@ -514,13 +527,18 @@ impl Ctx {
                 self.track(&json!({}), &mut candidate, None);
             }
             self.app.admit_create(&self.info, &mut candidate).await?;
+            // Kept only where a failed create has something to give back.
+            let undo = self
+                .app
+                .has_create_undo(&self.info)
+                .then(|| candidate.clone());
             let result = self
                 .app
                 .objects
-                .create(&self.info, candidate.clone(), dry_run)
+                .create(&self.info, candidate, dry_run)
                 .await;
-            if result.is_err() || dry_run {
-                self.app.undo_create(&self.info, &candidate).await;
+            if let Some(undo) = undo.filter(|_| result.is_err() || dry_run) {
+                self.app.undo_create(&self.info, &undo).await;
             }
             match result {
                 Err(e) if e.reason == "AlreadyExists" && generated && attempts < 8 => attempts += 1,

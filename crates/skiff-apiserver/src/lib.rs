@@ -261,6 +261,11 @@ impl App {
     }
 
     /// Gives back what [`App::admit_create`] allocated for an object that was not stored.
+    /// Whether [`App::undo_create`] does anything for this kind.
+    pub(crate) fn has_create_undo(&self, info: &ResourceInfo) -> bool {
+        info.group.is_empty() && info.plural == "services" && self.objects.services.is_some()
+    }
+
     pub(crate) async fn undo_create(&self, info: &ResourceInfo, obj: &Value) {
         if info.group.is_empty() && info.plural == "services" {
             if let Some(alloc) = &self.objects.services {

@@ -121,13 +121,39 @@ fn owned(stored: Cow<'_, Value>) -> Option<Value> {
 }
 
 fn encode(obj: &Value) -> Result<Bytes, ApiError> {
-    let mut obj = obj.clone();
-    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-    }
-    serde_json::to_vec(&obj)
+    serde_json::to_vec(&WithoutResourceVersion(obj))
         .map(Bytes::from)
         .map_err(|e| ApiError::internal(format!("encoding: {e}")))
+}
+
+/// Serializes an object without its `metadata.resourceVersion` (the store's revision is the
+/// resourceVersion; it is never stored), without copying the object.
+struct WithoutResourceVersion<'a>(&'a Value);
+
+impl serde::Serialize for WithoutResourceVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Metadata<'a>(&'a serde_json::Map<String, Value>);
+        impl serde::Serialize for Metadata<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let fields = self.0.iter().filter(|(k, _)| *k != "resourceVersion");
+                s.collect_map(fields)
+            }
+        }
+        let Value::Object(top) = self.0 else {
+            return self.0.serialize(s);
+        };
+        let mut map = s.serialize_map(Some(top.len()))?;
+        for (k, v) in top {
+            match v {
+                Value::Object(meta) if k == "metadata" => {
+                    map.serialize_entry(k, &Metadata(meta))?
+                }
+                other => map.serialize_entry(k, other)?,
+            }
+        }
+        map.end()
+    }
 }
 
 /// An object's stored JSON with its `resourceVersion` set, without decoding more than its

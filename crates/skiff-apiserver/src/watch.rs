@@ -474,6 +474,20 @@ impl Hub {
         })
     }
 
+    /// The cached metadata (without managed fields) of the object at `key`, or `None` if
+    /// the cache does not hold it or cannot be had. The cache may lag the datastore: an
+    /// answer is what was true a moment ago, and `None` is no proof of absence (read the
+    /// datastore then). Upstream's admission plugins read their informers the same way.
+    pub async fn cached_metadata(
+        self: &Arc<Self>,
+        info: &ResourceInfo,
+        key: &str,
+    ) -> Option<Arc<Value>> {
+        let cache = self.resource(info).await.ok()?;
+        let state = cache.state.lock();
+        state.objects.get(key).map(|e| e.metadata.clone())
+    }
+
     /// A list from memory, as of a revision no older than `min_rev` (the datastore's current
     /// revision for a consistent read; `None`: whatever the cache has, upstream's
     /// `resourceVersion=0`). `None` when the cache cannot answer in time: read the

@@ -8,7 +8,8 @@
 //! - server RSS idle and with 10,000 pods;
 //! - watch fan-out: 500 watchers on pods, delivery latency of an update (p50/p99).
 //!
-//! `cargo bench -p skiff --bench api` (`SKIFF_BENCH_DIR`, default /var/tmp).
+//! `cargo bench -p skiff --bench api` (`SKIFF_BENCH_DIR`, default /var/tmp;
+//! `SKIFF_BENCH_ONLY=creates|apply|lists` runs one measure alone, for profiling).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -362,6 +363,30 @@ fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_idle = rss_kb(server.child.id())?;
         let c = client(dir.path())?;
+        // `SKIFF_BENCH_ONLY=creates|apply|lists`: that measure alone (for profiling).
+        let only = std::env::var("SKIFF_BENCH_ONLY").ok();
+        match only.as_deref() {
+            None => {}
+            Some("creates") => {
+                let (creates, p50, p99) = create_configmaps(&c, &server.url, 64, 5.0).await?;
+                println!("creates: {creates:.0}/s p50 {p50:.2} ms p99 {p99:.2} ms");
+                return Ok(());
+            }
+            Some("apply") => {
+                let (apply50, apply99) = apply_round_trips(&c, &server.url, 2000).await?;
+                println!("client-side apply round trip p50 {apply50:.2} ms p99 {apply99:.2} ms");
+                return Ok(());
+            }
+            Some("lists") => {
+                create_pods(&c, &server.url, 10_000).await?;
+                let list_json = list_p50(&c, &server.url, false).await?;
+                let list_table = list_p50(&c, &server.url, true).await?;
+                let rss = rss_kb(server.child.id())? as f64 / 1024.0;
+                println!("LIST JSON p50 {list_json:.1} ms, Table p50 {list_table:.1} ms, RSS {rss:.1} MB");
+                return Ok(());
+            }
+            Some(other) => bail!("SKIFF_BENCH_ONLY={other}: expected creates, apply or lists"),
+        }
         let (creates, p50, p99) = create_configmaps(&c, &server.url, 64, 5.0).await?;
         eprintln!("creates: {creates:.0}/s p50 {p50:.2} ms p99 {p99:.2} ms");
         let (apply50, apply99) = apply_round_trips(&c, &server.url, 500).await?;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::fieldpath::{path_string, Path, PathElement, Set};
-use super::schema::Ty;
+use super::schema::{GoField, Ty};
 use super::typed::{
     compare, ensure_named_fields_are_members, merge, remove_items, to_field_set, Comparison,
 };
@@ -118,7 +118,7 @@ impl ManagedFields {
     /// Reads `metadata.managedFields` (absent or null: none).
     pub fn decode(object: &Value) -> Result<Self, Error> {
         let mut out = ManagedFields::default();
-        let Some(list) = object.pointer("/metadata/managedFields") else {
+        let Some(list) = object.get("metadata").and_then(|m| m.get("managedFields")) else {
             return Ok(out);
         };
         if list.is_null() {
@@ -172,7 +172,7 @@ impl ManagedFields {
     /// Whether the object asks for its managed fields to be reset (upstream's
     /// `isResetManagedFields`): an empty list, or one empty entry.
     pub fn is_reset_request(object: &Value) -> bool {
-        match object.pointer("/metadata/managedFields") {
+        match object.get("metadata").and_then(|m| m.get("managedFields")) {
             Some(Value::Array(list)) => match list.as_slice() {
                 [] => true,
                 [only] => only.as_object().is_some_and(Map::is_empty),
@@ -377,28 +377,31 @@ fn field(name: &str) -> PathElement {
 
 /// The fields no manager owns (upstream's `stripMetaManager`): identity and server-set
 /// metadata. Only these exact paths go; `metadata.labels` stays ownable.
-fn stripped() -> Set {
-    let mut set = Set::new();
-    set.insert(&[field("apiVersion")]);
-    set.insert(&[field("kind")]);
-    set.insert(&[field("metadata")]);
-    for f in [
-        "name",
-        "namespace",
-        "creationTimestamp",
-        "selfLink",
-        "uid",
-        "clusterName",
-        "generation",
-        "managedFields",
-        "resourceVersion",
-        // Set by the server's delete, never by a manager's write.
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-    ] {
-        set.insert(&[field("metadata"), field(f)]);
-    }
-    set
+fn stripped() -> &'static Set {
+    static STRIPPED: std::sync::OnceLock<Set> = std::sync::OnceLock::new();
+    STRIPPED.get_or_init(|| {
+        let mut set = Set::new();
+        set.insert(&[field("apiVersion")]);
+        set.insert(&[field("kind")]);
+        set.insert(&[field("metadata")]);
+        for f in [
+            "name",
+            "namespace",
+            "creationTimestamp",
+            "selfLink",
+            "uid",
+            "clusterName",
+            "generation",
+            "managedFields",
+            "resourceVersion",
+            // Set by the server's delete, never by a manager's write.
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
+            set.insert(&[field("metadata"), field(f)]);
+        }
+        set
+    })
 }
 
 /// The object without `metadata.managedFields` (the fields are never part of the comparison).
@@ -410,47 +413,54 @@ fn without_managed_fields(object: &Value) -> Value {
     object
 }
 
-/// The value as Go would encode it after decoding, for comparisons: upstream compares typed
-/// Go objects, where non-pointer struct fields (`metadata`, `spec`, `spec.template`, ...) are
-/// always present (as `{}`) and required lists and maps without `omitempty` are `null`. So a
-/// create owns `.spec.replicas` without owning `.spec` itself, and a first status write owns
-/// `.status.replicas` without owning `.status`, as upstream records them.
+/// The object as Go would encode it after decoding, for comparisons, without
+/// `metadata.managedFields` (never part of a comparison): upstream compares typed Go objects,
+/// where non-pointer struct fields are always present and required lists and maps without
+/// `omitempty` are `null` (see [`StructTy::go_fields`](super::schema::StructTy::go_fields)).
+/// So a create owns `.spec.replicas` without owning `.spec` itself, and a first status write
+/// owns `.status.replicas` without owning `.status`, as upstream records them.
 fn go_shape(value: &Value, ty: Ty) -> Value {
-    // Go's non-pointer struct fields of the built-in kinds, by name (a heuristic: the Go
-    // types themselves are not in the schemas).
-    const ALWAYS_PRESENT: &[&str] = &[
-        "metadata",
-        "spec",
-        "status",
-        "template",
-        "jobTemplate",
-        "strategy",
-        "updateStrategy",
-    ];
     fn fill(v: &mut Value, ty: Ty, depth: usize) {
-        let (Value::Object(m), Ty::Struct { props, .. }) = (v, ty) else {
+        let (Value::Object(m), Ty::Struct(s)) = (v, ty) else {
             return;
         };
         if depth > 8 {
             return;
         }
-        for k in props.keys() {
-            let child_ty = ty.field(k);
-            match (m.get_mut(k), child_ty) {
-                (Some(child), Ty::Struct { .. }) => fill(child, child_ty, depth + 1),
-                (None, Ty::List { .. } | Ty::Map { .. }) if ty.requires(k) => {
-                    m.insert(k.clone(), Value::Null);
+        for &(k, how) in s.go_fields() {
+            match (m.get_mut(k), how) {
+                (Some(child), GoField::Struct { .. }) => fill(child, ty.field(k), depth + 1),
+                (None, GoField::NullIfAbsent) => {
+                    m.insert(k.to_owned(), Value::Null);
                 }
-                (None, Ty::Struct { .. }) if ALWAYS_PRESENT.contains(&k.as_str()) => {
+                (None, GoField::Struct { always: true }) => {
                     let mut child = Value::Object(Map::new());
-                    fill(&mut child, child_ty, depth + 1);
-                    m.insert(k.clone(), child);
+                    fill(&mut child, ty.field(k), depth + 1);
+                    m.insert(k.to_owned(), child);
                 }
                 _ => {}
             }
         }
     }
-    let mut v = value.clone();
+    let mut v = match value {
+        Value::Object(top) => Value::Object(
+            top.iter()
+                .map(|(k, child)| {
+                    let child = match child {
+                        Value::Object(meta) if k == "metadata" => Value::Object(
+                            meta.iter()
+                                .filter(|(k, _)| k.as_str() != "managedFields")
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                        ),
+                        other => other.clone(),
+                    };
+                    (k.clone(), child)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    };
     fill(&mut v, ty, 0);
     v
 }
@@ -544,14 +554,10 @@ pub fn update(live: &Value, new: &Value, write: &Write<'_>) -> Result<ManagedFie
         }
     };
     let ty = write.ty();
-    let mut cmp = compare(
-        &go_shape(&without_managed_fields(live), ty),
-        &go_shape(&without_managed_fields(new), ty),
-        ty,
-    )?;
+    let mut cmp = compare(&go_shape(live, ty), &go_shape(new, ty), ty)?;
     cmp.exclude(&write.ignored());
     take_from_others(&mut managed, &cmp, None);
-    let taken = cmp.modified.union(&cmp.added).difference(&stripped());
+    let taken = cmp.modified.union(&cmp.added).difference(stripped());
     if !taken.is_empty() {
         let id = write.id(Operation::Update);
         let entry = managed.entries.entry(id).or_insert_with(|| Entry {
@@ -647,7 +653,7 @@ pub fn apply(
     }
     take_from_others(&mut managed, &cmp, Some(&id));
     if let Some(entry) = managed.entries.get_mut(&id) {
-        entry.set = entry.set.difference(&stripped());
+        entry.set = entry.set.difference(stripped());
         if new != live || entry.time.is_none() {
             entry.time = Some(write.timestamp());
         }

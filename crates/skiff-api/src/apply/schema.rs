@@ -39,26 +39,134 @@ pub enum ListKind {
     Map(&'static [(&'static str, Option<&'static str>)]),
 }
 
+/// A schema whose type is resolved on first use and then kept: the nodes of the compiled
+/// schema point at each other through slots, so walking an object costs one lookup per field
+/// and nothing is resolved twice (the schemas are recursive, hence lazily).
+pub struct Slot {
+    schema: &'static Value,
+    strategy: Option<Strategy>,
+    ty: OnceLock<Ty>,
+}
+
+impl Slot {
+    fn new(schema: &'static Value, strategy: Option<Strategy>) -> Self {
+        Slot {
+            schema,
+            strategy,
+            ty: OnceLock::new(),
+        }
+    }
+
+    fn ty(&self) -> Ty {
+        *self.ty.get_or_init(|| resolve(self.schema, self.strategy))
+    }
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Slot")
+    }
+}
+
+/// A struct of the schema: its declared fields (sorted by name) and required ones.
+pub struct StructTy {
+    /// The schema name (`io.k8s.api.core.v1.PodSpec`; empty for an inline struct).
+    pub name: &'static str,
+    fields: Vec<(&'static str, Slot)>,
+    required: Vec<&'static str>,
+    /// What [`StructTy::go_fields`] answers, computed on first use.
+    go_fields: OnceLock<Vec<(&'static str, GoField)>>,
+}
+
+/// How Go's decoding fills in an absent field (see [`StructTy::go_fields`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoField {
+    /// A struct: filled in where present; `always`: also created (as `{}`) where absent.
+    Struct { always: bool },
+    /// A required list or map without `omitempty`: `null` where absent.
+    NullIfAbsent,
+}
+
+impl StructTy {
+    fn new(name: &'static str, def: &'static Value, props: &'static Map<String, Value>) -> Self {
+        let mut fields: Vec<(&'static str, Slot)> = props
+            .iter()
+            .map(|(k, schema)| (k.as_str(), Slot::new(schema, strategy(name, k))))
+            .collect();
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        let required = def
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        StructTy {
+            name,
+            fields,
+            required,
+            go_fields: OnceLock::new(),
+        }
+    }
+
+    fn slot(&self, key: &str) -> Option<&Slot> {
+        self.fields
+            .binary_search_by(|(k, _)| (*k).cmp(key))
+            .ok()
+            .map(|i| &self.fields[i].1)
+    }
+
+    /// The fields Go's decoding of the built-in types fills in when they are absent: upstream
+    /// compares typed Go objects, where non-pointer struct fields (`metadata`, `spec`,
+    /// `spec.template`, ...) are always present (as `{}`) and required lists and maps without
+    /// `omitempty` are `null`. The Go types themselves are not in the schemas, so the
+    /// always-present structs are known by field name.
+    pub fn go_fields(&self) -> &[(&'static str, GoField)] {
+        const ALWAYS_PRESENT: &[&str] = &[
+            "metadata",
+            "spec",
+            "status",
+            "template",
+            "jobTemplate",
+            "strategy",
+            "updateStrategy",
+        ];
+        self.go_fields.get_or_init(|| {
+            self.fields
+                .iter()
+                .filter_map(|(k, slot)| match slot.ty() {
+                    Ty::Struct(_) => Some((
+                        *k,
+                        GoField::Struct {
+                            always: ALWAYS_PRESENT.contains(k),
+                        },
+                    )),
+                    Ty::List { .. } | Ty::Map { .. } if self.required.contains(k) => {
+                        Some((*k, GoField::NullIfAbsent))
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+}
+
+impl std::fmt::Debug for StructTy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StructTy({})", self.name)
+    }
+}
+
 /// The type of one node.
 #[derive(Clone, Copy, Debug)]
 pub enum Ty {
-    /// A struct: its schema name and declared properties.
-    Struct {
-        name: &'static str,
-        props: &'static Map<String, Value>,
-        /// The fields the schema requires.
-        required: &'static [Value],
-    },
+    /// A struct with declared properties.
+    Struct(&'static StructTy),
     /// A map from strings to `elem` (`None`: deduced elements).
     Map {
-        elem: Option<&'static Value>,
+        elem: Option<&'static Slot>,
         atomic: bool,
     },
     /// A list of `item`.
-    List {
-        item: &'static Value,
-        kind: ListKind,
-    },
+    List { item: &'static Slot, kind: ListKind },
     /// A scalar, or anything replaced as a whole (atomic structs).
     Leaf,
     /// No schema: decided by the value (objects are granular maps, arrays atomic).
@@ -69,31 +177,28 @@ impl Ty {
     /// The type of the field or map entry `key` of a struct or map.
     pub fn field(self, key: &str) -> Ty {
         match self {
-            Ty::Struct { name, props, .. } => match props.get(key) {
-                Some(schema) => resolve(schema, strategy(name, key)),
-                None => Ty::Deduced,
-            },
+            Ty::Struct(s) => s.slot(key).map_or(Ty::Deduced, Slot::ty),
             Ty::Map {
                 elem: Some(elem), ..
-            } => resolve(elem, None),
+            } => elem.ty(),
             _ => Ty::Deduced,
         }
     }
 
     /// Whether `key` is a declared field of a struct (upstream's `FindField`).
     pub fn declares(self, key: &str) -> bool {
-        matches!(self, Ty::Struct { props, .. } if props.contains_key(key))
+        matches!(self, Ty::Struct(s) if s.slot(key).is_some())
     }
 
     /// Whether `key` is a required field of a struct.
     pub fn requires(self, key: &str) -> bool {
-        matches!(self, Ty::Struct { required, .. } if required.iter().any(|r| r == key))
+        matches!(self, Ty::Struct(s) if s.required.contains(&key))
     }
 
     /// The type of a list's items.
     pub fn item(self) -> Ty {
         match self {
-            Ty::List { item, .. } => resolve(item, None),
+            Ty::List { item, .. } => item.ty(),
             _ => Ty::Deduced,
         }
     }
@@ -101,10 +206,7 @@ impl Ty {
     /// The type of the whole object of a kind, by its schema name
     /// (`io.k8s.api.apps.v1.Deployment`); [`Ty::Deduced`] for a kind without a schema.
     pub fn of_kind(schema_name: &str) -> Ty {
-        match definitions().get(schema_name) {
-            Some(def) => resolve_definition(schema_name_static(schema_name), def, None),
-            None => Ty::Deduced,
-        }
+        named().get(schema_name).copied().unwrap_or(Ty::Deduced)
     }
 }
 
@@ -133,12 +235,30 @@ fn definitions() -> &'static HashMap<String, Value> {
     })
 }
 
-/// The `'static` copy of a schema name (the key of [`definitions`]).
-fn schema_name_static(name: &str) -> &'static str {
-    definitions()
-        .get_key_value(name)
-        .map(|(k, _)| k.as_str())
-        .unwrap_or("")
+/// The struct of every named definition with properties (atomic structs excepted).
+fn structs() -> &'static HashMap<&'static str, StructTy> {
+    static STRUCTS: OnceLock<HashMap<&'static str, StructTy>> = OnceLock::new();
+    STRUCTS.get_or_init(|| {
+        definitions()
+            .iter()
+            .filter(|(name, _)| ATOMIC_STRUCTS.binary_search(&name.as_str()).is_err())
+            .filter_map(|(name, def)| {
+                let props = def.get("properties").and_then(Value::as_object)?;
+                Some((name.as_str(), StructTy::new(name, def, props)))
+            })
+            .collect()
+    })
+}
+
+/// The type of every named definition (without a field's strategy).
+fn named() -> &'static HashMap<&'static str, Ty> {
+    static NAMED: OnceLock<HashMap<&'static str, Ty>> = OnceLock::new();
+    NAMED.get_or_init(|| {
+        definitions()
+            .iter()
+            .map(|(name, def)| (name.as_str(), resolve_definition(name, def, None)))
+            .collect()
+    })
 }
 
 /// The definition a `$ref` (possibly wrapped in `allOf`, as OpenAPI 3 writes a `$ref` with a
@@ -157,8 +277,11 @@ fn referenced(schema: &Value) -> Option<(&'static str, &'static Value)> {
         .map(|(k, v)| (k.as_str(), v))
 }
 
+/// The type of a field's schema. Called once per [`Slot`] (and per definition), so what it
+/// allocates for lists, maps and inline structs is allocated once.
 fn resolve(schema: &'static Value, strategy: Option<Strategy>) -> Ty {
     match referenced(schema) {
+        Some((name, _)) if strategy.is_none() => named().get(name).copied().unwrap_or(Ty::Leaf),
         Some((name, def)) => resolve_definition(name, def, strategy),
         None => resolve_definition("", schema, strategy),
     }
@@ -169,20 +292,17 @@ fn resolve_definition(name: &'static str, def: &'static Value, strategy: Option<
         return Ty::Leaf;
     }
     if let Some(props) = def.get("properties").and_then(Value::as_object) {
-        let required = def
-            .get("required")
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice);
-        return Ty::Struct {
-            name,
-            props,
-            required,
+        return match structs().get(name) {
+            Some(s) if !name.is_empty() => Ty::Struct(s),
+            _ => Ty::Struct(Box::leak(Box::new(StructTy::new(name, def, props)))),
         };
     }
+    let leak =
+        |schema: &'static Value| -> &'static Slot { Box::leak(Box::new(Slot::new(schema, None))) };
     match def.get("type").and_then(Value::as_str) {
         Some("array") => match def.get("items") {
             Some(item) => Ty::List {
-                item,
+                item: leak(item),
                 kind: match strategy {
                     Some(Strategy::ListSet) => ListKind::Set,
                     Some(Strategy::ListMap(keys)) => ListKind::Map(keys),
@@ -193,7 +313,7 @@ fn resolve_definition(name: &'static str, def: &'static Value, strategy: Option<
         },
         Some("object") => match def.get("additionalProperties") {
             Some(elem) if elem.is_object() => Ty::Map {
-                elem: Some(elem),
+                elem: Some(leak(elem)),
                 atomic: strategy == Some(Strategy::MapAtomic),
             },
             _ => Ty::Deduced,
@@ -217,21 +337,9 @@ mod tests {
     #[test]
     fn deployment_nodes_resolve_as_upstream() {
         let deploy = Ty::of_kind("io.k8s.api.apps.v1.Deployment");
-        assert!(matches!(
-            deploy,
-            Ty::Struct {
-                name: "io.k8s.api.apps.v1.Deployment",
-                ..
-            }
-        ));
+        assert!(matches!(deploy, Ty::Struct(s) if s.name == "io.k8s.api.apps.v1.Deployment"));
         let pod_spec = deploy.field("spec").field("template").field("spec");
-        assert!(matches!(
-            pod_spec,
-            Ty::Struct {
-                name: "io.k8s.api.core.v1.PodSpec",
-                ..
-            }
-        ));
+        assert!(matches!(pod_spec, Ty::Struct(s) if s.name == "io.k8s.api.core.v1.PodSpec"));
         assert!(matches!(
             pod_spec.field("containers"),
             Ty::List {
@@ -251,13 +359,7 @@ mod tests {
             Ty::Map { atomic: true, .. }
         ));
         let container = pod_spec.field("containers").item();
-        assert!(matches!(
-            container,
-            Ty::Struct {
-                name: "io.k8s.api.core.v1.Container",
-                ..
-            }
-        ));
+        assert!(matches!(container, Ty::Struct(s) if s.name == "io.k8s.api.core.v1.Container"));
         assert!(matches!(container.field("image"), Ty::Leaf));
         assert!(matches!(
             container.field("args"),

@@ -181,6 +181,9 @@ pub struct Comparison {
 impl Comparison {
     /// Drops the ignored fields (and everything below them) from all three sets.
     pub fn exclude(&mut self, ignored: &Set) {
+        if ignored.is_empty() {
+            return;
+        }
         self.added = self.added.recursive_difference(ignored);
         self.removed = self.removed.recursive_difference(ignored);
         self.modified = self.modified.recursive_difference(ignored);
