@@ -79,68 +79,167 @@ pub fn table(
     include_object: IncludeObject,
     now: DateTime<Utc>,
 ) -> Value {
-    let printer = printer_for(group, resource);
-    let mut ordered: Vec<&Value> = objects.iter().collect();
-    if printer == Printer::FlowSchema {
-        // printFlowSchemaList is the one list printer that reorders: by matching precedence,
-        // then by name (apihelpers.FlowSchemaSequence).
-        ordered.sort_by(|a, b| {
-            flow_schema_precedence(a)
-                .cmp(&flow_schema_precedence(b))
-                .then_with(|| name(a).cmp(name(b)))
-        });
-    }
-    let rows: Vec<Value> = ordered
-        .into_iter()
-        .map(|obj| {
-            let mut row = Map::new();
-            row.insert(
-                "cells".into(),
-                Value::Array(cells(printer, group, obj, now)),
-            );
-            if let Some(conditions) = row_conditions(printer, obj) {
-                row.insert("conditions".into(), conditions);
-            }
-            match include_object {
-                IncludeObject::None => {}
-                IncludeObject::Metadata => {
-                    let metadata = obj
-                        .get("metadata")
-                        .filter(|m| m.is_object())
-                        .cloned()
-                        .unwrap_or_else(|| Value::Object(Map::new()));
-                    let mut partial = Map::new();
-                    partial.insert("kind".into(), "PartialObjectMetadata".into());
-                    partial.insert("apiVersion".into(), "meta.k8s.io/v1".into());
-                    partial.insert("metadata".into(), metadata);
-                    row.insert("object".into(), Value::Object(partial));
-                }
-                IncludeObject::Object => {
-                    row.insert("object".into(), obj.clone());
-                }
-            }
-            Value::Object(row)
-        })
-        .collect();
-
-    let mut metadata = Map::new();
-    if !list_resource_version.is_empty() {
-        metadata.insert("resourceVersion".into(), list_resource_version.into());
-    }
-    if let Some(token) = continue_token.filter(|t| !t.is_empty()) {
-        metadata.insert("continue".into(), token.into());
-    }
-
-    let mut table = Map::new();
-    table.insert("kind".into(), "Table".into());
-    table.insert("apiVersion".into(), "meta.k8s.io/v1".into());
-    table.insert("metadata".into(), Value::Object(metadata));
-    table.insert(
-        "columnDefinitions".into(),
-        Value::Array(column_definitions(group, resource)),
+    let rows = objects.iter().map(|obj| {
+        let object = match include_object {
+            IncludeObject::None => None,
+            IncludeObject::Metadata => Some(Value::from(PartialObjectMetadata {
+                api_version: "meta.k8s.io/v1",
+                kind: "PartialObjectMetadata",
+                metadata: obj
+                    .get("metadata")
+                    .filter(|m| m.is_object())
+                    .cloned()
+                    .unwrap_or_else(|| Value::Object(Map::new())),
+            })),
+            IncludeObject::Object => Some(obj.clone()),
+        };
+        (obj, object)
+    });
+    let table = Table::new(
+        group,
+        resource,
+        rows,
+        list_resource_version,
+        continue_token,
+        now,
     );
-    table.insert("rows".into(), Value::Array(rows));
-    Value::Object(table)
+    serde_json::to_value(table).unwrap_or(Value::Null)
+}
+
+/// A `meta.k8s.io/v1` Table whose rows carry objects of type `O` (decoded values, or raw
+/// JSON straight from storage); serialize it as the answer.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Table<O> {
+    api_version: &'static str,
+    column_definitions: Vec<Value>,
+    kind: &'static str,
+    metadata: Map<String, Value>,
+    rows: Vec<TableRow<O>>,
+}
+
+/// One row: its cells, upstream's row conditions (`Completed` for finished pods), and the
+/// object it stands for when the Table includes objects.
+#[derive(Debug, serde::Serialize)]
+pub struct TableRow<O> {
+    cells: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conditions: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object: Option<O>,
+}
+
+/// A row's object for `includeObject=Metadata`: the object's metadata alone.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartialObjectMetadata<M> {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: M,
+}
+
+impl<M: serde::Serialize> PartialObjectMetadata<M> {
+    /// The `PartialObjectMetadata` of an object with this metadata.
+    pub fn new(metadata: M) -> Self {
+        PartialObjectMetadata {
+            api_version: "meta.k8s.io/v1",
+            kind: "PartialObjectMetadata",
+            metadata,
+        }
+    }
+}
+
+impl From<PartialObjectMetadata<Value>> for Value {
+    fn from(p: PartialObjectMetadata<Value>) -> Value {
+        serde_json::json!({"apiVersion": p.api_version, "kind": p.kind, "metadata": p.metadata})
+    }
+}
+
+impl<O> Table<O> {
+    /// The Table of `objects`, each the object its cells are read from (managed fields are
+    /// not needed) with what its row carries. Rows keep the objects' order, except that
+    /// FlowSchemas are ordered as upstream lists them.
+    pub fn new<'a>(
+        group: &str,
+        resource: &str,
+        objects: impl IntoIterator<Item = (&'a Value, Option<O>)>,
+        list_resource_version: &str,
+        continue_token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let rows = Rows::of(group, resource);
+        let mut ordered: Vec<(&Value, Option<O>)> = objects.into_iter().collect();
+        if rows.reorders() {
+            // printFlowSchemaList is the one list printer that reorders: by matching
+            // precedence, then by name (apihelpers.FlowSchemaSequence).
+            ordered.sort_by(|(a, _), (b, _)| {
+                flow_schema_precedence(a)
+                    .cmp(&flow_schema_precedence(b))
+                    .then_with(|| name(a).cmp(name(b)))
+            });
+        }
+        let rows = ordered
+            .into_iter()
+            .map(|(obj, object)| rows.row(obj, object, now))
+            .collect();
+        Table::with_rows(group, resource, rows, list_resource_version, continue_token)
+    }
+
+    /// A Table of rows already made (by [`Rows::row`], in the order to serve).
+    pub fn with_rows(
+        group: &str,
+        resource: &str,
+        rows: Vec<TableRow<O>>,
+        list_resource_version: &str,
+        continue_token: Option<&str>,
+    ) -> Self {
+        let mut metadata = Map::new();
+        if !list_resource_version.is_empty() {
+            metadata.insert("resourceVersion".into(), list_resource_version.into());
+        }
+        if let Some(token) = continue_token.filter(|t| !t.is_empty()) {
+            metadata.insert("continue".into(), token.into());
+        }
+        Table {
+            api_version: "meta.k8s.io/v1",
+            column_definitions: column_definitions(group, resource),
+            kind: "Table",
+            metadata,
+            rows,
+        }
+    }
+}
+
+/// The rows of one resource's Tables, made one at a time (for callers that make them in
+/// parallel or stream them).
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<'g> {
+    printer: Printer,
+    group: &'g str,
+}
+
+impl<'g> Rows<'g> {
+    pub fn of(group: &'g str, resource: &str) -> Self {
+        Rows {
+            printer: printer_for(group, resource),
+            group,
+        }
+    }
+
+    /// Whether upstream orders this resource's rows itself (FlowSchemas, by precedence):
+    /// then the rows must be made with [`Table::new`], which sorts them.
+    pub fn reorders(&self) -> bool {
+        self.printer == Printer::FlowSchema
+    }
+
+    /// The row of one object (read as served, managed fields not needed).
+    pub fn row<O>(&self, obj: &Value, object: Option<O>, now: DateTime<Utc>) -> TableRow<O> {
+        TableRow {
+            cells: cells(self.printer, self.group, obj, now),
+            conditions: row_conditions(self.printer, obj),
+            object,
+        }
+    }
 }
 
 /// `k8s.io/apimachinery/pkg/util/duration.HumanDuration` of a duration in nanoseconds:

@@ -26,6 +26,7 @@ use skiff_store::Revision;
 use crate::discovery;
 use crate::objects::{DeleteOptions, Deleted};
 use crate::path::{self, Route, Target};
+use crate::tables;
 use crate::watch::{self, Change, ObjectEvent};
 use crate::App;
 
@@ -764,7 +765,29 @@ impl Ctx {
         let rv = revision.to_string();
         if let Form::Table(include) = self.form {
             let objects = match items {
-                Items::Json(items) => decode_all(items).await?,
+                Items::Json(items) => {
+                    let large = items.len() >= 1024;
+                    let info = self.info.clone();
+                    let token = continue_token.clone();
+                    let at = now();
+                    let build = move || {
+                        tables::table_json(&info, &items, include, &rv, token.as_deref(), at)
+                    };
+                    // A big Table is CPU work: off the request threads.
+                    let body = if large {
+                        tokio::task::spawn_blocking(build)
+                            .await
+                            .map_err(|e| ApiError::internal(format!("building a table: {e}")))??
+                    } else {
+                        build()?
+                    };
+                    return Ok((
+                        StatusCode::OK,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                        .into_response());
+                }
                 Items::Values(objects) => objects,
             };
             return Ok(json_response(

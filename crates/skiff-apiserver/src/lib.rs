@@ -19,6 +19,7 @@ pub mod http;
 pub mod objects;
 pub mod path;
 pub mod services;
+pub mod tables;
 pub mod tls;
 pub mod watch;
 
