@@ -72,50 +72,64 @@ pub struct ResourceInfo {
     pub schema_name: fn() -> std::borrow::Cow<'static, str>,
     /// Decodes the JSON as the typed kind and encodes it again: fails on a field of the
     /// wrong type; drops fields the kind does not have (see [`unknown_fields`]).
-    pub normalize: fn(serde_json::Value) -> Result<serde_json::Value, String>,
+    pub normalize: fn(&serde_json::Value) -> Result<serde_json::Value, String>,
 }
 
 fn normalize<T: serde::de::DeserializeOwned + serde::Serialize>(
-    value: serde_json::Value,
+    value: &serde_json::Value,
 ) -> Result<serde_json::Value, String> {
-    let typed: T = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let typed = T::deserialize(value).map_err(|e| e.to_string())?;
     serde_json::to_value(typed).map_err(|e| e.to_string())
 }
 
 /// The fields of `original` that `normalized` lost: the ones its kind does not have, as
 /// dotted paths (`spec.replicasx`). Nulls are not fields.
 pub fn unknown_fields(original: &serde_json::Value, normalized: &serde_json::Value) -> Vec<String> {
-    fn walk(
-        a: &serde_json::Value,
-        b: Option<&serde_json::Value>,
-        path: &str,
-        out: &mut Vec<String>,
-    ) {
-        use serde_json::Value;
+    use serde_json::Value;
+    enum Step<'a> {
+        Field(&'a str),
+        Index(usize),
+    }
+    fn path_of(steps: &[Step<'_>]) -> String {
+        let mut p = String::new();
+        for step in steps {
+            match step {
+                Step::Field(k) => {
+                    if !p.is_empty() {
+                        p.push('.');
+                    }
+                    p.push_str(k);
+                }
+                Step::Index(i) => p.push_str(&format!("[{i}]")),
+            }
+        }
+        p
+    }
+    // The path is built only for the fields reported.
+    fn walk<'a>(a: &'a Value, b: Option<&Value>, steps: &mut Vec<Step<'a>>, out: &mut Vec<String>) {
         match (a, b) {
             (Value::Object(a), Some(Value::Object(b))) => {
                 for (k, v) in a {
-                    let p = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
+                    steps.push(Step::Field(k));
                     match b.get(k) {
-                        None if !v.is_null() => out.push(p),
-                        other => walk(v, other, &p, out),
+                        None if !v.is_null() => out.push(path_of(steps)),
+                        other => walk(v, other, steps, out),
                     }
+                    steps.pop();
                 }
             }
             (Value::Array(a), Some(Value::Array(b))) => {
                 for (i, v) in a.iter().enumerate() {
-                    walk(v, b.get(i), &format!("{path}[{i}]"), out);
+                    steps.push(Step::Index(i));
+                    walk(v, b.get(i), steps, out);
+                    steps.pop();
                 }
             }
             _ => {}
         }
     }
     let mut out = Vec::new();
-    walk(original, Some(normalized), "", &mut out);
+    walk(original, Some(normalized), &mut Vec::new(), &mut out);
     out
 }
 
@@ -442,13 +456,13 @@ mod tests {
         let obj = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "d", "labels": null},
             "spec": {"replicas": 2, "replicasx": 3, "selector": {}, "template": {"spec": {"containers": [{"name": "c", "imagex": "i"}]}}}});
-        let normalized = (deploy.normalize)(obj.clone()).unwrap();
+        let normalized = (deploy.normalize)(&obj).unwrap();
         assert_eq!(
             unknown_fields(&obj, &normalized),
             vec!["spec.replicasx", "spec.template.spec.containers[0].imagex"]
         );
         let bad = serde_json::json!({"spec": {"replicas": "two"}});
-        assert!((deploy.normalize)(bad).is_err());
+        assert!((deploy.normalize)(&bad).is_err());
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub fn json_response(code: StatusCode, body: &Value) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
+/// How often a patch or apply without a resourceVersion is applied again after losing a
+/// race to another writer (upstream's `GuaranteedUpdate` retries without bound).
+const MAX_RETRIES_ON_CONFLICT: usize = 100;
+
 /// The query parameters the API understands (unknown ones are ignored, as upstream).
 #[derive(Default, Debug)]
 struct Query {
@@ -415,7 +419,7 @@ impl Ctx {
     fn normalize(&self, obj: Value) -> ApiResult<(Value, Vec<String>)> {
         let kind = self.info.kind;
         let version = self.info.version;
-        let normalized = (self.info.normalize)(obj.clone()).map_err(|e| {
+        let normalized = (self.info.normalize)(&obj).map_err(|e| {
             ApiError::bad_request(format!(
                 "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}"
             ))
@@ -902,6 +906,7 @@ impl Ctx {
         let info = self.info.clone();
         let ns_prefix = self.ns.clone();
         let form = self.form;
+        let bookmark_interval = self.app.config.bookmark_interval;
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
         tokio::spawn(async move {
             let mut last_rv = start;
@@ -923,7 +928,7 @@ impl Ctx {
             }
             let deadline = tokio::time::sleep(timeout);
             tokio::pin!(deadline);
-            let mut ticker = tokio::time::interval(Duration::from_secs(60));
+            let mut ticker = tokio::time::interval(bookmark_interval);
             ticker.tick().await;
             loop {
                 tokio::select! {
@@ -1007,7 +1012,6 @@ impl Ctx {
         prepare: impl Fn(&ResourceInfo, &Value, &mut Value) -> ApiResult<()>,
         track: bool,
     ) -> ApiResult<Value> {
-        let dry_run = self.query.dry_run()?;
         let requested_rv = meta::resource_version(&new).to_owned();
         let expected = if requested_rv.is_empty() {
             None
@@ -1030,6 +1034,18 @@ impl Ctx {
                 self.name(),
             ));
         }
+        self.write_over(&current, new, prepare, track).await
+    }
+
+    /// Writes `new` over `current` (just read), on condition that it is still current.
+    async fn write_over(
+        &self,
+        current: &crate::objects::Stored,
+        new: Value,
+        prepare: impl Fn(&ResourceInfo, &Value, &mut Value) -> ApiResult<()>,
+        track: bool,
+    ) -> ApiResult<Value> {
+        let dry_run = self.query.dry_run()?;
         let mut new = new;
         let applied = (!track).then(|| new.pointer("/metadata/managedFields").cloned());
         prepare(&self.info, &current.obj, &mut new)?;
@@ -1091,9 +1107,9 @@ impl Ctx {
             return self.apply(body, None).await;
         }
         self.check_patch_options()?;
-        let patched = self.patched(body, content_type).await?;
-        let (obj, warnings) = self.normalize(patched)?;
-        let updated = self.write(obj, meta::prepare_update).await?;
+        let (updated, warnings) = self
+            .patch_with_retries(body, content_type, meta::prepare_update)
+            .await?;
         let mut resp = self.respond(StatusCode::OK, updated);
         add_warnings(&mut resp, &warnings);
         Ok(resp)
@@ -1104,21 +1120,66 @@ impl Ctx {
             return self.apply(body, Some("status")).await;
         }
         self.check_patch_options()?;
-        let patched = self.patched(body, content_type).await?;
-        let (obj, _) = self.normalize(patched)?;
-        let updated = self.write(obj, meta::prepare_status_update).await?;
+        let (updated, _) = self
+            .patch_with_retries(body, content_type, meta::prepare_status_update)
+            .await?;
         Ok(self.respond(StatusCode::OK, updated))
     }
 
-    /// The current object with the patch applied. The result keeps the current
-    /// resourceVersion unless the patch set one (then it is a precondition).
-    async fn patched(&self, body: &[u8], content_type: &str) -> ApiResult<Value> {
-        let current = self
-            .app
-            .objects
-            .get(&self.info, self.ns.as_deref(), self.name())
-            .await?;
-        let mut obj = current.obj.clone();
+    /// Reads the object, patches it and writes it back on condition that nobody wrote in
+    /// between; if somebody did, the patch is applied again to what they wrote, as
+    /// upstream's `GuaranteedUpdate` does (unbounded there; here bounded, far beyond any
+    /// real contention). A patch that sets `metadata.resourceVersion` makes it a
+    /// precondition instead: a mismatch is a 409 at once.
+    async fn patch_with_retries(
+        &self,
+        body: &[u8],
+        content_type: &str,
+        prepare: impl Fn(&ResourceInfo, &Value, &mut Value) -> ApiResult<()> + Copy,
+    ) -> ApiResult<(Value, Vec<String>)> {
+        // Cheap and conservative: a body that mentions the field is taken to set it.
+        let precondition = body.windows(15).any(|w| w == b"resourceVersion");
+        let mut attempt = 0;
+        loop {
+            let current = self
+                .app
+                .objects
+                .get(&self.info, self.ns.as_deref(), self.name())
+                .await?;
+            let patched = self.patched(&current.obj, body, content_type)?;
+            let requested_rv = meta::resource_version(&patched);
+            if requested_rv != current.rev.to_string() {
+                let expected = requested_rv.parse::<Revision>().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "metadata.resourceVersion: Invalid value: {requested_rv:?}"
+                    ))
+                })?;
+                if expected != current.rev {
+                    return Err(ApiError::conflict(
+                        self.info.group,
+                        self.info.plural,
+                        self.name(),
+                    ));
+                }
+            }
+            let (obj, warnings) = self.normalize(patched)?;
+            match self.write_over(&current, obj, prepare, true).await {
+                Err(e)
+                    if e.reason == "Conflict"
+                        && !precondition
+                        && attempt < MAX_RETRIES_ON_CONFLICT =>
+                {
+                    attempt += 1
+                }
+                other => return other.map(|updated| (updated, warnings)),
+            }
+        }
+    }
+
+    /// `current` with the patch applied. The result keeps the current resourceVersion
+    /// unless the patch set one (then it is a precondition).
+    fn patched(&self, current: &Value, body: &[u8], content_type: &str) -> ApiResult<Value> {
+        let mut obj = current.clone();
         apply_patch(
             &mut obj,
             body,
@@ -1229,53 +1290,83 @@ impl Ctx {
             has_status: self.info.has(Subresource::Status),
             now: now(),
         };
-        let current = self
-            .app
-            .objects
-            .try_get(&self.info, self.ns.as_deref(), self.name())
-            .await?;
-        let live = match &current {
-            Some(c) => c.obj.clone(),
-            None if subresource.is_some() => {
-                return Err(ApiError::not_found(
+        // The configuration's resourceVersion is a precondition; without one, an apply
+        // that loses a race to another writer is applied again to what that writer stored.
+        let precondition = config
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut attempt = 0;
+        loop {
+            let current = self
+                .app
+                .objects
+                .try_get(&self.info, self.ns.as_deref(), self.name())
+                .await?;
+            let live = match &current {
+                Some(c) => c.obj.clone(),
+                None if subresource.is_some() => {
+                    return Err(ApiError::not_found(
+                        self.info.group,
+                        self.info.plural,
+                        self.name(),
+                    ))
+                }
+                None => ssa::identity_of(&config),
+            };
+            let applied =
+                ssa::apply(&live, &config, &write, force).map_err(|e| self.apply_error(e))?;
+            let obj = applied.object;
+            let Some(current) = current else {
+                match self.create_tracked(obj, false).await {
+                    Err(e) if e.reason == "AlreadyExists" && attempt < MAX_RETRIES_ON_CONFLICT => {
+                        attempt += 1;
+                        continue;
+                    }
+                    other => {
+                        let mut resp = other?;
+                        add_warnings(&mut resp, &apply_warnings);
+                        return Ok(resp);
+                    }
+                }
+            };
+            if precondition
+                .as_deref()
+                .is_some_and(|rv| rv != current.rev.to_string())
+            {
+                return Err(ApiError::conflict(
                     self.info.group,
                     self.info.plural,
                     self.name(),
-                ))
+                ));
             }
-            None => ssa::identity_of(&config),
-        };
-        let applied = ssa::apply(&live, &config, &write, force).map_err(|e| self.apply_error(e))?;
-        let mut obj = applied.object;
-        if current.is_none() {
-            let mut resp = self.create_tracked(obj, false).await?;
+            let (obj, warnings) = self.normalize(obj)?;
+            let written = match subresource {
+                Some(_) => {
+                    self.write_over(&current, obj, meta::prepare_status_update, false)
+                        .await
+                }
+                None => {
+                    self.write_over(&current, obj, meta::prepare_update, false)
+                        .await
+                }
+            };
+            let updated = match written {
+                Err(e)
+                    if e.reason == "Conflict"
+                        && precondition.is_none()
+                        && attempt < MAX_RETRIES_ON_CONFLICT =>
+                {
+                    attempt += 1;
+                    continue;
+                }
+                other => other?,
+            };
+            let mut resp = self.respond(StatusCode::OK, updated);
             add_warnings(&mut resp, &apply_warnings);
+            add_warnings(&mut resp, &warnings);
             return Ok(resp);
         }
-        // The live resourceVersion is the precondition, unless the configuration set one.
-        if let (Some(c), Some(m)) = (
-            &current,
-            obj.get_mut("metadata").and_then(Value::as_object_mut),
-        ) {
-            let rv = config
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| c.rev.to_string());
-            m.insert("resourceVersion".into(), Value::String(rv));
-        }
-        let (obj, warnings) = self.normalize(obj)?;
-        let updated = match subresource {
-            Some(_) => {
-                self.write_tracked(obj, meta::prepare_status_update, false)
-                    .await?
-            }
-            None => self.write_tracked(obj, meta::prepare_update, false).await?,
-        };
-        let mut resp = self.respond(StatusCode::OK, updated);
-        add_warnings(&mut resp, &apply_warnings);
-        add_warnings(&mut resp, &warnings);
-        Ok(resp)
     }
 
     /// The apply configuration without the fields its kind does not declare, as
@@ -2010,7 +2101,7 @@ mod fuzz {
                 if let Err(e) = meta::check_type(info, &mut obj) {
                     check(e);
                 }
-                let _ = (info.normalize)(value);
+                let _ = (info.normalize)(&value);
             }
         }
     }

@@ -57,6 +57,8 @@ pub struct Config {
     pub services: services::ServiceRanges,
     /// The port the API listens on (the `kubernetes` Service's target port).
     pub https_port: u16,
+    /// How often a watch that allows bookmarks gets one.
+    pub bookmark_interval: std::time::Duration,
 }
 
 /// The shared state of every request.

@@ -207,3 +207,28 @@ pub fn write_kubeconfig(path: &Path, contents: &str) -> Result<()> {
     }
     write_private(path, contents).with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restart with the same names keeps every certificate; a new name makes a new
+    /// serving certificate under the same CA, and the admin's stays valid.
+    #[test]
+    fn certificates_are_reused_until_the_names_change() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let sans = vec!["127.0.0.1".to_owned(), "skiff.example.test".to_owned()];
+        let first = Pki::load_or_create(dir.path(), &sans)?;
+        let again = Pki::load_or_create(dir.path(), &sans)?;
+        assert_eq!(first.ca_cert, again.ca_cert);
+        assert_eq!(first.serving_cert, again.serving_cert);
+        assert_eq!(first.serving_key, again.serving_key);
+        let mut more = sans.clone();
+        more.push("another.example.test".into());
+        let changed = Pki::load_or_create(dir.path(), &more)?;
+        assert_eq!(first.ca_cert, changed.ca_cert);
+        assert_ne!(first.serving_cert, changed.serving_cert);
+        assert_eq!(first.admin_cert, changed.admin_cert);
+        Ok(())
+    }
+}

@@ -44,6 +44,9 @@ pub struct ServerArgs {
     /// The range pod IPs come from.
     #[arg(long, default_value = "10.42.0.0/16")]
     pub cluster_cidr: String,
+    /// How often a watch that allows bookmarks gets one (upstream: every minute); for tests.
+    #[arg(long, default_value_t = 60_000, hide = true)]
+    pub watch_bookmark_interval_ms: u64,
 }
 
 async fn open_store(args: &ServerArgs) -> Result<Arc<dyn Store>> {
@@ -96,6 +99,8 @@ fn load_token(path: &std::path::Path) -> Result<String> {
 pub struct Running {
     pub url: String,
     pub kubeconfig: PathBuf,
+    /// The datastore it serves from.
+    pub store: Arc<dyn Store>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -134,11 +139,14 @@ pub async fn start(args: &ServerArgs) -> Result<Running> {
     })?;
     let port = listener.local_addr()?.port();
     let app = App::new(
-        store,
+        store.clone(),
         Config {
             admin_tokens: vec![token],
             services: ranges,
             https_port: port,
+            bookmark_interval: std::time::Duration::from_millis(
+                args.watch_bookmark_interval_ms.max(1),
+            ),
         },
     );
     app.bootstrap()
@@ -171,6 +179,7 @@ pub async fn start(args: &ServerArgs) -> Result<Running> {
     Ok(Running {
         url,
         kubeconfig: args.write_kubeconfig.clone().unwrap_or(kubeconfig_path),
+        store,
         task,
     })
 }

@@ -27,8 +27,13 @@ async fn start_in(
     dir: tempfile::TempDir,
     datastore_endpoint: Option<String>,
 ) -> Result<(server::Running, Client, tempfile::TempDir)> {
-    let args = ServerArgs {
-        data_dir: dir.path().to_owned(),
+    start_with(dir, datastore_endpoint, |_| {}).await
+}
+
+/// The arguments tests start servers with (on `dir`, any free port, loopback only).
+fn test_args(dir: &std::path::Path, datastore_endpoint: Option<String>) -> Result<ServerArgs> {
+    Ok(ServerArgs {
+        data_dir: dir.to_owned(),
         https_port: 0,
         bind_address: "127.0.0.1".parse()?,
         tls_san: vec![],
@@ -38,7 +43,18 @@ async fn start_in(
         disable_agent: true,
         service_cidr: "10.43.0.0/16".into(),
         cluster_cidr: "10.42.0.0/16".into(),
-    };
+        watch_bookmark_interval_ms: 60_000,
+    })
+}
+
+/// [`start_in`] with arguments changed by `change`.
+async fn start_with(
+    dir: tempfile::TempDir,
+    datastore_endpoint: Option<String>,
+    change: impl FnOnce(&mut ServerArgs),
+) -> Result<(server::Running, Client, tempfile::TempDir)> {
+    let mut args = test_args(dir.path(), datastore_endpoint)?;
+    change(&mut args);
     let running = server::start(&args).await?;
     let kubeconfig = Kubeconfig::read_from(&running.kubeconfig)?;
     let config =
@@ -48,15 +64,23 @@ async fn start_in(
 }
 
 /// Runs each scenario (`async fn(Client) -> Result<()>`) against the embedded store and
-/// against a real etcd.
+/// against a real etcd; the ones after `with_server:` also get the running server (its
+/// datastore).
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)? ; with_server: $($sname:ident),* $(,)?) => {
         mod embedded {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() -> anyhow::Result<()> {
                     let (_server, client, _dir) = super::start(None).await?;
                     super::$name(client).await
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $sname() -> anyhow::Result<()> {
+                    let (server, client, _dir) = super::start(None).await?;
+                    super::$sname(client, &server).await
                 }
             )*
         }
@@ -67,6 +91,14 @@ macro_rules! on_both_backends {
                     let etcd = skiff_store::testing::EtcdProcess::start().await?;
                     let (_server, client, _dir) = super::start(Some(etcd.endpoint())).await?;
                     super::$name(client).await
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $sname() -> anyhow::Result<()> {
+                    let etcd = skiff_store::testing::EtcdProcess::start().await?;
+                    let (server, client, _dir) = super::start(Some(etcd.endpoint())).await?;
+                    super::$sname(client, &server).await
                 }
             )*
         }
@@ -85,7 +117,227 @@ on_both_backends!(
     server_side_apply_round_trip,
     events_are_one_resource_in_two_versions,
     hpas_are_one_resource_in_two_versions,
+    concurrent_patches_are_reapplied_not_refused;
+    with_server: history_expires_after_compaction,
 );
+
+/// Once the datastore compacts, a continue token and a watch from before it get 410 Gone
+/// with reason `Expired` and upstream's messages; a list without a token still works.
+async fn history_expires_after_compaction(client: Client, server: &server::Running) -> Result<()> {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for i in 0..3 {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": format!("old-{i}")}}))?;
+        cms.create(&PostParams::default(), &cm).await?;
+    }
+    let first = cms.list(&ListParams::default().limit(1)).await?;
+    let token = first
+        .metadata
+        .continue_
+        .clone()
+        .context("a first page with more to come")?;
+    let before: i64 = first
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_default()
+        .parse()?;
+    cms.patch(
+        "old-0",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "v"}})),
+    )
+    .await?;
+    let now = server.store.current_revision().await?;
+    server.store.compact(now).await?;
+    // A continue token from before the compaction.
+    let err = cms
+        .list(&ListParams::default().limit(1).continue_token(&token))
+        .await
+        .expect_err("a continue token from before the compaction");
+    ensure!(api_error(&err) == Some((410, "Expired".into())), "{err:?}");
+    ensure!(
+        err.to_string()
+            .contains("The provided continue parameter is too old"),
+        "{err}"
+    );
+    // A watch from before it: 410, as an HTTP status or as an ERROR event.
+    let path = format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={}",
+        before - 1
+    );
+    let req = http::Request::builder().uri(&path).body(Vec::new())?;
+    let resp = client.send(req.map(kube::client::Body::from)).await?;
+    let code = resp.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let status: serde_json::Value = match code {
+        410 => serde_json::from_slice(&bytes)?,
+        200 => {
+            let first: serde_json::Value =
+                serde_json::from_str(text.lines().next().context("no event")?)?;
+            ensure!(first["type"] == "ERROR", "{text}");
+            first["object"].clone()
+        }
+        other => anyhow::bail!("watch from a compacted revision answered {other}: {text}"),
+    };
+    ensure!(
+        status["code"] == 410 && status["reason"] == "Expired",
+        "{status}"
+    );
+    ensure!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("too old resource version")),
+        "{status}"
+    );
+    // Lists without a token read the present.
+    ensure!(cms.list(&ListParams::default()).await?.items.len() >= 3);
+    Ok(())
+}
+
+/// A watch that allows bookmarks gets one every interval (upstream: every minute; here set
+/// short), carrying the resourceVersion of the last event the watch went past.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_bookmarks() -> Result<()> {
+    let (_server, client, _dir) = start_with(tempfile::tempdir()?, None, |args| {
+        args.watch_bookmark_interval_ms = 300;
+    })
+    .await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let list = cms.list(&ListParams::default()).await?;
+    let rv = list.metadata.resource_version.unwrap_or_default();
+    let path = format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&allowWatchBookmarks=true&resourceVersion={rv}"
+    );
+    let watching = tokio::spawn({
+        let client = client.clone();
+        async move { watch_events(&client, &path, 4, Duration::from_secs(10)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "marked"}}))?;
+    let created = cms.create(&PostParams::default(), &cm).await?;
+    let created_rv: i64 = created
+        .metadata
+        .resource_version
+        .unwrap_or_default()
+        .parse()?;
+    let events = watching.await??;
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    ensure!(events.len() == 4, "{types:?}");
+    ensure!(types[0] == "BOOKMARK", "{types:?}");
+    ensure!(types.contains(&"ADDED"), "{types:?}");
+    let added = types.iter().position(|t| *t == "ADDED").unwrap_or(0);
+    for e in &events[added + 1..] {
+        ensure!(e["type"] == "BOOKMARK", "{events:?}");
+        let rv: i64 = e["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .parse()?;
+        ensure!(
+            rv >= created_rv,
+            "a bookmark behind the event before it: {e}"
+        );
+        ensure!(e["object"]["kind"] == "ConfigMap", "{e}");
+    }
+    Ok(())
+}
+
+/// `--tls-san` names are in the serving certificate, `--write-kubeconfig` gets a working kubeconfig, the health
+/// endpoints and `/version` answer without credentials, and everything else refuses them
+/// with a 401 Status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_sans_kubeconfig_copy_and_unauthenticated_endpoints() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let copy = dir.path().join("elsewhere").join("admin.yaml");
+    let data = dir.path().join("data");
+    let sans = vec!["skiff.example.test".to_owned(), "10.9.8.7".to_owned()];
+    let args = |sans: Vec<String>| -> Result<ServerArgs> {
+        let mut args = test_args(&data, None)?;
+        args.tls_san = sans;
+        args.write_kubeconfig = Some(copy.clone());
+        Ok(args)
+    };
+    let running = server::start(&args(sans.clone())?).await?;
+    ensure!(running.kubeconfig == copy, "{:?}", running.kubeconfig);
+    let kubeconfig = std::fs::read_to_string(&copy)?;
+    ensure!(kubeconfig.contains(&running.url), "{kubeconfig}");
+    ensure!(
+        kubeconfig == std::fs::read_to_string(data.join("kubeconfig.yaml"))?,
+        "the copy differs from the data dir's kubeconfig"
+    );
+    let client = Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&copy)?,
+            &KubeConfigOptions::default(),
+        )
+        .await?,
+    )?;
+    let nss: Api<Namespace> = Api::all(client);
+    ensure!(nss.get("default").await.is_ok());
+
+    let tls = data.join("server").join("tls");
+    let port: u16 = running.url.rsplit(':').next().unwrap_or("").parse()?;
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.crt"))?)?;
+    // No client certificate; the server's name checked against the certificate.
+    let anonymous = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .resolve("skiff.example.test", addr)
+        .resolve("kubernetes.default.svc", addr)
+        .build()?;
+    for host in ["skiff.example.test", "kubernetes.default.svc"] {
+        for path in ["/livez", "/readyz", "/healthz"] {
+            let r = anonymous
+                .get(format!("https://{host}:{port}{path}"))
+                .send()
+                .await
+                .with_context(|| format!("{host}{path}"))?;
+            ensure!(r.status() == 200, "{host}{path}: {}", r.status());
+            ensure!(r.text().await? == "ok", "{host}{path}");
+        }
+    }
+    let version: serde_json::Value = anonymous
+        .get(format!("https://skiff.example.test:{port}/version"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(
+        version["gitVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("v1.") && v.ends_with("+skiff")),
+        "{version}"
+    );
+    for path in ["/api/v1/namespaces", "/apis", "/openapi/v3"] {
+        let r = anonymous
+            .get(format!("https://skiff.example.test:{port}{path}"))
+            .send()
+            .await?;
+        ensure!(r.status() == 401, "{path}: {}", r.status());
+        let status: serde_json::Value = r.json().await?;
+        ensure!(
+            status["kind"] == "Status"
+                && status["code"] == 401
+                && status["reason"] == "Unauthorized",
+            "{path}: {status}"
+        );
+    }
+    // The IP SAN, as openssl reads the certificate.
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(tls.join("serving.crt"))
+        .output()?;
+    let text = String::from_utf8(text.stdout)?;
+    ensure!(
+        text.contains("IP Address:10.9.8.7") && text.contains("DNS:skiff.example.test"),
+        "{text}"
+    );
+    drop(running);
+    Ok(())
+}
 
 fn api_error(e: &kube::Error) -> Option<(u16, String)> {
     match e {
@@ -163,6 +415,82 @@ async fn crud_conflicts_and_selectors(client: Client) -> Result<()> {
         .err()
         .context("create in a missing namespace succeeded")?;
     ensure!(api_error(&e) == Some((404, "NotFound".into())), "{e:?}");
+    Ok(())
+}
+
+/// Patches and server-side applies without a resourceVersion that race each other all land
+/// (the server applies each again to what another writer stored, as upstream); a patch that
+/// names a stale resourceVersion is refused with 409.
+async fn concurrent_patches_are_reapplied_not_refused(client: Client) -> Result<()> {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "raced"}}))?;
+    let created = cms.create(&PostParams::default(), &cm).await?;
+    let patches = (0..16).map(|i| {
+        let cms = cms.clone();
+        tokio::spawn(async move {
+            cms.patch(
+                "raced",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {format!("l{i}"): "x"}}})),
+            )
+            .await
+        })
+    });
+    for result in futures::future::join_all(patches).await {
+        result??;
+    }
+    // Server-side applies by as many managers race the same way.
+    let applies = (0..8).map(|i| {
+        let cms = cms.clone();
+        tokio::spawn(async move {
+            cms.patch(
+                "raced",
+                &PatchParams::apply(&format!("manager-{i}")),
+                &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "raced", "labels": {format!("a{i}"): "x"}}})),
+            )
+            .await
+        })
+    });
+    for result in futures::future::join_all(applies).await {
+        result??;
+    }
+    let got = cms.get("raced").await?;
+    let managers = got.metadata.managed_fields.clone().unwrap_or_default();
+    ensure!(
+        managers
+            .iter()
+            .filter(|m| m.operation.as_deref() == Some("Apply"))
+            .count()
+            == 8,
+        "{managers:?}"
+    );
+    let labels = got.metadata.labels.unwrap_or_default();
+    ensure!(
+        labels.len() == 24,
+        "labels after 16 racing patches and 8 applies: {labels:?}"
+    );
+    let stale = created
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_default();
+    let err = cms
+        .patch(
+            "raced",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"resourceVersion": stale, "labels": {"late": "x"}}})),
+        )
+        .await
+        .expect_err("a stale resourceVersion in a patch");
+    ensure!(api_error(&err) == Some((409, "Conflict".into())), "{err:?}");
+    let current = got.metadata.resource_version.unwrap_or_default();
+    cms.patch(
+        "raced",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"resourceVersion": current, "labels": {"late": "x"}}})),
+    )
+    .await?;
     Ok(())
 }
 

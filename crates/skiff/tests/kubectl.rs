@@ -684,6 +684,52 @@ fn bad_requests(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// Runs `kubectl ARGS` (a watch), does `then` once it is running, and collects its output
+/// lines until one satisfies `done` (at most 15 s); the lines so far.
+fn kubectl_watch(
+    c: &Cluster,
+    args: &[&str],
+    then: impl FnOnce() -> Result<()>,
+    done: impl Fn(&str) -> bool,
+) -> Result<Vec<String>> {
+    let mut watch = Command::new(KUBECTL)
+        .args(args)
+        .arg("--request-timeout=20s")
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", &c.home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(700));
+    let acted = then();
+    let stdout = watch.stdout.take().context("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while acted.is_ok() && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            let finished = done(&line);
+            lines.push(line);
+            if finished {
+                break;
+            }
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    acted?;
+    ensure!(
+        lines.last().is_some_and(|l| done(l)),
+        "kubectl {args:?} did not print what was awaited: {lines:?}"
+    );
+    Ok(lines)
+}
+
 /// A ConfigMap owned by the Deployment `owner`.
 fn owned_configmap(c: &Cluster, owner: &str, name: &str) -> Result<()> {
     let uid = c.ok(&["get", "deployment", owner, "-o", "jsonpath={.metadata.uid}"])?;
@@ -783,40 +829,51 @@ fn more_commands(c: &Cluster) -> Result<()> {
         explain.contains("replicas") && explain.contains("integer"),
         "{explain}"
     );
-    // get -w prints the change.
-    let mut watch = Command::new(KUBECTL)
-        .args([
-            "get",
-            "configmaps",
-            "-w",
-            "-o",
-            "name",
-            "--request-timeout=20s",
-        ])
-        .env("KUBECONFIG", &c.kubeconfig)
-        .env("HOME", &c.home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    std::thread::sleep(Duration::from_millis(700));
-    c.ok(&["create", "configmap", "watched", "--from-literal=a=b"])?;
-    let stdout = watch.stdout.take().context("no stdout")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = false;
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while std::time::Instant::now() < deadline && !seen {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            seen = line == "configmap/watched";
-        }
-    }
-    let _ = watch.kill();
-    let _ = watch.wait();
-    ensure!(seen, "kubectl get -w did not print the new configmap");
+    // get -w prints the change: by name, and in the default (server-side Table) form,
+    // where each event is a one-row Table printed under the list's header.
+    let lines = kubectl_watch(
+        c,
+        &["get", "configmaps", "-w", "-o", "name"],
+        || {
+            c.ok(&["create", "configmap", "watched", "--from-literal=a=b"])
+                .map(drop)
+        },
+        |line| line == "configmap/watched",
+    )?;
+    ensure!(
+        lines.last().is_some_and(|l| l == "configmap/watched"),
+        "{lines:?}"
+    );
+    let lines = kubectl_watch(
+        c,
+        &["get", "configmaps", "-w"],
+        || {
+            c.ok(&[
+                "create",
+                "configmap",
+                "watched-table",
+                "--from-literal=a=b",
+                "--from-literal=c=d",
+            ])
+            .map(drop)
+        },
+        |line| line.starts_with("watched-table "),
+    )?;
+    let header = lines
+        .first()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>());
+    ensure!(header == Some(vec!["NAME", "DATA", "AGE"]), "{lines:?}");
+    ensure!(
+        lines.iter().filter(|l| l.starts_with("NAME ")).count() == 1,
+        "one header for the list and its events: {lines:?}"
+    );
+    let row: Vec<&str> = lines
+        .last()
+        .map_or(vec![], |l| l.split_whitespace().collect());
+    ensure!(
+        row.len() == 3 && row[0] == "watched-table" && row[1] == "2",
+        "{lines:?}"
+    );
     // wait --for=delete, delete -f, delete --all.
     let manifest = c.home.join("cm.yaml");
     std::fs::write(
