@@ -21,6 +21,7 @@ pub mod path;
 pub mod services;
 pub mod tables;
 pub mod tls;
+pub mod ttl;
 pub mod watch;
 
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub struct Config {
     pub https_port: u16,
     /// How often a watch that allows bookmarks gets one.
     pub bookmark_interval: std::time::Duration,
+    /// How long an Event lives after its last write (upstream's `--event-ttl`).
+    pub event_ttl: std::time::Duration,
 }
 
 /// The shared state of every request.
@@ -95,7 +98,12 @@ impl App {
         });
         tokio::spawn(namespace_worker(Arc::downgrade(&app), rx));
         tokio::spawn(gc::worker(Arc::downgrade(&app), gc_rx));
+        tokio::spawn(ttl::sweeper(Arc::downgrade(&app), app.config.event_ttl));
         app
+    }
+
+    pub(crate) fn events(&self) -> ResourceInfo {
+        self.info("", "events")
     }
 
     pub(crate) fn namespaces(&self) -> ResourceInfo {

@@ -44,9 +44,48 @@ pub struct ServerArgs {
     /// The range pod IPs come from.
     #[arg(long, default_value = "10.42.0.0/16")]
     pub cluster_cidr: String,
+    /// How long an Event is kept after its last write (a Go duration: 1h, 30m, 1h30m0s).
+    #[arg(long, default_value = "1h", value_parser = parse_go_duration)]
+    pub event_ttl: std::time::Duration,
     /// How often a watch that allows bookmarks gets one (upstream: every minute); for tests.
     #[arg(long, default_value_t = 60_000, hide = true)]
     pub watch_bookmark_interval_ms: u64,
+}
+
+/// Parses a duration as Go's `time.ParseDuration` writes them (what kube-apiserver's and
+/// k3s's duration flags take): `1h`, `30m`, `1h30m0s`, `1.5h`, `500ms`, `0`.
+pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {text:?} (expected e.g. 1h, 30m, 1h30m0s)");
+    if text == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    if text.is_empty() {
+        return Err(bad());
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 async fn open_store(args: &ServerArgs) -> Result<Arc<dyn Store>> {
@@ -147,6 +186,7 @@ pub async fn start(args: &ServerArgs) -> Result<Running> {
             bookmark_interval: std::time::Duration::from_millis(
                 args.watch_bookmark_interval_ms.max(1),
             ),
+            event_ttl: args.event_ttl,
         },
     );
     app.bootstrap()
@@ -233,4 +273,29 @@ pub fn first_service_ip(cidr: &str) -> Result<IpAddr> {
     Ok(IpAddr::V4(std::net::Ipv4Addr::from(
         (u32::from(net) & mask) + 1,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations_parse_as_go_parses_them() {
+        for (text, want) in [
+            ("1h", Duration::from_secs(3600)),
+            ("1h0m0s", Duration::from_secs(3600)),
+            ("30m", Duration::from_secs(1800)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("1.5h", Duration::from_secs(5400)),
+            ("500ms", Duration::from_millis(500)),
+            ("2s", Duration::from_secs(2)),
+            ("0", Duration::ZERO),
+        ] {
+            assert_eq!(parse_go_duration(text), Ok(want), "{text}");
+        }
+        for bad in ["", "1", "h", "1x", "-1h", "1h-", "1..5s"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

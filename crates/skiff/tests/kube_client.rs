@@ -43,6 +43,7 @@ fn test_args(dir: &std::path::Path, datastore_endpoint: Option<String>) -> Resul
         disable_agent: true,
         service_cidr: "10.43.0.0/16".into(),
         cluster_cidr: "10.42.0.0/16".into(),
+        event_ttl: Duration::from_secs(3600),
         watch_bookmark_interval_ms: 60_000,
     })
 }
@@ -195,6 +196,36 @@ async fn history_expires_after_compaction(client: Client, server: &server::Runni
     );
     // Lists without a token read the present.
     ensure!(cms.list(&ListParams::default()).await?.items.len() >= 3);
+    Ok(())
+}
+
+/// Events go once they have not been written for `--event-ttl` (upstream's etcd lease);
+/// other kinds stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_expire_after_their_ttl() -> Result<()> {
+    let (_server, client, _dir) = start_with(tempfile::tempdir()?, None, |args| {
+        args.event_ttl = Duration::from_secs(2);
+    })
+    .await?;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let event = serde_json::from_value(json!({
+        "metadata": {"name": "short-lived"},
+        "involvedObject": {"kind": "ConfigMap", "name": "x", "namespace": "default"},
+        "reason": "Tested", "message": "m", "type": "Normal"}))?;
+    events.create(&PostParams::default(), &event).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "long-lived"}}))?;
+    cms.create(&PostParams::default(), &cm).await?;
+    ensure!(events.get_opt("short-lived").await?.is_some());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while events.get_opt("short-lived").await?.is_some() {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the event outlived its TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ensure!(cms.get_opt("long-lived").await?.is_some());
     Ok(())
 }
 
