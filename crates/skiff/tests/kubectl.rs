@@ -195,7 +195,8 @@ on_both_backends!(
     strategic_merge_patches,
     client_side_apply,
     server_side_apply,
-    one_resource_in_two_versions
+    one_resource_in_two_versions,
+    edit_diff_replace_directories_and_prune
 );
 
 fn discovery_and_version(c: &Cluster) -> Result<()> {
@@ -1475,6 +1476,108 @@ fn one_resource_in_two_versions(c: &Cluster) -> Result<()> {
         "jsonpath={.apiVersion}/{.spec.targetCPUUtilizationPercentage}",
     ])?;
     ensure!(v1 == "autoscaling/v1/50", "{v1}");
+    Ok(())
+}
+
+/// `kubectl edit` (an EDITOR script changes the file), `kubectl diff` (server dry-run: a
+/// change shows and exits 1, no change exits 0, nothing is stored), `kubectl replace`,
+/// `kubectl apply -f dir/` and `-R`, and `apply --prune -l`.
+fn edit_diff_replace_directories_and_prune(c: &Cluster) -> Result<()> {
+    // edit
+    c.ok(&["create", "configmap", "edited", "--from-literal=a=before"])?;
+    let editor = c.home.join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i 's/a: before/a: after/' \"$1\"\n",
+    )?;
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let run_edit = || -> Result<Output> {
+        Ok(Command::new(KUBECTL)
+            .args(["edit", "configmap", "edited"])
+            .env("KUBECONFIG", &c.kubeconfig)
+            .env("HOME", &c.home)
+            .env("EDITOR", &editor)
+            .stdin(Stdio::null())
+            .output()?)
+    };
+    let out = run_edit()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && stdout.contains("configmap/edited edited"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(c.ok(&["get", "configmap", "edited", "-o", "jsonpath={.data.a}"])? == "after");
+    // The script finds nothing to change now.
+    let out = run_edit()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(said.contains("Edit cancelled, no changes made."), "{said}");
+
+    // diff
+    let manifest = |value: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: diffed\ndata:\n  a: {value}\n")
+    };
+    c.ok_in(&["apply", "-f", "-"], Some(&manifest("one")))?;
+    let out = c.kubectl_in(&["diff", "-f", "-"], Some(&manifest("two")))?;
+    let shown = String::from_utf8(out.stdout)?;
+    ensure!(
+        out.status.code() == Some(1),
+        "diff exit {:?}: {shown}",
+        out.status
+    );
+    ensure!(
+        shown.contains("-  a: one") && shown.contains("+  a: two"),
+        "{shown}"
+    );
+    ensure!(c.ok(&["get", "configmap", "diffed", "-o", "jsonpath={.data.a}"])? == "one");
+    let out = c.kubectl_in(&["diff", "-f", "-"], Some(&manifest("one")))?;
+    ensure!(
+        out.status.code() == Some(0) && out.stdout.is_empty(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // replace
+    let out = c.ok_in(&["replace", "-f", "-"], Some(&manifest("three")))?;
+    ensure!(out.contains("configmap/diffed replaced"), "{out}");
+    ensure!(c.ok(&["get", "configmap", "diffed", "-o", "jsonpath={.data.a}"])? == "three");
+
+    // apply -f dir/, -R, --prune -l
+    let dir = c.home.join("manifests");
+    std::fs::create_dir_all(dir.join("nested"))?;
+    let labelled = |name: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    set: pruned\ndata:\n  k: v\n")
+    };
+    std::fs::write(dir.join("a.yaml"), labelled("from-dir-a"))?;
+    std::fs::write(dir.join("b.yaml"), labelled("from-dir-b"))?;
+    std::fs::write(dir.join("nested").join("c.yaml"), labelled("from-dir-c"))?;
+    let d = path_str(&dir)?;
+    let out = c.ok(&["apply", "-f", d])?;
+    ensure!(
+        out.contains("configmap/from-dir-a created")
+            && out.contains("configmap/from-dir-b created")
+            && !out.contains("from-dir-c"),
+        "{out}"
+    );
+    let out = c.ok(&["apply", "-R", "-f", d])?;
+    ensure!(
+        out.contains("configmap/from-dir-a unchanged")
+            && out.contains("configmap/from-dir-c created"),
+        "{out}"
+    );
+    std::fs::remove_file(dir.join("b.yaml"))?;
+    let out = c.ok(&["apply", "-R", "-f", d, "--prune", "-l", "set=pruned"])?;
+    ensure!(out.contains("configmap/from-dir-b pruned"), "{out}");
+    let left = c.ok(&["get", "configmaps", "-l", "set=pruned", "-o", "name"])?;
+    ensure!(
+        left.lines().collect::<Vec<_>>() == ["configmap/from-dir-a", "configmap/from-dir-c"],
+        "{left}"
+    );
     Ok(())
 }
 
