@@ -196,7 +196,8 @@ on_both_backends!(
     client_side_apply,
     server_side_apply,
     one_resource_in_two_versions,
-    edit_diff_replace_directories_and_prune
+    edit_diff_replace_directories_and_prune,
+    client_side_apply_upgraded_to_server_side
 );
 
 fn discovery_and_version(c: &Cluster) -> Result<()> {
@@ -1476,6 +1477,45 @@ fn one_resource_in_two_versions(c: &Cluster) -> Result<()> {
         "jsonpath={.apiVersion}/{.spec.targetCPUUtilizationPercentage}",
     ])?;
     ensure!(v1 == "autoscaling/v1/50", "{v1}");
+    Ok(())
+}
+
+/// Moving from `kubectl apply` to `kubectl apply --server-side`, as upstream: a changed
+/// field the client-side manager owns conflicts; the same configuration applies, and
+/// kubectl then moves the client-side manager's fields to its own Apply entry (a JSON patch
+/// of `managedFields`), so the next server-side apply removes what the file dropped.
+fn client_side_apply_upgraded_to_server_side(c: &Cluster) -> Result<()> {
+    let v1 = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: upgraded\n  labels: {app: up}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: up}}\n  template:\n    metadata: {labels: {app: up}}\n    spec:\n      containers:\n      - {name: c, image: 'img:1'}\n      - {name: d, image: 'sidecar:1'}\n";
+    let v2 = v1
+        .replace("      - {name: d, image: 'sidecar:1'}\n", "")
+        .replace("img:1", "img:2");
+    c.ok_in(&["apply", "-f", "-"], Some(v1))?;
+    let out = c.kubectl_in(&["apply", "--server-side", "-f", "-"], Some(&v2))?;
+    let err = String::from_utf8(out.stderr)?;
+    ensure!(
+        !out.status.success()
+            && err.contains(r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.template.spec.containers[name="c"].image"#),
+        "{err}"
+    );
+    let out = c.ok_in(&["apply", "--server-side", "-f", "-"], Some(v1))?;
+    ensure!(
+        out.contains("deployment.apps/upgraded serverside-applied"),
+        "{out}"
+    );
+    let d = c.json(&["get", "deployment", "upgraded", "--show-managed-fields"])?;
+    let names: Vec<(String, String)> = managers(&d);
+    ensure!(
+        names.contains(&("kubectl".to_owned(), "Apply".to_owned()))
+            && !names.iter().any(|(m, _)| m == "kubectl-client-side-apply"),
+        "{names:?}"
+    );
+    c.ok_in(&["apply", "--server-side", "-f", "-"], Some(&v2))?;
+    let d = c.json(&["get", "deployment", "upgraded"])?;
+    ensure!(container_names(&d) == ["c"], "{d}");
+    ensure!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"] == "img:2",
+        "{d}"
+    );
     Ok(())
 }
 
