@@ -118,9 +118,125 @@ on_both_backends!(
     server_side_apply_round_trip,
     events_are_one_resource_in_two_versions,
     hpas_are_one_resource_in_two_versions,
-    concurrent_patches_are_reapplied_not_refused;
+    concurrent_patches_are_reapplied_not_refused,
+    apply_based_reconcile_loop;
     with_server: history_expires_after_compaction,
 );
+
+/// A kube-runtime controller that server-side-applies what it derives, as kube-rs
+/// controllers do: a copy of each `role=source` ConfigMap, owned by it. A change to the
+/// source flows to the copy, another manager's change to the copy is undone (the controller
+/// owns its copies and force-applies), and deleting the source garbage-collects the copy.
+async fn apply_based_reconcile_loop(client: Client) -> Result<()> {
+    use kube::runtime::controller::{Action, Controller};
+    use kube::Resource;
+    use std::sync::Arc;
+
+    async fn reconcile(
+        source: Arc<ConfigMap>,
+        cms: Arc<Api<ConfigMap>>,
+    ) -> Result<Action, kube::Error> {
+        let name = format!("{}-copy", source.metadata.name.clone().unwrap_or_default());
+        let owner = source.controller_owner_ref(&());
+        let copy = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "ownerReferences": owner.into_iter().collect::<Vec<_>>()},
+            "data": source.data});
+        cms.patch(
+            &name,
+            &PatchParams::apply("copier").force(),
+            &Patch::Apply(copy),
+        )
+        .await?;
+        Ok(Action::await_change())
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let controller = Controller::new(
+        cms.clone(),
+        watcher::Config::default().labels("role=source"),
+    )
+    .owns(cms.clone(), watcher::Config::default())
+    .run(
+        reconcile,
+        |_, _, _| Action::requeue(Duration::from_millis(200)),
+        Arc::new(cms.clone()),
+    )
+    .for_each(|_| async {});
+    let running = tokio::spawn(controller);
+    let result = async {
+        let data_of = |cm: &ConfigMap| cm.data.clone().unwrap_or_default().get("a").cloned();
+        let eventually = |want: Option<&'static str>| {
+            let cms = cms.clone();
+            async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+                loop {
+                    let got = cms.get_opt("src-copy").await?;
+                    let value = got.as_ref().map(|c| data_of(c));
+                    let done = match want {
+                        Some(w) => value == Some(Some(w.to_owned())),
+                        None => got.is_none(),
+                    };
+                    if done {
+                        return Ok::<_, anyhow::Error>(got);
+                    }
+                    ensure!(
+                        tokio::time::Instant::now() < deadline,
+                        "src-copy is {value:?}, not {want:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let source: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "src",
+            "labels": {"role": "source"}}, "data": {"a": "1"}}))?;
+        cms.create(&PostParams::default(), &source).await?;
+        let copy = eventually(Some("1")).await?.context("no copy")?;
+        let managers: Vec<(String, String)> = copy
+            .metadata
+            .managed_fields
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                (
+                    m.manager.unwrap_or_default(),
+                    m.operation.unwrap_or_default(),
+                )
+            })
+            .collect();
+        ensure!(
+            managers == [("copier".to_owned(), "Apply".to_owned())],
+            "{managers:?}"
+        );
+        ensure!(
+            copy.metadata
+                .owner_references
+                .unwrap_or_default()
+                .first()
+                .map(|o| o.name.as_str())
+                == Some("src"),
+            "the copy is not owned by its source"
+        );
+        cms.patch(
+            "src",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "2"}})),
+        )
+        .await?;
+        eventually(Some("2")).await?;
+        cms.patch(
+            "src-copy",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "tampered"}})),
+        )
+        .await?;
+        eventually(Some("2")).await?;
+        cms.delete("src", &DeleteParams::default()).await?;
+        eventually(None).await?;
+        Ok(())
+    }
+    .await;
+    running.abort();
+    result
+}
 
 /// Once the datastore compacts, a continue token and a watch from before it get 410 Gone
 /// with reason `Expired` and upstream's messages; a list without a token still works.
