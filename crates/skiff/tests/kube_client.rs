@@ -170,7 +170,7 @@ async fn apply_based_reconcile_loop(client: Client) -> Result<()> {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
                 loop {
                     let got = cms.get_opt("src-copy").await?;
-                    let value = got.as_ref().map(|c| data_of(c));
+                    let value = got.as_ref().map(data_of);
                     let done = match want {
                         Some(w) => value == Some(Some(w.to_owned())),
                         None => got.is_none(),
