@@ -17,4 +17,6 @@ pub mod registry;
 pub mod selector;
 pub mod status;
 pub mod table;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod validation;

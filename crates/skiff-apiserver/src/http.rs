@@ -1984,21 +1984,7 @@ fn event_line(info: &ResourceInfo, form: Form, ty: &str, obj: &Value) -> Bytes {
 mod fuzz {
     use super::*;
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            // xorshift64*: small, deterministic, good enough to mutate inputs.
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
+    use skiff_api::testing::Rng;
 
     const SEEDS: &[&[u8]] = &[
         br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"x":"y"}},"data":{"k":"v"}}"#,
@@ -2062,7 +2048,7 @@ mod fuzz {
     fn decoding_paths_never_panic_and_answer_4xx() {
         let registry = skiff_api::registry::Registry::builtin();
         let deploy = registry.get("apps", "v1", "deployments").cloned();
-        let mut rng = Rng(0x5eed_cafe_f00d_d00d);
+        let mut rng = Rng::seeded(0x5eed_cafe_f00d_d00d);
         for _ in 0..20_000 {
             let seed = SEEDS[rng.below(SEEDS.len())];
             let input = mutate(&mut rng, seed);

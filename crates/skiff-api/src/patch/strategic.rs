@@ -1304,21 +1304,7 @@ mod tests {
         assert_eq!(got["spec"]["y"], deep("3"));
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            // xorshift64*, as the request-decoding robustness test in skiff-apiserver.
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
+    use crate::testing::Rng;
 
     /// A random value built from the words a strategic merge patch is made of.
     fn random_value(rng: &mut Rng, depth: usize) -> Value {
@@ -1408,7 +1394,7 @@ mod tests {
                 "containers": [{"$patch": "delete", "name": "b"}]})),
         ));
         let kinds = [DEPLOY, POD, SERVICE, ("apps", "controllerrevisions")];
-        let mut rng = Rng(0x5eed_5a7e_91c0_ffee);
+        let mut rng = Rng::seeded(0x5eed_5a7e_91c0_ffee);
         let (mut ok, mut failed) = (0, 0);
         for _ in 0..20_000 {
             let (mut original, mut patch) = seeds[rng.below(seeds.len())].clone();
