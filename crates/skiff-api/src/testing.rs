@@ -10,7 +10,7 @@ impl Rng {
         Rng(rand::rngs::StdRng::seed_from_u64(seed))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn word(&mut self) -> u64 {
         self.0.random()
     }
 

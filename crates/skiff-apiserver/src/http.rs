@@ -2005,7 +2005,7 @@ mod fuzz {
             match rng.below(5) {
                 0 if !data.is_empty() => {
                     let i = rng.below(data.len());
-                    data[i] = rng.next() as u8;
+                    data[i] = rng.word() as u8;
                 }
                 1 if !data.is_empty() => {
                     let i = rng.below(data.len());
