@@ -8,7 +8,9 @@
 //!   dependents' `ownerReferences`, then the finalizer is removed.
 //!
 //! The storage layer reports every removal and every such mark on a channel; this worker
-//! acts on them, retrying what cannot finish yet.
+//! acts on them, retrying what cannot finish yet. That queue is memory, so [`resync`] finds
+//! again, at start and every half hour, what a restart (or a failed round) left: marked
+//! owners, and dependents whose owners are all gone.
 //!
 //! Upstream runs this in kube-controller-manager; it belongs with the controllers once they
 //! exist (then it will work through the API instead of the storage layer).
@@ -260,6 +262,109 @@ async fn collect_removed(app: &App, removed: &[(Option<String>, String)]) -> Res
         }
     }
     Ok(())
+}
+
+/// How often [`resync`] looks at everything again (after its first look at start).
+const RESYNC_EVERY: Duration = Duration::from_secs(30 * 60);
+
+/// What the worker's queue cannot remember across a restart (and what a failed round
+/// dropped), found again from the stored objects, as upstream's garbage collector rebuilds
+/// its graph from informers when it starts: owners marked `orphan` or `foregroundDeletion`
+/// are queued again, and dependents whose every owner is gone (checked by a live read of
+/// each owner, by name, comparing uids) are collected. Runs at start, then every
+/// [`RESYNC_EVERY`].
+pub(crate) async fn resync(app: Weak<App>) {
+    loop {
+        {
+            let Some(app) = app.upgrade() else { return };
+            if let Err(e) = resync_once(&app).await {
+                tracing::warn!(error = %e, "garbage collection resync");
+            }
+        }
+        tokio::time::sleep(RESYNC_EVERY).await;
+    }
+}
+
+async fn resync_once(app: &App) -> Result<(), ApiError> {
+    let Some(queue) = &app.objects.gc else {
+        return Ok(());
+    };
+    let mut uids = std::collections::HashSet::new();
+    let mut with_owners = Vec::new();
+    for info in app.registry.storage_resources() {
+        if !info.supports("list") {
+            continue;
+        }
+        let page = app
+            .objects
+            .list(info, None, 0, None, None, &|_| Ok(true))
+            .await?;
+        for obj in page.items {
+            uids.insert(meta::uid(&obj).to_owned());
+            let finalizers = meta::finalizers(&obj);
+            if meta::is_deleting(&obj)
+                && finalizers
+                    .iter()
+                    .any(|f| f == "orphan" || f == "foregroundDeletion")
+            {
+                let _ = queue.send(GcEvent::Marked(Box::new(info.clone()), obj.clone()));
+            }
+            if obj
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| !refs.is_empty())
+            {
+                with_owners.push(obj);
+            }
+        }
+    }
+    let mut gone = std::collections::HashSet::new();
+    for dep in &with_owners {
+        let refs = dep
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        for r in refs {
+            let uid = r.get("uid").and_then(Value::as_str).unwrap_or("");
+            if uid.is_empty() || uids.contains(uid) || gone.contains(&(ns_of(dep), uid.to_owned()))
+            {
+                continue;
+            }
+            // Not seen in the listing (which is not one snapshot): read the owner itself.
+            if owner_is_gone(app, dep, r).await? {
+                gone.insert((ns_of(dep), uid.to_owned()));
+            }
+        }
+    }
+    for (ns, uid) in gone {
+        let owner = json!({"metadata": {"uid": uid, "namespace": ns}});
+        let _ = queue.send(GcEvent::Removed(Box::new(app.namespaces()), owner));
+    }
+    Ok(())
+}
+
+/// Whether the owner an ownerReference names is gone: no object of its kind by its name (in
+/// the dependent's namespace, for a namespaced kind), or one with another uid. An owner of
+/// a kind this server does not serve is never taken for gone.
+async fn owner_is_gone(app: &App, dep: &Value, owner: &Value) -> Result<bool, ApiError> {
+    let text = |k: &str| owner.get(k).and_then(Value::as_str).unwrap_or("");
+    let (group, version) = match text("apiVersion").split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", text("apiVersion")),
+    };
+    let Some(info) = app.registry.by_kind(group, version, text("kind")) else {
+        return Ok(false);
+    };
+    let ns = if info.namespaced { ns_of(dep) } else { None };
+    match app
+        .objects
+        .try_get(info, ns.as_deref(), text("name"))
+        .await?
+    {
+        Some(found) => Ok(meta::uid(&found.obj) != text("uid")),
+        None => Ok(true),
+    }
 }
 
 /// The worker: handles events as they come, retries unfinished ones twice a second.

@@ -152,6 +152,7 @@ impl App {
         for ns in page.items {
             self.namespace_deleted(meta::name(&ns));
         }
+        tokio::spawn(gc::resync(Arc::downgrade(self)));
         Ok(())
     }
 

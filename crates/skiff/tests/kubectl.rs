@@ -1644,3 +1644,36 @@ fn restart_keeps_certificates_and_data() -> Result<()> {
     ensure!(c.ok(&["get", "cm", "keep", "-o", "jsonpath={.data.a}"])? == "b");
     Ok(())
 }
+
+/// The garbage collector's queue is memory: a dependent whose owner went while the server
+/// was down (here: removed from the datastore behind its back, as a crash between removing
+/// an owner and collecting its dependents leaves it) is collected when the server starts
+/// again, and a dependent whose owner is there stays.
+#[test]
+fn garbage_collection_resumes_after_a_restart() -> Result<()> {
+    let c = Cluster::start(None)?;
+    c.ok(&["create", "deployment", "owner", "--image=busybox"])?;
+    c.ok(&["create", "deployment", "kept", "--image=busybox"])?;
+    owned_configmap(&c, "owner", "left-behind")?;
+    owned_configmap(&c, "kept", "still-owned")?;
+    let dir = c.stop()?;
+    let db = dir.path().join("server").join("db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use skiff_store::Store;
+        let store = skiff_store::EmbeddedStore::open(skiff_store::EmbeddedConfig::new(db))?;
+        store
+            .delete("/apps/deployments/default/owner", None)
+            .await?;
+        anyhow::Ok(())
+    })?;
+    let c = Cluster::start_in(dir, None)?;
+    ensure!(
+        gone_within(&c, &["get", "configmap", "left-behind"], 20)?,
+        "the dependent of a vanished owner was not collected"
+    );
+    c.ok(&["get", "configmap", "still-owned"])?;
+    Ok(())
+}
