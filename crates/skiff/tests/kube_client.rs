@@ -483,7 +483,40 @@ async fn tls_sans_kubeconfig_copy_and_unauthenticated_endpoints() -> Result<()> 
         "{text}"
     );
     drop(running);
+
+    // Restarted on the same data dir (in this process: a dropped server lets go of its
+    // datastore) with the same names: the same certificate; with one more: a new one under
+    // the same CA.
+    let (ca_before, cert_before) = (
+        std::fs::read(tls.join("ca.crt"))?,
+        std::fs::read(tls.join("serving.crt"))?,
+    );
+    let running = restart(&args(sans.clone())?).await?;
+    ensure!(std::fs::read(tls.join("serving.crt"))? == cert_before);
+    drop(running);
+    let mut more = sans;
+    more.push("another.example.test".into());
+    let _running = restart(&args(more)?).await?;
+    ensure!(std::fs::read(tls.join("serving.crt"))? != cert_before);
+    ensure!(std::fs::read(tls.join("ca.crt"))? == ca_before);
     Ok(())
+}
+
+/// Starts a server on a data dir a dropped one used: its tasks let go of the datastore
+/// file a moment after the drop.
+async fn restart(args: &ServerArgs) -> Result<server::Running> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match server::start(args).await {
+            Err(e)
+                if format!("{e:#}").contains("in use")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => return other,
+        }
+    }
 }
 
 fn api_error(e: &kube::Error) -> Option<(u16, String)> {
