@@ -64,6 +64,9 @@ const FANOUT_BUFFER: usize = 8192;
 /// it reads the datastore instead (the cache is normally behind by microseconds; this bounds
 /// the case of writes the cache never sees, such as another program's keys in a shared etcd).
 const FRESH_WAIT: Duration = Duration::from_millis(250);
+/// After a consistent read gave up waiting, how long the next ones do not wait at all
+/// when the cache is behind (writes it never sees keep coming, so it would not catch up).
+const UNSEEN_WRITES_BACKOFF: Duration = Duration::from_secs(10);
 /// Objects read per datastore request while a resource's cache is filled.
 const LOAD_PAGE: usize = 5000;
 
@@ -286,6 +289,8 @@ struct Feed {
 pub struct Hub {
     store: Arc<dyn Store>,
     feed: Mutex<Option<Feed>>,
+    /// Until when consistent reads skip waiting (see [`UNSEEN_WRITES_BACKOFF`]).
+    no_wait_until: Mutex<Option<tokio::time::Instant>>,
     /// Serialises starting the feed.
     starting: tokio::sync::Mutex<()>,
 }
@@ -310,6 +315,7 @@ impl Hub {
         Arc::new(Self {
             store,
             feed: Mutex::new(None),
+            no_wait_until: Mutex::new(None),
             starting: tokio::sync::Mutex::new(()),
         })
     }
@@ -511,8 +517,18 @@ impl Hub {
             return Ok(None);
         };
         if let Some(min) = min_rev {
-            let fresh = tokio::time::timeout(FRESH_WAIT, applied.wait_for(|a| *a >= min)).await;
+            let now = tokio::time::Instant::now();
+            let wait = match *self.no_wait_until.lock() {
+                Some(until) if now < until => Duration::ZERO,
+                _ => FRESH_WAIT,
+            };
+            let fresh = tokio::time::timeout(wait, applied.wait_for(|a| *a >= min)).await;
             if !matches!(fresh, Ok(Ok(_))) {
+                if wait > Duration::ZERO {
+                    // Another program writes where this server does not watch (a shared
+                    // etcd): read the datastore for a while rather than wait each time.
+                    *self.no_wait_until.lock() = Some(now + UNSEEN_WRITES_BACKOFF);
+                }
                 return Ok(None);
             }
         }
