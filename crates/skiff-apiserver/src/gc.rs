@@ -289,32 +289,42 @@ async fn resync_once(app: &App) -> Result<(), ApiError> {
     let Some(queue) = &app.objects.gc else {
         return Ok(());
     };
+    // Read page by page, keeping only uids and ownerReferences: a cluster with many pods
+    // has many owned objects, and this runs as the server starts.
+    const PAGE: usize = 500;
     let mut uids = std::collections::HashSet::new();
-    let mut with_owners = Vec::new();
+    let mut with_owners: Vec<Value> = Vec::new();
     for info in app.registry.storage_resources() {
         if !info.supports("list") {
             continue;
         }
-        let page = app
-            .objects
-            .list(info, None, 0, None, None, &|_| Ok(true))
-            .await?;
-        for obj in page.items {
-            uids.insert(meta::uid(&obj).to_owned());
-            let finalizers = meta::finalizers(&obj);
-            if meta::is_deleting(&obj)
-                && finalizers
-                    .iter()
-                    .any(|f| f == "orphan" || f == "foregroundDeletion")
-            {
-                let _ = queue.send(GcEvent::Marked(Box::new(info.clone()), obj.clone()));
+        let mut token: Option<String> = None;
+        loop {
+            let page = app
+                .objects
+                .list(info, None, PAGE, token.as_deref(), None, &|_| Ok(true))
+                .await?;
+            for obj in page.items {
+                uids.insert(meta::uid(&obj).to_owned());
+                let finalizers = meta::finalizers(&obj);
+                if meta::is_deleting(&obj)
+                    && finalizers
+                        .iter()
+                        .any(|f| f == "orphan" || f == "foregroundDeletion")
+                {
+                    let _ = queue.send(GcEvent::Marked(Box::new(info.clone()), obj.clone()));
+                }
+                if let Some(refs) = obj
+                    .pointer("/metadata/ownerReferences")
+                    .filter(|r| r.as_array().is_some_and(|a| !a.is_empty()))
+                {
+                    with_owners.push(json!({"metadata": {
+                        "namespace": meta::namespace(&obj), "ownerReferences": refs}}));
+                }
             }
-            if obj
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .is_some_and(|refs| !refs.is_empty())
-            {
-                with_owners.push(obj);
+            match page.continue_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => break,
             }
         }
     }
