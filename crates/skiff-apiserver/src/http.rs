@@ -1277,6 +1277,10 @@ impl Ctx {
                 "error decoding YAML: the body must be an object",
             ));
         }
+        let scale = subresource == Some("scale");
+        if scale {
+            config = self.scale_apply_config(&config)?;
+        }
         self.check_apply_identity(&config)?;
         meta::check_namespace(&self.info, &mut config, self.ns.as_deref())?;
         let schema = (self.info.schema_name)();
@@ -1342,11 +1346,11 @@ impl Ctx {
             }
             let (obj, warnings) = self.normalize(obj)?;
             let written = match subresource {
-                Some(_) => {
+                Some("status") => {
                     self.write_over(&current, obj, meta::prepare_status_update, false)
                         .await
                 }
-                None => {
+                _ => {
                     self.write_over(&current, obj, meta::prepare_update, false)
                         .await
                 }
@@ -1361,6 +1365,11 @@ impl Ctx {
                     continue;
                 }
                 other => other?,
+            };
+            let updated = if scale {
+                self.scale_of(&updated)
+            } else {
+                updated
             };
             let mut resp = self.respond(StatusCode::OK, updated);
             add_warnings(&mut resp, &apply_warnings);
@@ -1404,6 +1413,38 @@ impl Ctx {
 
     /// The configuration of an apply names this URL's kind and object (upstream's version
     /// check and `checkName`).
+    /// An apply to `/scale` is an `autoscaling/v1` Scale; it is applied to the object as
+    /// the configuration of its `spec.replicas` alone, recorded with subresource `scale`
+    /// (upstream's scale handler of managed fields).
+    fn scale_apply_config(&self, config: &Value) -> ApiResult<Value> {
+        let api_version = config
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+        if (api_version, kind) != ("autoscaling/v1", "Scale") {
+            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+            return Err(ApiError::bad_request(format!(
+                "invalid object type: {group}/{version}, Kind={kind}, expected: autoscaling/v1, Kind=Scale"
+            )));
+        }
+        let mut metadata = serde_json::Map::new();
+        for k in ["name", "namespace"] {
+            if let Some(v) = config.pointer(&format!("/metadata/{k}")) {
+                metadata.insert(k.into(), v.clone());
+            }
+        }
+        let mut parent = json!({
+            "apiVersion": self.info.api_version(),
+            "kind": self.info.kind,
+            "metadata": metadata,
+        });
+        if let Some(replicas) = config.pointer("/spec/replicas") {
+            parent["spec"] = json!({ "replicas": replicas });
+        }
+        Ok(parent)
+    }
+
     fn check_apply_identity(&self, config: &Value) -> ApiResult<()> {
         let api_version = config
             .get("apiVersion")
@@ -1568,6 +1609,9 @@ impl Ctx {
     }
 
     async fn patch_scale(&self, body: &[u8], content_type: &str) -> ApiResult {
+        if is_apply(content_type) {
+            return self.apply(body, Some("scale")).await;
+        }
         self.check_patch_options()?;
         let stored = self
             .app

@@ -119,7 +119,8 @@ on_both_backends!(
     events_are_one_resource_in_two_versions,
     hpas_are_one_resource_in_two_versions,
     concurrent_patches_are_reapplied_not_refused,
-    apply_based_reconcile_loop;
+    apply_based_reconcile_loop,
+    server_side_apply_to_scale;
     with_server: history_expires_after_compaction,
 );
 
@@ -236,6 +237,73 @@ async fn apply_based_reconcile_loop(client: Client) -> Result<()> {
     .await;
     running.abort();
     result
+}
+
+/// Server-side apply on `/scale` (what autoscalers that apply do): a Scale configuration
+/// owns the object's `spec.replicas`, recorded with subresource `scale`; it conflicts with
+/// the manager that applied the replicas until forced; a body that is not a Scale is 400.
+async fn server_side_apply_to_scale(client: Client) -> Result<()> {
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "scaled"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "s"}},
+                 "template": {"metadata": {"labels": {"app": "s"}},
+                              "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+    deploys
+        .patch(
+            "scaled",
+            &PatchParams::apply("gitops"),
+            &Patch::Apply(&deploy),
+        )
+        .await?;
+    let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+        "metadata": {"name": "scaled"}, "spec": {"replicas": 3}});
+    let err = deploys
+        .patch_scale(
+            "scaled",
+            &PatchParams::apply("autoscaler"),
+            &Patch::Apply(&scale),
+        )
+        .await
+        .expect_err("gitops owns the replicas");
+    ensure!(api_error(&err) == Some((409, "Conflict".into())), "{err:?}");
+    ensure!(
+        err.to_string()
+            .contains(r#"conflict with "gitops": .spec.replicas"#),
+        "{err}"
+    );
+    let answered = deploys
+        .patch_scale(
+            "scaled",
+            &PatchParams::apply("autoscaler").force(),
+            &Patch::Apply(&scale),
+        )
+        .await?;
+    ensure!(answered.spec.and_then(|s| s.replicas) == Some(3));
+    let d = deploys.get("scaled").await?;
+    ensure!(d.spec.as_ref().and_then(|s| s.replicas) == Some(3));
+    let entries = d.metadata.managed_fields.unwrap_or_default();
+    let scaler = entries
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("autoscaler"))
+        .context("no autoscaler entry")?;
+    ensure!(
+        scaler.operation.as_deref() == Some("Apply")
+            && scaler.subresource.as_deref() == Some("scale"),
+        "{scaler:?}"
+    );
+    let owned = serde_json::to_string(&scaler.fields_v1)?;
+    ensure!(owned.contains("f:replicas"), "{owned}");
+    let (code, status) = raw(
+        &client,
+        "PATCH",
+        "/apis/apps/v1/namespaces/default/deployments/scaled/scale?fieldManager=x",
+        "application/apply-patch+yaml",
+        serde_json::to_vec(&deploy)?,
+    )
+    .await?;
+    ensure!(code == 400, "{code}: {status}");
+    Ok(())
 }
 
 /// Once the datastore compacts, a continue token and a watch from before it get 410 Gone
