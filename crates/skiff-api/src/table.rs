@@ -82,15 +82,12 @@ pub fn table(
     let rows = objects.iter().map(|obj| {
         let object = match include_object {
             IncludeObject::None => None,
-            IncludeObject::Metadata => Some(Value::from(PartialObjectMetadata {
-                api_version: "meta.k8s.io/v1",
-                kind: "PartialObjectMetadata",
-                metadata: obj
-                    .get("metadata")
+            IncludeObject::Metadata => Some(Value::from(PartialObjectMetadata::new(
+                obj.get("metadata")
                     .filter(|m| m.is_object())
                     .cloned()
                     .unwrap_or_else(|| Value::Object(Map::new())),
-            })),
+            ))),
             IncludeObject::Object => Some(obj.clone()),
         };
         (obj, object)

@@ -18,6 +18,7 @@
 use std::sync::Weak;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use serde_json::{json, Value};
 use skiff_api::meta;
 use skiff_api::registry::ResourceInfo;
@@ -298,13 +299,9 @@ async fn resync_once(app: &App) -> Result<(), ApiError> {
         if !info.supports("list") {
             continue;
         }
-        let mut token: Option<String> = None;
-        loop {
-            let page = app
-                .objects
-                .list(info, None, PAGE, token.as_deref(), None, &|_| Ok(true))
-                .await?;
-            for obj in page.items {
+        let mut pages = std::pin::pin!(app.objects.pages(info, None, PAGE));
+        while let Some(objects) = pages.try_next().await? {
+            for obj in objects {
                 uids.insert(meta::uid(&obj).to_owned());
                 let finalizers = meta::finalizers(&obj);
                 if meta::is_deleting(&obj)
@@ -321,10 +318,6 @@ async fn resync_once(app: &App) -> Result<(), ApiError> {
                     with_owners.push(json!({"metadata": {
                         "namespace": meta::namespace(&obj), "ownerReferences": refs}}));
                 }
-            }
-            match page.continue_token {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => break,
             }
         }
     }

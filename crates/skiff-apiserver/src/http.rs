@@ -770,7 +770,7 @@ impl Ctx {
         if let Form::Table(include) = self.form {
             let objects = match items {
                 Items::Json(items) => {
-                    let large = items.len() >= 1024;
+                    let large = items.len() >= crate::PARALLEL_FROM;
                     let info = self.info.clone();
                     let token = continue_token.clone();
                     let at = now();
@@ -1138,7 +1138,8 @@ impl Ctx {
         prepare: impl Fn(&ResourceInfo, &Value, &mut Value) -> ApiResult<()> + Copy,
     ) -> ApiResult<(Value, Vec<String>)> {
         // Cheap and conservative: a body that mentions the field is taken to set it.
-        let precondition = body.windows(15).any(|w| w == b"resourceVersion");
+        const FIELD: &[u8] = b"resourceVersion";
+        let precondition = body.windows(FIELD.len()).any(|w| w == FIELD);
         let mut attempt = 0;
         loop {
             let current = self
@@ -1417,17 +1418,7 @@ impl Ctx {
     /// the configuration of its `spec.replicas` alone, recorded with subresource `scale`
     /// (upstream's scale handler of managed fields).
     fn scale_apply_config(&self, config: &Value) -> ApiResult<Value> {
-        let api_version = config
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
-        if (api_version, kind) != ("autoscaling/v1", "Scale") {
-            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-            return Err(ApiError::bad_request(format!(
-                "invalid object type: {group}/{version}, Kind={kind}, expected: autoscaling/v1, Kind=Scale"
-            )));
-        }
+        check_apply_type(config, ("autoscaling", "v1", "Scale"))?;
         let mut metadata = serde_json::Map::new();
         for k in ["name", "namespace"] {
             if let Some(v) = config.pointer(&format!("/metadata/{k}")) {
@@ -1446,29 +1437,7 @@ impl Ctx {
     }
 
     fn check_apply_identity(&self, config: &Value) -> ApiResult<()> {
-        let api_version = config
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", api_version),
-        };
-        let gvk = |g: &str, v: &str, k: &str| format!("{g}/{v}, Kind={k}");
-        if kind.is_empty() || version.is_empty() {
-            return Err(ApiError::bad_request(format!(
-                "invalid object type: {}",
-                gvk(group, version, kind)
-            )));
-        }
-        if (group, version, kind) != (self.info.group, self.info.version, self.info.kind) {
-            return Err(ApiError::bad_request(format!(
-                "invalid object type: {}, expected: {}",
-                gvk(group, version, kind),
-                gvk(self.info.group, self.info.version, self.info.kind)
-            )));
-        }
+        check_apply_type(config, (self.info.group, self.info.version, self.info.kind))?;
         let name = meta::name(config);
         if name != self.name() {
             return Err(ApiError::bad_request(format!(
@@ -1916,6 +1885,35 @@ fn apply_patch(
     }
 }
 
+/// An apply configuration's `apiVersion` and `kind` are `expected` (group, version, kind),
+/// else 400 with upstream's message.
+fn check_apply_type(config: &Value, expected: (&str, &str, &str)) -> ApiResult<()> {
+    let api_version = config
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    };
+    let gvk = |g: &str, v: &str, k: &str| format!("{g}/{v}, Kind={k}");
+    if kind.is_empty() || version.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "invalid object type: {}",
+            gvk(group, version, kind)
+        )));
+    }
+    if (group, version, kind) != expected {
+        return Err(ApiError::bad_request(format!(
+            "invalid object type: {}, expected: {}",
+            gvk(group, version, kind),
+            gvk(expected.0, expected.1, expected.2)
+        )));
+    }
+    Ok(())
+}
+
 /// A list's items: as JSON (from the watch cache or the stored bytes) or decoded.
 enum Items {
     Json(Vec<Bytes>),
@@ -1925,7 +1923,6 @@ enum Items {
 /// Decodes a list's items; a large list is split across two threads (decoding is most of
 /// the cost of a big list that needs whole objects, such as a Table).
 async fn decode_all(items: Vec<Bytes>) -> ApiResult<Vec<Value>> {
-    const PARALLEL_FROM: usize = 1024;
     let decode_part = |part: &[Bytes]| -> ApiResult<Vec<Value>> {
         part.iter()
             .map(|b| {
@@ -1935,23 +1932,19 @@ async fn decode_all(items: Vec<Bytes>) -> ApiResult<Vec<Value>> {
             })
             .collect()
     };
-    if items.len() < PARALLEL_FROM {
-        return decode_part(&items);
+    // Small lists decode on the request's thread, large ones off it.
+    let few = items.len() < crate::PARALLEL_FROM;
+    let halves = move || {
+        let (mut out, rest) = crate::in_two_halves(&items, decode_part)?;
+        out.extend(rest);
+        Ok(out)
+    };
+    if few {
+        return halves();
     }
-    tokio::task::spawn_blocking(move || {
-        let (first, second) = items.split_at(items.len() / 2);
-        std::thread::scope(|scope| {
-            let other = scope.spawn(|| decode_part(second));
-            let mut out = decode_part(first)?;
-            let rest = other
-                .join()
-                .map_err(|_| ApiError::internal("decoding a list"))??;
-            out.extend(rest);
-            Ok(out)
-        })
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("decoding a list: {e}")))?
+    tokio::task::spawn_blocking(halves)
+        .await
+        .map_err(|e| ApiError::internal(format!("decoding a list: {e}")))?
 }
 
 /// A strategic merge patch that cannot be applied, as upstream answers it

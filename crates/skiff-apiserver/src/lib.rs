@@ -49,6 +49,30 @@ pub const GIT_VERSION: &str = "v1.33.0+skiff";
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// From this many items, a list's CPU work (decoding, building a Table) is split in two.
+pub(crate) const PARALLEL_FROM: usize = 1024;
+
+/// `work` on each half of `items`, the second half on another thread, when there are at
+/// least [`PARALLEL_FROM`] items; else `work` on all of them (the second result is then
+/// `work` of nothing).
+pub(crate) fn in_two_halves<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&[T]) -> Result<R, ApiError> + Sync,
+) -> Result<(R, R), ApiError> {
+    if items.len() < PARALLEL_FROM {
+        return Ok((work(items)?, work(&[])?));
+    }
+    let (first, second) = items.split_at(items.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| work(second));
+        let first = work(first)?;
+        let second = other
+            .join()
+            .map_err(|_| ApiError::internal("a list's worker thread panicked"))??;
+        Ok((first, second))
+    })
+}
+
 /// Settings of the API server.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -279,10 +303,11 @@ impl App {
     }
 
     pub(crate) async fn undo_create(&self, info: &ResourceInfo, obj: &Value) {
-        if info.group.is_empty() && info.plural == "services" {
-            if let Some(alloc) = &self.objects.services {
-                alloc.release(obj).await;
-            }
+        if !self.has_create_undo(info) {
+            return;
+        }
+        if let Some(alloc) = &self.objects.services {
+            alloc.release(obj).await;
         }
     }
 

@@ -608,6 +608,27 @@ impl Objects {
         }
     }
 
+    /// Every object of `info` (in `ns`, or everywhere), `page` at a time: one consistent
+    /// snapshot, continued by token.
+    pub fn pages<'a>(
+        &'a self,
+        info: &'a ResourceInfo,
+        ns: Option<&'a str>,
+        page: usize,
+    ) -> impl futures::Stream<Item = Result<Vec<Value>, ApiError>> + Send + 'a {
+        // The state: the token to continue from, or `None` once the last page was read.
+        futures::stream::try_unfold(Some(None::<String>), move |state| async move {
+            let Some(token) = state else {
+                return Ok(None);
+            };
+            let listed = self
+                .list(info, ns, page, token.as_deref(), None, &|_| Ok(true))
+                .await?;
+            let next = listed.continue_token.filter(|t| !t.is_empty()).map(Some);
+            Ok(Some((listed.items, next)))
+        })
+    }
+
     /// A page of objects of `info` in `ns` (all namespaces when `None`) that pass `keep`,
     /// read at `at` (now when `None`), starting after the continue token's key.
     pub async fn list(

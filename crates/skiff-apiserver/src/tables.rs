@@ -60,9 +60,6 @@ impl serde::Serialize for Metadata<'_> {
     }
 }
 
-/// From this many items, the rows are made on two threads.
-const PARALLEL_FROM: usize = 1024;
-
 /// The Table of a list's items (in the order given), as the answer's bytes. Each item is
 /// decoded, made into its row, encoded and freed in turn (freeing a decoded object while it
 /// is still in the cache is cheap; freeing thousands later costs as much as decoding them),
@@ -119,19 +116,8 @@ pub fn table_json(
         }
         Ok(out)
     };
-    let parts = if items.len() < PARALLEL_FROM {
-        vec![write_rows(items)?]
-    } else {
-        let (first, second) = items.split_at(items.len() / 2);
-        std::thread::scope(|scope| {
-            let other = scope.spawn(|| write_rows(second));
-            let first = write_rows(first)?;
-            let second = other
-                .join()
-                .map_err(|_| ApiError::internal("building a table"))??;
-            Ok::<_, ApiError>(vec![first, second])
-        })?
-    };
+    let (first, second) = crate::in_two_halves(items, write_rows)?;
+    let parts = [first, second];
     let mut body = Vec::with_capacity(open.len() + parts.iter().map(Vec::len).sum::<usize>() + 4);
     body.extend_from_slice(open);
     for (i, part) in parts.iter().filter(|p| !p.is_empty()).enumerate() {

@@ -9,6 +9,7 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use serde_json::Value;
 use skiff_api::meta;
 
@@ -41,15 +42,10 @@ async fn sweep(
 ) -> Result<usize, skiff_api::status::ApiError> {
     let info = app.events();
     let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-    let keep_all = |_: &Value| Ok(true);
-    let mut token: Option<String> = None;
     let mut deleted = 0;
-    loop {
-        let page = app
-            .objects
-            .list(&info, None, PAGE, token.as_deref(), None, &keep_all)
-            .await?;
-        for event in &page.items {
+    let mut pages = std::pin::pin!(app.objects.pages(&info, None, PAGE));
+    while let Some(events) = pages.try_next().await? {
+        for event in &events {
             let expired = last_write(event).is_some_and(|t| now - t >= ttl);
             let Ok(rev) = meta::resource_version(event).parse() else {
                 continue;
@@ -67,11 +63,8 @@ async fn sweep(
                 }
             }
         }
-        match page.continue_token {
-            Some(t) if !t.is_empty() => token = Some(t),
-            _ => return Ok(deleted),
-        }
     }
+    Ok(deleted)
 }
 
 /// When the object was last written, as far as it tells.
