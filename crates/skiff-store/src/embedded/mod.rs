@@ -7,9 +7,10 @@
 //! memory and rebuilt from `log` at open; values stay on disk.
 //!
 //! Writes go through one writer thread that takes every request queued while the previous
-//! commit was syncing and commits them together with one fsync (group commit): throughput
+//! commit was syncing and commits them together with one sync (group commit): throughput
 //! rises with the number of concurrent writers while every write is durable before it is
-//! acknowledged. Reads take the index lock, open a redb read snapshot and read values from
+//! acknowledged. The sync is the write-ahead log's (`wal.rs`): redb commits each batch
+//! without syncing, and a checkpoint makes them durable in redb's file from time to time. Reads take the index lock, open a redb read snapshot and read values from
 //! it, never blocking the writer. Watches replay history from disk, then receive live events
 //! from the writer through a bounded channel; a watcher that falls behind is cut off with
 //! [`Error::WatcherTooSlow`].
@@ -19,6 +20,7 @@
 //! held up for long. redb reuses the pages freed, so the file stays bounded under churn.
 
 pub mod index;
+mod wal;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -30,10 +32,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use self::index::{Index, Version};
+pub use self::wal::WAL_FILE;
+use self::wal::{Wal, WalRecord};
 use crate::{
     validate_key, validate_value, watch_stream, Error, Event, EventKind, EventSource, KeyValue,
     RangeResult, Result, Revision, Store, WatchStream,
@@ -51,6 +55,12 @@ pub const DB_FILE: &str = "skiff.redb";
 
 /// How often the writer thread considers automatic compaction when idle.
 const TICK: Duration = Duration::from_millis(500);
+/// A checkpoint (one durable redb commit, after which the write-ahead log is emptied) is
+/// made once the log holds this much, whatever `checkpoint_interval` says...
+const CHECKPOINT_BYTES: u64 = 16 << 20;
+/// ...or after this many commits: redb reuses the pages a commit frees only once a durable
+/// commit follows, so each non-durable commit (about ten new pages) grows the file until then.
+const CHECKPOINT_COMMITS: u32 = 256;
 /// The most revisions deleted by one compaction commit.
 const COMPACT_CHUNK: usize = 4096;
 /// The most revisions one replay step of a watch reads.
@@ -75,6 +85,10 @@ pub struct EmbeddedConfig {
     pub cache_bytes: usize,
     /// Verify the checksum of every page at open (detects a damaged file before use).
     pub verify_on_open: bool,
+    /// How often, at most, the writes of the write-ahead log are made durable in redb's
+    /// file and the log emptied (a checkpoint); it also happens when the writer is idle, at
+    /// close, and when the log grows large. `None`: only when large and at close.
+    pub checkpoint_interval: Option<Duration>,
 }
 
 impl EmbeddedConfig {
@@ -89,6 +103,7 @@ impl EmbeddedConfig {
             max_batch: 2048,
             cache_bytes: 64 << 20,
             verify_on_open: true,
+            checkpoint_interval: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -159,6 +174,18 @@ impl EmbeddedStore {
             .set_check_integrity_on_open(config.verify_on_open)
             .create(&path)
             .map_err(|e| map_redb(&path, e.into()))?;
+        prepare(&db, &path)?;
+        let (mut wal, records) = Wal::open(&config.dir).map_err(|e| match e {
+            wal::WalError::Io(io) => Error::Io(io),
+            other => Error::Corrupted {
+                path: config.dir.join(WAL_FILE).display().to_string(),
+                detail: other.to_string(),
+            },
+        })?;
+        if !records.is_empty() {
+            replay_wal(&db, &path, wal.path(), records)?;
+        }
+        wal.reset()?;
         let (state, pending_drops) = load(&db, &path)?;
         let published = state.current;
         let shared = Arc::new(Shared {
@@ -176,6 +203,10 @@ impl EmbeddedStore {
         let writer = Writer {
             shared: shared.clone(),
             rx,
+            wal,
+            checkpoint_interval: config.checkpoint_interval,
+            last_checkpoint: Instant::now(),
+            commits_since_checkpoint: 0,
             max_batch: config.max_batch.max(1),
             pending_drops: pending_drops.into(),
             compaction: config.compaction_interval.map(|interval| AutoCompaction {
@@ -233,10 +264,9 @@ impl Drop for EmbeddedStore {
     }
 }
 
-/// Reads the meta table and the log into a fresh index.
-fn load(db: &Database, path: &Path) -> Result<(State, Vec<Revision>)> {
+/// Creates the tables (and records the format) on first open; checks the format after.
+fn prepare(db: &Database, path: &Path) -> Result<()> {
     let map = |e: redb::Error| map_redb(path, e);
-    // Create the tables (and record the format) on first open.
     let txn = db.begin_write().map_err(|e| map(e.into()))?;
     {
         let mut meta = txn.open_table(META).map_err(|e| map(e.into()))?;
@@ -262,8 +292,70 @@ fn load(db: &Database, path: &Path) -> Result<(State, Vec<Revision>)> {
         txn.open_table(LOG).map_err(|e| map(e.into()))?;
         txn.open_table(VALUES).map_err(|e| map(e.into()))?;
     }
-    txn.commit().map_err(|e| map(e.into()))?;
+    txn.commit().map_err(|e| map(e.into()))
+}
 
+/// Writes into redb, durably, the records of the write-ahead log past redb's last durable
+/// revision: the writes acknowledged after the last checkpoint, which a crash may have
+/// taken from redb's file.
+fn replay_wal(db: &Database, path: &Path, wal_path: &Path, records: Vec<WalRecord>) -> Result<()> {
+    let map = |e: redb::Error| map_redb(path, e);
+    let corrupted = |detail: String| Error::Corrupted {
+        path: wal_path.display().to_string(),
+        detail,
+    };
+    let txn = db.begin_write().map_err(|e| map(e.into()))?;
+    let mut replayed = 0;
+    {
+        let meta = txn.open_table(META).map_err(|e| map(e.into()))?;
+        let compacted = meta
+            .get(META_COMPACTED)
+            .map_err(|e| map(e.into()))?
+            .map_or(0, |g| g.value());
+        let mut log = txn.open_table(LOG).map_err(|e| map(e.into()))?;
+        let mut values = txn.open_table(VALUES).map_err(|e| map(e.into()))?;
+        let last = log
+            .last()
+            .map_err(|e| map(e.into()))?
+            .map_or(0, |(rev, _)| rev.value());
+        let mut current = last.max(compacted) as Revision;
+        for record in records {
+            if record.rev <= current {
+                continue; // redb has it already
+            }
+            if record.rev != current + 1 {
+                return Err(corrupted(format!(
+                    "the log goes from revision {current} to {}",
+                    record.rev
+                )));
+            }
+            let header = Header::decode(&record.header).ok_or_else(|| {
+                corrupted(format!(
+                    "the record of revision {} cannot be decoded",
+                    record.rev
+                ))
+            })?;
+            log.insert(record.rev as u64, record.header.as_slice())
+                .map_err(|e| map(e.into()))?;
+            if header.kind == EventKind::Put {
+                values
+                    .insert(record.rev as u64, record.value.as_slice())
+                    .map_err(|e| map(e.into()))?;
+            }
+            current = record.rev;
+            replayed += 1;
+        }
+    }
+    txn.commit().map_err(|e| map(e.into()))?;
+    if replayed > 0 {
+        tracing::info!(path = %wal_path.display(), writes = replayed, "replayed the write-ahead log");
+    }
+    Ok(())
+}
+
+/// Reads the meta table and the log into a fresh index.
+fn load(db: &Database, path: &Path) -> Result<(State, Vec<Revision>)> {
+    let map = |e: redb::Error| map_redb(path, e);
     let txn = db.begin_read().map_err(|e| map(e.into()))?;
     let compacted = txn
         .open_table(META)
@@ -491,6 +583,12 @@ impl Shared {
 struct Writer {
     shared: Arc<Shared>,
     rx: std_mpsc::Receiver<Request>,
+    /// What makes each batch durable; emptied at each checkpoint.
+    wal: Wal,
+    checkpoint_interval: Option<Duration>,
+    last_checkpoint: Instant,
+    /// Non-durable commits since the last checkpoint.
+    commits_since_checkpoint: u32,
     max_batch: usize,
     pending_drops: VecDeque<Revision>,
     compaction: Option<AutoCompaction>,
@@ -554,12 +652,55 @@ impl Writer {
                     for (rev, reply) in compactions {
                         let _ = reply.send(self.start_compaction(rev));
                     }
+                    let due = self
+                        .checkpoint_interval
+                        .is_some_and(|every| self.last_checkpoint.elapsed() >= every);
+                    if due
+                        || self.wal.len() >= CHECKPOINT_BYTES
+                        || self.commits_since_checkpoint >= CHECKPOINT_COMMITS
+                    {
+                        self.checkpoint();
+                    }
                 }
-                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    if self.checkpoint_interval.is_some() {
+                        self.checkpoint();
+                    }
+                }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    self.checkpoint();
+                    break;
+                }
             }
             self.auto_compact();
             self.drop_compacted_chunk();
+        }
+    }
+
+    /// Makes every write so far durable in redb itself and empties the log.
+    fn checkpoint(&mut self) {
+        self.last_checkpoint = Instant::now();
+        if self.wal.is_empty() || self.shared.failed.load(Ordering::Acquire) {
+            return;
+        }
+        let shared = self.shared.clone();
+        // An empty durable commit persists every non-durable commit before it.
+        let result = (|| -> Result<(), redb::Error> {
+            shared.db.begin_write()?.commit()?;
+            Ok(())
+        })()
+        .map_err(|e| shared.err(e));
+        match result {
+            Ok(()) => self.durable_commit_done(),
+            Err(e) => self.fail("checkpoint", &e),
+        }
+    }
+
+    /// After any durable redb commit: everything before it is in redb's file for good.
+    fn durable_commit_done(&mut self) {
+        self.commits_since_checkpoint = 0;
+        if let Err(e) = self.wal.reset() {
+            self.fail("emptying the write-ahead log", &e.into());
         }
     }
 
@@ -581,8 +722,14 @@ impl Writer {
         let mut replies = Vec::with_capacity(writes.len());
         let mut events = Vec::with_capacity(writes.len());
         let mut applied: Vec<(String, Version)> = Vec::with_capacity(writes.len());
+        let wal = &mut self.wal;
+        let commits = &mut self.commits_since_checkpoint;
         let result = (|| -> Result<Revision> {
-            let txn = shared.db.begin_write().map_err(|e| shared.err(e))?;
+            let mut txn = shared.db.begin_write().map_err(|e| shared.err(e))?;
+            // Durable through the write-ahead log, synced below before the commit.
+            txn.set_durability(Durability::None)
+                .map_err(|e| Error::Backend(e.to_string()))?;
+            wal.discard_staged();
             let mut rev = shared.state.read().current;
             {
                 let mut log = txn.open_table(LOG).map_err(|e| shared.err(e))?;
@@ -682,7 +829,9 @@ impl Writer {
                             continue;
                         }
                     };
-                    log.insert(rev as u64, header.encode().as_slice())
+                    let encoded = header.encode();
+                    wal.stage(rev, &encoded, &value);
+                    log.insert(rev as u64, encoded.as_slice())
                         .map_err(|e| shared.err(e))?;
                     if header.kind == EventKind::Put {
                         values
@@ -712,7 +861,10 @@ impl Writer {
             if applied.is_empty() {
                 txn.abort().map_err(|e| shared.err(e))?;
             } else {
+                // Durable first, then visible: a write readers can see is never lost.
+                wal.write_staged()?;
                 txn.commit().map_err(|e| shared.err(e))?;
+                *commits += 1;
             }
             Ok(rev)
         })();
@@ -777,6 +929,7 @@ impl Writer {
                 .map_err(|e| shared.err(e))?;
         }
         txn.commit().map_err(|e| shared.err(e))?;
+        self.durable_commit_done();
         tracing::debug!(revision = rev, dropped = drops.len(), "compacted");
         self.pending_drops.extend(drops);
         Ok(())
@@ -823,6 +976,7 @@ impl Writer {
         match result {
             Ok(()) => {
                 self.pending_drops.drain(..n);
+                self.durable_commit_done();
             }
             Err(e) => self.fail("compaction", &e),
         }
