@@ -77,6 +77,11 @@ fn ns_of(obj: &Value) -> Option<String> {
     (!ns.is_empty()).then(|| ns.to_owned())
 }
 
+/// The manager the collector's writes are recorded under in managedFields: upstream's
+/// garbage collector runs in kube-controller-manager, and a manager is named after the
+/// client's user agent up to its first `/`.
+pub(crate) const MANAGER: &str = "kube-controller-manager";
+
 /// Removes `finalizer` from the object; the object goes if it was the last one.
 async fn drop_finalizer(
     app: &App,
@@ -106,6 +111,7 @@ async fn drop_finalizer(
         } else {
             let mut new = current.obj.clone();
             new["metadata"]["finalizers"] = json!(finalizers);
+            crate::http::record_update(info, &current.obj, &mut new, MANAGER, None);
             app.objects
                 .replace(info, new, current.rev, false)
                 .await
@@ -146,6 +152,13 @@ async fn handle(app: &App, event: &GcEvent) -> Result<bool, ApiError> {
                                     r.get("uid").and_then(Value::as_str) != Some(uid.as_str())
                                 });
                             }
+                            crate::http::record_update(
+                                &dep_info,
+                                &current.obj,
+                                &mut new,
+                                MANAGER,
+                                None,
+                            );
                             Ok(Some(new))
                         };
                     match app

@@ -376,6 +376,37 @@ fn is_apply(content_type: &str) -> bool {
     content_type.split(';').next().unwrap_or("").trim() == APPLY_PATCH
 }
 
+/// Records a non-apply write of `new` over `old` (`{}` for a create) by `manager` in
+/// `new`'s managed fields (operation Update). As upstream (`UpdateNoErrors`), a failure drops
+/// the managed fields rather than the write.
+pub(crate) fn record_update(
+    info: &ResourceInfo,
+    old: &Value,
+    new: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
+) {
+    let schema = (info.schema_name)();
+    let api_version = info.api_version();
+    let write = ssa::Write {
+        manager,
+        api_version: &api_version,
+        subresource,
+        schema: &schema,
+        has_status: info.has(Subresource::Status),
+        now: now(),
+    };
+    match ssa::update(old, new, &write) {
+        Ok(managed) => managed.write_to(new),
+        Err(e) => {
+            tracing::warn!(kind = info.kind, name = meta::name(new), error = %e, "managed fields not updated");
+            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("managedFields");
+            }
+        }
+    }
+}
+
 fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
@@ -1205,29 +1236,9 @@ impl Ctx {
     }
 
     /// Records a non-apply write of `new` over `old` (`{}` for a create) in `new`'s managed
-    /// fields. As upstream (`UpdateNoErrors`), a failure drops the managed fields rather than
-    /// the write.
+    /// fields, by this request's manager.
     fn track(&self, old: &Value, new: &mut Value, subresource: Option<&str>) {
-        let manager = self.manager();
-        let schema = (self.info.schema_name)();
-        let api_version = self.info.api_version();
-        let write = ssa::Write {
-            manager: &manager,
-            api_version: &api_version,
-            subresource,
-            schema: &schema,
-            has_status: self.info.has(Subresource::Status),
-            now: now(),
-        };
-        match ssa::update(old, new, &write) {
-            Ok(managed) => managed.write_to(new),
-            Err(e) => {
-                tracing::warn!(kind = self.info.kind, name = meta::name(new), error = %e, "managed fields not updated");
-                if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.remove("managedFields");
-                }
-            }
-        }
+        record_update(&self.info, old, new, &self.manager(), subresource);
     }
 
     /// `force` is for apply patches only (upstream's `ValidatePatchOptions`).

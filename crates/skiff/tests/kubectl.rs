@@ -766,6 +766,7 @@ fn cascading_delete(c: &Cluster) -> Result<()> {
     // Orphan: the dependent stays, without the owner reference.
     c.ok(&["create", "deployment", "or", "--image=busybox"])?;
     owned_configmap(c, "or", "or-dep")?;
+    let or_uid = c.ok(&["get", "deployment", "or", "-o", "jsonpath={.metadata.uid}"])?;
     c.ok(&[
         "delete",
         "deployment",
@@ -775,12 +776,18 @@ fn cascading_delete(c: &Cluster) -> Result<()> {
         "--timeout=30s",
     ])?;
     ensure!(c.fails(&["get", "deployment", "or"])?.contains("NotFound"));
-    let dep = c.json(&["get", "cm", "or-dep"])?;
+    let dep = c.json(&["get", "cm", "or-dep", "--show-managed-fields"])?;
     ensure!(
         dep["metadata"]
             .get("ownerReferences")
             .is_none_or(|r| r.as_array().is_some_and(Vec::is_empty)),
         "{dep}"
+    );
+    // The collector's write is tracked: no manager still owns the removed reference.
+    let managed = dep["metadata"]["managedFields"].to_string();
+    ensure!(
+        managed.contains("kubectl-create") && !managed.contains(or_uid.trim()),
+        "{managed}"
     );
     // Foreground: the owner waits for its dependents.
     c.ok(&["create", "deployment", "fg", "--image=busybox"])?;
