@@ -2,7 +2,8 @@
 //! with 100 env vars (the three-way patch `kubectl apply` sends when one var changes and one
 //! goes), and a server-side apply of a Deployment with 50 containers by a second manager
 //! (`kubectl apply --server-side` changing one image). Pure CPU, no I/O: ops/s and the mean
-//! time of one. Run with `cargo bench -p skiff-api --bench patch`.
+//! time of one. Run with `cargo bench -p skiff-api --bench patch`; `SKIFF_BENCH_ONLY=smp|ssa|
+//! update|create` runs one measure alone.
 
 use std::time::{Duration, Instant};
 
@@ -34,8 +35,12 @@ fn deployment(containers: usize, image: &str) -> Value {
                  "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": cs}}}})
 }
 
-/// Runs `f` for about `secs`, answers (ops/s, mean microseconds).
-fn measure(secs: f64, mut f: impl FnMut()) -> (f64, f64) {
+/// Runs `f` for about `secs`, answers (ops/s, mean microseconds); `(0, 0)` without running
+/// it when `SKIFF_BENCH_ONLY` names another measure (for profiling one alone).
+fn measure(name: &str, secs: f64, mut f: impl FnMut()) -> (f64, f64) {
+    if std::env::var("SKIFF_BENCH_ONLY").is_ok_and(|only| only != name) {
+        return (0.0, 0.0);
+    }
     for _ in 0..20 {
         f();
     }
@@ -66,7 +71,7 @@ fn main() {
     let patch = json!({"spec": {"$setElementOrder/containers": [{"name": "app"}],
         "containers": [{"name": "app", "$setElementOrder/env": order,
             "env": [{"name": "VAR_007", "value": "changed"}, {"$patch": "delete", "name": "VAR_050"}]}]}});
-    let (smp_ops, smp_us) = measure(2.0, || {
+    let (smp_ops, smp_us) = measure("smp", 2.0, || {
         let out =
             apply_strategic_merge_patch(&pod, &patch, schemas.kind(pods)).expect("patch applies");
         assert_eq!(
@@ -93,7 +98,7 @@ fn main() {
         .object;
     let mut second = deployment(50, "img:1");
     second["spec"]["template"]["spec"]["containers"][10]["image"] = json!("img:2");
-    let (ssa_ops, ssa_us) = measure(2.0, || {
+    let (ssa_ops, ssa_us) = measure("ssa", 2.0, || {
         let out = apply::apply(&live, &second, &write("a"), false).expect("re-apply");
         assert_eq!(
             out.object["spec"]["template"]["spec"]["containers"][10]["image"],
@@ -101,8 +106,31 @@ fn main() {
         );
     });
     // A non-apply update of the same object (managedFields bookkeeping on every write).
-    let (upd_ops, upd_us) = measure(2.0, || {
+    let (upd_ops, upd_us) = measure("update", 2.0, || {
         apply::update(&live, &second, &write("kubectl-edit")).expect("update");
+    });
+
+    // What every create records: the managed fields of a small ConfigMap (the API
+    // benchmark's create) from nothing.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cm-1", "namespace": "default", "uid": "u", "resourceVersion": "1",
+                     "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "data": {"k": "v".repeat(200)}});
+    let cm_write = Write {
+        manager: "bench",
+        api_version: "v1",
+        subresource: None,
+        schema: "io.k8s.api.core.v1.ConfigMap",
+        has_status: false,
+        now: Utc::now(),
+    };
+    let empty = json!({});
+    let (cm_ops, cm_us) = measure("create", 2.0, || {
+        let mut obj = cm.clone();
+        apply::update(&empty, &obj, &cm_write)
+            .expect("update")
+            .write_to(&mut obj);
+        assert!(obj["metadata"]["managedFields"].is_array());
     });
 
     println!("| operation | ops/s | mean |");
@@ -110,4 +138,5 @@ fn main() {
     println!("| strategic merge patch, Pod with 100 env vars (1 changed, 1 deleted) | {smp_ops:.0} | {smp_us:.1} us |");
     println!("| server-side apply, Deployment with 50 containers (1 image changed) | {ssa_ops:.0} | {ssa_us:.1} us |");
     println!("| managedFields update of the same Deployment (a non-apply write) | {upd_ops:.0} | {upd_us:.1} us |");
+    println!("| managedFields of a ConfigMap create (what every create records) | {cm_ops:.0} | {cm_us:.1} us |");
 }

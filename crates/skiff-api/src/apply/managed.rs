@@ -556,8 +556,14 @@ pub fn update(live: &Value, new: &Value, write: &Write<'_>) -> Result<ManagedFie
     let ty = write.ty();
     let mut cmp = compare(&go_shape(live, ty), &go_shape(new, ty), ty)?;
     cmp.exclude(&write.ignored());
-    take_from_others(&mut managed, &cmp, None);
-    let taken = cmp.modified.union(&cmp.added).difference(stripped());
+    if !managed.entries.is_empty() {
+        take_from_others(&mut managed, &cmp, None);
+    }
+    let taken = if cmp.modified.is_empty() {
+        cmp.added.difference(stripped())
+    } else {
+        cmp.modified.union(&cmp.added).difference(stripped())
+    };
     if !taken.is_empty() {
         let id = write.id(Operation::Update);
         let entry = managed.entries.entry(id).or_insert_with(|| Entry {
@@ -565,7 +571,11 @@ pub fn update(live: &Value, new: &Value, write: &Write<'_>) -> Result<ManagedFie
             time: None,
             set: Set::new(),
         });
-        entry.set = entry.set.union(&taken);
+        entry.set = if entry.set.is_empty() {
+            taken
+        } else {
+            entry.set.union(&taken)
+        };
         entry.api_version = write.api_version.to_owned();
         entry.time = Some(write.timestamp());
     }
