@@ -7,7 +7,10 @@
 //!   datastore's own puts/s with 64 writers (what the API layer costs);
 //! - LIST of 10,000 pods as JSON and as a Table (p50);
 //! - server RSS idle and with 10,000 pods;
-//! - watch fan-out: 500 watchers on pods, delivery latency of an update (p50/p99).
+//! - watch fan-out: 500 watchers on pods, delivery latency of an update (p50/p99);
+//! - one watcher of ConfigMaps while 64 clients create them at full speed: whether the
+//!   watch cache's single dispatcher keeps up (every create delivered, none cut off) and
+//!   the delivery latency (`SKIFF_BENCH_ONLY=storm`).
 //!
 //! `cargo bench -p skiff --bench api` (`SKIFF_BENCH_DIR`, default /var/tmp;
 //! `SKIFF_BENCH_ONLY=creates|apply|lists` runs one measure alone, for profiling).
@@ -192,6 +195,25 @@ async fn create_configmaps(
     clients: usize,
     secs: f64,
 ) -> Result<(f64, f64, f64)> {
+    let (all, elapsed) = create_configmaps_stamped(dir, port, clients, secs, "cm", None).await?;
+    Ok((
+        all.len() as f64 / elapsed.as_secs_f64(),
+        ms(&all, 0.5),
+        ms(&all, 0.99),
+    ))
+}
+
+/// ConfigMaps `{prefix}-{client}-{i}` created by `clients` concurrent clients for `secs`,
+/// each annotated `sent` with the microseconds since `stamp` when it was sent (if given):
+/// the latency histogram of the creates and how long they took.
+async fn create_configmaps_stamped(
+    dir: &Path,
+    port: u16,
+    clients: usize,
+    secs: f64,
+    prefix: &'static str,
+    stamp: Option<Instant>,
+) -> Result<(Histogram<u64>, Duration)> {
     use http_body_util::BodyExt;
     let tls = tls_config(dir)?;
     let mut senders = Vec::with_capacity(clients);
@@ -206,8 +228,15 @@ async fn create_configmaps(
             let mut i = 0;
             let data = "v".repeat(200);
             while Instant::now() < deadline {
+                let annotations = match stamp {
+                    Some(base) => format!(
+                        r#","annotations":{{"sent":"{}"}}"#,
+                        base.elapsed().as_micros()
+                    ),
+                    None => String::new(),
+                };
                 let body = format!(
-                    r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"cm-{w}-{i}"}},"data":{{"k":"{data}"}}}}"#
+                    r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{prefix}-{w}-{i}"{annotations}}},"data":{{"k":"{data}"}}}}"#
                 );
                 let request = http::Request::post("/api/v1/namespaces/default/configmaps")
                     .header(http::header::HOST, "127.0.0.1")
@@ -232,11 +261,87 @@ async fn create_configmaps(
     for h in futures::future::join_all(tasks).await {
         all.add(h??)?;
     }
-    Ok((
-        all.len() as f64 / start.elapsed().as_secs_f64(),
-        ms(&all, 0.5),
-        ms(&all, 0.99),
-    ))
+    Ok((all, start.elapsed()))
+}
+
+/// What one watcher of ConfigMaps sees while 64 clients create them as fast as the server
+/// takes them: whether it gets every create (the watch cache's single dispatcher keeping up,
+/// not cut off for falling behind) and how late (p50/p99 ms from send to delivery).
+struct Storm {
+    creates_per_sec: f64,
+    created: u64,
+    delivered: u64,
+    p50: f64,
+    p99: f64,
+}
+
+async fn watch_under_storm(c: &reqwest::Client, dir: &Path, server: &Server) -> Result<Storm> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let url = &server.url;
+    let list: serde_json::Value = c
+        .get(format!(
+            "{url}/api/v1/namespaces/default/configmaps?limit=1"
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .context("no rv")?
+        .to_owned();
+    let base = Instant::now();
+    let expected = Arc::new(AtomicU64::new(u64::MAX));
+    let resp = c
+        .get(format!(
+            "{url}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}"
+        ))
+        .send()
+        .await?;
+    let watcher = tokio::spawn({
+        let expected = expected.clone();
+        async move {
+            let mut h = Histogram::<u64>::new(3)?;
+            let mut stream = resp.bytes_stream();
+            let mut buf = Vec::new();
+            let mut seen = 0u64;
+            while seen < expected.load(Ordering::Acquire) {
+                let Ok(chunk) = tokio::time::timeout(Duration::from_secs(1), stream.next()).await
+                else {
+                    continue; // idle: check whether everything arrived
+                };
+                let Some(chunk) = chunk else { break }; // the server ended the watch
+                buf.extend_from_slice(&chunk?);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    let ev: serde_json::Value = serde_json::from_slice(&line)?;
+                    if ev["type"] != "ADDED" {
+                        continue;
+                    }
+                    if let Some(sent) = ev["object"]["metadata"]["annotations"]["sent"].as_str() {
+                        let sent: u64 = sent.parse()?;
+                        h.record((base.elapsed().as_micros() as u64).saturating_sub(sent))?;
+                        seen += 1;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((seen, h))
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (creates, elapsed) =
+        create_configmaps_stamped(dir, server.port, 64, 5.0, "storm", Some(base)).await?;
+    expected.store(creates.len(), Ordering::Release);
+    let (delivered, h) = tokio::time::timeout(Duration::from_secs(60), watcher)
+        .await
+        .context("the watcher did not finish within 60 s")???;
+    Ok(Storm {
+        creates_per_sec: creates.len() as f64 / elapsed.as_secs_f64(),
+        created: creates.len(),
+        delivered,
+        p50: ms(&h, 0.5),
+        p99: ms(&h, 0.99),
+    })
 }
 
 async fn raw_store_puts(dir: &Path, writers: usize, secs: f64) -> Result<f64> {
@@ -467,6 +572,11 @@ fn main() -> Result<()> {
                 println!("creates: {:.0}/s p50 {:.2} ms p99 {:.2} ms; CPU per create: server {:.0} us, load generator {:.0} us", cm.per_sec, cm.p50, cm.p99, cm.server_us, cm.client_us);
                 return Ok(());
             }
+            Some("storm") => {
+                let st = watch_under_storm(&c, dir.path(), &server).await?;
+                println!("watch under a write storm: {:.0} creates/s, {} of {} delivered, p50 {:.2} ms p99 {:.2} ms", st.creates_per_sec, st.delivered, st.created, st.p50, st.p99);
+                return Ok(());
+            }
             Some("apply") => {
                 let (apply50, apply99) = apply_round_trips(&c, &server.url, 2000).await?;
                 println!("client-side apply round trip p50 {apply50:.2} ms p99 {apply99:.2} ms");
@@ -480,7 +590,9 @@ fn main() -> Result<()> {
                 println!("LIST JSON p50 {list_json:.1} ms, Table p50 {list_table:.1} ms, RSS {rss:.1} MB");
                 return Ok(());
             }
-            Some(other) => bail!("SKIFF_BENCH_ONLY={other}: expected creates, apply or lists"),
+            Some(other) => {
+                bail!("SKIFF_BENCH_ONLY={other}: expected creates, apply, lists or storm")
+            }
         }
         let cm = measure_creates(dir.path(), &server).await?;
         let (creates, p50, p99) = (cm.per_sec, cm.p50, cm.p99);
@@ -491,6 +603,7 @@ fn main() -> Result<()> {
         let list_table = list_p50(&c, &server.url, true).await?;
         let rss_pods = rss_kb(server.child.id())?;
         let (w50, w99) = watch_fanout(&c, &server.url, 500).await?;
+        let storm = watch_under_storm(&c, dir.path(), &server).await?;
         drop(server);
         let (server, ready_pods) = start(dir.path()).await?;
         drop(server);
@@ -535,6 +648,10 @@ fn main() -> Result<()> {
         );
         println!(
             "| watch fan-out, 500 watchers: update delivery p50 / p99 | {w50:.2} / {w99:.2} ms | |"
+        );
+        println!(
+            "| one watcher during a create storm (64 clients, {:.0} creates/s): delivered / created, p50 / p99 | {} / {}, {:.2} / {:.2} ms | all delivered |",
+            storm.creates_per_sec, storm.delivered, storm.created, storm.p50, storm.p99
         );
         Ok(())
     })
