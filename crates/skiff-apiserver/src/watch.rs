@@ -4,7 +4,9 @@
 //! metadata decoded for selectors) and a ring of its recent events, fanned out to every API
 //! watcher of it. So LIST and WATCH are served from memory, many watchers cost nothing more
 //! at the datastore, and a consistent LIST (no resourceVersion) only waits until the cache
-//! has applied the datastore's current revision.
+//! has applied the datastore's current revision (asking the datastore watch for a progress
+//! report, which covers writes the cache never sees, such as another program's in a shared
+//! etcd).
 //!
 //! A cache is per datastore prefix, so the versions of a kind that share one storage
 //! (autoscaling/v1 and v2 HPAs, core and events.k8s.io events) share one: it carries objects
@@ -24,7 +26,10 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use skiff_api::registry::ResourceInfo;
 use skiff_api::status::ApiError;
-use skiff_store::{Error as StoreError, Event, EventKind, Revision, Store, WatchStream};
+use skiff_store::{
+    Error as StoreError, Event, EventKind, ProgressRequests, ProgressWatchStream, Revision, Store,
+    WatchItem, WatchStream,
+};
 use tokio::sync::{broadcast, watch};
 
 use crate::objects::{decode, encode_continue, splice_resource_version, store_error, view};
@@ -60,12 +65,12 @@ pub struct ObjectEvent {
 
 const RING: usize = 1024;
 const FANOUT_BUFFER: usize = 8192;
-/// How long a consistent read waits for the cache to reach the datastore's revision before
-/// it reads the datastore instead (the cache is normally behind by microseconds; this bounds
-/// the case of writes the cache never sees, such as another program's keys in a shared etcd).
+/// How long a consistent read waits for the cache to reach the datastore's revision (or for
+/// a progress report saying it has) before it reads the datastore instead.
 const FRESH_WAIT: Duration = Duration::from_millis(250);
-/// After a consistent read gave up waiting, how long the next ones do not wait at all
-/// when the cache is behind (writes it never sees keep coming, so it would not catch up).
+/// For a datastore watch that gives no progress reports: after a consistent read gave up
+/// waiting, how long the next ones do not wait at all when the cache is behind (writes it
+/// never sees keep coming, so it would not catch up).
 const UNSEEN_WRITES_BACKOFF: Duration = Duration::from_secs(10);
 /// Objects read per datastore request while a resource's cache is filled.
 const LOAD_PAGE: usize = 5000;
@@ -283,6 +288,9 @@ struct Feed {
     /// Every event up to this revision has been routed.
     applied: watch::Sender<Revision>,
     resources: HashMap<String, (ResourceInfo, Arc<ResourceCache>)>,
+    /// Asks the datastore watch how far it has caught up (etcd's progress notification):
+    /// past writes it never sees, such as another program's in a shared etcd.
+    progress: ProgressRequests,
 }
 
 /// The watch cache of every resource.
@@ -330,11 +338,12 @@ impl Hub {
             return Ok(feed.applied.subscribe());
         }
         let start = self.store.current_revision().await?;
-        let stream = self.store.watch("/", start).await?;
+        let (stream, progress) = self.store.watch_with_progress("/", start).await?;
         let (applied, rx) = watch::channel(start);
         *self.feed.lock() = Some(Feed {
             applied,
             resources: HashMap::new(),
+            progress,
         });
         tokio::spawn(run_feed(Arc::downgrade(self), stream));
         Ok(rx)
@@ -516,15 +525,22 @@ impl Hub {
         let Ok(mut applied) = self.running().await else {
             return Ok(None);
         };
-        if let Some(min) = min_rev {
+        if let Some(min) = min_rev.filter(|min| *applied.borrow() < *min) {
+            // Behind: writes on their way, or writes the feed never sees; a progress
+            // report answers both.
+            let asked = self
+                .feed
+                .lock()
+                .as_ref()
+                .is_some_and(|feed| feed.progress.request());
             let now = tokio::time::Instant::now();
             let wait = match *self.no_wait_until.lock() {
-                Some(until) if now < until => Duration::ZERO,
+                Some(until) if now < until && !asked => Duration::ZERO,
                 _ => FRESH_WAIT,
             };
             let fresh = tokio::time::timeout(wait, applied.wait_for(|a| *a >= min)).await;
             if !matches!(fresh, Ok(Ok(_))) {
-                if wait > Duration::ZERO {
+                if wait > Duration::ZERO && !asked {
                     // Another program writes where this server does not watch (a shared
                     // etcd): read the datastore for a while rather than wait each time.
                     *self.no_wait_until.lock() = Some(now + UNSEEN_WRITES_BACKOFF);
@@ -590,12 +606,21 @@ fn select(
 }
 
 /// Routes the datastore's events to the caches, in revision order.
-async fn run_feed(hub: std::sync::Weak<Hub>, mut stream: WatchStream) {
+async fn run_feed(hub: std::sync::Weak<Hub>, mut stream: ProgressWatchStream) {
     loop {
         let item = stream.next().await;
         let Some(hub) = hub.upgrade() else { return };
         match item {
-            Some(Ok(ev)) => {
+            Some(Ok(WatchItem::Progress(rev))) => {
+                if let Some(feed) = hub.feed.lock().as_ref() {
+                    feed.applied.send_if_modified(|applied| {
+                        let newer = rev > *applied;
+                        *applied = (*applied).max(rev);
+                        newer
+                    });
+                }
+            }
+            Some(Ok(WatchItem::Event(ev))) => {
                 let rev = ev.revision();
                 let mut feed = hub.feed.lock();
                 let Some(feed) = feed.as_mut() else { return };
@@ -706,6 +731,56 @@ mod tests {
     }
 
     const ALL: &(dyn Fn(&Value) -> Result<bool, ApiError> + Send + Sync) = &|_| Ok(true);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_consistent_list_waits_out_writes_it_never_sees_on_a_shared_etcd() {
+        // Another program writes to the same etcd, outside skiff's prefix: etcd's revision
+        // runs past every event the cache gets. A progress report tells the cache it has
+        // caught up, so consistent lists are still served from memory (without it, each
+        // timed out and read the datastore).
+        let etcd = skiff_store::testing::EtcdProcess::start().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(etcd.store("/registry").await.unwrap());
+        let other = etcd.store("/other").await.unwrap();
+        put(&store, "cm-a", "0").await;
+        let hub = Hub::new(store.clone());
+        let info = configmaps();
+        // Start the feed and fill the cache first: it starts at etcd's revision then.
+        hub.list(&info, None, 0, None, Selection::Object(ALL))
+            .await
+            .unwrap()
+            .expect("the cache answers");
+        let mut from_cache = 0;
+        for round in 0..3 {
+            for i in 0..5 {
+                other
+                    .create(&format!("/x/{round}-{i}"), Bytes::from("y"))
+                    .await
+                    .unwrap();
+            }
+            let current = store.current_revision().await.unwrap();
+            let list = hub
+                .list(
+                    &info,
+                    Some("default"),
+                    0,
+                    Some(current),
+                    Selection::Object(ALL),
+                )
+                .await
+                .unwrap();
+            if let Some(list) = list {
+                assert_eq!(names(&list), ["cm-a"]);
+                assert!(list.revision >= current);
+                from_cache += 1;
+            }
+        }
+        // Each progress report arrives in a few milliseconds; one slower than the wait
+        // (250 ms, on a loaded machine) sends that list to the datastore.
+        assert!(
+            from_cache >= 2,
+            "{from_cache} of 3 consistent lists were served from the cache"
+        );
+    }
 
     #[tokio::test]
     async fn a_consistent_list_from_memory_sees_every_acknowledged_write() {

@@ -19,7 +19,8 @@ use etcd_client::{
 
 use crate::{
     prefix_end, validate_key, validate_value, watch_stream, Error, Event, EventKind, EventSource,
-    KeyValue, RangeResult, Result, Revision, Store, WatchStream,
+    KeyValue, ProgressRequests, ProgressWatchStream, RangeResult, Result, Revision, Store,
+    WatchItem, WatchStream,
 };
 
 /// Settings of the etcd backend.
@@ -365,17 +366,25 @@ impl Store for EtcdStore {
     }
 
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<WatchStream> {
-        let mut watch = EtcdWatch {
-            store: self.clone(),
-            prefix: self.full_key(prefix),
-            next: from_revision.max(0) + 1,
-            stream: None,
-            buffered: VecDeque::new(),
-            done: false,
-        };
-        // Open the first connection now, so a compacted start is reported by this call.
-        watch.connect().await?;
+        let watch = self.open_watch(prefix, from_revision, None).await?;
         Ok(watch_stream(watch))
+    }
+
+    /// Progress comes from etcd's `WatchProgressRequest`: etcd answers, once the watch has
+    /// sent everything, with its current revision (what upstream's watch cache uses for
+    /// consistent reads from the cache).
+    async fn watch_with_progress(
+        &self,
+        prefix: &str,
+        from_revision: Revision,
+    ) -> Result<(ProgressWatchStream, ProgressRequests)> {
+        let (requests, rx) = ProgressRequests::channel();
+        let watch = self.open_watch(prefix, from_revision, Some(rx)).await?;
+        let items = futures::stream::unfold(watch, |mut watch| async move {
+            let item = watch.next_item().await?;
+            Some((item, watch))
+        });
+        Ok((Box::pin(items), requests))
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
@@ -416,6 +425,28 @@ impl Store for EtcdStore {
     }
 }
 
+impl EtcdStore {
+    async fn open_watch(
+        &self,
+        prefix: &str,
+        from_revision: Revision,
+        progress: Option<tokio::sync::mpsc::Receiver<()>>,
+    ) -> Result<EtcdWatch> {
+        let mut watch = EtcdWatch {
+            store: self.clone(),
+            prefix: self.full_key(prefix),
+            next: from_revision.max(0) + 1,
+            stream: None,
+            buffered: VecDeque::new(),
+            progress,
+            done: false,
+        };
+        // Open the first connection now, so a compacted start is reported by this call.
+        watch.connect().await?;
+        Ok(watch)
+    }
+}
+
 /// A watch that reconnects after etcd goes away, resuming at `next`.
 struct EtcdWatch {
     store: EtcdStore,
@@ -423,7 +454,9 @@ struct EtcdWatch {
     /// The revision of the next event to deliver.
     next: Revision,
     stream: Option<etcd_client::WatchStream>,
-    buffered: VecDeque<Event>,
+    buffered: VecDeque<WatchItem>,
+    /// Progress requests, for a watch that reports progress.
+    progress: Option<tokio::sync::mpsc::Receiver<()>>,
     done: bool,
 }
 
@@ -464,6 +497,16 @@ impl EtcdWatch {
     }
 
     fn take(&mut self, resp: &etcd_client::WatchResponse) -> Result<()> {
+        if resp.events().is_empty() && !resp.created() {
+            // A progress notification: every event up to the header's revision was sent.
+            let rev = header_revision(resp.header())?;
+            if rev >= self.next {
+                self.next = rev + 1;
+            }
+            self.buffered
+                .push_back(WatchItem::Progress(rev.max(self.next - 1)));
+            return Ok(());
+        }
         for ev in resp.events() {
             let Some(kv) = ev.kv() else { continue };
             let mut kv = self.store.convert(kv)?;
@@ -481,7 +524,8 @@ impl EtcdWatch {
                 }
             };
             self.next = kv.mod_revision + 1;
-            self.buffered.push_back(Event { kind, kv, prev_kv });
+            self.buffered
+                .push_back(WatchItem::Event(Event { kind, kv, prev_kv }));
         }
         Ok(())
     }
@@ -489,6 +533,19 @@ impl EtcdWatch {
 
 impl EventSource for EtcdWatch {
     async fn next_event(&mut self) -> Option<Result<Event>> {
+        loop {
+            match self.next_item().await? {
+                Ok(WatchItem::Event(ev)) => return Some(Ok(ev)),
+                Ok(WatchItem::Progress(_)) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+impl EtcdWatch {
+    /// The next event or progress report, reconnecting as needed.
+    async fn next_item(&mut self) -> Option<Result<WatchItem>> {
         let mut down_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -499,7 +556,7 @@ impl EventSource for EtcdWatch {
                 return Some(Ok(ev));
             }
             let failure = match self.stream.as_mut() {
-                Some(stream) => match stream.message().await {
+                Some(stream) => match next_message(stream, self.progress.as_mut()).await {
                     Ok(Some(resp)) if resp.canceled() => {
                         self.done = true;
                         return Some(Err(self.canceled(&resp)));
@@ -536,6 +593,30 @@ impl EventSource for EtcdWatch {
             tracing::debug!(error = %failure, next = self.next, "etcd watch interrupted; reconnecting");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// The next message of `stream`; a progress request that arrives meanwhile is sent on, and
+/// the wait goes on (etcd answers it as a message).
+async fn next_message(
+    stream: &mut etcd_client::WatchStream,
+    mut progress: Option<&mut tokio::sync::mpsc::Receiver<()>>,
+) -> Result<Option<etcd_client::WatchResponse>, etcd_client::Error> {
+    loop {
+        let request = async {
+            match progress.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            message = stream.message() => return message,
+            asked = request => match asked {
+                Some(()) => stream.request_progress().await?,
+                // Nobody can ask any more.
+                None => progress = None,
+            },
         }
     }
 }

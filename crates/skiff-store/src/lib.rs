@@ -90,6 +90,43 @@ impl Event {
 /// the caller then watches again from the last revision it saw.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<Event>> + Send>>;
 
+/// One item of a watch that reports progress ([`Store::watch_with_progress`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchItem {
+    Event(Event),
+    /// Every change under the prefix up to this revision has been delivered: the datastore's
+    /// revision may run ahead of the last event seen (writes outside the prefix, say by
+    /// another program sharing an etcd), and this says how far the watch has caught up.
+    Progress(Revision),
+}
+
+/// A stream of [`WatchItem`]s, in revision order, ending as a [`WatchStream`] does.
+pub type ProgressWatchStream = Pin<Box<dyn Stream<Item = Result<WatchItem>> + Send>>;
+
+/// Asks a watch from [`Store::watch_with_progress`] to report its progress as soon as it can.
+#[derive(Clone, Debug, Default)]
+pub struct ProgressRequests(Option<tokio::sync::mpsc::Sender<()>>);
+
+impl ProgressRequests {
+    /// Requests a [`WatchItem::Progress`]. Answers false if the watch never reports progress
+    /// (its backend delivers every write to it, or it has ended).
+    pub fn request(&self) -> bool {
+        match &self.0 {
+            // A request already queued will answer this one too.
+            Some(tx) => !matches!(
+                tx.try_send(()),
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_))
+            ),
+            None => false,
+        }
+    }
+
+    pub(crate) fn channel() -> (Self, tokio::sync::mpsc::Receiver<()>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        (Self(Some(tx)), rx)
+    }
+}
+
 /// A backend's watch in progress: yields the next event, or the error that ends the watch,
 /// or `None` once ended.
 pub(crate) trait EventSource: Send + 'static {
@@ -203,6 +240,22 @@ pub trait Store: Send + Sync + 'static {
     /// `from_revision`, in revision order: first the history, then live changes.
     /// [`Error::Compacted`] if part of that history is no longer kept.
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<WatchStream>;
+
+    /// [`Store::watch`], with progress reports on request. The default never reports
+    /// progress, which is right for a backend whose revisions only count writes a watch of
+    /// `"/"` sees (the embedded store).
+    async fn watch_with_progress(
+        &self,
+        prefix: &str,
+        from_revision: Revision,
+    ) -> Result<(ProgressWatchStream, ProgressRequests)> {
+        use futures::StreamExt;
+        let events = self.watch(prefix, from_revision).await?;
+        Ok((
+            Box::pin(events.map(|item| item.map(WatchItem::Event))),
+            ProgressRequests::default(),
+        ))
+    }
 
     /// Forgets the history before `revision` (which stays readable).
     async fn compact(&self, revision: Revision) -> Result<()>;

@@ -1,13 +1,16 @@
 //! The etcd backend when etcd goes away: requests fail with retryable errors, and a watch
 //! reconnects by itself after etcd restarts, resuming after the last revision it delivered.
+//! And when another program shares the etcd: a watch reports its progress past writes it
+//! does not see.
 
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
+use futures::StreamExt;
 use skiff_store::conformance::next_event;
 use skiff_store::testing::EtcdProcess;
-use skiff_store::{EtcdStore, Store};
+use skiff_store::{EmbeddedConfig, EmbeddedStore, EtcdStore, Store, WatchItem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_resumes_after_etcd_restart() -> Result<()> {
@@ -62,5 +65,62 @@ async fn connecting_to_a_down_etcd_is_retryable() -> Result<()> {
         Err(e) => ensure!(e.is_retryable(), "not retryable: {e}"),
         Ok(_) => anyhow::bail!("connected to a stopped etcd"),
     }
+    Ok(())
+}
+
+async fn next_item(items: &mut skiff_store::ProgressWatchStream) -> Result<WatchItem> {
+    let item = tokio::time::timeout(Duration::from_secs(10), items.next())
+        .await
+        .context("no watch item within 10 s")?
+        .context("the watch ended")??;
+    Ok(item)
+}
+
+/// Another program's writes to the same etcd move its revision past every event a watch of
+/// skiff's keys sees; on request, the watch says how far it has caught up anyway (etcd's
+/// progress notification), which is what lets a consistent read be served from a cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reports_progress_past_writes_it_does_not_see() -> Result<()> {
+    let etcd = EtcdProcess::start().await?;
+    let store = etcd.store("/registry").await?;
+    let other = etcd.store("/other").await?;
+    let from = store.current_revision().await?;
+    let (mut items, progress) = store.watch_with_progress("/w/", from).await?;
+    let mine = store.create("/w/a", Bytes::from("x")).await?;
+    let mut foreign = 0;
+    for i in 0..5 {
+        foreign = other.create(&format!("/x/{i}"), Bytes::from("y")).await?;
+    }
+    ensure!(store.current_revision().await? >= foreign);
+    let first = next_item(&mut items).await?;
+    ensure!(
+        matches!(&first, WatchItem::Event(ev) if ev.revision() == mine),
+        "{first:?}"
+    );
+    ensure!(progress.request(), "the etcd watch takes progress requests");
+    let item = next_item(&mut items).await?;
+    ensure!(
+        matches!(item, WatchItem::Progress(r) if r >= foreign),
+        "expected progress to at least {foreign}, got {item:?}"
+    );
+    // Events go on after a progress report, and a report never goes backwards.
+    let later = store.create("/w/b", Bytes::from("x")).await?;
+    let item = next_item(&mut items).await?;
+    ensure!(
+        matches!(&item, WatchItem::Event(ev) if ev.revision() == later),
+        "{item:?}"
+    );
+    ensure!(progress.request());
+    let item = next_item(&mut items).await?;
+    ensure!(
+        matches!(item, WatchItem::Progress(r) if r >= later),
+        "{item:?}"
+    );
+
+    // The embedded store's watch of "/" sees every write, so it takes no requests.
+    let dir = tempfile::tempdir()?;
+    let embedded = EmbeddedStore::open(EmbeddedConfig::new(dir.path()))?;
+    let (_, requests) = embedded.watch_with_progress("/", 0).await?;
+    ensure!(!requests.request());
     Ok(())
 }
