@@ -24,6 +24,7 @@ pub mod tls;
 pub mod ttl;
 pub mod watch;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -522,10 +523,120 @@ async fn namespace_worker(app: std::sync::Weak<App>, mut rx: mpsc::UnboundedRece
     }
 }
 
+/// The deletion conditions of a terminating namespace, as upstream's namespace controller
+/// writes them (`status.conditions`, through the status subresource): what content and
+/// which finalizers still hold it up. A condition's time moves only when it changes.
+async fn report_namespace_content(
+    app: &App,
+    ns: &str,
+    remaining: &BTreeMap<String, usize>,
+    finalizers: &BTreeMap<String, usize>,
+) -> Result<(), ApiError> {
+    let listed = |counts: &BTreeMap<String, usize>, each: &dyn Fn(&str, usize) -> String| {
+        let mut items: Vec<String> = counts.iter().map(|(k, n)| each(k, *n)).collect();
+        items.sort();
+        items.join(", ")
+    };
+    let content = listed(remaining, &|r, n| format!("{r} has {n} resource instances"));
+    let held = listed(finalizers, &|f, n| format!("{f} in {n} resource instances"));
+    let wanted = [
+        (
+            "NamespaceDeletionDiscoveryFailure",
+            "False",
+            "ResourcesDiscovered",
+            "All resources successfully discovered".to_owned(),
+        ),
+        (
+            "NamespaceDeletionGroupVersionParsingFailure",
+            "False",
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed".to_owned(),
+        ),
+        (
+            "NamespaceDeletionContentFailure",
+            "False",
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization".to_owned(),
+        ),
+        (
+            "NamespaceContentRemaining",
+            "True",
+            "SomeResourcesRemain",
+            format!("Some resources are remaining: {content}"),
+        ),
+        if finalizers.is_empty() {
+            (
+                "NamespaceFinalizersRemaining",
+                "False",
+                "ContentHasNoFinalizers",
+                "All content-preserving finalizers finished".to_owned(),
+            )
+        } else {
+            (
+                "NamespaceFinalizersRemaining",
+                "True",
+                "SomeFinalizersRemain",
+                format!("Some content in the namespace has finalizers remaining: {held}"),
+            )
+        },
+    ];
+    let info = app.namespaces();
+    let now = meta::timestamp(chrono::Utc::now());
+    let result = app
+        .objects
+        .update_with(&info, None, ns, false, |current| {
+            let mut new = current.obj.clone();
+            let mut conditions: Vec<Value> = new
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut changed = false;
+            for (kind, status, reason, message) in &wanted {
+                let fresh = json!({"type": kind, "status": status, "lastTransitionTime": now,
+                                   "reason": reason, "message": message});
+                match conditions.iter_mut().find(|c| c["type"] == *kind) {
+                    None => conditions.push(fresh),
+                    Some(c)
+                        if c["status"] == *status
+                            && c["reason"] == *reason
+                            && c["message"] == *message =>
+                    {
+                        continue
+                    }
+                    Some(c) => *c = fresh,
+                }
+                changed = true;
+            }
+            if !changed {
+                return Ok(None);
+            }
+            new["status"]["conditions"] = Value::Array(conditions);
+            crate::http::record_update(
+                &info,
+                &current.obj,
+                &mut new,
+                crate::gc::MANAGER,
+                Some("status"),
+            );
+            Ok(Some(new))
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// One pass over a terminating namespace: deletes what is left in it; removes it when
 /// empty. Answers whether it is gone.
 async fn finish_namespace(app: &App, ns: &str) -> Result<bool, ApiError> {
     let mut left = 0;
+    // What stays after this pass, for the namespace's conditions: `{resource}.{group}` ->
+    // objects left, and finalizer -> objects holding it.
+    let mut remaining: BTreeMap<String, usize> = BTreeMap::new();
+    let mut finalizers: BTreeMap<String, usize> = BTreeMap::new();
     let opts = DeleteOptions {
         propagation: Some("Background".into()),
         ..Default::default()
@@ -543,20 +654,34 @@ async fn finish_namespace(app: &App, ns: &str) -> Result<bool, ApiError> {
             .await?;
         for obj in page.items {
             left += 1;
-            if !meta::is_deleting(&obj) {
+            let stays = if meta::is_deleting(&obj) {
+                Some(obj)
+            } else {
                 match app
                     .objects
                     .delete(info, Some(ns), meta::name(&obj), &opts, chrono::Utc::now())
                     .await
                 {
-                    Ok(_) => {}
-                    Err(e) if e.code == 404 => {}
+                    Ok(crate::objects::Deleted::Marked(marked)) => Some(marked),
+                    Ok(crate::objects::Deleted::Gone(_)) => None,
+                    Err(e) if e.code == 404 => None,
                     Err(e) => return Err(e),
+                }
+            };
+            if let Some(obj) = stays {
+                *remaining
+                    .entry(format!("{}.{}", info.plural, info.group))
+                    .or_default() += 1;
+                for f in meta::finalizers(&obj) {
+                    *finalizers.entry(f).or_default() += 1;
                 }
             }
         }
     }
     if left > 0 {
+        if !remaining.is_empty() {
+            report_namespace_content(app, ns, &remaining, &finalizers).await?;
+        }
         return Ok(false);
     }
     let ns_info = app.namespaces();

@@ -1060,6 +1060,49 @@ fn terminating_namespace(c: &Cluster) -> Result<()> {
         ensure!(std::time::Instant::now() < deadline, "phase {phase}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // What holds it up is in its conditions, as upstream's namespace controller reports it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let conditions = loop {
+        let ns = c.json(&["get", "ns", "ending"])?;
+        let conditions = ns["status"]["conditions"].clone();
+        if conditions.as_array().is_some_and(|c| c.len() == 5) {
+            break conditions;
+        }
+        ensure!(std::time::Instant::now() < deadline, "no conditions: {ns}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let condition = |kind: &str| {
+        conditions
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["type"] == kind))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let content = condition("NamespaceContentRemaining");
+    ensure!(
+        content["status"] == "True"
+            && content["reason"] == "SomeResourcesRemain"
+            && content["message"]
+                == "Some resources are remaining: configmaps. has 1 resource instances",
+        "{conditions}"
+    );
+    let held = condition("NamespaceFinalizersRemaining");
+    ensure!(
+        held["status"] == "True"
+            && held["message"]
+                == "Some content in the namespace has finalizers remaining: skiff.test/hold in 1 resource instances",
+        "{conditions}"
+    );
+    ensure!(
+        condition("NamespaceDeletionContentFailure")["reason"] == "ContentDeleted",
+        "{conditions}"
+    );
+    let described = c.ok(&["describe", "namespace", "ending"])?;
+    ensure!(
+        described.contains("NamespaceContentRemaining")
+            && described.contains("SomeFinalizersRemain"),
+        "{described}"
+    );
     let err = c.fails(&["-n", "ending", "create", "configmap", "late"])?;
     ensure!(
         err.contains(
