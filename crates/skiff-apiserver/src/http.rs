@@ -1904,7 +1904,12 @@ pub(crate) fn apply_patch(
         "application/json-patch+json" => {
             let patch: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(obj, &patch).map_err(|e| match e.kind {
+            // Applied to a copy, which replaces `obj` only when every operation succeeded.
+            // Not `json_patch::patch`: its undo of a failed patch is wrong after a `move`
+            // whose target is invalid (the moved value is already gone), and it panics when
+            // the undo then fails (`unable to undo applied patches`).
+            let mut patched = obj.clone();
+            json_patch::patch_unsafe(&mut patched, &patch).map_err(|e| match e.kind {
                 json_patch::PatchErrorKind::TestFailed => ApiError {
                     code: 422,
                     reason: "Invalid",
@@ -1915,7 +1920,9 @@ pub(crate) fn apply_patch(
                 _ => ApiError::bad_request(format!(
                     "the server rejected our request due to an error in our request: {e}"
                 )),
-            })
+            })?;
+            *obj = patched;
+            Ok(())
         }
         other => Err(ApiError::unsupported_media_type(other)),
     }
@@ -2115,6 +2122,25 @@ mod fuzz {
             e.code,
             e.message
         );
+    }
+
+    /// Found by the `json_patch` fuzz target: a `move` to an invalid path after another
+    /// operation made `json_patch::patch`'s undo fail, and it panicked. Now a 400, and a
+    /// failed patch leaves the object as it was.
+    #[test]
+    fn a_json_patch_failing_after_a_move_is_a_400_and_changes_nothing() {
+        let live = serde_json::json!({"a": {"c": 1}, "metadata": {"name": "x"}});
+        for body in [
+            br#"[{"op":"add","path":"/a/b","value":1},{"op":"move","from":"/a","path":"/nope/x"}]"#
+                .as_slice(),
+            br#"[{"op":"move","from":"/metadata/name","path":"/nope/x"}]"#,
+        ] {
+            let mut obj = live.clone();
+            let e = apply_patch(&mut obj, body, "application/json-patch+json", None)
+                .expect_err("the move's target does not exist");
+            assert_eq!(e.code, 400, "{}", e.message);
+            assert_eq!(obj, live);
+        }
     }
 
     #[test]
