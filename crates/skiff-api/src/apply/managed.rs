@@ -606,6 +606,9 @@ pub fn apply(
     write: &Write<'_>,
     force: bool,
 ) -> Result<Applied, ApplyError> {
+    if !config.is_object() {
+        return Err(Error::Invalid("an apply configuration must be an object".into()).into());
+    }
     if config
         .pointer("/metadata/managedFields")
         .is_some_and(|m| !m.is_null())
