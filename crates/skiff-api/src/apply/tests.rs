@@ -542,7 +542,8 @@ fn field_sets_of_objects() {
 
 /// Found by the `server_side_apply` fuzz target: a configuration that is a string, a list
 /// or null merged into the live object as a whole, and the "applied" result was that value,
-/// which holds no managed fields. Now an error, as any non-object body is.
+/// which holds no managed fields; so did one whose `metadata` was a string. Now errors, as
+/// the API server answers such bodies.
 #[test]
 fn a_configuration_that_is_not_an_object_is_invalid() {
     let live = create(
@@ -556,6 +557,13 @@ fn a_configuration_that_is_not_an_object_is_invalid() {
             }
             other => panic!("{config}: {other:?}"),
         }
+    }
+    // Nor is one whose metadata, where the managed fields go, is not a map.
+    let mut config = deploy(Some(1), json!({"app": "web"}), &[("c", "nginx")]);
+    config["metadata"] = json!("Deployment");
+    match apply(&live, &config, &write("b"), true) {
+        Err(ApplyError::Invalid(Error::Invalid(m))) => assert_eq!(m, ".metadata: expected map"),
+        other => panic!("{other:?}"),
     }
 }
 
