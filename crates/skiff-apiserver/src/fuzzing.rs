@@ -35,8 +35,7 @@ pub fn create_body(
 }
 
 /// A JSON patch, merge patch or strategic merge patch (by `content_type`) applied to `obj`,
-/// following `schema` for a strategic merge patch. On an error `obj` may be half patched:
-/// the server drops it.
+/// following `schema` for a strategic merge patch. On an error `obj` is left as it was.
 pub fn apply_patch(
     obj: &mut Value,
     body: &[u8],
