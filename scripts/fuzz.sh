@@ -40,8 +40,9 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 
 echo "==> building fuzz targets into $target_dir"
 # --target: RUSTFLAGS then apply to the fuzzed code only, not to build scripts and proc
-# macros (which would not link against the coverage callbacks).
-cargo build --manifest-path fuzz/Cargo.toml --release --locked \
+# macros (which would not link against the coverage callbacks). Not --locked: fuzz/Cargo.lock
+# pins what it holds, and a dependency the crates gain later is added to it, not refused.
+cargo build --manifest-path fuzz/Cargo.toml --release \
   --target "$host" --target-dir "$target_dir" --bins
 bin_dir="$target_dir/$host/release"
 
