@@ -20,3 +20,4 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --all-features
+./scripts/fuzz.sh 15 # coverage-guided fuzz targets of fuzz/, 15 s each

@@ -73,12 +73,12 @@ const MAX_RETRIES_ON_CONFLICT: usize = 100;
 
 /// The query parameters the API understands (unknown ones are ignored, as upstream).
 #[derive(Default, Debug)]
-struct Query {
+pub(crate) struct Query {
     params: HashMap<String, String>,
 }
 
 impl Query {
-    fn parse(raw: Option<&str>) -> Self {
+    pub(crate) fn parse(raw: Option<&str>) -> Self {
         let params = raw
             .map(|q| {
                 serde_urlencoded::from_str::<Vec<(String, String)>>(q)
@@ -90,18 +90,18 @@ impl Query {
         Self { params }
     }
 
-    fn get(&self, k: &str) -> Option<&str> {
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.params
             .get(k)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
 
-    fn flag(&self, k: &str) -> bool {
+    pub(crate) fn flag(&self, k: &str) -> bool {
         matches!(self.get(k), Some("true" | "1"))
     }
 
-    fn dry_run(&self) -> ApiResult<bool> {
+    pub(crate) fn dry_run(&self) -> ApiResult<bool> {
         match self.get("dryRun") {
             None => Ok(false),
             Some("All") => Ok(true),
@@ -111,7 +111,7 @@ impl Query {
         }
     }
 
-    fn int(&self, k: &str) -> ApiResult<Option<i64>> {
+    pub(crate) fn int(&self, k: &str) -> ApiResult<Option<i64>> {
         self.get(k)
             .map(|v| {
                 v.parse::<i64>()
@@ -327,8 +327,8 @@ async fn read_body(body: Body) -> ApiResult<Bytes> {
     }
 }
 
-/// A request body in JSON or YAML.
-fn decode_body(bytes: &[u8], content_type: &str) -> ApiResult<Value> {
+/// A request body in JSON, YAML or protobuf.
+pub(crate) fn decode_body(bytes: &[u8], content_type: &str) -> ApiResult<Value> {
     let mime = content_type.split(';').next().unwrap_or("").trim();
     let value: Value = match mime {
         "application/json" | "" | "*/*" => serde_json::from_slice(bytes).map_err(|e| {
@@ -448,33 +448,7 @@ impl Ctx {
     /// Decodes through the typed kind, applying `fieldValidation` to unknown fields.
     /// Returns the normalized object and the warnings to send.
     fn normalize(&self, obj: Value) -> ApiResult<(Value, Vec<String>)> {
-        let kind = self.info.kind;
-        let version = self.info.version;
-        let normalized = (self.info.normalize)(&obj).map_err(|e| {
-            ApiError::bad_request(format!(
-                "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}"
-            ))
-        })?;
-        let unknown = unknown_fields(&obj, &normalized);
-        let mut warnings = Vec::new();
-        if !unknown.is_empty() {
-            match self.query.get("fieldValidation").unwrap_or("Warn") {
-                "Strict" => {
-                    let list = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", ");
-                    return Err(ApiError::bad_request(format!(
-                        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {list}"
-                    )));
-                }
-                "Ignore" => {}
-                "Warn" => warnings = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect(),
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", got {other:?}"
-                    )))
-                }
-            }
-        }
-        Ok((normalized, warnings))
+        normalize(&self.info, &self.query, obj)
     }
 
     /// The namespace exists and is not terminating (for creates in it).
@@ -614,13 +588,7 @@ impl Ctx {
     }
 
     fn selectors(&self) -> ApiResult<(LabelSelector, FieldSelector)> {
-        let labels = LabelSelector::parse(self.query.get("labelSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-        let fields = FieldSelector::parse(self.query.get("fieldSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        skiff_api::selector::check_fields(self.info.group, self.info.plural, &fields)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        Ok((labels, fields))
+        selectors(&self.info, &self.query)
     }
 
     fn matcher(&self) -> ApiResult<impl Fn(&Value) -> ApiResult<bool> + Send + Sync + 'static> {
@@ -1208,25 +1176,9 @@ impl Ctx {
         }
     }
 
-    /// `current` with the patch applied. The result keeps the current resourceVersion
-    /// unless the patch set one (then it is a precondition).
+    /// `current` with the patch applied (see [`patched`]).
     fn patched(&self, current: &Value, body: &[u8], content_type: &str) -> ApiResult<Value> {
-        let mut obj = current.clone();
-        apply_patch(
-            &mut obj,
-            body,
-            content_type,
-            Schemas::builtin().kind(&self.info),
-        )?;
-        if meta::name(&obj) != self.name() {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({})",
-                meta::name(&obj),
-                self.name()
-            )));
-        }
-        meta::check_type(&self.info, &mut obj)?;
-        Ok(obj)
+        patched(&self.info, self.name(), current, body, content_type)
     }
 
     /// The manager of this write: `fieldManager`, else from the user agent (upstream's
@@ -1687,12 +1639,7 @@ impl Ctx {
     }
 
     async fn delete(&self, body: &[u8]) -> ApiResult {
-        let body = if body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            decode_body(body, "application/json")?
-        };
-        let opts = delete_options(&self.query, body)?;
+        let opts = delete_request(&self.query, body)?;
         if self.info.group.is_empty() && self.info.plural == "namespaces" {
             return self.delete_namespace(&opts).await;
         }
@@ -1753,12 +1700,7 @@ impl Ctx {
     }
 
     async fn delete_collection(&self, body: &[u8]) -> ApiResult {
-        let body = if body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            decode_body(body, "application/json")?
-        };
-        let opts = delete_options(&self.query, body)?;
+        let opts = delete_request(&self.query, body)?;
         let keep = self.matcher()?;
         let page = self
             .app
@@ -1814,6 +1756,100 @@ fn add_warnings(resp: &mut Response, warnings: &[String]) {
     }
 }
 
+/// Decodes through the typed kind, applying `fieldValidation` to unknown fields.
+/// Returns the normalized object and the warnings to send.
+pub(crate) fn normalize(
+    info: &ResourceInfo,
+    query: &Query,
+    obj: Value,
+) -> ApiResult<(Value, Vec<String>)> {
+    let kind = info.kind;
+    let version = info.version;
+    let normalized = (info.normalize)(&obj).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}"
+        ))
+    })?;
+    let unknown = unknown_fields(&obj, &normalized);
+    let mut warnings = Vec::new();
+    if !unknown.is_empty() {
+        match query.get("fieldValidation").unwrap_or("Warn") {
+            "Strict" => {
+                let list = unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {list}"
+                )));
+            }
+            "Ignore" => {}
+            "Warn" => {
+                warnings = unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect()
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", got {other:?}"
+            )))
+            }
+        }
+    }
+    Ok((normalized, warnings))
+}
+
+/// The `labelSelector` and `fieldSelector` of a list, watch or deletecollection, checked
+/// against the fields `info`'s kind supports.
+pub(crate) fn selectors(
+    info: &ResourceInfo,
+    query: &Query,
+) -> ApiResult<(LabelSelector, FieldSelector)> {
+    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    skiff_api::selector::check_fields(info.group, info.plural, &fields)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok((labels, fields))
+}
+
+/// `current` (the object `name` of `info`'s kind) with the patch applied, its type checked.
+/// The result keeps the current resourceVersion unless the patch set one (then it is a
+/// precondition).
+pub(crate) fn patched(
+    info: &ResourceInfo,
+    name: &str,
+    current: &Value,
+    body: &[u8],
+    content_type: &str,
+) -> ApiResult<Value> {
+    let mut obj = current.clone();
+    apply_patch(&mut obj, body, content_type, Schemas::builtin().kind(info))?;
+    if meta::name(&obj) != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({})",
+            meta::name(&obj),
+            name
+        )));
+    }
+    meta::check_type(info, &mut obj)?;
+    Ok(obj)
+}
+
+/// The options of a delete or deletecollection: the query's, overridden by the body's (a
+/// JSON `DeleteOptions`, or nothing).
+pub(crate) fn delete_request(query: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        decode_body(body, "application/json")?
+    };
+    delete_options(query, body)
+}
+
 fn delete_options(query: &Query, body: Value) -> ApiResult<DeleteOptions> {
     let mut opts = DeleteOptions {
         dry_run: query.dry_run()?,
@@ -1852,7 +1888,7 @@ fn delete_options(query: &Query, body: Value) -> ApiResult<DeleteOptions> {
 /// Applies a JSON (RFC 6902), merge (RFC 7386) or strategic merge patch; `schema` is the
 /// root schema of the object's kind, which the strategic merge follows (upstream's
 /// `strategicPatchObject`). Server-side apply is refused as unsupported.
-fn apply_patch(
+pub(crate) fn apply_patch(
     obj: &mut Value,
     body: &[u8],
     content_type: &str,
@@ -1879,7 +1915,12 @@ fn apply_patch(
         "application/json-patch+json" => {
             let patch: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(obj, &patch).map_err(|e| match e.kind {
+            // Applied to a copy, which replaces `obj` only when every operation succeeded.
+            // Not `json_patch::patch`: its undo of a failed patch is wrong after a `move`
+            // whose target is invalid (the moved value is already gone), and it panics when
+            // the undo then fails (`unable to undo applied patches`).
+            let mut patched = obj.clone();
+            json_patch::patch_unsafe(&mut patched, &patch).map_err(|e| match e.kind {
                 json_patch::PatchErrorKind::TestFailed => ApiError {
                     code: 422,
                     reason: "Invalid",
@@ -1890,7 +1931,9 @@ fn apply_patch(
                 _ => ApiError::bad_request(format!(
                     "the server rejected our request due to an error in our request: {e}"
                 )),
-            })
+            })?;
+            *obj = patched;
+            Ok(())
         }
         other => Err(ApiError::unsupported_media_type(other)),
     }
@@ -2090,6 +2133,25 @@ mod fuzz {
             e.code,
             e.message
         );
+    }
+
+    /// Found by the `json_patch` fuzz target: a `move` to an invalid path after another
+    /// operation made `json_patch::patch`'s undo fail, and it panicked. Now a 400, and a
+    /// failed patch leaves the object as it was.
+    #[test]
+    fn a_json_patch_failing_after_a_move_is_a_400_and_changes_nothing() {
+        let live = serde_json::json!({"a": {"c": 1}, "metadata": {"name": "x"}});
+        for body in [
+            br#"[{"op":"add","path":"/a/b","value":1},{"op":"move","from":"/a","path":"/nope/x"}]"#
+                .as_slice(),
+            br#"[{"op":"move","from":"/metadata/name","path":"/nope/x"}]"#,
+        ] {
+            let mut obj = live.clone();
+            let e = apply_patch(&mut obj, body, "application/json-patch+json", None)
+                .expect_err("the move's target does not exist");
+            assert_eq!(e.code, 400, "{}", e.message);
+            assert_eq!(obj, live);
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@
 #![allow(clippy::result_large_err)]
 
 pub mod discovery;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod gc;
 pub mod http;
 pub mod objects;

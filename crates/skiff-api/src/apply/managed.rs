@@ -616,6 +616,17 @@ pub fn apply(
     write: &Write<'_>,
     force: bool,
 ) -> Result<Applied, ApplyError> {
+    if !config.is_object() {
+        return Err(Error::Invalid("an apply configuration must be an object".into()).into());
+    }
+    // Where the managed fields are written: a configuration replacing it by a scalar or a
+    // list would leave an object that cannot record who owns what.
+    if config
+        .get("metadata")
+        .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        return Err(Error::Invalid(".metadata: expected map".into()).into());
+    }
     if config
         .pointer("/metadata/managedFields")
         .is_some_and(|m| !m.is_null())

@@ -540,6 +540,33 @@ fn field_sets_of_objects() {
     assert!(!set.has(&[f("nodeSelector"), f("a")]), "atomic map");
 }
 
+/// Found by the `server_side_apply` fuzz target: a configuration that is a string, a list
+/// or null merged into the live object as a whole, and the "applied" result was that value,
+/// which holds no managed fields; so did one whose `metadata` was a string. Now errors, as
+/// the API server answers such bodies.
+#[test]
+fn a_configuration_that_is_not_an_object_is_invalid() {
+    let live = create(
+        &deploy(Some(1), json!({"app": "web"}), &[("c", "nginx")]),
+        "a",
+    );
+    for config in [json!("path"), json!([1]), json!(null), json!(3)] {
+        match apply(&live, &config, &write("b"), true) {
+            Err(ApplyError::Invalid(Error::Invalid(m))) => {
+                assert_eq!(m, "an apply configuration must be an object")
+            }
+            other => panic!("{config}: {other:?}"),
+        }
+    }
+    // Nor is one whose metadata, where the managed fields go, is not a map.
+    let mut config = deploy(Some(1), json!({"app": "web"}), &[("c", "nginx")]);
+    config["metadata"] = json!("Deployment");
+    match apply(&live, &config, &write("b"), true) {
+        Err(ApplyError::Invalid(Error::Invalid(m))) => assert_eq!(m, ".metadata: expected map"),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// Objects of every wrong shape (a scalar where a list should be, lists of lists, garbage
 /// managed fields) are errors or leaves, never panics.
 #[test]
