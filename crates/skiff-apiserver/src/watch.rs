@@ -230,34 +230,69 @@ fn to_object_event(info: &ResourceInfo, ev: &Event) -> Result<ObjectEvent, ApiEr
     })
 }
 
+/// An event decoded for a resource's cache, before it is applied: the decoding is the
+/// expensive part, done outside every lock.
+struct Prepared {
+    /// The new entry of a put (an error: the object cannot be decoded).
+    entry: Option<Result<Entry, ApiError>>,
+    event: Result<ObjectEvent, ApiError>,
+}
+
+fn prepare(info: &ResourceInfo, ev: &Event) -> Prepared {
+    Prepared {
+        entry: (ev.kind == EventKind::Put).then(|| entry(info, &ev.kv.value, ev.revision())),
+        event: to_object_event(info, ev),
+    }
+}
+
 /// Applies one datastore event to a filled resource: the object map, the ring, the watchers.
-fn apply(info: &ResourceInfo, cache: &ResourceCache, state: &mut ResourceState, ev: &Event) {
+/// Answers the events that left the ring, for the caller to free outside the lock.
+fn apply(
+    info: &ResourceInfo,
+    cache: &ResourceCache,
+    state: &mut ResourceState,
+    ev: &Event,
+) -> Vec<Arc<ObjectEvent>> {
+    if ev.revision() <= state.rev {
+        return Vec::new();
+    }
+    commit(info, cache, state, ev, prepare(info, ev))
+}
+
+/// [`apply`] of an event decoded beforehand.
+fn commit(
+    info: &ResourceInfo,
+    cache: &ResourceCache,
+    state: &mut ResourceState,
+    ev: &Event,
+    prepared: Prepared,
+) -> Vec<Arc<ObjectEvent>> {
     let rev = ev.revision();
+    let mut gone = Vec::new();
     if rev <= state.rev {
-        return;
+        return gone;
     }
     state.rev = rev;
-    match ev.kind {
-        EventKind::Put => match entry(info, &ev.kv.value, rev) {
-            Ok(e) => {
-                state.objects.insert(ev.kv.key.clone(), e);
-            }
-            Err(e) => {
-                tracing::error!(resource = %info.plural, key = %ev.kv.key, error = %e, "watch cache: undecodable object");
-                state.objects.remove(&ev.kv.key);
-            }
-        },
-        EventKind::Delete => {
+    match prepared.entry {
+        Some(Ok(e)) => {
+            state.objects.insert(ev.kv.key.clone(), e);
+        }
+        Some(Err(e)) => {
+            tracing::error!(resource = %info.plural, key = %ev.kv.key, error = %e, "watch cache: undecodable object");
+            state.objects.remove(&ev.kv.key);
+        }
+        None => {
             state.objects.remove(&ev.kv.key);
         }
     }
-    match to_object_event(info, ev) {
+    match prepared.event {
         Ok(oe) => {
             let oe = Arc::new(oe);
             state.ring.push_back(oe.clone());
             while state.ring.len() > RING {
                 if let Some(old) = state.ring.pop_front() {
                     state.start = old.rev;
+                    gone.push(old);
                 }
             }
             // Sent under the lock, so a subscriber sees each event exactly once: either in
@@ -268,6 +303,7 @@ fn apply(info: &ResourceInfo, cache: &ResourceCache, state: &mut ResourceState, 
             tracing::error!(resource = %info.plural, error = %e, "watch cache: undecodable event")
         }
     }
+    gone
 }
 
 fn entry(info: &ResourceInfo, bytes: &[u8], rev: Revision) -> Result<Entry, ApiError> {
@@ -440,10 +476,13 @@ impl Hub {
         state.objects = objects;
         state.rev = at;
         state.start = at;
+        let mut gone = Vec::new();
         for ev in std::mem::take(&mut state.pending) {
-            apply(&info, &cache, &mut state, &ev);
+            gone.extend(apply(&info, &cache, &mut state, &ev));
         }
         state.ready = true;
+        drop(state);
+        drop(gone);
     }
 
     /// Events of `info` after revision `after`.
@@ -622,14 +661,48 @@ async fn run_feed(hub: std::sync::Weak<Hub>, mut stream: ProgressWatchStream) {
             }
             Some(Ok(WatchItem::Event(ev))) => {
                 let rev = ev.revision();
+                // Routed under the feed's lock, decoded outside it: every create looks a
+                // cache up (the namespace check), and must not wait behind a decode.
+                let routed = {
+                    let mut feed = hub.feed.lock();
+                    let Some(feed) = feed.as_mut() else { return };
+                    match resource_of(&feed.resources, &ev.kv.key) {
+                        Some((info, cache)) => Some((info.clone(), cache.clone())),
+                        None => {
+                            feed.applied.send_replace(rev);
+                            None
+                        }
+                    }
+                };
+                let Some((info, cache)) = routed else {
+                    continue;
+                };
+                let ready = cache.state.lock().ready;
+                let prepared = ready.then(|| prepare(&info, &ev));
+                let gone = {
+                    let mut state = cache.state.lock();
+                    match prepared {
+                        Some(p) => commit(&info, &cache, &mut state, &ev, p),
+                        None if state.ready => apply(&info, &cache, &mut state, &ev),
+                        None => {
+                            state.pending.push(ev.clone());
+                            Vec::new()
+                        }
+                    }
+                };
+                drop(gone);
                 let mut feed = hub.feed.lock();
                 let Some(feed) = feed.as_mut() else { return };
-                if let Some((info, cache)) = resource_of(&feed.resources, &ev.kv.key) {
-                    let mut state = cache.state.lock();
-                    if state.ready {
-                        apply(info, cache, &mut state, &ev);
-                    } else {
-                        state.pending.push(ev);
+                // A cache made for the prefix meanwhile (after a failed fill) starts at the
+                // revision published before this event: it gets the event too.
+                if let Some((info, now)) = resource_of(&feed.resources, &ev.kv.key) {
+                    if !Arc::ptr_eq(now, &cache) {
+                        let mut state = now.state.lock();
+                        if state.ready {
+                            drop(apply(info, now, &mut state, &ev));
+                        } else {
+                            state.pending.push(ev);
+                        }
                     }
                 }
                 feed.applied.send_replace(rev);
