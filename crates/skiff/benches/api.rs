@@ -278,18 +278,7 @@ struct Storm {
 async fn watch_under_storm(c: &reqwest::Client, dir: &Path, server: &Server) -> Result<Storm> {
     use std::sync::atomic::{AtomicU64, Ordering};
     let url = &server.url;
-    let list: serde_json::Value = c
-        .get(format!(
-            "{url}/api/v1/namespaces/default/configmaps?limit=1"
-        ))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let rv = list["metadata"]["resourceVersion"]
-        .as_str()
-        .context("no rv")?
-        .to_owned();
+    let rv = list_revision(c, &format!("{url}/api/v1/namespaces/default/configmaps")).await?;
     let base = Instant::now();
     let expected = Arc::new(AtomicU64::new(u64::MAX));
     let resp = c
@@ -432,17 +421,22 @@ async fn list_p50(c: &reqwest::Client, url: &str, table: bool) -> Result<f64> {
     Ok(times[times.len() / 2])
 }
 
-async fn watch_fanout(c: &reqwest::Client, url: &str, watchers: usize) -> Result<(f64, f64)> {
-    let rv: serde_json::Value = c
-        .get(format!("{url}/api/v1/namespaces/default/pods?limit=1"))
+/// The resourceVersion of a one-item list of `collection` (where a watch starts).
+async fn list_revision(c: &reqwest::Client, collection: &str) -> Result<String> {
+    let list: serde_json::Value = c
+        .get(format!("{collection}?limit=1"))
         .send()
         .await?
         .json()
         .await?;
-    let rv = rv["metadata"]["resourceVersion"]
+    Ok(list["metadata"]["resourceVersion"]
         .as_str()
-        .context("no rv")?
-        .to_owned();
+        .context("no resourceVersion")?
+        .to_owned())
+}
+
+async fn watch_fanout(c: &reqwest::Client, url: &str, watchers: usize) -> Result<(f64, f64)> {
+    let rv = list_revision(c, &format!("{url}/api/v1/namespaces/default/pods")).await?;
     let base = Instant::now();
     let updates = 20;
     let mut tasks = Vec::new();
