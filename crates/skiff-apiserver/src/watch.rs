@@ -654,7 +654,9 @@ async fn run_feed(hub: std::sync::Weak<Hub>, mut stream: ProgressWatchStream) {
                 if let Some(feed) = hub.feed.lock().as_ref() {
                     feed.applied.send_if_modified(|applied| {
                         let newer = rev > *applied;
-                        *applied = (*applied).max(rev);
+                        if newer {
+                            *applied = rev;
+                        }
                         newer
                     });
                 }

@@ -499,12 +499,9 @@ impl EtcdWatch {
     fn take(&mut self, resp: &etcd_client::WatchResponse) -> Result<()> {
         if resp.events().is_empty() && !resp.created() {
             // A progress notification: every event up to the header's revision was sent.
-            let rev = header_revision(resp.header())?;
-            if rev >= self.next {
-                self.next = rev + 1;
-            }
-            self.buffered
-                .push_back(WatchItem::Progress(rev.max(self.next - 1)));
+            // (A report never goes back past an event already delivered.)
+            self.next = self.next.max(header_revision(resp.header())? + 1);
+            self.buffered.push_back(WatchItem::Progress(self.next - 1));
             return Ok(());
         }
         for ev in resp.events() {

@@ -1,4 +1,5 @@
-//! The embedded backend: a durable, single-process store in one file of the data dir.
+//! The embedded backend: a durable, single-process store in two files of the data dir, a
+//! redb database (`skiff.redb`) and its write-ahead log (`skiff.wal`).
 //!
 //! Layout: a redb database with two tables keyed by revision, `log` (what each write did:
 //! put or delete, the key, its create revision, the revision it replaced) and `values` (the
@@ -10,8 +11,9 @@
 //! commit was syncing and commits them together with one sync (group commit): throughput
 //! rises with the number of concurrent writers while every write is durable before it is
 //! acknowledged. The sync is the write-ahead log's (`wal.rs`): redb commits each batch
-//! without syncing, and a checkpoint makes them durable in redb's file from time to time. Reads take the index lock, open a redb read snapshot and read values from
-//! it, never blocking the writer. Watches replay history from disk, then receive live events
+//! without syncing, and a checkpoint makes them durable in redb's file from time to time.
+//! Reads take the index lock, open a redb read snapshot and read values from it, never
+//! blocking the writer. Watches replay history from disk, then receive live events
 //! from the writer through a bounded channel; a watcher that falls behind is cut off with
 //! [`Error::WatcherTooSlow`].
 //!
