@@ -127,9 +127,7 @@ fn main() {
     let empty = json!({});
     let (cm_ops, cm_us) = measure("create", 2.0, || {
         let mut obj = cm.clone();
-        apply::update(&empty, &obj, &cm_write)
-            .expect("update")
-            .write_to(&mut obj);
+        apply::record_update(&empty, &mut obj, &cm_write).expect("record");
         assert!(obj["metadata"]["managedFields"].is_array());
     });
 

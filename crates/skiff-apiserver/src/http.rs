@@ -63,7 +63,11 @@ pub fn error_response(e: &ApiError) -> Response {
 }
 
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    // One object is rarely under 1 KiB: start there rather than grow from 128 bytes.
+    let mut bytes = Vec::with_capacity(1024);
+    if serde_json::to_writer(&mut bytes, body).is_err() {
+        bytes.clear();
+    }
     (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
@@ -396,8 +400,8 @@ pub(crate) fn record_update(
         has_status: info.has(Subresource::Status),
         now: now(),
     };
-    match ssa::update(old, new, &write) {
-        Ok(managed) => managed.write_to(new),
+    match ssa::record_update(old, new, &write) {
+        Ok(()) => {}
         Err(e) => {
             tracing::warn!(kind = info.kind, name = meta::name(new), error = %e, "managed fields not updated");
             if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -517,13 +521,20 @@ impl Ctx {
         let mut obj = body;
         meta::check_type(&self.info, &mut obj)?;
         meta::check_namespace(&self.info, &mut obj, self.ns.as_deref())?;
-        let (mut obj, warnings) = self.normalize(obj)?;
+        let (obj, warnings) = self.normalize(obj)?;
         let dry_run = self.query.dry_run()?;
         let generated = meta::name(&obj).is_empty();
         self.check_namespace_open(meta::name(&obj)).await?;
         let mut attempts = 0;
+        let mut obj = Some(obj);
         let created = loop {
-            let mut candidate = obj.clone();
+            // Kept for another try only where a generated name may collide.
+            let mut candidate = match &obj {
+                Some(o) if generated => o.clone(),
+                _ => obj
+                    .take()
+                    .ok_or_else(|| ApiError::internal("create retried without its object"))?,
+            };
             meta::prepare_create(
                 &self.info,
                 &mut candidate,
@@ -555,8 +566,7 @@ impl Ctx {
                 other => break other?,
             }
         };
-        obj = created;
-        let mut resp = self.respond(StatusCode::CREATED, obj);
+        let mut resp = self.respond(StatusCode::CREATED, created);
         add_warnings(&mut resp, &warnings);
         Ok(resp)
     }

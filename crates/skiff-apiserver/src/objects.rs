@@ -121,8 +121,9 @@ fn owned(stored: Cow<'_, Value>) -> Option<Value> {
 }
 
 fn encode(obj: &Value) -> Result<Bytes, ApiError> {
-    serde_json::to_vec(&WithoutResourceVersion(obj))
-        .map(Bytes::from)
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, &WithoutResourceVersion(obj))
+        .map(|()| Bytes::from(out))
         .map_err(|e| ApiError::internal(format!("encoding: {e}")))
 }
 

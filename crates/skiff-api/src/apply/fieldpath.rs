@@ -44,7 +44,12 @@ impl PathElement {
     /// The element as a `FieldsV1` key: `f:name`, `k:{"name":"c"}`, `v:"x"`, `i:0`.
     pub fn to_key(&self) -> String {
         match self {
-            PathElement::Field(name) => format!("f:{name}"),
+            PathElement::Field(name) => {
+                let mut key = String::with_capacity(name.len() + 2);
+                key.push_str("f:");
+                key.push_str(name);
+                key
+            }
             PathElement::Key(fields) => {
                 let inner: Vec<String> = fields
                     .iter()
@@ -232,9 +237,19 @@ impl Set {
         match path {
             [] => {}
             [last] => {
-                self.members.insert(last.clone());
+                if !self.members.contains(last) {
+                    self.members.insert(last.clone());
+                }
             }
-            [first, rest @ ..] => self.children.entry(first.clone()).or_default().insert(rest),
+            // The key is cloned only when the child is new.
+            [first, rest @ ..] => match self.children.get_mut(first) {
+                Some(child) => child.insert(rest),
+                None => {
+                    let mut child = Set::new();
+                    child.insert(rest);
+                    self.children.insert(first.clone(), child);
+                }
+            },
         }
     }
 
@@ -379,8 +394,22 @@ impl Set {
 
     /// The `FieldsV1` JSON of the set as a value.
     pub fn to_fields_v1(&self) -> Value {
-        // The string form is built by this module, so it always parses.
-        serde_json::from_str(&self.to_fields_v1_string()).unwrap_or(Value::Null)
+        fn build(set: &Set, include_self: bool) -> Value {
+            let mut out = serde_json::Map::new();
+            if include_self && !set.is_empty() {
+                out.insert(".".into(), Value::Object(serde_json::Map::new()));
+            }
+            for pe in &set.members {
+                if !set.children.contains_key(pe) {
+                    out.insert(pe.to_key(), Value::Object(serde_json::Map::new()));
+                }
+            }
+            for (pe, c) in &set.children {
+                out.insert(pe.to_key(), build(c, set.members.contains(pe)));
+            }
+            Value::Object(out)
+        }
+        build(self, false)
     }
 
     /// Parses `FieldsV1` JSON.
@@ -432,6 +461,9 @@ mod tests {
             "9 sorts before 10: numbers compare as numbers"
         );
         assert_eq!(Set::from_fields_v1(&set.to_fields_v1()).unwrap(), set);
+        // The value is built directly; it is the same JSON as the string form.
+        let parsed: Value = serde_json::from_str(&set.to_fields_v1_string()).unwrap();
+        assert_eq!(set.to_fields_v1(), parsed);
     }
 
     #[test]

@@ -14,7 +14,8 @@ use serde_json::{json, Map, Value};
 use super::fieldpath::{path_string, Path, PathElement, Set};
 use super::schema::{GoField, Ty};
 use super::typed::{
-    compare, ensure_named_fields_are_members, merge, remove_items, to_field_set, Comparison,
+    added_or_modified_v1, compare, ensure_named_fields_are_members, merge, remove_items,
+    to_field_set, Comparison,
 };
 use super::Error;
 
@@ -384,25 +385,28 @@ fn stripped() -> &'static Set {
         set.insert(&[field("apiVersion")]);
         set.insert(&[field("kind")]);
         set.insert(&[field("metadata")]);
-        for f in [
-            "name",
-            "namespace",
-            "creationTimestamp",
-            "selfLink",
-            "uid",
-            "clusterName",
-            "generation",
-            "managedFields",
-            "resourceVersion",
-            // Set by the server's delete, never by a manager's write.
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-        ] {
+        for f in STRIPPED_METADATA {
             set.insert(&[field("metadata"), field(f)]);
         }
         set
     })
 }
+
+/// The metadata fields of [`stripped`].
+const STRIPPED_METADATA: [&str; 11] = [
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+    // Set by the server's delete, never by a manager's write.
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
 
 /// The object without `metadata.managedFields` (the fields are never part of the comparison).
 fn without_managed_fields(object: &Value) -> Value {
@@ -582,6 +586,82 @@ pub fn update(live: &Value, new: &Value, write: &Write<'_>) -> Result<ManagedFie
     managed.drop_empty();
     managed.cap_update_managers();
     Ok(managed)
+}
+
+/// Records a non-apply write in `new`'s `metadata.managedFields`: [`update`] then
+/// [`ManagedFields::write_to`], in one walk for the most common write, a create without
+/// managed fields of its own (`live` is `{}`): then the writer's entry is the only one and
+/// owns what the create sets, so no sets are built.
+pub fn record_update(live: &Value, new: &mut Value, write: &Write<'_>) -> Result<(), Error> {
+    let fresh = write.subresource.is_none()
+        && live.as_object().is_some_and(Map::is_empty)
+        && new
+            .get("metadata")
+            .and_then(|m| m.get("managedFields"))
+            .is_none_or(Value::is_null);
+    if !fresh {
+        update(live, new, write)?.write_to(new);
+        return Ok(());
+    }
+    let ty = write.ty();
+    let mut fields = added_or_modified_v1(&go_shape(live, ty), &go_shape(new, ty), ty)?;
+    if let Value::Object(root) = &mut fields {
+        if write.has_status {
+            // The ignored fields of a main-resource write, and everything below them.
+            root.remove("f:status");
+        }
+        strip_v1(root);
+    }
+    let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    if fields.as_object().is_some_and(Map::is_empty) {
+        meta.remove("managedFields");
+        return Ok(());
+    }
+    let id = write.id(Operation::Update);
+    let mut entry = Map::new();
+    entry.insert("manager".into(), id.manager.into());
+    entry.insert("operation".into(), id.operation.as_str().into());
+    entry.insert("apiVersion".into(), write.api_version.into());
+    entry.insert("time".into(), write.timestamp().into());
+    entry.insert("fieldsType".into(), "FieldsV1".into());
+    entry.insert("fieldsV1".into(), fields);
+    meta.insert(
+        "managedFields".into(),
+        Value::Array(vec![Value::Object(entry)]),
+    );
+    Ok(())
+}
+
+/// [`stripped`] taken from `FieldsV1` JSON: those exact paths stop being members, what is
+/// below them stays, and nodes left with nothing go.
+fn strip_v1(root: &mut Map<String, Value>) {
+    fn unmember(map: &mut Map<String, Value>, key: &str) {
+        if let Some(Value::Object(node)) = map.get_mut(key) {
+            node.remove(".");
+            if node.is_empty() {
+                map.remove(key);
+            }
+        }
+    }
+    for key in ["f:apiVersion", "f:kind"] {
+        unmember(root, key);
+    }
+    if let Some(Value::Object(meta)) = root.get_mut("f:metadata") {
+        let strip: Vec<String> = meta
+            .keys()
+            .filter(|k| {
+                k.strip_prefix("f:")
+                    .is_some_and(|f| STRIPPED_METADATA.contains(&f))
+            })
+            .cloned()
+            .collect();
+        for key in strip {
+            unmember(meta, &key);
+        }
+    }
+    unmember(root, "f:metadata");
 }
 
 /// Removes from every manager but `except` the fields a write changed or removed.

@@ -23,8 +23,8 @@ mod tests;
 
 pub use fieldpath::{Path, PathElement, Set};
 pub use managed::{
-    apply, identity_of, manager_name, update, Applied, ApplyError, Conflict, Conflicts,
-    ManagedFields, ManagerId, Operation, Write,
+    apply, identity_of, manager_name, record_update, update, Applied, ApplyError, Conflict,
+    Conflicts, ManagedFields, ManagerId, Operation, Write,
 };
 pub use schema::Ty;
 

@@ -683,3 +683,169 @@ fn more_than_ten_updaters_are_merged_into_ancient_changes() {
         assert!(set.has(&[f("metadata"), f("labels"), f(l)]), "{l}");
     }
 }
+
+/// The one-walk create path of `record_update` records exactly what the general path
+/// (`update` from `{}`, then `write_to`) records, for creates of every shape: structs that Go
+/// always fills in, required lists that are null when absent, list maps (with a defaulted key),
+/// sets, atomic lists and maps, unknown fields, empty objects and nulls, status on kinds with and
+/// without a status subresource.
+#[test]
+fn record_update_of_a_create_is_the_general_update() {
+    let corpus: Vec<(&str, &str, bool, Value)> = vec![
+        (
+            "io.k8s.api.core.v1.ConfigMap",
+            "v1",
+            false,
+            json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "default", "uid": "u", "resourceVersion": "1",
+                "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"a": "b"}, "annotations": {}},
+            "data": {"k": "v", "e": ""}, "binaryData": null}),
+        ),
+        (
+            "io.k8s.api.core.v1.ConfigMap",
+            "v1",
+            false,
+            json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "only"}}),
+        ),
+        (
+            "io.k8s.api.core.v1.ConfigMap",
+            "v1",
+            false,
+            json!({"kind": "ConfigMap"}),
+        ),
+        (
+            "io.k8s.api.core.v1.ConfigMap",
+            "v1",
+            false,
+            json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "finalizers": ["a", "b"],
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u1"}],
+                "generateName": "x-", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+            "unknownField": {"deep": [1, 2]}}),
+        ),
+        (DEPLOY, "apps/v1", true, {
+            let mut d = deploy(
+                Some(3),
+                json!({"app": "web"}),
+                &[("a", "img:1"), ("b", "img:2")],
+            );
+            d["spec"]["template"]["spec"]["containers"][0]["ports"] =
+                json!([{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}]);
+            d["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]);
+            d["spec"]["strategy"] =
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}});
+            d["status"] =
+                json!({"replicas": 3, "conditions": [{"type": "Available", "status": "True"}]});
+            d
+        }),
+        (
+            DEPLOY,
+            "apps/v1",
+            false,
+            deploy(None, json!({}), &[("a", "img:1")]),
+        ),
+        (
+            "io.k8s.api.core.v1.Pod",
+            "v1",
+            true,
+            json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "x"],
+                        "resources": {"limits": {"cpu": "1"}}, "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
+                     "volumes": [{"name": "v", "emptyDir": {}}], "nodeSelector": {"a": "b"},
+                     "tolerations": [{"key": "k", "operator": "Exists"}],
+                     "securityContext": {}, "restartPolicy": "Always"},
+            "status": {"phase": "Pending"}}),
+        ),
+        (
+            "io.k8s.api.core.v1.Service",
+            "v1",
+            true,
+            json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 53, "protocol": "UDP", "name": "dns"}],
+                     "selector": {"app": "web"}, "clusterIPs": ["10.43.0.10"], "type": "ClusterIP"}}),
+        ),
+        (
+            "io.k8s.api.apps.v1.StatefulSet",
+            "apps/v1",
+            true,
+            json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "st"},
+            "spec": {"serviceName": "st", "selector": {"matchLabels": {"a": "b"}},
+                     "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+                     "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+        ),
+        (
+            "io.k8s.api.batch.v1.CronJob",
+            "batch/v1",
+            true,
+            json!({
+            "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cj"},
+            "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                "containers": [{"name": "c", "image": "i"}], "restartPolicy": "OnFailure"}}}}}}),
+        ),
+        (
+            "io.k8s.api.core.v1.Node",
+            "v1",
+            true,
+            json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": "n", "labels": {"k": "v"}},
+            "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]},
+            "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}}),
+        ),
+        (
+            "io.k8s.api.core.v1.Secret",
+            "v1",
+            false,
+            json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque",
+            "stringData": {"a": "b"}, "data": {"c": "ZA=="}}),
+        ),
+        (
+            "io.example.v1.Unknown",
+            "example.io/v1",
+            false,
+            json!({
+            "apiVersion": "example.io/v1", "kind": "Unknown", "metadata": {"name": "u"},
+            "spec": {"list": [1, 2], "map": {"a": {"b": null}}, "empty": {}}}),
+        ),
+    ];
+    let empty = json!({});
+    for (schema, api_version, has_status, obj) in corpus {
+        for manager in ["kubectl-create", ""] {
+            let w = Write {
+                manager,
+                api_version,
+                subresource: None,
+                schema,
+                has_status,
+                now: at(5),
+            };
+            let mut general = obj.clone();
+            update(&empty, &general, &w)
+                .expect("general update")
+                .write_to(&mut general);
+            let mut fast = obj.clone();
+            record_update(&empty, &mut fast, &w).expect("record_update");
+            assert_eq!(fast, general, "{schema} {obj}");
+        }
+    }
+    // A list-map item without its key: the same error as the general path gives.
+    let bad = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+        "spec": {"ports": [{"name": "x"}]}});
+    let w = Write {
+        manager: "m",
+        api_version: "v1",
+        subresource: None,
+        schema: "io.k8s.api.core.v1.Service",
+        has_status: true,
+        now: at(5),
+    };
+    let general = update(&empty, &bad, &w).expect_err("general refuses");
+    let fast = record_update(&empty, &mut bad.clone(), &w).expect_err("fast refuses");
+    assert_eq!(fast.to_string(), general.to_string());
+}

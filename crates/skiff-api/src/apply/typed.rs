@@ -252,6 +252,88 @@ pub fn compare(old: &Value, new: &Value, ty: Ty) -> Result<Comparison, Error> {
     Ok(c)
 }
 
+/// The fields [`compare`] reports as added or modified, as `FieldsV1` JSON, without
+/// building the three sets: what a write from nothing (a create) owns, in one walk. The
+/// result is the same as `added.union(&modified).to_fields_v1()` (tested against it).
+pub fn added_or_modified_v1(old: &Value, new: &Value, ty: Ty) -> Result<Value, Error> {
+    /// The node's own membership and the `FieldsV1` of what is below it.
+    fn walk(
+        l: Option<&Value>,
+        r: Option<&Value>,
+        ty: Ty,
+        path: &mut Path,
+        below: &mut Map<String, Value>,
+    ) -> Result<bool, Error> {
+        let shape = match shape(ty, &[l, r]) {
+            Shape::Map(_) | Shape::List(..) if is_empty(l) && is_empty(r) => Shape::Leaf,
+            s => s,
+        };
+        let child = |pe: PathElement,
+                     l: Option<&Value>,
+                     r: Option<&Value>,
+                     ty: Ty,
+                     path: &mut Path,
+                     below: &mut Map<String, Value>|
+         -> Result<(), Error> {
+            let key = pe.to_key();
+            path.push(pe);
+            let mut grand = Map::new();
+            let member = walk(l, r, ty, path, &mut grand)?;
+            path.pop();
+            if !grand.is_empty() {
+                if member {
+                    grand.insert(".".into(), Value::Object(Map::new()));
+                }
+                below.insert(key, Value::Object(grand));
+            } else if member {
+                below.insert(key, Value::Object(Map::new()));
+            }
+            Ok(())
+        };
+        match shape {
+            Shape::Leaf => {
+                return Ok(match (l, r) {
+                    (None, Some(_)) => true,
+                    (Some(a), Some(b)) => a != b,
+                    _ => false,
+                })
+            }
+            Shape::Map(ty) => {
+                let empty = Map::new();
+                let lm = l.and_then(Value::as_object).unwrap_or(&empty);
+                let rm = r.and_then(Value::as_object).unwrap_or(&empty);
+                for k in lm.keys().chain(rm.keys().filter(|k| !lm.contains_key(*k))) {
+                    let pe = PathElement::Field(k.clone());
+                    child(pe, lm.get(k), rm.get(k), ty.field(k), path, below)?;
+                }
+            }
+            Shape::List(ty, kind) => {
+                let li = index_items(l, kind, path)?;
+                let ri = index_items(r, kind, path)?;
+                let mut seen: Vec<&PathElement> = Vec::new();
+                for (pe, _) in li.iter().chain(ri.iter()) {
+                    if seen.contains(&pe) {
+                        continue;
+                    }
+                    seen.push(pe);
+                    child(
+                        pe.clone(),
+                        find(&li, pe),
+                        find(&ri, pe),
+                        ty.item(),
+                        path,
+                        below,
+                    )?;
+                }
+            }
+        }
+        Ok(l.is_none() && r.is_some())
+    }
+    let mut out = Map::new();
+    walk(Some(old), Some(new), ty, &mut Vec::new(), &mut out)?;
+    Ok(Value::Object(out))
+}
+
 fn find<'v>(items: &[(PathElement, &'v Value)], pe: &PathElement) -> Option<&'v Value> {
     items.iter().find(|(p, _)| p == pe).map(|(_, v)| *v)
 }
