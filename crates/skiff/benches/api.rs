@@ -214,6 +214,39 @@ async fn create_configmaps_stamped(
     prefix: &'static str,
     stamp: Option<Instant>,
 ) -> Result<(Histogram<u64>, Duration)> {
+    let data = "v".repeat(200);
+    let request = move |w: usize, i: u64| {
+        let annotations = match stamp {
+            Some(base) => format!(
+                r#","annotations":{{"sent":"{}"}}"#,
+                base.elapsed().as_micros()
+            ),
+            None => String::new(),
+        };
+        let body = format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{prefix}-{w}-{i}"{annotations}}},"data":{{"k":"{data}"}}}}"#
+        );
+        http::Request::post("/api/v1/namespaces/default/configmaps")
+            .header(http::header::HOST, "127.0.0.1")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json")
+            .body(http_body_util::Full::new(Bytes::from(body)))
+    };
+    drive(dir, port, clients, secs, request, http::StatusCode::CREATED).await
+}
+
+type Body = http_body_util::Full<Bytes>;
+
+/// `clients` lean connections sending `request(client, i)` one after another for `secs`,
+/// each answer expected to be `expect`: the latency histogram and how long it took.
+async fn drive(
+    dir: &Path,
+    port: u16,
+    clients: usize,
+    secs: f64,
+    request: impl Fn(usize, u64) -> http::Result<http::Request<Body>> + Clone + Send + 'static,
+    expect: http::StatusCode,
+) -> Result<(Histogram<u64>, Duration)> {
     use http_body_util::BodyExt;
     let tls = tls_config(dir)?;
     let mut senders = Vec::with_capacity(clients);
@@ -223,33 +256,19 @@ async fn create_configmaps_stamped(
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
     let tasks = senders.into_iter().enumerate().map(|(w, mut sender)| {
+        let request = request.clone();
         tokio::spawn(async move {
             let mut h = Histogram::<u64>::new(3)?;
             let mut i = 0;
-            let data = "v".repeat(200);
             while Instant::now() < deadline {
-                let annotations = match stamp {
-                    Some(base) => format!(
-                        r#","annotations":{{"sent":"{}"}}"#,
-                        base.elapsed().as_micros()
-                    ),
-                    None => String::new(),
-                };
-                let body = format!(
-                    r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{prefix}-{w}-{i}"{annotations}}},"data":{{"k":"{data}"}}}}"#
-                );
-                let request = http::Request::post("/api/v1/namespaces/default/configmaps")
-                    .header(http::header::HOST, "127.0.0.1")
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .header(http::header::ACCEPT, "application/json")
-                    .body(http_body_util::Full::new(Bytes::from(body)))?;
+                let request = request(w, i)?;
                 let t = Instant::now();
                 sender.ready().await?;
                 let response = sender.send_request(request).await?;
                 let status = response.status();
                 response.into_body().collect().await?;
-                if status != http::StatusCode::CREATED {
-                    bail!("create answered {status}");
+                if status != expect {
+                    bail!("{expect} expected, answered {status}");
                 }
                 h.record(t.elapsed().as_micros() as u64)?;
                 i += 1;
@@ -262,6 +281,26 @@ async fn create_configmaps_stamped(
         all.add(h??)?;
     }
     Ok((all, start.elapsed()))
+}
+
+/// The HTTP floor: `GET /healthz` (no handler work, no store) by 64 lean clients for 3 s,
+/// what the HTTPS stack alone costs on this machine: (requests/s, CPU per request of the
+/// server and of this process in us).
+async fn http_floor(dir: &Path, server: &Server) -> Result<(f64, f64, f64)> {
+    let pid = server.child.id().to_string();
+    let before = (cpu_secs("self")?, cpu_secs(&pid)?);
+    let request = |_: usize, _: u64| {
+        http::Request::get("/healthz")
+            .header(http::header::HOST, "127.0.0.1")
+            .body(Body::new(Bytes::new()))
+    };
+    let (h, elapsed) = drive(dir, server.port, 64, 3.0, request, http::StatusCode::OK).await?;
+    let n = h.len() as f64;
+    Ok((
+        n / elapsed.as_secs_f64(),
+        (cpu_secs(&pid)? - before.1) / n * 1e6,
+        (cpu_secs("self")? - before.0) / n * 1e6,
+    ))
 }
 
 /// What one watcher of ConfigMaps sees while 64 clients create them as fast as the server
@@ -557,13 +596,19 @@ fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_idle = rss_kb(server.child.id())?;
         let c = client(dir.path())?;
-        // `SKIFF_BENCH_ONLY=creates|apply|lists`: that measure alone (for profiling).
+        // `SKIFF_BENCH_ONLY=creates|floor|apply|lists|storm`: that measure alone (for
+        // profiling); `SKIFF_BENCH_KEEP=1` with `lists` keeps the data dir with the pods.
         let only = std::env::var("SKIFF_BENCH_ONLY").ok();
         match only.as_deref() {
             None => {}
             Some("creates") => {
                 let cm = measure_creates(dir.path(), &server).await?;
                 println!("creates: {:.0}/s p50 {:.2} ms p99 {:.2} ms; CPU per create: server {:.0} us, load generator {:.0} us", cm.per_sec, cm.p50, cm.p99, cm.server_us, cm.client_us);
+                return Ok(());
+            }
+            Some("floor") => {
+                let (rate, server_us, client_us) = http_floor(dir.path(), &server).await?;
+                println!("GET /healthz: {rate:.0}/s; CPU per request: server {server_us:.0} us, load generator {client_us:.0} us");
                 return Ok(());
             }
             Some("storm") => {
@@ -578,6 +623,11 @@ fn main() -> Result<()> {
             }
             Some("lists") => {
                 create_pods(&c, &server.url, 10_000).await?;
+                if std::env::var_os("SKIFF_BENCH_KEEP").is_some() {
+                    // For profiling a start with 10,000 pods stored.
+                    eprintln!("data dir kept: {}", dir.keep().display());
+                    return Ok(());
+                }
                 let list_json = list_p50(&c, &server.url, false).await?;
                 let list_table = list_p50(&c, &server.url, true).await?;
                 let rss = rss_kb(server.child.id())? as f64 / 1024.0;
@@ -585,9 +635,10 @@ fn main() -> Result<()> {
                 return Ok(());
             }
             Some(other) => {
-                bail!("SKIFF_BENCH_ONLY={other}: expected creates, apply, lists or storm")
+                bail!("SKIFF_BENCH_ONLY={other}: expected creates, floor, apply, lists or storm")
             }
         }
+        let (floor, floor_server, floor_client) = http_floor(dir.path(), &server).await?;
         let cm = measure_creates(dir.path(), &server).await?;
         let (creates, p50, p99) = (cm.per_sec, cm.p50, cm.p99);
         eprintln!("creates: {creates:.0}/s p50 {p50:.2} ms p99 {p99:.2} ms");
@@ -596,10 +647,13 @@ fn main() -> Result<()> {
         let list_json = list_p50(&c, &server.url, false).await?;
         let list_table = list_p50(&c, &server.url, true).await?;
         let rss_pods = rss_kb(server.child.id())?;
-        let (w50, w99) = watch_fanout(&c, &server.url, 500).await?;
-        let storm = watch_under_storm(&c, dir.path(), &server).await?;
+        // The restart with the pods stored (and the creates measure's ConfigMaps), before the
+        // storm below adds tens of thousands more objects. The server is killed, as a crash
+        // would: the restart replays the write-ahead log.
         drop(server);
         let (server, ready_pods) = start(dir.path()).await?;
+        let (w50, w99) = watch_fanout(&c, &server.url, 500).await?;
+        let storm = watch_under_storm(&c, dir.path(), &server).await?;
         drop(server);
         let raw_dir = tempfile::Builder::new()
             .prefix("skiff-apibench-raw-")
@@ -613,7 +667,7 @@ fn main() -> Result<()> {
             ready_empty.as_millis()
         );
         println!(
-            "| start to /readyz 200, 10,000 pods stored | {} ms | <= 300 ms |",
+            "| start to /readyz 200, 10,000 pods stored (after a kill; also the creates' ConfigMaps) | {} ms | <= 300 ms |",
             ready_pods.as_millis()
         );
         println!("| ConfigMap creates/s, 64 clients | {creates:.0} | >= 5,000 |");
@@ -623,6 +677,9 @@ fn main() -> Result<()> {
             cm.server_us, cm.client_us
         );
         println!("| embedded store puts/s, 64 writers (same machine) | {raw:.0} | |");
+        println!(
+            "| HTTP floor: GET /healthz, 64 clients: requests/s; CPU per request server / load generator | {floor:.0}; {floor_server:.0} / {floor_client:.0} us | |"
+        );
         println!(
             "| API creates / raw store puts | {:.0}% | >= 50% |",
             creates / raw * 100.0
