@@ -292,6 +292,9 @@ pub(crate) async fn resync(app: Weak<App>) {
         {
             let Some(app) = app.upgrade() else { return };
             if let Err(e) = resync_once(&app).await {
+                if e.message == crate::objects::STORE_CLOSED {
+                    return;
+                }
                 tracing::warn!(error = %e, "garbage collection resync");
             }
         }

@@ -18,6 +18,9 @@ use skiff_api::{conversion, meta};
 use skiff_store::{Error as StoreError, Revision, Store};
 
 /// Maps a datastore error about `name` of `info` to the API's answer.
+/// The message of a request that met the datastore closing (the server shutting down).
+pub const STORE_CLOSED: &str = "the datastore is closed: the server is shutting down";
+
 pub fn store_error(info: &ResourceInfo, name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound { .. } => ApiError::not_found(info.group, info.plural, name),
@@ -40,6 +43,7 @@ pub fn store_error(info: &ResourceInfo, name: &str, e: StoreError) -> ApiError {
         e @ (StoreError::Unavailable(_) | StoreError::WatcherTooSlow { .. }) => {
             ApiError::service_unavailable(e.to_string())
         }
+        StoreError::Closed => ApiError::service_unavailable(STORE_CLOSED),
         other => ApiError::internal(other.to_string()),
     }
 }

@@ -1234,9 +1234,14 @@ impl WatchCursor {
 async fn run_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Backend(format!("datastore task failed: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        if e.is_cancelled() {
+            // The runtime is shutting down, and the store with it.
+            Error::Closed
+        } else {
+            Error::Backend(format!("datastore task failed: {e}"))
+        }
+    })?
 }
 
 #[cfg(test)]
