@@ -556,7 +556,7 @@ impl Ctx {
             let result = self
                 .app
                 .objects
-                .create(&self.info, candidate, dry_run)
+                .create_json(&self.info, candidate, dry_run)
                 .await;
             if let Some(undo) = undo.filter(|_| result.is_err() || dry_run) {
                 self.app.undo_create(&self.info, &undo).await;
@@ -566,7 +566,16 @@ impl Ctx {
                 other => break other?,
             }
         };
-        let mut resp = self.respond(StatusCode::CREATED, created);
+        let mut resp = match (created, self.form) {
+            // The stored bytes with the resourceVersion: the same JSON, encoded once.
+            ((_, Some(json)), Form::Json) => (
+                StatusCode::CREATED,
+                [(header::CONTENT_TYPE, "application/json")],
+                json,
+            )
+                .into_response(),
+            ((obj, _), _) => self.respond(StatusCode::CREATED, obj),
+        };
         add_warnings(&mut resp, &warnings);
         Ok(resp)
     }

@@ -131,6 +131,95 @@ fn encode(obj: &Value) -> Result<Bytes, ApiError> {
         .map_err(|e| ApiError::internal(format!("encoding: {e}")))
 }
 
+/// Where `metadata.resourceVersion` goes in an object's stored bytes: the offset, and whether
+/// it comes after another member (then it is written `,"resourceVersion":"N"`) or is first
+/// with another member after it (`"resourceVersion":"N",`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RvSlot {
+    at: usize,
+    after_member: bool,
+    before_member: bool,
+}
+
+/// [`encode`], also telling where the resourceVersion goes, so that the answer to a write
+/// is the stored bytes with it spliced in rather than a second encoding of the object.
+/// `None` when the object has no metadata map (then there is nothing to splice into).
+fn encode_with_slot(obj: &Value) -> Result<(Bytes, Option<RvSlot>), ApiError> {
+    let bad = |e: serde_json::Error| ApiError::internal(format!("encoding: {e}"));
+    let Value::Object(top) = obj else {
+        return Ok((encode(obj)?, None));
+    };
+    let mut out = Vec::with_capacity(1024);
+    let mut slot = None;
+    out.push(b'{');
+    for (i, (k, v)) in top.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, k).map_err(bad)?;
+        out.push(b':');
+        let Value::Object(meta) = v else {
+            serde_json::to_writer(&mut out, v).map_err(bad)?;
+            continue;
+        };
+        if k != "metadata" {
+            serde_json::to_writer(&mut out, v).map_err(bad)?;
+            continue;
+        }
+        out.push(b'{');
+        let mut written = false;
+        // Keys iterate in order (the map is sorted): the slot is before the first key after
+        // `resourceVersion`, or at the end.
+        for (mk, mv) in meta {
+            if mk == "resourceVersion" {
+                continue;
+            }
+            if slot.is_none() && mk.as_str() > "resourceVersion" {
+                slot = Some(RvSlot {
+                    at: out.len(),
+                    after_member: written,
+                    before_member: !written,
+                });
+            }
+            if written {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, mk).map_err(bad)?;
+            out.push(b':');
+            serde_json::to_writer(&mut out, mv).map_err(bad)?;
+            written = true;
+        }
+        if slot.is_none() {
+            slot = Some(RvSlot {
+                at: out.len(),
+                after_member: written,
+                before_member: false,
+            });
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+    Ok((Bytes::from(out), slot))
+}
+
+/// The stored bytes with `metadata.resourceVersion` set to `rev`: the same bytes as encoding
+/// the object with it.
+fn insert_resource_version(bytes: &[u8], slot: RvSlot, rev: Revision) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 40);
+    out.extend_from_slice(&bytes[..slot.at]);
+    if slot.after_member {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"resourceVersion\":\"");
+    out.extend_from_slice(rev.to_string().as_bytes());
+    out.extend_from_slice(b"\"");
+    if slot.before_member {
+        out.push(b',');
+    }
+    out.extend_from_slice(&bytes[slot.at..]);
+    out
+}
+
 /// Serializes an object without its `metadata.resourceVersion` (the store's revision is the
 /// resourceVersion; it is never stored), without copying the object.
 struct WithoutResourceVersion<'a>(&'a Value);
@@ -315,11 +404,25 @@ impl Objects {
         obj: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        Ok(self.create_json(info, obj, dry_run).await?.0)
+    }
+
+    /// [`Objects::create`], also giving the created object's JSON when it is the stored bytes
+    /// with the resourceVersion spliced in (no conversion, not a dry run), so the answer
+    /// need not encode the object again.
+    pub async fn create_json(
+        &self,
+        info: &ResourceInfo,
+        obj: Value,
+        dry_run: bool,
+    ) -> Result<(Value, Option<Vec<u8>>), ApiError> {
         let name = meta::name(&obj).to_owned();
         let ns = meta::namespace(&obj).to_owned();
         let key = info.key(Some(&ns), &name);
         let stored = to_storage(info, &obj)?;
-        let bytes = encode(&stored)?;
+        let (bytes, slot) = encode_with_slot(&stored)?;
+        // Only where the answer is the given object itself.
+        let slot = slot.filter(|_| matches!(stored, Cow::Borrowed(_)));
         let stored = owned(stored);
         if dry_run {
             if self
@@ -331,14 +434,15 @@ impl Objects {
             {
                 return Err(ApiError::already_exists(info.group, info.plural, &name));
             }
-            return written(info, obj, stored, None);
+            return Ok((written(info, obj, stored, None)?, None));
         }
         let rev = self
             .store
-            .create(&key, bytes)
+            .create(&key, bytes.clone())
             .await
             .map_err(|e| store_error(info, &name, e))?;
-        written(info, obj, stored, Some(rev))
+        let json = slot.map(|slot| insert_resource_version(&bytes, slot, rev));
+        Ok((written(info, obj, stored, Some(rev))?, json))
     }
 
     /// Replaces an object if it is still at `expected`.
@@ -732,6 +836,44 @@ fn graceful_seconds(info: &ResourceInfo, obj: &Value, requested: Option<i64>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The answer built from the stored bytes is byte for byte the encoding of the object
+    /// with its resourceVersion, wherever the resourceVersion sorts among the metadata.
+    #[test]
+    fn stored_bytes_with_the_resource_version_are_the_encoded_answer() {
+        let objects = [
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "a", "namespace": "d", "uid": "u", "creationTimestamp": "t",
+                    "managedFields": [{"manager": "m"}]}, "data": {"k": "v\"\n"}}),
+            serde_json::json!({"kind": "X", "metadata": {}}),
+            serde_json::json!({"kind": "X", "metadata": {"name": "only-before"}}),
+            serde_json::json!({"kind": "X", "metadata": {"uid": "only-after", "selfLink": "s"}}),
+            serde_json::json!({"kind": "X", "metadata": {"name": "n", "resourceVersion": "7", "uid": "u"}}),
+            serde_json::json!({"a": 1, "metadata": {"annotations": {"resourceVersion": "x"}}, "z": [null]}),
+        ];
+        for obj in objects {
+            let (bytes, slot) = encode_with_slot(&obj).unwrap();
+            assert_eq!(bytes, encode(&obj).unwrap(), "{obj}");
+            let mut expected = obj.clone();
+            meta::set_resource_version(&mut expected, 12345);
+            let spliced = insert_resource_version(&bytes, slot.expect("a metadata map"), 12345);
+            assert_eq!(
+                String::from_utf8(spliced).unwrap(),
+                serde_json::to_string(&expected).unwrap(),
+                "{obj}"
+            );
+        }
+        // Without a metadata map there is nowhere to splice.
+        for obj in [
+            serde_json::json!({"kind": "X"}),
+            serde_json::json!({"metadata": 1}),
+            serde_json::json!([1]),
+        ] {
+            let (bytes, slot) = encode_with_slot(&obj).unwrap();
+            assert_eq!(bytes, encode(&obj).unwrap());
+            assert_eq!(slot, None, "{obj}");
+        }
+    }
 
     #[test]
     fn splicing_sets_the_resource_version_and_keeps_the_rest() {
