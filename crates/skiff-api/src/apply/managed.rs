@@ -197,21 +197,7 @@ impl ManagedFields {
         });
         entries
             .into_iter()
-            .map(|(id, e)| {
-                let mut m = Map::new();
-                m.insert("manager".into(), id.manager.clone().into());
-                m.insert("operation".into(), id.operation.as_str().into());
-                m.insert("apiVersion".into(), e.api_version.clone().into());
-                if let Some(t) = &e.time {
-                    m.insert("time".into(), t.clone().into());
-                }
-                m.insert("fieldsType".into(), "FieldsV1".into());
-                m.insert("fieldsV1".into(), e.set.to_fields_v1());
-                if !id.subresource.is_empty() {
-                    m.insert("subresource".into(), id.subresource.clone().into());
-                }
-                Value::Object(m)
-            })
+            .map(|(id, e)| entry_json(id, &e.api_version, e.time.as_deref(), e.set.to_fields_v1()))
             .collect()
     }
 
@@ -620,17 +606,8 @@ pub fn record_update(live: &Value, new: &mut Value, write: &Write<'_>) -> Result
         return Ok(());
     }
     let id = write.id(Operation::Update);
-    let mut entry = Map::new();
-    entry.insert("manager".into(), id.manager.into());
-    entry.insert("operation".into(), id.operation.as_str().into());
-    entry.insert("apiVersion".into(), write.api_version.into());
-    entry.insert("time".into(), write.timestamp().into());
-    entry.insert("fieldsType".into(), "FieldsV1".into());
-    entry.insert("fieldsV1".into(), fields);
-    meta.insert(
-        "managedFields".into(),
-        Value::Array(vec![Value::Object(entry)]),
-    );
+    let entry = entry_json(&id, write.api_version, Some(&write.timestamp()), fields);
+    meta.insert("managedFields".into(), Value::Array(vec![entry]));
     Ok(())
 }
 
@@ -662,6 +639,23 @@ fn strip_v1(root: &mut Map<String, Value>) {
         }
     }
     unmember(root, "f:metadata");
+}
+
+/// One entry of `metadata.managedFields`.
+fn entry_json(id: &ManagerId, api_version: &str, time: Option<&str>, fields_v1: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("manager".into(), id.manager.clone().into());
+    m.insert("operation".into(), id.operation.as_str().into());
+    m.insert("apiVersion".into(), api_version.into());
+    if let Some(t) = time {
+        m.insert("time".into(), t.into());
+    }
+    m.insert("fieldsType".into(), "FieldsV1".into());
+    m.insert("fieldsV1".into(), fields_v1);
+    if !id.subresource.is_empty() {
+        m.insert("subresource".into(), id.subresource.clone().into());
+    }
+    Value::Object(m)
 }
 
 /// Removes from every manager but `except` the fields a write changed or removed.

@@ -190,6 +190,58 @@ impl Comparison {
     }
 }
 
+/// What both walks over a pair of values share: whether the node at `path` is a leaf (where
+/// both sides are empty it is one, so that `{}` and null stay distinct) and, if it is not,
+/// each child present on either side, in order (the left's, then the right's new ones), with
+/// each side's value and the child's type. `f` gets `path` to push the child's element on.
+fn each_child<'v>(
+    l: Option<&'v Value>,
+    r: Option<&'v Value>,
+    ty: Ty,
+    path: &mut Path,
+    mut f: impl FnMut(
+        PathElement,
+        Option<&'v Value>,
+        Option<&'v Value>,
+        Ty,
+        &mut Path,
+    ) -> Result<(), Error>,
+) -> Result<bool, Error> {
+    let shape = match shape(ty, &[l, r]) {
+        Shape::Map(_) | Shape::List(..) if is_empty(l) && is_empty(r) => Shape::Leaf,
+        s => s,
+    };
+    match shape {
+        Shape::Leaf => return Ok(true),
+        Shape::Map(ty) => {
+            let lm = l.and_then(Value::as_object);
+            let rm = r.and_then(Value::as_object);
+            let left = lm.into_iter().flat_map(|m| m.keys());
+            let right = rm
+                .into_iter()
+                .flat_map(|m| m.keys())
+                .filter(|k| !lm.is_some_and(|m| m.contains_key(*k)));
+            for k in left.chain(right) {
+                let (lv, rv) = (lm.and_then(|m| m.get(k)), rm.and_then(|m| m.get(k)));
+                f(PathElement::Field(k.clone()), lv, rv, ty.field(k), path)?;
+            }
+        }
+        Shape::List(ty, kind) => {
+            let li = index_items(l, kind, path)?;
+            let ri = index_items(r, kind, path)?;
+            let mut seen: Vec<&PathElement> = Vec::new();
+            for (pe, _) in li.iter().chain(ri.iter()) {
+                if seen.contains(&pe) {
+                    continue;
+                }
+                seen.push(pe);
+                f(pe.clone(), find(&li, pe), find(&ri, pe), ty.item(), path)?;
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// Compares two values (upstream's `TypedValue.Compare`): leaves added, removed or modified,
 /// and the non-leaf nodes (maps, list items) added or removed.
 pub fn compare(old: &Value, new: &Value, ty: Ty) -> Result<Comparison, Error> {
@@ -200,49 +252,16 @@ pub fn compare(old: &Value, new: &Value, ty: Ty) -> Result<Comparison, Error> {
         path: &mut Path,
         c: &mut Comparison,
     ) -> Result<(), Error> {
-        let shape = match shape(ty, &[l, r]) {
-            // Both empty: a leaf, so that `{}` and null stay distinct.
-            Shape::Map(_) | Shape::List(..) if is_empty(l) && is_empty(r) => Shape::Leaf,
-            s => s,
-        };
-        match shape {
-            Shape::Leaf => {
-                match (l, r) {
-                    (None, Some(_)) => c.added.insert(path),
-                    (Some(_), None) => c.removed.insert(path),
-                    (Some(a), Some(b)) if a != b => c.modified.insert(path),
-                    _ => {}
-                }
-                return Ok(());
-            }
-            Shape::Map(ty) => {
-                let empty = Map::new();
-                let lm = l.and_then(Value::as_object).unwrap_or(&empty);
-                let rm = r.and_then(Value::as_object).unwrap_or(&empty);
-                for k in lm.keys().chain(rm.keys().filter(|k| !lm.contains_key(*k))) {
-                    path.push(PathElement::Field(k.clone()));
-                    walk(lm.get(k), rm.get(k), ty.field(k), path, c)?;
-                    path.pop();
-                }
-            }
-            Shape::List(ty, kind) => {
-                let li = index_items(l, kind, path)?;
-                let ri = index_items(r, kind, path)?;
-                let mut seen: Vec<&PathElement> = Vec::new();
-                for (pe, _) in li.iter().chain(ri.iter()) {
-                    if seen.contains(&pe) {
-                        continue;
-                    }
-                    seen.push(pe);
-                    path.push(pe.clone());
-                    walk(find(&li, pe), find(&ri, pe), ty.item(), path, c)?;
-                    path.pop();
-                }
-            }
-        }
+        let leaf = each_child(l, r, ty, path, |pe, l, r, ty, path| {
+            path.push(pe);
+            walk(l, r, ty, path, c)?;
+            path.pop();
+            Ok(())
+        })?;
         match (l, r) {
             (None, Some(_)) => c.added.insert(path),
             (Some(_), None) => c.removed.insert(path),
+            (Some(a), Some(b)) if leaf && a != b => c.modified.insert(path),
             _ => {}
         }
         Ok(())
@@ -256,7 +275,7 @@ pub fn compare(old: &Value, new: &Value, ty: Ty) -> Result<Comparison, Error> {
 /// building the three sets: what a write from nothing (a create) owns, in one walk. The
 /// result is the same as `added.union(&modified).to_fields_v1()` (tested against it).
 pub fn added_or_modified_v1(old: &Value, new: &Value, ty: Ty) -> Result<Value, Error> {
-    /// The node's own membership and the `FieldsV1` of what is below it.
+    /// Whether the node itself is added or modified; what is below it goes into `below`.
     fn walk(
         l: Option<&Value>,
         r: Option<&Value>,
@@ -264,17 +283,7 @@ pub fn added_or_modified_v1(old: &Value, new: &Value, ty: Ty) -> Result<Value, E
         path: &mut Path,
         below: &mut Map<String, Value>,
     ) -> Result<bool, Error> {
-        let shape = match shape(ty, &[l, r]) {
-            Shape::Map(_) | Shape::List(..) if is_empty(l) && is_empty(r) => Shape::Leaf,
-            s => s,
-        };
-        let child = |pe: PathElement,
-                     l: Option<&Value>,
-                     r: Option<&Value>,
-                     ty: Ty,
-                     path: &mut Path,
-                     below: &mut Map<String, Value>|
-         -> Result<(), Error> {
+        let leaf = each_child(l, r, ty, path, |pe, l, r, ty, path| {
             let key = pe.to_key();
             path.push(pe);
             let mut grand = Map::new();
@@ -289,45 +298,12 @@ pub fn added_or_modified_v1(old: &Value, new: &Value, ty: Ty) -> Result<Value, E
                 below.insert(key, Value::Object(Map::new()));
             }
             Ok(())
-        };
-        match shape {
-            Shape::Leaf => {
-                return Ok(match (l, r) {
-                    (None, Some(_)) => true,
-                    (Some(a), Some(b)) => a != b,
-                    _ => false,
-                })
-            }
-            Shape::Map(ty) => {
-                let empty = Map::new();
-                let lm = l.and_then(Value::as_object).unwrap_or(&empty);
-                let rm = r.and_then(Value::as_object).unwrap_or(&empty);
-                for k in lm.keys().chain(rm.keys().filter(|k| !lm.contains_key(*k))) {
-                    let pe = PathElement::Field(k.clone());
-                    child(pe, lm.get(k), rm.get(k), ty.field(k), path, below)?;
-                }
-            }
-            Shape::List(ty, kind) => {
-                let li = index_items(l, kind, path)?;
-                let ri = index_items(r, kind, path)?;
-                let mut seen: Vec<&PathElement> = Vec::new();
-                for (pe, _) in li.iter().chain(ri.iter()) {
-                    if seen.contains(&pe) {
-                        continue;
-                    }
-                    seen.push(pe);
-                    child(
-                        pe.clone(),
-                        find(&li, pe),
-                        find(&ri, pe),
-                        ty.item(),
-                        path,
-                        below,
-                    )?;
-                }
-            }
-        }
-        Ok(l.is_none() && r.is_some())
+        })?;
+        Ok(match (l, r) {
+            (None, Some(_)) => true,
+            (Some(a), Some(b)) => leaf && a != b,
+            _ => false,
+        })
     }
     let mut out = Map::new();
     walk(Some(old), Some(new), ty, &mut Vec::new(), &mut out)?;
