@@ -17,10 +17,10 @@ use skiff_api::status::ApiError;
 use skiff_api::{conversion, meta};
 use skiff_store::{Error as StoreError, Revision, Store};
 
-/// Maps a datastore error about `name` of `info` to the API's answer.
 /// The message of a request that met the datastore closing (the server shutting down).
 pub const STORE_CLOSED: &str = "the datastore is closed: the server is shutting down";
 
+/// Maps a datastore error about `name` of `info` to the API's answer.
 pub fn store_error(info: &ResourceInfo, name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound { .. } => ApiError::not_found(info.group, info.plural, name),
@@ -124,11 +124,10 @@ fn owned(stored: Cow<'_, Value>) -> Option<Value> {
     }
 }
 
+/// An object as stored: its JSON without `metadata.resourceVersion` (the store's revision is
+/// the resourceVersion; it is never stored).
 fn encode(obj: &Value) -> Result<Bytes, ApiError> {
-    let mut out = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut out, &WithoutResourceVersion(obj))
-        .map(|()| Bytes::from(out))
-        .map_err(|e| ApiError::internal(format!("encoding: {e}")))
+    Ok(encode_with_slot(obj)?.0)
 }
 
 /// Where `metadata.resourceVersion` goes in an object's stored bytes: the offset, and whether
@@ -144,12 +143,15 @@ struct RvSlot {
 /// [`encode`], also telling where the resourceVersion goes, so that the answer to a write
 /// is the stored bytes with it spliced in rather than a second encoding of the object.
 /// `None` when the object has no metadata map (then there is nothing to splice into).
+/// Written out by hand for the two levels it changes, as serde_json's compact form, without
+/// copying the object.
 fn encode_with_slot(obj: &Value) -> Result<(Bytes, Option<RvSlot>), ApiError> {
     let bad = |e: serde_json::Error| ApiError::internal(format!("encoding: {e}"));
-    let Value::Object(top) = obj else {
-        return Ok((encode(obj)?, None));
-    };
     let mut out = Vec::with_capacity(1024);
+    let Value::Object(top) = obj else {
+        serde_json::to_writer(&mut out, obj).map_err(bad)?;
+        return Ok((Bytes::from(out), None));
+    };
     let mut slot = None;
     out.push(b'{');
     for (i, (k, v)) in top.iter().enumerate() {
@@ -158,14 +160,13 @@ fn encode_with_slot(obj: &Value) -> Result<(Bytes, Option<RvSlot>), ApiError> {
         }
         serde_json::to_writer(&mut out, k).map_err(bad)?;
         out.push(b':');
-        let Value::Object(meta) = v else {
-            serde_json::to_writer(&mut out, v).map_err(bad)?;
-            continue;
+        let meta = match v {
+            Value::Object(meta) if k == "metadata" => meta,
+            other => {
+                serde_json::to_writer(&mut out, other).map_err(bad)?;
+                continue;
+            }
         };
-        if k != "metadata" {
-            serde_json::to_writer(&mut out, v).map_err(bad)?;
-            continue;
-        }
         out.push(b'{');
         let mut written = false;
         // Keys iterate in order (the map is sorted): the slot is before the first key after
@@ -218,36 +219,6 @@ fn insert_resource_version(bytes: &[u8], slot: RvSlot, rev: Revision) -> Vec<u8>
     }
     out.extend_from_slice(&bytes[slot.at..]);
     out
-}
-
-/// Serializes an object without its `metadata.resourceVersion` (the store's revision is the
-/// resourceVersion; it is never stored), without copying the object.
-struct WithoutResourceVersion<'a>(&'a Value);
-
-impl serde::Serialize for WithoutResourceVersion<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        struct Metadata<'a>(&'a serde_json::Map<String, Value>);
-        impl serde::Serialize for Metadata<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let fields = self.0.iter().filter(|(k, _)| *k != "resourceVersion");
-                s.collect_map(fields)
-            }
-        }
-        let Value::Object(top) = self.0 else {
-            return self.0.serialize(s);
-        };
-        let mut map = s.serialize_map(Some(top.len()))?;
-        for (k, v) in top {
-            match v {
-                Value::Object(meta) if k == "metadata" => {
-                    map.serialize_entry(k, &Metadata(meta))?
-                }
-                other => map.serialize_entry(k, other)?,
-            }
-        }
-        map.end()
-    }
 }
 
 /// An object's stored JSON with its `resourceVersion` set, without decoding more than its
@@ -851,9 +822,17 @@ mod tests {
             serde_json::json!({"kind": "X", "metadata": {"name": "n", "resourceVersion": "7", "uid": "u"}}),
             serde_json::json!({"a": 1, "metadata": {"annotations": {"resourceVersion": "x"}}, "z": [null]}),
         ];
+        // What is stored: the object without its resourceVersion, as serde_json encodes it.
+        let without = |obj: &Value| {
+            let mut obj = obj.clone();
+            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+            serde_json::to_vec(&obj).unwrap()
+        };
         for obj in objects {
             let (bytes, slot) = encode_with_slot(&obj).unwrap();
-            assert_eq!(bytes, encode(&obj).unwrap(), "{obj}");
+            assert_eq!(bytes, without(&obj), "{obj}");
             let mut expected = obj.clone();
             meta::set_resource_version(&mut expected, 12345);
             let spliced = insert_resource_version(&bytes, slot.expect("a metadata map"), 12345);
@@ -870,7 +849,7 @@ mod tests {
             serde_json::json!([1]),
         ] {
             let (bytes, slot) = encode_with_slot(&obj).unwrap();
-            assert_eq!(bytes, encode(&obj).unwrap());
+            assert_eq!(bytes, without(&obj));
             assert_eq!(slot, None, "{obj}");
         }
     }

@@ -188,18 +188,43 @@ struct Creates {
 
 /// The creates measure: 64 clients for 5 s, with the CPU both sides used.
 async fn measure_creates(dir: &Path, server: &Server) -> Result<Creates> {
-    let pid = server.child.id().to_string();
-    let before = (cpu_secs("self")?, cpu_secs(&pid)?);
+    let mark = CpuMark::now(server)?;
     let t = Instant::now();
     let (per_sec, p50, p99) = create_configmaps(dir, server.port, 64, 5.0).await?;
-    let n = per_sec * t.elapsed().as_secs_f64();
+    let (server_us, client_us) = mark.per_request(per_sec * t.elapsed().as_secs_f64())?;
     Ok(Creates {
         per_sec,
         p50,
         p99,
-        client_us: (cpu_secs("self")? - before.0) / n * 1e6,
-        server_us: (cpu_secs(&pid)? - before.1) / n * 1e6,
+        client_us,
+        server_us,
     })
+}
+
+/// The CPU time the server and this process had used at some moment.
+struct CpuMark {
+    pid: String,
+    server: f64,
+    client: f64,
+}
+
+impl CpuMark {
+    fn now(server: &Server) -> Result<Self> {
+        let pid = server.child.id().to_string();
+        Ok(Self {
+            server: cpu_secs(&pid)?,
+            client: cpu_secs("self")?,
+            pid,
+        })
+    }
+
+    /// The CPU per request since the mark over `n` requests, in us: (server, this process).
+    fn per_request(&self, n: f64) -> Result<(f64, f64)> {
+        Ok((
+            (cpu_secs(&self.pid)? - self.server) / n * 1e6,
+            (cpu_secs("self")? - self.client) / n * 1e6,
+        ))
+    }
 }
 
 /// ConfigMap creates by `clients` concurrent clients for `secs`: (creates/s, p50, p99 ms).
@@ -301,8 +326,7 @@ async fn drive(
 /// what the HTTPS stack alone costs on this machine: (requests/s, CPU per request of the
 /// server and of this process in us).
 async fn http_floor(dir: &Path, server: &Server) -> Result<(f64, f64, f64)> {
-    let pid = server.child.id().to_string();
-    let before = (cpu_secs("self")?, cpu_secs(&pid)?);
+    let mark = CpuMark::now(server)?;
     let request = |_: usize, _: u64| {
         http::Request::get("/healthz")
             .header(http::header::HOST, "127.0.0.1")
@@ -310,11 +334,8 @@ async fn http_floor(dir: &Path, server: &Server) -> Result<(f64, f64, f64)> {
     };
     let (h, elapsed) = drive(dir, server.port, 64, 3.0, request, http::StatusCode::OK).await?;
     let n = h.len() as f64;
-    Ok((
-        n / elapsed.as_secs_f64(),
-        (cpu_secs(&pid)? - before.1) / n * 1e6,
-        (cpu_secs("self")? - before.0) / n * 1e6,
-    ))
+    let (server_us, client_us) = mark.per_request(n)?;
+    Ok((n / elapsed.as_secs_f64(), server_us, client_us))
 }
 
 /// What one watcher of ConfigMaps sees while 64 clients create them as fast as the server
