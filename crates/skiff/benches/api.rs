@@ -407,11 +407,14 @@ async fn watch_under_storm(c: &reqwest::Client, dir: &Path, server: &Server) -> 
     })
 }
 
-async fn raw_store_puts(dir: &Path, writers: usize, secs: f64) -> Result<f64> {
+/// The embedded store's own durable puts by `writers` tasks in this process for `secs`:
+/// (puts/s, CPU per put in us, the whole process: the store's writer thread and the tasks).
+async fn raw_store_puts(dir: &Path, writers: usize, secs: f64) -> Result<(f64, f64)> {
     use skiff_store::{EmbeddedConfig, EmbeddedStore, Store};
     let mut config = EmbeddedConfig::new(dir);
     config.compaction_interval = None;
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(config)?);
+    let cpu = cpu_secs("self")?;
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
     let tasks = (0..writers).map(|w| {
@@ -431,7 +434,8 @@ async fn raw_store_puts(dir: &Path, writers: usize, secs: f64) -> Result<f64> {
     for n in futures::future::join_all(tasks).await {
         total += n??;
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    let cpu_us = (cpu_secs("self")? - cpu) / total as f64 * 1e6;
+    Ok((total as f64 / start.elapsed().as_secs_f64(), cpu_us))
 }
 
 fn pod(i: usize) -> serde_json::Value {
@@ -631,14 +635,24 @@ fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_idle = rss_kb(server.child.id())?;
         let c = client(dir.path())?;
-        // `SKIFF_BENCH_ONLY=creates|floor|apply|lists|storm`: that measure alone (for
-        // profiling); `SKIFF_BENCH_KEEP=1` with `lists` keeps the data dir with the pods.
+        // `SKIFF_BENCH_ONLY=creates|ratio|floor|apply|lists|storm`: that measure alone (for
+        // profiling; `ratio` is the creates and the raw store's puts); `SKIFF_BENCH_KEEP=1` with `lists` keeps the data dir with the pods.
         let only = std::env::var("SKIFF_BENCH_ONLY").ok();
         match only.as_deref() {
             None => {}
             Some("creates") => {
                 let cm = measure_creates(dir.path(), &server).await?;
                 println!("creates: {:.0}/s p50 {:.2} ms p99 {:.2} ms; CPU per create: server {:.0} us, load generator {:.0} us", cm.per_sec, cm.p50, cm.p99, cm.server_us, cm.client_us);
+                return Ok(());
+            }
+            Some("ratio") => {
+                let cm = measure_creates(dir.path(), &server).await?;
+                drop(server);
+                let raw_dir = tempfile::Builder::new()
+                    .prefix("skiff-apibench-raw-")
+                    .tempdir_in(&parent)?;
+                let (raw, raw_us) = raw_store_puts(raw_dir.path(), 64, 5.0).await?;
+                println!("creates: {:.0}/s (server {:.0} us, load generator {:.0} us per create); raw store puts: {raw:.0}/s ({raw_us:.0} us per put); API / raw {:.0}%", cm.per_sec, cm.server_us, cm.client_us, cm.per_sec / raw * 100.0);
                 return Ok(());
             }
             Some("floor") => {
@@ -670,7 +684,7 @@ fn main() -> Result<()> {
                 return Ok(());
             }
             Some(other) => {
-                bail!("SKIFF_BENCH_ONLY={other}: expected creates, floor, apply, lists or storm")
+                bail!("SKIFF_BENCH_ONLY={other}: expected creates, ratio, floor, apply, lists or storm")
             }
         }
         let (floor, floor_server, floor_client) = http_floor(dir.path(), &server).await?;
@@ -695,7 +709,7 @@ fn main() -> Result<()> {
         let raw_dir = tempfile::Builder::new()
             .prefix("skiff-apibench-raw-")
             .tempdir_in(&parent)?;
-        let raw = raw_store_puts(raw_dir.path(), 64, 5.0).await?;
+        let (raw, raw_us) = raw_store_puts(raw_dir.path(), 64, 5.0).await?;
 
         println!("| measure | skiff | goal |");
         println!("|---|---|---|");
@@ -714,7 +728,7 @@ fn main() -> Result<()> {
             "| CPU per create: server / load generator | {:.0} / {:.0} us | |",
             cm.server_us, cm.client_us
         );
-        println!("| embedded store puts/s, 64 writers (same machine) | {raw:.0} | |");
+        println!("| embedded store puts/s, 64 writers (same machine); CPU per put | {raw:.0}; {raw_us:.0} us | |");
         println!(
             "| HTTP floor: GET /healthz, 64 clients: requests/s; CPU per request server / load generator | {floor:.0}; {floor_server:.0} / {floor_client:.0} us | |"
         );

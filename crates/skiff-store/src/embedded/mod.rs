@@ -38,6 +38,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use tokio::sync::{mpsc, oneshot};
 
 use self::index::{Index, Version};
+#[cfg(any(test, feature = "testing"))]
+pub use self::wal::records_in as wal_records_in;
 pub use self::wal::WAL_FILE;
 use self::wal::{Wal, WalRecord};
 use crate::{
