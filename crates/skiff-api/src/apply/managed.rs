@@ -410,28 +410,6 @@ fn without_managed_fields(object: &Value) -> Value {
 /// So a create owns `.spec.replicas` without owning `.spec` itself, and a first status write
 /// owns `.status.replicas` without owning `.status`, as upstream records them.
 fn go_shape(value: &Value, ty: Ty) -> Value {
-    fn fill(v: &mut Value, ty: Ty, depth: usize) {
-        let (Value::Object(m), Ty::Struct(s)) = (v, ty) else {
-            return;
-        };
-        if depth > 8 {
-            return;
-        }
-        for &(k, how) in s.go_fields() {
-            match (m.get_mut(k), how) {
-                (Some(child), GoField::Struct { .. }) => fill(child, ty.field(k), depth + 1),
-                (None, GoField::NullIfAbsent) => {
-                    m.insert(k.to_owned(), Value::Null);
-                }
-                (None, GoField::Struct { always: true }) => {
-                    let mut child = Value::Object(Map::new());
-                    fill(&mut child, ty.field(k), depth + 1);
-                    m.insert(k.to_owned(), child);
-                }
-                _ => {}
-            }
-        }
-    }
     let mut v = match value {
         Value::Object(top) => Value::Object(
             top.iter()
@@ -451,8 +429,80 @@ fn go_shape(value: &Value, ty: Ty) -> Value {
         ),
         other => other.clone(),
     };
-    fill(&mut v, ty, 0);
+    go_fill(&mut v, ty, &mut Vec::new(), &mut Vec::new());
     v
+}
+
+/// Fills `v` (at `path`) into Go's shape (see [`go_shape`]), noting in `added` the path of
+/// every field added where `v` had none (what is filled inside an added field is not noted:
+/// it goes with it).
+fn go_fill(
+    v: &mut Value,
+    ty: Ty,
+    path: &mut Vec<&'static str>,
+    added: &mut Vec<Vec<&'static str>>,
+) {
+    let (Value::Object(m), Ty::Struct(s)) = (v, ty) else {
+        return;
+    };
+    if path.len() > 8 {
+        return;
+    }
+    for &(k, how) in s.go_fields() {
+        path.push(k);
+        match (m.get_mut(k), how) {
+            (Some(child), GoField::Struct { .. }) => go_fill(child, ty.field(k), path, added),
+            (None, GoField::NullIfAbsent) => {
+                m.insert(k.to_owned(), Value::Null);
+                added.push(path.clone());
+            }
+            (None, GoField::Struct { always: true }) => {
+                let mut child = Value::Object(Map::new());
+                go_fill(&mut child, ty.field(k), path, &mut Vec::new());
+                m.insert(k.to_owned(), child);
+                added.push(path.clone());
+            }
+            _ => {}
+        }
+        path.pop();
+    }
+}
+
+/// Takes out the fields [`go_fill`] added.
+fn go_unfill(value: &mut Value, added: &[Vec<&'static str>]) {
+    for path in added {
+        let Some((last, parents)) = path.split_last() else {
+            continue;
+        };
+        let mut node = Some(&mut *value);
+        for k in parents {
+            node = node.and_then(|n| n.get_mut(*k));
+        }
+        if let Some(Value::Object(m)) = node {
+            m.remove(*last);
+        }
+    }
+}
+
+/// The children of a create's walk that [`strip_v1`] would take out whole: `apiVersion`,
+/// `kind` and the [`STRIPPED_METADATA`] fields when they hold nothing below them (a scalar,
+/// null or an empty object or list is recorded as a member and nothing else, which the
+/// strip then removes).
+fn skip_stripped(parent: &Path, pe: &PathElement, l: Option<&Value>, r: Option<&Value>) -> bool {
+    let PathElement::Field(name) = pe else {
+        return false;
+    };
+    let wanted = match parent.as_slice() {
+        [] => name == "apiVersion" || name == "kind",
+        [PathElement::Field(m)] if m == "metadata" => STRIPPED_METADATA.contains(&name.as_str()),
+        _ => false,
+    };
+    let bare = |v: Option<&Value>| match v {
+        Some(Value::Object(m)) => m.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        _ => true,
+    };
+    wanted && bare(l) && bare(r)
 }
 
 /// A field another manager owns with a different value than the configuration's.
@@ -590,7 +640,16 @@ pub fn record_update(live: &Value, new: &mut Value, write: &Write<'_>) -> Result
         return Ok(());
     }
     let ty = write.ty();
-    let mut fields = added_or_modified_v1(&go_shape(live, ty), &go_shape(new, ty), ty)?;
+    // A null `managedFields` is replaced below, or goes with nothing to replace it.
+    if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    // `new` in Go's shape for the walk, and back as it was after it: no copy of the object.
+    let mut added = Vec::new();
+    go_fill(new, ty, &mut Vec::new(), &mut added);
+    let fields = added_or_modified_v1(&go_shape(live, ty), new, ty, &skip_stripped);
+    go_unfill(new, &added);
+    let mut fields = fields?;
     if let Value::Object(root) = &mut fields {
         if write.has_status {
             // The ignored fields of a main-resource write, and everything below them.

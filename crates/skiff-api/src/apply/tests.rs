@@ -806,6 +806,24 @@ fn record_update_of_a_create_is_the_general_update() {
             "stringData": {"a": "b"}, "data": {"c": "ZA=="}}),
         ),
         (
+            // Stripped fields holding odd values: the ones with something below are walked.
+            "io.k8s.api.core.v1.ConfigMap",
+            "v1",
+            false,
+            json!({
+            "apiVersion": [], "kind": {}, "metadata": {"name": {"odd": 1}, "uid": ["x"],
+                "namespace": {}, "generation": null, "managedFields": null, "labels": {"a": "b"}},
+            "data": {"k": "v"}}),
+        ),
+        (
+            "io.example.v1.Unknown",
+            "example.io/v1",
+            false,
+            json!({
+            "apiVersion": {"a": 1}, "kind": ["k"], "metadata": {"name": {"odd": 1}, "uid": ["x"]},
+            "spec": {"a": 1}}),
+        ),
+        (
             "io.example.v1.Unknown",
             "example.io/v1",
             false,

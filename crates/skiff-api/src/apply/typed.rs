@@ -271,10 +271,20 @@ pub fn compare(old: &Value, new: &Value, ty: Ty) -> Result<Comparison, Error> {
     Ok(c)
 }
 
+/// A child [`added_or_modified_v1`] may leave out: given its parent's path, its element and
+/// its old and new values, whether neither it nor anything below it is wanted.
+pub type Skip<'a> = &'a dyn Fn(&Path, &PathElement, Option<&Value>, Option<&Value>) -> bool;
+
 /// The fields [`compare`] reports as added or modified, as `FieldsV1` JSON, without
 /// building the three sets: what a write from nothing (a create) owns, in one walk. The
-/// result is the same as `added.union(&modified).to_fields_v1()` (tested against it).
-pub fn added_or_modified_v1(old: &Value, new: &Value, ty: Ty) -> Result<Value, Error> {
+/// result is the same as `added.union(&modified).to_fields_v1()` (tested against it), less
+/// the children `skip` leaves out.
+pub fn added_or_modified_v1(
+    old: &Value,
+    new: &Value,
+    ty: Ty,
+    skip: Skip<'_>,
+) -> Result<Value, Error> {
     /// Whether the node itself is added or modified; what is below it goes into `below`.
     fn walk(
         l: Option<&Value>,
@@ -282,12 +292,16 @@ pub fn added_or_modified_v1(old: &Value, new: &Value, ty: Ty) -> Result<Value, E
         ty: Ty,
         path: &mut Path,
         below: &mut Map<String, Value>,
+        skip: Skip<'_>,
     ) -> Result<bool, Error> {
         let leaf = each_child(l, r, ty, path, |pe, l, r, ty, path| {
+            if skip(path, &pe, l, r) {
+                return Ok(());
+            }
             let key = pe.to_key();
             path.push(pe);
             let mut grand = Map::new();
-            let member = walk(l, r, ty, path, &mut grand)?;
+            let member = walk(l, r, ty, path, &mut grand, skip)?;
             path.pop();
             if !grand.is_empty() {
                 if member {
@@ -306,7 +320,7 @@ pub fn added_or_modified_v1(old: &Value, new: &Value, ty: Ty) -> Result<Value, E
         })
     }
     let mut out = Map::new();
-    walk(Some(old), Some(new), ty, &mut Vec::new(), &mut out)?;
+    walk(Some(old), Some(new), ty, &mut Vec::new(), &mut out, skip)?;
     Ok(Value::Object(out))
 }
 
