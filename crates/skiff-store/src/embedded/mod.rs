@@ -174,15 +174,23 @@ impl EmbeddedStore {
         std::fs::create_dir_all(&config.dir)?;
         let t0 = Instant::now();
         let path = config.dir.join(DB_FILE);
-        let repaired = Arc::new(AtomicBool::new(false));
-        let repairing = repaired.clone();
+        // Whether redb walked the whole file: its integrity check (every open, with
+        // `verify_on_open`) or, without it, its repair after an unclean stop. The check runs
+        // the repair's walk and calls the same callback, so only then does a call mean a crash.
+        let checked = Arc::new(AtomicBool::new(false));
+        let checking = checked.clone();
+        let verify = config.verify_on_open;
         let shown = path.display().to_string();
         let db = redb::Builder::new()
             .set_cache_size(config.cache_bytes)
-            .set_check_integrity_on_open(config.verify_on_open)
+            .set_check_integrity_on_open(verify)
             .set_repair_callback(move |_| {
-                if !repairing.swap(true, Ordering::Relaxed) {
-                    tracing::info!(path = %shown, "the last stop was not clean: checking the datastore's file");
+                if !checking.swap(true, Ordering::Relaxed) {
+                    if verify {
+                        tracing::debug!(path = %shown, "checking the datastore's file");
+                    } else {
+                        tracing::info!(path = %shown, "the last stop was not clean: checking the datastore's file");
+                    }
                 }
             })
             .create(&path)
@@ -203,13 +211,13 @@ impl EmbeddedStore {
         wal.reset()?;
         let t_replayed = t0.elapsed();
         let (state, pending_drops) = load(&db, &path)?;
-        // After an unclean stop redb repairs its file (a walk of every tree) before it opens,
-        // and the index is rebuilt from every revision kept: both grow with the data.
+        // The check of the file (a walk of every tree) and the index, rebuilt from every
+        // revision kept, both grow with the data.
         tracing::info!(
             path = %path.display(),
             revision = state.current,
             replayed = replayed,
-            repaired = repaired.load(Ordering::Relaxed),
+            checked = checked.load(Ordering::Relaxed),
             redb_ms = t_redb.as_millis() as u64,
             index_ms = (t0.elapsed() - t_replayed).as_millis() as u64,
             "datastore opened in {} ms",
