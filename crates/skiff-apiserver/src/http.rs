@@ -896,6 +896,10 @@ impl Ctx {
 
     async fn watch(&self) -> ApiResult {
         let keep = self.matcher()?;
+        let everything = {
+            let (labels, fields) = self.selectors()?;
+            labels.is_empty() && fields.is_empty()
+        };
         let rv = self.query.get("resourceVersion");
         let send_initial = self.query.flag("sendInitialEvents");
         let bookmarks = self.query.flag("allowWatchBookmarks");
@@ -966,10 +970,10 @@ impl Ctx {
                         };
                         last_rv = ev.rev;
                         if let Some(ns) = &ns_prefix {
-                            if meta::namespace(&ev.obj) != ns { continue; }
+                            if ev.namespace() != ns { continue; }
                         }
-                        let Some((ty, obj)) = translate(&ev, &keep) else { continue };
-                        if tx.send(send(ty, &obj)).await.is_err() { return; }
+                        let Some(ty) = translate(&ev, (!everything).then_some(&keep as _)) else { continue };
+                        if tx.send(object_line(&info, form, ty, &ev)).await.is_err() { return; }
                     }
                 }
             }
@@ -2037,22 +2041,24 @@ fn smp_error(e: SmpError) -> ApiError {
 
 /// The event a watcher of `keep`'s objects sees for `ev`: an object entering the selection
 /// is ADDED, one leaving it is DELETED (as upstream).
-fn translate(
-    ev: &ObjectEvent,
-    keep: &(dyn Fn(&Value) -> ApiResult<bool> + Send + Sync),
-) -> Option<(&'static str, Value)> {
-    let now_matches = ev.change != Change::Deleted && keep(&ev.obj).unwrap_or(false);
-    let was = ev.prev.as_ref().is_some_and(|p| keep(p).unwrap_or(false));
+/// A selector over an object.
+type Keep = dyn Fn(&Value) -> ApiResult<bool> + Send + Sync;
+
+/// The type a watcher with selector `keep` (`None`: it keeps everything) sees `ev` as, if it
+/// sees it at all. The object it gets is always `ev.obj()`, whose resourceVersion is the
+/// event's (an object that stops matching is a DELETED of its new state, as upstream).
+fn translate(ev: &ObjectEvent, keep: Option<&Keep>) -> Option<&'static str> {
+    let Some(keep) = keep else {
+        return Some(ev.change.as_str());
+    };
+    let now_matches = ev.change != Change::Deleted && keep(ev.obj()).unwrap_or(false);
+    let was = ev.prev().is_some_and(|p| keep(p).unwrap_or(false));
     match ev.change {
-        Change::Deleted if keep(&ev.obj).unwrap_or(false) => Some(("DELETED", (*ev.obj).clone())),
+        Change::Deleted if keep(ev.obj()).unwrap_or(false) => Some("DELETED"),
         Change::Deleted => None,
-        _ if now_matches && was => Some(("MODIFIED", (*ev.obj).clone())),
-        _ if now_matches => Some(("ADDED", (*ev.obj).clone())),
-        _ if was => {
-            let mut obj = (*ev.obj).clone();
-            meta::set_resource_version(&mut obj, ev.rev);
-            Some(("DELETED", obj))
-        }
+        _ if now_matches && was => Some("MODIFIED"),
+        _ if now_matches => Some("ADDED"),
+        _ if was => Some("DELETED"),
         _ => None,
     }
 }
@@ -2065,11 +2071,12 @@ fn bookmark(info: &ResourceInfo, rev: Revision, initial_end: bool) -> Value {
     json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": metadata})
 }
 
+/// One line of a watch: `{"type":TYPE,"object":OBJECT}` and a newline, as upstream writes it.
 fn event_line(info: &ResourceInfo, form: Form, ty: &str, obj: &Value) -> Bytes {
-    let object = match form {
+    match form {
         Form::Table(include) if ty != "BOOKMARK" && ty != "ERROR" => {
             let rv = meta::resource_version(obj).to_owned();
-            table::table(
+            let table = table::table(
                 info.group,
                 info.plural,
                 std::slice::from_ref(obj),
@@ -2077,13 +2084,73 @@ fn event_line(info: &ResourceInfo, form: Form, ty: &str, obj: &Value) -> Bytes {
                 None,
                 include,
                 now(),
-            )
+            );
+            line_with(ty, |out| serde_json::to_writer(out, &table))
         }
-        _ => obj.clone(),
-    };
-    let mut line = serde_json::to_vec(&json!({"type": ty, "object": object})).unwrap_or_default();
-    line.push(b'\n');
+        _ => line_with(ty, |out| serde_json::to_writer(out, obj)),
+    }
+}
+
+/// The watch line of an event, from the object's JSON when the cache made it.
+fn object_line(info: &ResourceInfo, form: Form, ty: &str, ev: &ObjectEvent) -> Bytes {
+    match (&ev.json, form) {
+        (Some(json), Form::Json) => line_with(ty, |out| {
+            out.extend_from_slice(json);
+            Ok(())
+        }),
+        _ => event_line(info, form, ty, ev.obj()),
+    }
+}
+
+fn line_with(
+    ty: &str,
+    object: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+) -> Bytes {
+    let mut line = Vec::with_capacity(512);
+    line.extend_from_slice(b"{\"type\":");
+    let written = serde_json::to_writer(&mut line, ty).and_then(|()| {
+        line.extend_from_slice(b",\"object\":");
+        object(&mut line)
+    });
+    if let Err(e) = written {
+        // Only a map with non-string keys fails to encode, which no object or Status has.
+        tracing::error!(error = %e, "encoding a watch event");
+        return Bytes::new();
+    }
+    line.extend_from_slice(b"}\n");
     Bytes::from(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_line_from_the_cached_json_is_the_encoded_line() {
+        let info = skiff_api::registry::Registry::builtin()
+            .get("", "v1", "configmaps")
+            .cloned()
+            .unwrap();
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "default", "resourceVersion": "7"},
+            "data": {"k": "v \"quoted\""}});
+        let mut ev = ObjectEvent::decoded(Change::Added, Arc::new(obj.clone()), None, 7);
+        ev.json = Some(Bytes::from(serde_json::to_vec(&obj).unwrap()));
+        let line = object_line(&info, Form::Json, "ADDED", &ev);
+        assert_eq!(line, event_line(&info, Form::Json, "ADDED", &obj));
+        assert!(line.starts_with(br#"{"type":"ADDED","object":{"#) && line.ends_with(b"}\n"));
+        let parsed: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(parsed, json!({"type": "ADDED", "object": obj}));
+        // A Table watch encodes its row, not the cached JSON.
+        let table = object_line(
+            &info,
+            Form::Table(table::IncludeObject::Metadata),
+            "ADDED",
+            &ev,
+        );
+        let parsed: Value = serde_json::from_slice(&table).unwrap();
+        assert_eq!(parsed["object"]["kind"], "Table");
+    }
 }
 
 /// Bounded random-input robustness of every request-decoding path: bodies (JSON, YAML,

@@ -17,7 +17,7 @@
 //! (both go to the datastore, which keeps history), or keep resources nobody asked for.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -52,15 +52,86 @@ impl Change {
     }
 }
 
-/// One change of one object, decoded.
-#[derive(Clone, Debug)]
+/// One change of one object. A put the cache took in carries the object's JSON and its
+/// metadata, and is decoded only for a watcher that needs more (a selector, a conversion, a
+/// Table): a watcher of everything sends the JSON as it is.
+#[derive(Debug)]
 pub struct ObjectEvent {
     pub change: Change,
-    /// The object after the change (for a delete: its last state, at the delete's revision).
-    pub obj: Arc<Value>,
-    /// The object before the change.
-    pub prev: Option<Arc<Value>>,
     pub rev: Revision,
+    /// `obj`'s JSON as the API answers it (resourceVersion set), when the cache made it
+    /// anyway: then every watcher sends these bytes instead of encoding the object again.
+    pub json: Option<Bytes>,
+    /// `obj`'s metadata without `managedFields`, when the cache decoded it.
+    metadata: Option<Arc<Value>>,
+    /// The object after the change (for a delete: its last state, at the delete's revision);
+    /// decoded from `json` on first use when not given.
+    obj: OnceLock<Arc<Value>>,
+    /// The object before the change: given, or decoded on first use from its stored bytes.
+    prev: OnceLock<Option<Arc<Value>>>,
+    prev_stored: Option<(Bytes, Revision)>,
+}
+
+impl ObjectEvent {
+    /// An event of decoded objects.
+    pub fn decoded(
+        change: Change,
+        obj: Arc<Value>,
+        prev: Option<Arc<Value>>,
+        rev: Revision,
+    ) -> Self {
+        Self {
+            change,
+            rev,
+            json: None,
+            metadata: None,
+            obj: OnceLock::from(obj),
+            prev: OnceLock::from(prev),
+            prev_stored: None,
+        }
+    }
+
+    /// The object after the change.
+    pub fn obj(&self) -> &Arc<Value> {
+        self.obj
+            .get_or_init(|| Arc::new(decode_json(self.json.as_deref().unwrap_or_default(), None)))
+    }
+
+    /// The object before the change.
+    pub fn prev(&self) -> Option<&Arc<Value>> {
+        self.prev
+            .get_or_init(|| {
+                let (bytes, rev) = self.prev_stored.as_ref()?;
+                Some(Arc::new(decode_json(bytes, Some(*rev))))
+            })
+            .as_ref()
+    }
+
+    /// The object's namespace (from its metadata alone, when the cache decoded that).
+    pub fn namespace(&self) -> &str {
+        match &self.metadata {
+            Some(m) => m.get("namespace").and_then(Value::as_str).unwrap_or(""),
+            None => skiff_api::meta::namespace(self.obj()),
+        }
+    }
+}
+
+/// An object's JSON decoded, its resourceVersion set to `rev` when given. JSON the cache
+/// took in has been parsed once already (for its metadata), so it decodes; should it not,
+/// the event carries `null` and says so in the log.
+fn decode_json(bytes: &[u8], rev: Option<Revision>) -> Value {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(mut obj) => {
+            if let Some(rev) = rev {
+                skiff_api::meta::set_resource_version(&mut obj, rev);
+            }
+            obj
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "watch cache: an event's object cannot be decoded");
+            Value::Null
+        }
+    }
 }
 
 const RING: usize = 1024;
@@ -187,12 +258,12 @@ fn in_version(info: &ResourceInfo, ev: Arc<ObjectEvent>) -> Result<Arc<ObjectEve
         return Ok(ev);
     }
     let convert = |o: &Arc<Value>| view(info, (**o).clone()).map(Arc::new);
-    Ok(Arc::new(ObjectEvent {
-        change: ev.change,
-        obj: convert(&ev.obj)?,
-        prev: ev.prev.as_ref().map(convert).transpose()?,
-        rev: ev.rev,
-    }))
+    Ok(Arc::new(ObjectEvent::decoded(
+        ev.change,
+        convert(ev.obj())?,
+        ev.prev().map(convert).transpose()?,
+        ev.rev,
+    )))
 }
 
 /// A datastore event, decoded (objects as stored).
@@ -222,12 +293,7 @@ fn to_object_event(info: &ResourceInfo, ev: &Event) -> Result<ObjectEvent, ApiEr
             (Change::Deleted, Arc::new(decode(info, &p.value, rev)?))
         }
     };
-    Ok(ObjectEvent {
-        change,
-        obj,
-        prev,
-        rev,
-    })
+    Ok(ObjectEvent::decoded(change, obj, prev, rev))
 }
 
 /// An event decoded for a resource's cache, before it is applied: the decoding is the
@@ -239,10 +305,29 @@ struct Prepared {
 }
 
 fn prepare(info: &ResourceInfo, ev: &Event) -> Prepared {
-    Prepared {
-        entry: (ev.kind == EventKind::Put).then(|| entry(info, &ev.kv.value, ev.revision())),
-        event: to_object_event(info, ev),
-    }
+    let entry = (ev.kind == EventKind::Put).then(|| entry(info, &ev.kv.value, ev.revision()));
+    let event = match &entry {
+        // A put's entry is its object's JSON at the event's revision and its metadata: what
+        // its watchers send and what a namespace check reads, with nothing more decoded.
+        Some(Ok(e)) => Ok(ObjectEvent {
+            change: if ev.prev_kv.is_some() {
+                Change::Modified
+            } else {
+                Change::Added
+            },
+            rev: ev.revision(),
+            json: Some(e.json.clone()),
+            metadata: Some(e.metadata.clone()),
+            obj: OnceLock::new(),
+            prev: OnceLock::new(),
+            prev_stored: ev
+                .prev_kv
+                .as_ref()
+                .map(|p| (p.value.clone(), p.mod_revision)),
+        }),
+        _ => to_object_event(info, ev),
+    };
+    Prepared { entry, event }
 }
 
 /// Applies one datastore event to a filled resource: the object map, the ring, the watchers.
@@ -979,7 +1064,23 @@ mod tests {
                 .unwrap();
             assert_eq!(ev.rev, want);
             assert_eq!(ev.change, Change::Added);
+            let json = ev.json.as_ref().expect("a put's event carries its JSON");
+            assert_eq!(serde_json::from_slice::<Value>(json).unwrap(), **ev.obj());
         }
+        // An update carries its new state's JSON; a delete carries none (it is encoded).
+        let rev = put(&store, "w-0", "1").await;
+        let ev = sub.next().await.unwrap().unwrap();
+        assert_eq!((ev.rev, ev.change), (rev, Change::Modified));
+        let json: Value = serde_json::from_slice(ev.json.as_ref().unwrap()).unwrap();
+        assert_eq!(json, **ev.obj());
+        assert_eq!(json["metadata"]["labels"]["v"], "1");
+        assert_eq!(json["metadata"]["resourceVersion"], rev.to_string());
+        let (rev, _) = store.delete("/configmaps/default/w-0", None).await.unwrap();
+        let ev = sub.next().await.unwrap().unwrap();
+        assert_eq!(
+            (ev.rev, ev.change, ev.json.is_none()),
+            (rev, Change::Deleted, true)
+        );
         // A watch from before the cache's start reads the datastore's history.
         let sub = hub.subscribe(&info, 1).await.unwrap();
         assert!(matches!(sub, Subscription::Direct { .. }));

@@ -13,7 +13,8 @@
 //!   the delivery latency (`SKIFF_BENCH_ONLY=storm`).
 //!
 //! `cargo bench -p skiff --bench api` (`SKIFF_BENCH_DIR`, default /var/tmp;
-//! `SKIFF_BENCH_ONLY=creates|ratio|floor|apply|lists|storm` runs one measure alone, for
+//! `SKIFF_BENCH_SERVER=PATH` measures another `skiff` binary, for an A/B of two builds;
+//! `SKIFF_BENCH_ONLY=creates|ratio|floor|fanout|apply|lists|storm` runs one measure alone, for
 //! profiling). The pods' measures (lists, RSS with pods, restarts, fan-out, storm) run on a
 //! second server with a data dir of its own, so the creates' ConfigMaps are not in them.
 
@@ -65,7 +66,11 @@ fn free_port() -> Result<u16> {
 async fn start(dir: &Path) -> Result<(Server, Duration)> {
     let port = free_port()?;
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_skiff"))
+    // `SKIFF_BENCH_SERVER`: another `skiff` binary to measure (an A/B of two builds).
+    let bin = std::env::var_os("SKIFF_BENCH_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_skiff")));
+    let child = Command::new(bin)
         .args([
             "server",
             "--bind-address",
@@ -637,7 +642,7 @@ fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_idle = rss_kb(server.child.id())?;
         let c = client(dir.path())?;
-        // `SKIFF_BENCH_ONLY=creates|ratio|floor|apply|lists|storm`: that measure alone (for
+        // `SKIFF_BENCH_ONLY=creates|ratio|floor|fanout|apply|lists|storm`: that measure alone (for
         // profiling; `ratio` is the creates and the raw store's puts); `SKIFF_BENCH_KEEP=1` with `creates` or `lists` keeps the data dir.
         let only = std::env::var("SKIFF_BENCH_ONLY").ok();
         match only.as_deref() {
@@ -672,6 +677,12 @@ fn main() -> Result<()> {
                 println!("watch under a write storm: {:.0} creates/s, {} of {} delivered, p50 {:.2} ms p99 {:.2} ms", st.creates_per_sec, st.delivered, st.created, st.p50, st.p99);
                 return Ok(());
             }
+            Some("fanout") => {
+                create_pods(&c, &server.url, 1_000).await?;
+                let (w50, w99) = watch_fanout(&c, &server.url, 500).await?;
+                println!("watch fan-out, 500 watchers: update delivery p50 {w50:.2} ms p99 {w99:.2} ms");
+                return Ok(());
+            }
             Some("apply") => {
                 let (apply50, apply99) = apply_round_trips(&c, &server.url, 2000).await?;
                 println!("client-side apply round trip p50 {apply50:.2} ms p99 {apply99:.2} ms");
@@ -691,7 +702,7 @@ fn main() -> Result<()> {
                 return Ok(());
             }
             Some(other) => {
-                bail!("SKIFF_BENCH_ONLY={other}: expected creates, ratio, floor, apply, lists or storm")
+                bail!("SKIFF_BENCH_ONLY={other}: expected creates, ratio, floor, fanout, apply, lists or storm")
             }
         }
         let (floor, floor_server, floor_client) = http_floor(dir.path(), &server).await?;
