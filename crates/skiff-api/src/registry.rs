@@ -165,28 +165,47 @@ impl ResourceInfo {
     /// storage resource's (see [`crate::conversion`]): events.k8s.io/v1 events live under
     /// core's `/events/`, both HPA versions under `/autoscaling/horizontalpodautoscalers/`.
     pub fn key_prefix(&self) -> String {
+        self.prefix_with(0)
+    }
+
+    /// [`ResourceInfo::key_prefix`] with room for `more` bytes after it.
+    fn prefix_with(&self, more: usize) -> String {
         let storage = crate::conversion::storage_resource(self);
-        if storage.group.is_empty() {
-            format!("/{}/", storage.plural)
-        } else {
-            format!("/{}/{}/", storage.group, storage.plural)
+        let mut prefix =
+            String::with_capacity(storage.group.len() + storage.plural.len() + 3 + more);
+        prefix.push('/');
+        if !storage.group.is_empty() {
+            prefix.push_str(storage.group);
+            prefix.push('/');
         }
+        prefix.push_str(storage.plural);
+        prefix.push('/');
+        prefix
     }
 
     /// The prefix of every object of this kind in `namespace` (or all, when `None`).
     pub fn list_prefix(&self, namespace: Option<&str>) -> String {
         match namespace {
-            Some(ns) if self.namespaced => format!("{}{ns}/", self.key_prefix()),
+            Some(ns) if self.namespaced => {
+                let mut prefix = self.prefix_with(ns.len() + 1);
+                prefix.push_str(ns);
+                prefix.push('/');
+                prefix
+            }
             _ => self.key_prefix(),
         }
     }
 
     /// The datastore key of one object.
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
-        match namespace {
-            Some(ns) if self.namespaced => format!("{}{ns}/{name}", self.key_prefix()),
-            _ => format!("{}{name}", self.key_prefix()),
+        let ns = namespace.filter(|_| self.namespaced);
+        let mut key = self.prefix_with(ns.map_or(0, |ns| ns.len() + 1) + name.len());
+        if let Some(ns) = ns {
+            key.push_str(ns);
+            key.push('/');
         }
+        key.push_str(name);
+        key
     }
 }
 
@@ -414,6 +433,8 @@ mod tests {
         let deploy = reg.get("apps", "v1", "deployments").unwrap();
         assert_eq!(deploy.api_version(), "apps/v1");
         assert_eq!(deploy.key(Some("a"), "b"), "/apps/deployments/a/b");
+        assert_eq!(deploy.list_prefix(Some("a")), "/apps/deployments/a/");
+        assert_eq!(deploy.list_prefix(None), "/apps/deployments/");
         assert!(deploy.has(Subresource::Scale) && deploy.has(Subresource::Status));
         assert_eq!(deploy.qualified_plural(), "deployments.apps");
         let cs = reg.get("", "v1", "componentstatuses").unwrap();

@@ -250,10 +250,27 @@ pub fn splice_resource_version(
             )))
         }
     }
-    let meta_text = serde_json::to_string(&metadata).map_err(bad)?;
-    let meta_raw: &RawValue = serde_json::from_str(&meta_text).map_err(bad)?;
-    fields.insert("metadata", meta_raw);
-    let out = serde_json::to_vec(&fields).map_err(bad)?;
+    // The object as serde_json writes the map (keys in order), the new metadata in place of
+    // the old, the other fields as they were stored: no second parse, no copy of the map.
+    if !fields.contains_key("metadata") {
+        let placeholder: &RawValue = serde_json::from_str("{}").map_err(bad)?;
+        fields.insert("metadata", placeholder);
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 48);
+    out.push(b'{');
+    for (i, (key, raw)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key).map_err(bad)?;
+        out.push(b':');
+        if *key == "metadata" {
+            serde_json::to_writer(&mut out, &metadata).map_err(bad)?;
+        } else {
+            out.extend_from_slice(raw.get().as_bytes());
+        }
+    }
+    out.push(b'}');
     Ok((out, metadata))
 }
 
@@ -866,6 +883,17 @@ mod tests {
         assert_eq!(v["data"]["metadata"], json!({"name": "inner"}));
         assert_eq!(v["revision"], 3);
         assert_eq!(metadata["labels"]["a"], "b");
+        // Byte for byte what encoding the object with its resourceVersion gives, with or
+        // without metadata stored.
+        let mut obj: Value = serde_json::from_slice(stored).unwrap();
+        obj["metadata"]["resourceVersion"] = json!("42");
+        assert_eq!(bytes, serde_json::to_vec(&obj).unwrap());
+        let (bytes, _) =
+            splice_resource_version(info, br#"{"kind":"K","spec":{"a":[1]}}"#, 7).unwrap();
+        assert_eq!(
+            bytes,
+            br#"{"kind":"K","metadata":{"resourceVersion":"7"},"spec":{"a":[1]}}"#
+        );
         assert!(splice_resource_version(info, b"[1]", 1).is_err());
         assert!(splice_resource_version(info, br#"{"metadata":5}"#, 1).is_err());
     }
