@@ -612,13 +612,22 @@ impl Ctx {
 
     fn matcher(&self) -> ApiResult<impl Fn(&Value) -> ApiResult<bool> + Send + Sync + 'static> {
         let (labels, fields) = self.selectors()?;
+        Ok(self.matcher_of(labels, fields))
+    }
+
+    /// The selection of the query's selectors, parsed already.
+    fn matcher_of(
+        &self,
+        labels: LabelSelector,
+        fields: FieldSelector,
+    ) -> impl Fn(&Value) -> ApiResult<bool> + Send + Sync + 'static {
         let (group, plural) = (self.info.group, self.info.plural);
-        Ok(move |obj: &Value| {
+        move |obj: &Value| {
             Ok(labels.matches_object(obj)
                 && fields
                     .matches_object(group, plural, obj)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?)
-        })
+        }
     }
 
     /// The revision a list reads at, from `resourceVersion` and `resourceVersionMatch`.
@@ -713,12 +722,12 @@ impl Ctx {
 
     async fn list(&self) -> ApiResult {
         let limit = self.query.int("limit")?.unwrap_or(0).max(0) as usize;
-        let (_, fields) = self.selectors()?;
+        let (labels, fields) = self.selectors()?;
         let metadata_only = fields
             .requirements()
             .iter()
             .all(|r| r.field.starts_with("metadata."));
-        let keep = self.matcher()?;
+        let keep = self.matcher_of(labels, fields);
         // Checks the resourceVersion rules (and waits for a future revision) first.
         let at = self.list_revision().await?;
         if let Some(min) = self.cache_freshness().await? {
@@ -895,11 +904,9 @@ impl Ctx {
     }
 
     async fn watch(&self) -> ApiResult {
-        let keep = self.matcher()?;
-        let everything = {
-            let (labels, fields) = self.selectors()?;
-            labels.is_empty() && fields.is_empty()
-        };
+        let (labels, fields) = self.selectors()?;
+        let everything = labels.is_empty() && fields.is_empty();
+        let keep = self.matcher_of(labels, fields);
         let rv = self.query.get("resourceVersion");
         let send_initial = self.query.flag("sendInitialEvents");
         let bookmarks = self.query.flag("allowWatchBookmarks");
@@ -2039,14 +2046,13 @@ fn smp_error(e: SmpError) -> ApiError {
     }
 }
 
-/// The event a watcher of `keep`'s objects sees for `ev`: an object entering the selection
-/// is ADDED, one leaving it is DELETED (as upstream).
 /// A selector over an object.
 type Keep = dyn Fn(&Value) -> ApiResult<bool> + Send + Sync;
 
-/// The type a watcher with selector `keep` (`None`: it keeps everything) sees `ev` as, if it
-/// sees it at all. The object it gets is always `ev.obj()`, whose resourceVersion is the
-/// event's (an object that stops matching is a DELETED of its new state, as upstream).
+/// The event type a watcher with selector `keep` (`None`: it keeps everything) sees `ev` as,
+/// if it sees it at all: an object entering the selection is ADDED, one leaving it DELETED,
+/// as upstream. The object it gets is always `ev.obj()`, whose resourceVersion is the
+/// event's (one that stops matching is a DELETED of its new state).
 fn translate(ev: &ObjectEvent, keep: Option<&Keep>) -> Option<&'static str> {
     let Some(keep) = keep else {
         return Some(ev.change.as_str());

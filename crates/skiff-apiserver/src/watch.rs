@@ -266,6 +266,15 @@ fn in_version(info: &ResourceInfo, ev: Arc<ObjectEvent>) -> Result<Arc<ObjectEve
     )))
 }
 
+/// A put of a key that had a value is MODIFIED, of one that had none ADDED.
+fn put_change(ev: &Event) -> Change {
+    if ev.prev_kv.is_some() {
+        Change::Modified
+    } else {
+        Change::Added
+    }
+}
+
 /// A datastore event, decoded (objects as stored).
 fn to_object_event(info: &ResourceInfo, ev: &Event) -> Result<ObjectEvent, ApiError> {
     let rev = ev.revision();
@@ -276,14 +285,7 @@ fn to_object_event(info: &ResourceInfo, ev: &Event) -> Result<ObjectEvent, ApiEr
     let (change, obj) = match ev.kind {
         EventKind::Put => {
             let obj = Arc::new(decode(info, &ev.kv.value, rev)?);
-            (
-                if prev.is_some() {
-                    Change::Modified
-                } else {
-                    Change::Added
-                },
-                obj,
-            )
+            (put_change(ev), obj)
         }
         EventKind::Delete => {
             let p = ev
@@ -310,11 +312,7 @@ fn prepare(info: &ResourceInfo, ev: &Event) -> Prepared {
         // A put's entry is its object's JSON at the event's revision and its metadata: what
         // its watchers send and what a namespace check reads, with nothing more decoded.
         Some(Ok(e)) => Ok(ObjectEvent {
-            change: if ev.prev_kv.is_some() {
-                Change::Modified
-            } else {
-                Change::Added
-            },
+            change: put_change(ev),
             rev: ev.revision(),
             json: Some(e.json.clone()),
             metadata: Some(e.metadata.clone()),

@@ -724,8 +724,8 @@ fn main() -> Result<()> {
         let list_table = list_p50(&c, &server.url, true).await?;
         let rss_pods = rss_kb(server.child.id())?;
         // The restarts with the pods stored, before the storm below adds tens of thousands
-        // more objects: after a clean stop, and after a kill, as a crash would leave it (redb
-        // then checks its whole file before opening).
+        // more objects: after a clean stop, and after a kill, as a crash would leave it (the
+        // store checks its whole file at every open, and replays its log after a kill).
         server.stop()?;
         let (server, ready_pods) = start(dir.path()).await?;
         drop(server);
