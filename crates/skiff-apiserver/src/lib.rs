@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod fuzzing;
 pub mod gc;
 pub mod http;
+pub mod local;
 pub mod objects;
 pub mod path;
 pub mod services;

@@ -2,11 +2,16 @@
 //! manager, read by every controller that needs the kind, as upstream's
 //! `SharedInformerFactory` (k8s.io/client-go `informers/factory.go`).
 //!
-//! A controller asks for a kind's [`Store`] (to read) and a [`ReflectHandle`] (a stream of
-//! changed objects, to wake its reconciler) while it is being set up; [`Informers::start`]
-//! then starts one watch per kind asked for. Subscribers taken after the start would miss
-//! the first list, so asking after it is refused. This module does not decide anything: it
-//! only keeps caches of the cluster's objects current.
+//! A controller asks for a kind's [`Store`] (to read) and a subscription (a stream of the
+//! objects that changed, to wake its reconciler). Unlike kube-runtime's own shared streams,
+//! a subscription also gets the last state of every object that was DELETED (and of every
+//! object a re-list found gone), as upstream's informers hand deletes to their handlers: a
+//! ReplicaSet must hear that one of its pods is gone. Every event is applied to the store
+//! before it is sent, so a reconciler woken by it reads at least that state.
+//!
+//! [`Informers::start`] starts one watch per kind asked for before it; a kind first asked for
+//! later starts at once, and a subscription taken later first gets every cached object.
+//! This module decides nothing: it only keeps caches of the cluster's objects current.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -15,26 +20,38 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::channel::mpsc;
 use futures::StreamExt;
-use kube::runtime::reflector::{self, ReflectHandle, Store};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
-/// How many changed objects a kind's fan-out holds for a slow subscriber before the watch
-/// waits for it.
-const BUFFER: usize = 1024;
+/// The objects that changed, as a subscription yields them.
+pub type Changes<K> = mpsc::UnboundedReceiver<Arc<K>>;
 
 type Starter = Box<dyn FnOnce(Client) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
-struct Entry<K: Resource + Clone + 'static>
+/// What a kind's watch shares with the subscribers.
+struct Shared<K: Resource + Clone + 'static>
 where
     K::DynamicType: std::hash::Hash + Eq + Clone,
 {
     store: Store<K>,
-    /// Until the start: subscribers are taken from it, then the watch owns it.
-    writer: Arc<Mutex<Option<reflector::store::Writer<K>>>>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Arc<K>>>>,
+}
+
+impl<K: Resource + Clone + 'static> Shared<K>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    fn send(&self, obj: &Arc<K>) {
+        self.subscribers
+            .lock()
+            .retain(|s| s.unbounded_send(obj.clone()).is_ok());
+    }
 }
 
 /// The shared caches of one controller manager.
@@ -45,16 +62,19 @@ pub struct Informers {
 
 #[derive(Default)]
 struct Kinds {
-    entries: HashMap<TypeId, Box<dyn Any + Send>>,
+    entries: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     starters: Vec<Starter>,
     started: bool,
 }
 
-/// Why an informer could not be handed out.
-#[derive(Debug, thiserror::Error)]
-pub enum InformerError {
-    #[error("the informers of {0} were asked for after they started")]
-    AfterStart(&'static str),
+/// The bounds of a kind the informers can watch.
+pub trait Kind:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
+}
+impl<K> Kind for K where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
 }
 
 impl Informers {
@@ -70,68 +90,53 @@ impl Informers {
         &self.client
     }
 
-    fn with_entry<K, R>(&self, f: impl FnOnce(&Entry<K>, bool) -> R) -> R
-    where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    {
+    fn shared<K: Kind>(&self) -> Arc<Shared<K>> {
         let mut guard = self.kinds.lock();
         let kinds = &mut *guard;
         let client = &self.client;
         let entry = kinds.entries.entry(TypeId::of::<K>()).or_insert_with(|| {
-            let (store, writer) = reflector::store_shared::<K>(BUFFER);
-            let writer = Arc::new(Mutex::new(Some(writer)));
-            let taken = writer.clone();
-            let starter: Starter = Box::new(move |client: Client| {
-                let writer = taken.lock().take();
-                Box::pin(async move {
-                    if let Some(writer) = writer {
-                        reflect::<K>(client, writer).await;
-                    }
-                })
+            let writer = Writer::<K>::new(());
+            let shared = Arc::new(Shared {
+                store: writer.as_reader(),
+                subscribers: Mutex::new(Vec::new()),
             });
+            let for_watch = shared.clone();
+            let starter: Starter =
+                Box::new(move |client: Client| Box::pin(reflect::<K>(client, writer, for_watch)));
             if kinds.started {
-                // A kind first read after the start (a store, never a subscription): its
-                // watch starts now.
+                // A kind first asked for after the start: its watch starts now.
                 tokio::spawn(starter(client.clone()));
             } else {
                 kinds.starters.push(starter);
             }
-            Box::new(Entry { store, writer })
+            Box::new(shared)
         });
-        let entry = entry
-            .downcast_ref::<Entry<K>>()
-            .unwrap_or_else(|| unreachable!("entries are keyed by their type"));
-        f(entry, kinds.started)
+        entry
+            .downcast_ref::<Arc<Shared<K>>>()
+            .unwrap_or_else(|| unreachable!("entries are keyed by their type"))
+            .clone()
     }
 
     /// The cache of every `K` in the cluster (ready once its first list is in).
-    pub fn store<K>(&self) -> Store<K>
-    where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    {
-        self.with_entry::<K, _>(|e, _| e.store.clone())
+    pub fn store<K: Kind>(&self) -> Store<K> {
+        self.shared::<K>().store.clone()
     }
 
-    /// A stream of every `K` that changes (added, modified or deleted), from the first
-    /// list on. Only before [`Informers::start`].
-    pub fn subscribe<K>(&self) -> Result<ReflectHandle<K>, InformerError>
-    where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    {
-        self.with_entry::<K, _>(|e, started| {
-            if started {
-                return Err(InformerError::AfterStart(std::any::type_name::<K>()));
-            }
-            e.writer
-                .lock()
-                .as_ref()
-                .and_then(|w| w.subscribe())
-                .ok_or(InformerError::AfterStart(std::any::type_name::<K>()))
-        })
+    /// Every `K` that changes (added, modified, deleted), from the first list on. Taken
+    /// after the first list, it starts with every cached object.
+    pub fn subscribe<K: Kind>(&self) -> Changes<K> {
+        let shared = self.shared::<K>();
+        let (tx, rx) = mpsc::unbounded();
+        let mut subscribers = shared.subscribers.lock();
+        for obj in shared.store.state() {
+            let _ = tx.unbounded_send(obj);
+        }
+        subscribers.push(tx);
+        rx
     }
 
-    /// Starts one watch per kind asked for; each runs until the returned futures are
-    /// dropped (the caller spawns them).
+    /// Starts one watch per kind asked for so far; each runs until its future is dropped
+    /// (the caller spawns them).
     pub fn start(&self) -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
         let starters = {
             let mut kinds = self.kinds.lock();
@@ -145,20 +150,50 @@ impl Informers {
     }
 }
 
-/// Lists and watches every `K`, keeping `writer`'s store current and fanning out changes.
-/// Errors (the API restarting, a watch expiring) back off and resume with a fresh list.
-async fn reflect<K>(client: Client, writer: reflector::store::Writer<K>)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
+/// Lists and watches every `K`, keeping the store current and telling the subscribers.
+/// Errors (the API restarting, a watch expiring) back off and resume with a fresh list,
+/// after which the objects the list no longer has are sent as deleted.
+async fn reflect<K: Kind>(client: Client, mut writer: Writer<K>, shared: Arc<Shared<K>>) {
     let api: Api<K> = Api::all(client);
-    watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect_shared(writer)
-        .for_each(|event| async move {
-            if let Err(e) = event {
+    let mut before_relist: Option<HashMap<ObjectRef<K>, Arc<K>>> = None;
+    let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
                 tracing::debug!(kind = std::any::type_name::<K>(), error = %e, "watch failed; retrying");
+                continue;
             }
-        })
-        .await;
+        };
+        match &event {
+            watcher::Event::Init => {
+                before_relist = Some(
+                    shared
+                        .store
+                        .state()
+                        .into_iter()
+                        .map(|o| (ObjectRef::from_obj(&*o), o))
+                        .collect(),
+                );
+                writer.apply_watcher_event(&event);
+            }
+            watcher::Event::InitApply(_) => writer.apply_watcher_event(&event),
+            watcher::Event::InitDone => {
+                writer.apply_watcher_event(&event);
+                let now = shared.store.state();
+                let mut gone = before_relist.take().unwrap_or_default();
+                for obj in &now {
+                    gone.remove(&ObjectRef::from_obj(&**obj));
+                    shared.send(obj);
+                }
+                for obj in gone.values() {
+                    shared.send(obj);
+                }
+            }
+            watcher::Event::Apply(obj) | watcher::Event::Delete(obj) => {
+                writer.apply_watcher_event(&event);
+                shared.send(&Arc::new(obj.clone()));
+            }
+        }
+    }
 }

@@ -15,9 +15,12 @@
 pub mod events;
 pub mod expectations;
 pub mod informers;
+pub mod owners;
 pub mod pods;
 
+pub mod deployment;
 pub mod nodeipam;
+pub mod replicaset;
 pub mod serviceaccount;
 
 use std::future::Future;
@@ -37,8 +40,6 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub enum Error {
     #[error("kubernetes api: {0}")]
     Kube(#[from] kube::Error),
-    #[error(transparent)]
-    Informer(#[from] informers::InformerError),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("{0}")]
@@ -110,6 +111,9 @@ const CONTROLLERS: &[(&str, Setup)] = &[
         serviceaccount::root_ca_controller,
     ),
     ("nodeipam", nodeipam::controller),
+    ("deployment", deployment::controller),
+    ("replicaset", replicaset::controller),
+    ("replicationcontroller", replicaset::replication_controller),
 ];
 
 /// Runs the controller manager until the returned future is dropped.

@@ -108,7 +108,7 @@ pub fn controller(ctx: &Arc<Context>) -> Result<Task> {
         handed_out: Mutex::new(HashMap::new()),
         recorder: Recorder::new(ctx.client.clone(), "node-ipam-controller"),
     });
-    let controller = Controller::for_shared_stream(ctx.informers.subscribe::<Node>()?, nodes)
+    let controller = Controller::for_shared_stream(ctx.informers.subscribe::<Node>(), nodes)
         .with_config(controller::Config::default().concurrency(1));
     Ok(Box::pin(
         controller

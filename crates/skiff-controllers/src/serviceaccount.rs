@@ -56,11 +56,11 @@ pub fn controller(ctx: &Arc<Context>) -> Result<Task> {
         config_maps: informers.store(),
     });
     let controller = Controller::for_shared_stream(
-        informers.subscribe::<Namespace>()?,
+        informers.subscribe::<Namespace>(),
         informers.store::<Namespace>(),
     )
     .watches_shared_stream(
-        informers.subscribe::<ServiceAccount>()?,
+        informers.subscribe::<ServiceAccount>(),
         namespace_of::<ServiceAccount>,
     );
     Ok(Box::pin(
@@ -105,10 +105,10 @@ pub fn root_ca_controller(ctx: &Arc<Context>) -> Result<Task> {
         config_maps: informers.store(),
     });
     let controller = Controller::for_shared_stream(
-        informers.subscribe::<Namespace>()?,
+        informers.subscribe::<Namespace>(),
         informers.store::<Namespace>(),
     )
-    .watches_shared_stream(informers.subscribe::<ConfigMap>()?, |cm: Arc<ConfigMap>| {
+    .watches_shared_stream(informers.subscribe::<ConfigMap>(), |cm: Arc<ConfigMap>| {
         if cm.metadata.name.as_deref() == Some(ROOT_CA_NAME) {
             namespace_of(cm)
         } else {

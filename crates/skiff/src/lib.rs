@@ -1,5 +1,7 @@
 //! skiff: a Kubernetes distribution in one binary. The binary (`main.rs`) parses the command
 //! line; this library wires the crates together, so tests can start a server in-process.
 
+pub mod components;
+pub mod leader;
 pub mod pki;
 pub mod server;

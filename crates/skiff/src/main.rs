@@ -1,7 +1,7 @@
 //! skiff: a Kubernetes distribution in one binary.
 
 use clap::Parser;
-use skiff::server;
+use skiff::{components, server};
 
 /// The server allocates and frees many small JSON trees per request; mimalloc does that far
 /// faster than glibc's malloc (whose frees and consolidation were a fifth of a create's CPU
@@ -19,6 +19,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 enum Cli {
     /// Run the control plane (API server on an embedded datastore or etcd).
     Server(server::ServerArgs),
+    /// Run the controller manager alone, against the API of a kubeconfig (for control planes
+    /// whose components run in processes of their own).
+    #[command(name = "controller-manager", hide = true)]
+    ControllerManager(components::ControllerManagerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +47,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli {
             Cli::Server(args) => server::run(args).await,
+            Cli::ControllerManager(args) => components::run_controller_manager(args).await,
         }
     });
     match result {

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use skiff_apiserver::{tls, App, Config};
 use skiff_store::{EmbeddedConfig, EmbeddedStore, EtcdConfig, EtcdStore, Store};
 
+use crate::components;
 use crate::pki::{self, Pki};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -38,6 +39,25 @@ pub struct ServerArgs {
     /// Run no node in this process (accepted for k3s compatibility; no node runs yet).
     #[arg(long)]
     pub disable_agent: bool,
+    /// Run no controller manager in this process (k3s's flag).
+    #[arg(long)]
+    pub disable_controller_manager: bool,
+    /// Run no scheduler in this process (k3s's flag).
+    #[arg(long)]
+    pub disable_scheduler: bool,
+    /// A node whose Lease is not renewed for this long becomes NotReady (a Go duration).
+    #[arg(long, default_value = "40s", value_parser = parse_go_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+    /// Run this many simulated nodes in this process (`sim-0`, ...): they register, keep
+    /// their Leases, and report the pods bound to them running, without running anything.
+    #[arg(long, default_value_t = 0)]
+    pub simulated_nodes: usize,
+    /// The capacity (and allocatable) of each simulated node.
+    #[arg(long, default_value = "cpu=32,memory=256Gi,pods=110")]
+    pub sim_capacity: String,
+    /// Terminated pods kept before pod GC deletes the oldest.
+    #[arg(long, default_value_t = 12_500)]
+    pub terminated_pod_gc_threshold: usize,
     /// The range Service ClusterIPs come from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
@@ -50,6 +70,18 @@ pub struct ServerArgs {
     /// How often a watch that allows bookmarks gets one (upstream: every minute); for tests.
     #[arg(long, default_value_t = 60_000, hide = true)]
     pub watch_bookmark_interval_ms: u64,
+}
+
+impl ServerArgs {
+    /// The defaults of every flag, with the data dir `data_dir` (what tests start from).
+    pub fn defaults(data_dir: &std::path::Path) -> Self {
+        use clap::{Args, FromArgMatches};
+        let command = Self::augment_args(clap::Command::new("server").no_binary_name(true));
+        let matches = command
+            .try_get_matches_from(["--data-dir", &data_dir.to_string_lossy()])
+            .unwrap_or_else(|e| unreachable!("the defaults parse: {e}"));
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| unreachable!("the defaults parse: {e}"))
+    }
 }
 
 /// Parses a duration as Go's `time.ParseDuration` writes them (what kube-apiserver's and
@@ -140,11 +172,23 @@ pub struct Running {
     pub kubeconfig: PathBuf,
     /// The datastore it serves from.
     pub store: Arc<dyn Store>,
+    /// The API server's state (for in-process clients).
+    pub app: Arc<App>,
     task: tokio::task::JoinHandle<()>,
+    /// The components started with it (controller manager, scheduler, nodes).
+    components: tokio::task::JoinSet<()>,
+}
+
+impl Running {
+    /// A kube client that calls this server in process, as `user` in `groups`.
+    pub fn local_client(&self, user: &str, groups: &[&str], user_agent: &str) -> kube::Client {
+        components::local_client(&self.app, user, groups, user_agent)
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        self.components.abort_all();
         self.task.abort();
     }
 }
@@ -215,12 +259,15 @@ pub async fn start(args: &ServerArgs) -> Result<Running> {
     if let Some(extra) = &args.write_kubeconfig {
         pki::write_kubeconfig(extra, &kubeconfig)?;
     }
-    let task = tokio::spawn(tls::serve(listener, tls_config, app));
+    let task = tokio::spawn(tls::serve(listener, tls_config, app.clone()));
+    let components = components::start(&app, args, &pki, &server_dir)?;
     Ok(Running {
         url,
         kubeconfig: args.write_kubeconfig.clone().unwrap_or(kubeconfig_path),
         store,
+        app,
         task,
+        components,
     })
 }
 
@@ -240,7 +287,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => {

@@ -32,20 +32,16 @@ async fn start_in(
 
 /// The arguments tests start servers with (on `dir`, any free port, loopback only).
 fn test_args(dir: &std::path::Path, datastore_endpoint: Option<String>) -> Result<ServerArgs> {
-    Ok(ServerArgs {
-        data_dir: dir.to_owned(),
-        https_port: 0,
-        bind_address: "127.0.0.1".parse()?,
-        tls_san: vec![],
-        write_kubeconfig: None,
-        datastore_endpoint,
-        etcd_prefix: "/registry".into(),
-        disable_agent: true,
-        service_cidr: "10.43.0.0/16".into(),
-        cluster_cidr: "10.42.0.0/16".into(),
-        event_ttl: Duration::from_secs(3600),
-        watch_bookmark_interval_ms: 60_000,
-    })
+    let mut args = ServerArgs::defaults(dir);
+    args.https_port = 0;
+    args.bind_address = "127.0.0.1".parse()?;
+    args.datastore_endpoint = datastore_endpoint;
+    args.disable_agent = true;
+    // These scenarios test the API server alone (as upstream's apiserver integration tests
+    // run without kube-controller-manager): no `kube-root-ca.crt` in every namespace.
+    args.disable_controller_manager = true;
+    args.disable_scheduler = true;
+    Ok(args)
 }
 
 /// [`start_in`] with arguments changed by `change`.

@@ -1,0 +1,231 @@
+//! The components `skiff server` runs beside the API server: the controller manager (and,
+//! as they land, the scheduler and simulated nodes), each a kube-rs client of the API through
+//! the server's own router in process ([`local_client`]), authenticated as upstream's
+//! component users. With etcd as the datastore several servers share one cluster, so the
+//! controller manager and the scheduler run under leader election ([`crate::leader`]) and
+//! only on the server that holds their Lease; on the embedded datastore there is only ever
+//! one server, so they start at once.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use skiff_apiserver::local::LocalService;
+use skiff_apiserver::tls::User;
+use skiff_apiserver::App;
+
+use crate::leader::{self, LeaderConfig};
+use crate::pki::Pki;
+use crate::server::ServerArgs;
+
+/// The version part of the components' User-Agents.
+fn user_agent(component: &str) -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!(
+        "{component}/{} ({}/{arch}) kubernetes/skiff",
+        skiff_apiserver::GIT_VERSION,
+        std::env::consts::OS
+    )
+}
+
+/// A kube client that calls `app` in process as `user` (in `groups`).
+pub fn local_client(app: &Arc<App>, user: &str, groups: &[&str], agent: &str) -> kube::Client {
+    let user = User {
+        name: user.to_owned(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    };
+    kube::Client::new(LocalService::new(app, user, agent), "default")
+}
+
+/// This server's identity in leader election: stable across its restarts (kept in the data
+/// dir), so a restarted leader takes its Lease back at once instead of waiting it out.
+fn identity(server_dir: &Path) -> Result<String> {
+    let path = server_dir.join("identity");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_owned());
+        }
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "skiff".into());
+    let suffix: String = (0..8)
+        .map(|_| {
+            const HEX: &[u8] = b"0123456789abcdef";
+            HEX[rand::random_range(0..16)] as char
+        })
+        .collect();
+    let id = format!("{host}_{suffix}");
+    std::fs::write(&path, format!("{id}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
+/// The controller manager's settings from the server's flags.
+pub fn controller_config(args: &ServerArgs, ca_pem: &str) -> skiff_controllers::Config {
+    skiff_controllers::Config {
+        cluster_cidr: args.cluster_cidr.clone(),
+        root_ca_pem: ca_pem.to_owned(),
+        node_monitor_grace_period: args.node_monitor_grace_period,
+        terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
+        ..skiff_controllers::Config::default()
+    }
+}
+
+/// Starts the components the flags ask for; they stop when the set is dropped.
+pub fn start(
+    app: &Arc<App>,
+    args: &ServerArgs,
+    pki: &Pki,
+    server_dir: &Path,
+) -> Result<tokio::task::JoinSet<()>> {
+    let mut set = tokio::task::JoinSet::new();
+    let elect = args.datastore_endpoint.is_some();
+    let id = if elect {
+        identity(server_dir)?
+    } else {
+        String::new()
+    };
+    if !args.disable_controller_manager {
+        let client = local_client(
+            app,
+            "system:kube-controller-manager",
+            &["system:authenticated"],
+            &user_agent("kube-controller-manager"),
+        );
+        let config = controller_config(args, &pki.ca_cert);
+        set.spawn(lead_or_run(
+            client,
+            elect.then(|| LeaderConfig::new("kube-controller-manager", &id)),
+            move |client| {
+                let config = config.clone();
+                async move {
+                    if let Err(e) = skiff_controllers::run(client, config).await {
+                        tracing::error!(error = %e, "the controller manager stopped");
+                    }
+                }
+            },
+        ));
+    }
+    Ok(set)
+}
+
+/// Runs `work` with `client`: under leader election when `election` is set, else at once.
+pub async fn lead_or_run<F, Fut>(client: kube::Client, election: Option<LeaderConfig>, work: F)
+where
+    F: Fn(kube::Client) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    match election {
+        None => work(client).await,
+        Some(config) => {
+            let for_work = client.clone();
+            leader::run_when_leading(client, config, || work(for_work.clone())).await
+        }
+    }
+}
+
+/// `skiff controller-manager`: the controller manager alone, over HTTPS.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerManagerArgs {
+    /// The kubeconfig to reach the API with.
+    #[arg(long)]
+    pub kubeconfig: std::path::PathBuf,
+    /// Run only while holding the `kube-controller-manager` Lease in kube-system.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Where node IPAM takes each node's pod range from.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// The CA published as `kube-root-ca.crt` (default: the kubeconfig's cluster CA).
+    #[arg(long)]
+    pub root_ca_file: Option<std::path::PathBuf>,
+    /// A node whose Lease is not renewed for this long becomes NotReady.
+    #[arg(long, default_value = "40s", value_parser = crate::server::parse_go_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+    /// Terminated pods kept before pod GC deletes the oldest.
+    #[arg(long, default_value_t = 12_500)]
+    pub terminated_pod_gc_threshold: usize,
+}
+
+/// A client over HTTPS from a kubeconfig, with `component`'s User-Agent (so its writes are
+/// recorded under upstream's manager name), and the kubeconfig's cluster CA (PEM) if it has one.
+pub async fn https_client(
+    kubeconfig: &Path,
+    component: &str,
+) -> Result<(kube::Client, Option<String>)> {
+    use base64::Engine;
+    let file = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading the kubeconfig {}", kubeconfig.display()))?;
+    let ca = file
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.certificate_authority_data.as_deref())
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .and_then(|pem| String::from_utf8(pem).ok());
+    let config =
+        kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+            .await
+            .with_context(|| format!("the kubeconfig {} is not usable", kubeconfig.display()))?;
+    let agent = http::HeaderValue::from_str(&user_agent(component))
+        .unwrap_or_else(|_| http::HeaderValue::from_static("skiff"));
+    let client = kube::client::ClientBuilder::try_from(config)
+        .context("building the API client")?
+        .with_layer(&tower::util::MapRequestLayer::new(
+            move |mut req: http::Request<kube::client::Body>| {
+                req.headers_mut()
+                    .insert(http::header::USER_AGENT, agent.clone());
+                req
+            },
+        ))
+        .build();
+    Ok((client, ca))
+}
+
+/// A leader-election identity for a component process: the host name and a random suffix,
+/// as upstream's (`<hostname>_<uuid>`).
+fn process_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "skiff".into());
+    format!("{host}_{:016x}", rand::random::<u64>())
+}
+
+/// Runs `skiff controller-manager` until SIGINT or SIGTERM.
+pub async fn run_controller_manager(args: ControllerManagerArgs) -> Result<()> {
+    let (client, kubeconfig_ca) = https_client(&args.kubeconfig, "kube-controller-manager").await?;
+    let ca = match &args.root_ca_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading --root-ca-file {}", path.display()))?,
+        None => kubeconfig_ca.unwrap_or_default(),
+    };
+    let config = skiff_controllers::Config {
+        cluster_cidr: args.cluster_cidr.clone(),
+        root_ca_pem: ca,
+        node_monitor_grace_period: args.node_monitor_grace_period,
+        terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
+        ..skiff_controllers::Config::default()
+    };
+    let election = args
+        .leader_elect
+        .then(|| LeaderConfig::new("kube-controller-manager", &process_identity()));
+    tracing::info!("skiff controller-manager started");
+    tokio::select! {
+        _ = lead_or_run(client, election, move |client| {
+            let config = config.clone();
+            async move {
+                if let Err(e) = skiff_controllers::run(client, config).await {
+                    tracing::error!(error = %e, "the controller manager stopped");
+                }
+            }
+        }) => {}
+        _ = crate::server::shutdown_signal() => {}
+    }
+    Ok(())
+}
