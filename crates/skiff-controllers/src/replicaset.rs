@@ -665,27 +665,20 @@ async fn sync<K: Replicated>(rs: &Arc<K>, state: &State<K>) -> Result<Action> {
             return Ok(Action::await_change());
         }
     };
-    let candidates: Vec<Arc<Pod>> = state
-        .pods
-        .candidates(meta)
-        .into_iter()
-        .filter(|p| is_active(p))
-        .collect();
+    let all = state.pods.candidates(meta);
     let now = Instant::now();
+    // A created pod counts as seen in any phase (one may fail at once); a deleted one is
+    // gone once it is no longer active.
     let satisfied = state.expectations.satisfied(
         &key,
         now,
-        |n| {
-            candidates
-                .iter()
-                .any(|p| p.metadata.name.as_deref() == Some(n))
-        },
+        |n| all.iter().any(|p| p.metadata.name.as_deref() == Some(n)),
         |u| {
-            !candidates
-                .iter()
-                .any(|p| p.metadata.uid.as_deref() == Some(u))
+            !all.iter()
+                .any(|p| p.metadata.uid.as_deref() == Some(u) && is_active(p))
         },
     );
+    let candidates: Vec<Arc<Pod>> = all.into_iter().filter(|p| is_active(p)).collect();
 
     let pods_api: Api<Pod> = Api::namespaced(state.ctx.client.clone(), &namespace);
     let claimed = claim(meta, |p: &Pod| matches(&selector, p), candidates);
