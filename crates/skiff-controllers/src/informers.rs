@@ -41,6 +41,8 @@ where
 {
     store: Store<K>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Arc<K>>>>,
+    /// True from the first complete list on.
+    synced: tokio::sync::watch::Sender<bool>,
 }
 
 impl<K: Resource + Clone + 'static> Shared<K>
@@ -99,6 +101,7 @@ impl Informers {
             let shared = Arc::new(Shared {
                 store: writer.as_reader(),
                 subscribers: Mutex::new(Vec::new()),
+                synced: tokio::sync::watch::Sender::new(false),
             });
             let for_watch = shared.clone();
             let starter: Starter =
@@ -120,6 +123,16 @@ impl Informers {
     /// The cache of every `K` in the cluster (ready once its first list is in).
     pub fn store<K: Kind>(&self) -> Store<K> {
         self.shared::<K>().store.clone()
+    }
+
+    /// Waits until the cache of `K` holds a complete list. Use this, not
+    /// `Store::wait_until_ready`: kube-runtime's readiness wakes only the last of several
+    /// concurrent waiters (it is one oneshot receiver), so a second waiter can sleep for ever.
+    pub fn synced<K: Kind>(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.shared::<K>().synced.subscribe();
+        async move {
+            let _ = rx.wait_for(|synced| *synced).await;
+        }
     }
 
     /// Every `K` that changes (added, modified, deleted), from the first list on. Taken
@@ -179,7 +192,9 @@ async fn reflect<K: Kind>(client: Client, mut writer: Writer<K>, shared: Arc<Sha
             }
             watcher::Event::InitApply(_) => writer.apply_watcher_event(&event),
             watcher::Event::InitDone => {
+                tracing::trace!(kind = std::any::type_name::<K>(), "listed");
                 writer.apply_watcher_event(&event);
+                shared.synced.send_replace(true);
                 let now = shared.store.state();
                 let mut gone = before_relist.take().unwrap_or_default();
                 for obj in &now {

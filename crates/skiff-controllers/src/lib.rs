@@ -20,6 +20,8 @@ pub mod pods;
 
 pub mod deployment;
 pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
 
@@ -111,6 +113,8 @@ const CONTROLLERS: &[(&str, Setup)] = &[
         serviceaccount::root_ca_controller,
     ),
     ("nodeipam", nodeipam::controller),
+    ("nodelifecycle", nodelifecycle::controller),
+    ("podgc", podgc::controller),
     ("deployment", deployment::controller),
     ("replicaset", replicaset::controller),
     ("replicationcontroller", replicaset::replication_controller),

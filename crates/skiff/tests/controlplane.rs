@@ -136,7 +136,182 @@ async fn nodes_get_pod_ranges(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// A node whose Lease stops being renewed becomes Unknown with the unreachable taints; its
+/// pods are marked not ready and evicted after their tolerationSeconds (at once without a
+/// toleration); pod GC removes pods bound to a node that does not exist.
+async fn unreachable_nodes_are_tainted_and_their_pods_evicted(c: &Cluster) -> Result<()> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Patch, PatchParams};
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    let leases: Api<Lease> = Api::namespaced(c.client.clone(), "kube-node-lease");
+    let micro = |t: k8s_openapi::jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    // Three nodes as a kubelet registers them; all but `flaky` keep renewing their Leases
+    // (upstream stops evicting when every node is down).
+    for name in ["flaky", "steady-0", "steady-1"] {
+        nodes
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+            )
+            .await?;
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let status = json!({"status": {"conditions": [
+            {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+             "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
+        nodes
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await?;
+        leases
+            .create(&PostParams::default(), &serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": micro(k8s_openapi::jiff::Timestamp::now())}}))?)
+            .await?;
+    }
+    let renewer = {
+        let leases = leases.clone();
+        tokio::spawn(async move {
+            loop {
+                for name in ["steady-0", "steady-1"] {
+                    let patch =
+                        json!({"spec": {"renewTime": micro(k8s_openapi::jiff::Timestamp::now())}});
+                    let _ = leases
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _renewer = AbortOnDrop(renewer);
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let pod = |name: &str, seconds: Option<i64>| -> Result<Pod> {
+        let mut spec =
+            json!({"nodeName": "flaky", "containers": [{"name": "c", "image": "busybox"}]});
+        if let Some(s) = seconds {
+            spec["tolerations"] = json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": s}]);
+        }
+        Ok(serde_json::from_value(
+            json!({"metadata": {"name": name}, "spec": spec}),
+        )?)
+    };
+    pods.create(&PostParams::default(), &pod("patient", Some(3600))?)
+        .await?;
+    pods.create(&PostParams::default(), &pod("brief", Some(2))?)
+        .await?;
+    // Ready, as its kubelet reported it before going silent.
+    let ready = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+    pods.patch_status("patient", &PatchParams::default(), &Patch::Merge(&ready))
+        .await?;
+    // The heartbeat stops: no renewals from here on. Grace is 3 s in this cluster.
+    let node = wait_for(
+        "the node to become Unknown and tainted",
+        Duration::from_secs(30),
+        || async {
+            let n = nodes.get("flaky").await?;
+            let taints = n
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default();
+            let has = |effect: &str| {
+                taints
+                    .iter()
+                    .any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == effect)
+            };
+            Ok((has("NoSchedule") && has("NoExecute")).then_some(n))
+        },
+    )
+    .await?;
+    let ready = node
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|cs| cs.into_iter().find(|c| c.type_ == "Ready"))
+        .ok_or_else(|| anyhow::anyhow!("no Ready condition"))?;
+    ensure!(
+        ready.status == "Unknown" && ready.reason.as_deref() == Some("NodeStatusUnknown"),
+        "{ready:?}"
+    );
+    wait_for(
+        "the brief pod to be evicted",
+        Duration::from_secs(30),
+        || async {
+            Ok(pods
+                .get_opt("brief")
+                .await?
+                .is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+                .then_some(()))
+        },
+    )
+    .await?;
+    let patient = pods.get("patient").await?;
+    ensure!(
+        patient.metadata.deletion_timestamp.is_none(),
+        "a pod tolerating for an hour stays"
+    );
+    let patient_ready = patient
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|cs| cs.into_iter().find(|c| c.type_ == "Ready"));
+    ensure!(
+        patient_ready.as_ref().is_some_and(|c| c.status == "False"),
+        "the pods of an unreachable node are not ready: {patient_ready:?}"
+    );
+    let described = c.kubectl(&["describe", "node", "flaky"])?;
+    ensure!(
+        described.contains("node.kubernetes.io/unreachable:NoExecute"),
+        "{described}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_unreachable_nodes_are_tainted_and_their_pods_evicted() -> Result<()> {
+    let c = Cluster::start_with(common::Datastore::Embedded, |a| {
+        a.node_monitor_grace_period = Duration::from_secs(3)
+    })
+    .await?;
+    unreachable_nodes_are_tainted_and_their_pods_evicted(&c).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_unreachable_nodes_are_tainted_and_their_pods_evicted() -> Result<()> {
+    let c = Cluster::start_with(common::Datastore::Etcd, |a| {
+        a.node_monitor_grace_period = Duration::from_secs(3)
+    })
+    .await?;
+    unreachable_nodes_are_tainted_and_their_pods_evicted(&c).await
+}
+
+/// A pod bound to a node that does not exist stays Pending, then pod GC deletes it (after
+/// upstream's 40 s quarantine).
+async fn pods_of_missing_nodes_are_collected(c: &Cluster) -> Result<()> {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "lost"},
+            "spec": {"nodeName": "no-such-node", "containers": [{"name": "c", "image": "busybox"}]}}))?,
+    )
+    .await?;
+    let phase = pods.get("lost").await?.status.and_then(|s| s.phase);
+    ensure!(phase.as_deref() == Some("Pending"), "{phase:?}");
+    wait_for(
+        "pod GC to delete the pod",
+        Duration::from_secs(90),
+        || async { Ok(pods.get_opt("lost").await?.is_none().then_some(())) },
+    )
+    .await
+}
+
 on_both_datastores!(nodes: 0;
+    pods_of_missing_nodes_are_collected,
     new_namespaces_get_a_service_account_and_the_root_ca,
     nodes_get_pod_ranges,
 );

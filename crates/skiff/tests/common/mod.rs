@@ -45,6 +45,11 @@ impl Cluster {
         datastore: Datastore,
         change: impl FnOnce(&mut ServerArgs),
     ) -> Result<Self> {
+        // `RUST_LOG=skiff_controllers=debug cargo test ...` shows the components' logs.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir()?;
         let etcd = match datastore {
             Datastore::Embedded => None,
