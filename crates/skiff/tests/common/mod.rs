@@ -108,6 +108,8 @@ impl Cluster {
         let mut child = Command::new(KUBECTL)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
+            // Its discovery cache stays with this cluster.
+            .env("HOME", self.dir.path())
             .args(args)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
