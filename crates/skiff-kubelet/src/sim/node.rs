@@ -1,0 +1,503 @@
+//! What a simulated node says about itself: the Node it registers (labels as a kubelet sets
+//! them, plus kwok's habit of marking fake nodes), its status (capacity = allocatable, the
+//! four conditions a kubelet posts, addresses, node info) and its Lease in
+//! `kube-node-lease`. Pure: every function takes the time it needs.
+//!
+//! Upstream: pkg/kubelet/kubelet_node_status.go (`initialNode`, the default labels),
+//! pkg/kubelet/nodestatus/setters.go (conditions, their reasons and messages, heartbeats,
+//! transition times), pkg/kubelet/nodelease (the Lease and its owner reference).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus,
+    NodeSystemInfo,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{json, Value};
+
+use super::config::SimConfig;
+use super::ids::hex_digest;
+
+/// The label every simulated node carries (as kwok's nodes carry `type=kwok`), for selectors.
+pub const TYPE_LABEL: &str = "type";
+pub const TYPE_VALUE: &str = "simulated";
+/// The annotation that says a node is simulated (kwok's is `kwok.x-k8s.io/node: fake`).
+pub const SIMULATED_ANNOTATION: &str = "sim.skiff.dev/node";
+/// Where node Leases live.
+pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// The kubelet's port, published in `status.daemonEndpoints`.
+pub const KUBELET_PORT: i32 = 10250;
+
+/// The name of node `index`.
+pub fn node_name(config: &SimConfig, index: usize) -> String {
+    format!("{}{index}", config.name_prefix)
+}
+
+/// The InternalIP of node `index`: the configured start plus `index`.
+pub fn node_ip(config: &SimConfig, index: usize) -> Ipv4Addr {
+    let index = u32::try_from(index).unwrap_or(u32::MAX);
+    Ipv4Addr::from(u32::from(config.node_ip_start).wrapping_add(index))
+}
+
+/// GOARCH of this machine, as `kubernetes.io/arch` spells it.
+pub fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        "arm" => "arm",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+/// What does not change between a node's status reports.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// `nodeInfo.kernelVersion` (the host's, read once).
+    pub kernel_version: String,
+    /// Changes at every start of the process, as a boot ID changes at every boot.
+    pub boot_seed: String,
+}
+
+/// The labels a kubelet sets on its node (hostname, os, arch and their beta twins), the
+/// simulated marker, then the configured extras.
+pub fn labels(config: &SimConfig, name: &str) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = [
+        ("beta.kubernetes.io/arch", arch()),
+        ("beta.kubernetes.io/os", "linux"),
+        ("kubernetes.io/arch", arch()),
+        ("kubernetes.io/hostname", name),
+        ("kubernetes.io/os", "linux"),
+        (TYPE_LABEL, TYPE_VALUE),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    labels.extend(config.labels.clone());
+    labels
+}
+
+/// The Node to register: metadata, and the status its first report would post.
+pub fn node_object(
+    config: &SimConfig,
+    host: &Host,
+    name: &str,
+    ip: Ipv4Addr,
+    now: Timestamp,
+) -> Node {
+    Node {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(labels(config, name)),
+            annotations: Some(
+                [
+                    (SIMULATED_ANNOTATION, "true"),
+                    (
+                        "volumes.kubernetes.io/controller-managed-attach-detach",
+                        "true",
+                    ),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        spec: None,
+        status: Some(node_status(config, host, name, ip, now, None)),
+    }
+}
+
+/// One of the conditions a kubelet posts: (type, status, reason, message).
+const CONDITIONS: [(&str, &str, &str, &str); 4] = [
+    (
+        "MemoryPressure",
+        "False",
+        "KubeletHasSufficientMemory",
+        "kubelet has sufficient memory available",
+    ),
+    (
+        "DiskPressure",
+        "False",
+        "KubeletHasNoDiskPressure",
+        "kubelet has no disk pressure",
+    ),
+    (
+        "PIDPressure",
+        "False",
+        "KubeletHasSufficientPID",
+        "kubelet has sufficient PID available",
+    ),
+    (
+        "Ready",
+        "True",
+        "KubeletReady",
+        "kubelet is posting ready status",
+    ),
+];
+
+/// The status a node reports at `now`: every condition's heartbeat is `now`; a condition
+/// keeps its `lastTransitionTime` from `observed` while its status stays the same.
+pub fn node_status(
+    config: &SimConfig,
+    host: &Host,
+    name: &str,
+    ip: Ipv4Addr,
+    now: Timestamp,
+    observed: Option<&NodeStatus>,
+) -> NodeStatus {
+    let conditions = CONDITIONS
+        .iter()
+        .map(|(kind, status, reason, message)| {
+            let transition = observed
+                .and_then(|o| o.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == *kind))
+                .filter(|c| c.status == *status)
+                .and_then(|c| c.last_transition_time.clone())
+                .unwrap_or(Time(now));
+            NodeCondition {
+                type_: (*kind).to_owned(),
+                status: (*status).to_owned(),
+                reason: Some((*reason).to_owned()),
+                message: Some((*message).to_owned()),
+                last_heartbeat_time: Some(Time(now)),
+                last_transition_time: Some(transition),
+            }
+        })
+        .collect();
+    NodeStatus {
+        addresses: Some(vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: ip.to_string(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: name.to_owned(),
+            },
+        ]),
+        allocatable: Some(config.capacity.clone()),
+        capacity: Some(config.capacity.clone()),
+        conditions: Some(conditions),
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint { port: KUBELET_PORT }),
+        }),
+        node_info: Some(NodeSystemInfo {
+            architecture: arch().into(),
+            boot_id: uuid_like(&hex_digest(&[name, &host.boot_seed, "boot"], 32)),
+            container_runtime_version: concat!("sim://", env!("CARGO_PKG_VERSION")).into(),
+            kernel_version: host.kernel_version.clone(),
+            kube_proxy_version: String::new(),
+            kubelet_version: config.kubelet_version.clone(),
+            machine_id: hex_digest(&[name, "machine"], 32),
+            operating_system: "linux".into(),
+            os_image: "skiff simulated node".into(),
+            system_uuid: uuid_like(&hex_digest(&[name, "system"], 32)),
+            ..NodeSystemInfo::default()
+        }),
+        ..NodeStatus::default()
+    }
+}
+
+/// 32 hex digits as a UUID (8-4-4-4-12).
+fn uuid_like(hex: &str) -> String {
+    let part = |a: usize, b: usize| hex.get(a..b).unwrap_or("0");
+    format!(
+        "{}-{}-{}-{}-{}",
+        part(0, 8),
+        part(8, 12),
+        part(12, 16),
+        part(16, 20),
+        part(20, 32)
+    )
+}
+
+/// The strategic merge patch of `nodes/<name>/status` that posts `status`.
+pub fn status_patch(status: &NodeStatus) -> Value {
+    json!({ "status": status })
+}
+
+/// The parts of a status that a report sets, without the times (heartbeats move at every
+/// report; a transition time follows from the status): conditions and addresses by type.
+fn comparable(status: &NodeStatus) -> Value {
+    let mut value = serde_json::to_value(status).unwrap_or(Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        if let Some(Value::Array(conditions)) = map.remove("conditions") {
+            let by_type: serde_json::Map<String, Value> = conditions
+                .into_iter()
+                .filter_map(|mut c| {
+                    let kind = c.get("type")?.as_str()?.to_owned();
+                    if let Some(c) = c.as_object_mut() {
+                        c.remove("lastHeartbeatTime");
+                        c.remove("lastTransitionTime");
+                    }
+                    Some((kind, c))
+                })
+                .collect();
+            map.insert("conditions".into(), Value::Object(by_type));
+        }
+        if let Some(Value::Array(addresses)) = map.remove("addresses") {
+            let by_type: serde_json::Map<String, Value> = addresses
+                .into_iter()
+                .filter_map(|a| {
+                    Some((
+                        a.get("type")?.as_str()?.to_owned(),
+                        a.get("address")?.clone(),
+                    ))
+                })
+                .collect();
+            map.insert("addresses".into(), Value::Object(by_type));
+        }
+    }
+    value
+}
+
+/// Whether `part` is in `whole`: every key of an object with a value in `whole`'s that
+/// holds it, arrays element by element, anything else equal.
+fn is_within(part: &Value, whole: &Value) -> bool {
+    match (part, whole) {
+        (Value::Object(p), Value::Object(w)) => p
+            .iter()
+            .all(|(k, v)| w.get(k).is_some_and(|wv| is_within(v, wv))),
+        (Value::Array(p), Value::Array(w)) => {
+            p.len() == w.len() && p.iter().zip(w).all(|(a, b)| is_within(a, b))
+        }
+        _ => part == whole,
+    }
+}
+
+/// Whether the node's status says something other than what a report would post (a
+/// condition another component changed, such as the node lifecycle controller's `Unknown`;
+/// a capacity or address that differs): then the report goes out at once.
+pub fn status_differs(desired: &NodeStatus, observed: Option<&NodeStatus>) -> bool {
+    match observed {
+        None => true,
+        Some(observed) => !is_within(&comparable(desired), &comparable(observed)),
+    }
+}
+
+/// When the node last reported: its Ready condition's heartbeat.
+pub fn last_heartbeat(observed: Option<&NodeStatus>) -> Option<Timestamp> {
+    observed?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")?
+        .last_heartbeat_time
+        .as_ref()
+        .map(|t| t.0)
+}
+
+/// The node's Lease as upstream's node lease controller creates it: held by the node, owned
+/// by the Node (so it goes when the Node goes).
+pub fn lease(name: &str, node_uid: &str, duration_seconds: i32, now: Timestamp) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(LEASE_NAMESPACE.to_owned()),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "Node".into(),
+                name: name.to_owned(),
+                uid: node_uid.to_owned(),
+                ..OwnerReference::default()
+            }]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(name.to_owned()),
+            lease_duration_seconds: Some(duration_seconds),
+            renew_time: Some(MicroTime(now)),
+            ..LeaseSpec::default()
+        }),
+    }
+}
+
+/// The merge patch that renews a node's Lease at `now`.
+pub fn lease_renewal(name: &str, duration_seconds: i32, now: Timestamp) -> Value {
+    json!({
+        "spec": {
+            "holderIdentity": name,
+            "leaseDurationSeconds": duration_seconds,
+            "renewTime": MicroTime(now),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Host {
+        Host {
+            kernel_version: "6.1.0".into(),
+            boot_seed: "seed".into(),
+        }
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().expect("a timestamp")
+    }
+
+    #[test]
+    fn nodes_are_named_and_addressed_by_index() {
+        let config = SimConfig::default();
+        assert_eq!(node_name(&config, 0), "sim-0");
+        assert_eq!(node_name(&config, 4999), "sim-4999");
+        assert_eq!(node_ip(&config, 0), Ipv4Addr::new(10, 41, 0, 1));
+        assert_eq!(node_ip(&config, 300), Ipv4Addr::new(10, 41, 1, 45));
+    }
+
+    #[test]
+    fn a_registered_node_looks_like_a_kubelets() {
+        let mut config = SimConfig::default();
+        config.labels.insert("zone".into(), "a".into());
+        let now = at("2026-01-02T03:04:05Z");
+        let node = node_object(&config, &host(), "sim-1", Ipv4Addr::new(10, 41, 0, 2), now);
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels["kubernetes.io/hostname"], "sim-1");
+        assert_eq!(labels["kubernetes.io/os"], "linux");
+        assert_eq!(labels["kubernetes.io/arch"], arch());
+        assert_eq!(labels["type"], "simulated");
+        assert_eq!(labels["zone"], "a");
+        let status = node.status.expect("a status");
+        assert_eq!(status.capacity, status.allocatable);
+        assert_eq!(status.capacity, Some(config.capacity.clone()));
+        let conditions = status.conditions.expect("conditions");
+        let summary: Vec<_> = conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "MemoryPressure",
+                    "False",
+                    Some("KubeletHasSufficientMemory")
+                ),
+                ("DiskPressure", "False", Some("KubeletHasNoDiskPressure")),
+                ("PIDPressure", "False", Some("KubeletHasSufficientPID")),
+                ("Ready", "True", Some("KubeletReady")),
+            ]
+        );
+        assert_eq!(
+            conditions[3].message.as_deref(),
+            Some("kubelet is posting ready status")
+        );
+        let addresses: Vec<_> = status
+            .addresses
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| (a.type_, a.address))
+            .collect();
+        assert_eq!(
+            addresses,
+            vec![
+                ("InternalIP".to_owned(), "10.41.0.2".to_owned()),
+                ("Hostname".to_owned(), "sim-1".to_owned())
+            ]
+        );
+        let info = status.node_info.expect("node info");
+        assert_eq!(info.kubelet_version, "v1.33.0+skiff");
+        assert_eq!(info.system_uuid.len(), 36);
+        assert_eq!(info.machine_id.len(), 32);
+    }
+
+    /// A report keeps the transition times of unchanged conditions and moves the heartbeat;
+    /// a condition someone else changed (Ready=Unknown) makes the status differ, a newer
+    /// heartbeat alone does not.
+    #[test]
+    fn reports_keep_transitions_and_notice_changes() {
+        let config = SimConfig::default();
+        let ip = Ipv4Addr::new(10, 41, 0, 1);
+        let first = node_status(
+            &config,
+            &host(),
+            "sim-0",
+            ip,
+            at("2026-01-01T00:00:00Z"),
+            None,
+        );
+        let later = at("2026-01-01T00:05:00Z");
+        let again = node_status(&config, &host(), "sim-0", ip, later, Some(&first));
+        let ready = |s: &NodeStatus| {
+            s.conditions
+                .as_ref()
+                .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready").cloned())
+                .expect("ready")
+        };
+        assert_eq!(
+            ready(&again).last_transition_time,
+            Some(Time(at("2026-01-01T00:00:00Z")))
+        );
+        assert_eq!(last_heartbeat(Some(&again)), Some(later));
+        assert!(!status_differs(&again, Some(&first)));
+        assert!(status_differs(&again, None));
+
+        let mut unknown = first.clone();
+        if let Some(c) = unknown
+            .conditions
+            .as_mut()
+            .and_then(|cs| cs.iter_mut().find(|c| c.type_ == "Ready"))
+        {
+            c.status = "Unknown".into();
+            c.reason = Some("NodeStatusUnknown".into());
+        }
+        assert!(status_differs(&again, Some(&unknown)));
+        let recovered = node_status(&config, &host(), "sim-0", ip, later, Some(&unknown));
+        assert_eq!(ready(&recovered).last_transition_time, Some(Time(later)));
+
+        // Another writer's extra condition or capacity does not count as a difference.
+        let mut extra = first.clone();
+        if let Some(cs) = extra.conditions.as_mut() {
+            cs.push(NodeCondition {
+                type_: "NetworkUnavailable".into(),
+                status: "False".into(),
+                ..NodeCondition::default()
+            });
+        }
+        if let Some(c) = extra.capacity.as_mut() {
+            c.insert(
+                "example.com/gpu".into(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("1".into()),
+            );
+        }
+        assert!(!status_differs(&again, Some(&extra)));
+        let mut smaller = first;
+        if let Some(c) = smaller.capacity.as_mut() {
+            c.insert(
+                "cpu".into(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into()),
+            );
+        }
+        assert!(status_differs(&again, Some(&smaller)));
+    }
+
+    #[test]
+    fn leases_are_held_and_owned_by_their_node() {
+        let now = at("2026-01-01T00:00:00.123456Z");
+        let l = lease("sim-0", "uid-1", 40, now);
+        assert_eq!(l.metadata.namespace.as_deref(), Some("kube-node-lease"));
+        let owner = &l.metadata.owner_references.clone().unwrap_or_default()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("Node", "sim-0", "uid-1")
+        );
+        let spec = l.spec.expect("spec");
+        assert_eq!(spec.holder_identity.as_deref(), Some("sim-0"));
+        assert_eq!(spec.lease_duration_seconds, Some(40));
+        assert_eq!(
+            lease_renewal("sim-0", 40, now),
+            json!({"spec": {"holderIdentity": "sim-0", "leaseDurationSeconds": 40,
+                "renewTime": "2026-01-01T00:00:00.123456Z"}})
+        );
+    }
+}
