@@ -19,6 +19,7 @@ pub mod owners;
 pub mod pods;
 
 pub mod deployment;
+pub mod job;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
@@ -118,6 +119,7 @@ const CONTROLLERS: &[(&str, Setup)] = &[
     ("deployment", deployment::controller),
     ("replicaset", replicaset::controller),
     ("replicationcontroller", replicaset::replication_controller),
+    ("job", job::controller),
 ];
 
 /// Runs the controller manager until the returned future is dropped.
