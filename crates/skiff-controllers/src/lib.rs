@@ -18,6 +18,7 @@ pub mod informers;
 pub mod owners;
 pub mod pods;
 
+pub mod cronjob;
 pub mod deployment;
 pub mod job;
 pub mod nodeipam;
@@ -25,6 +26,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod ttlafterfinished;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -120,6 +122,8 @@ const CONTROLLERS: &[(&str, Setup)] = &[
     ("replicaset", replicaset::controller),
     ("replicationcontroller", replicaset::replication_controller),
     ("job", job::controller),
+    ("cronjob", cronjob::controller),
+    ("ttl-after-finished", ttlafterfinished::controller),
 ];
 
 /// Runs the controller manager until the returned future is dropped.
