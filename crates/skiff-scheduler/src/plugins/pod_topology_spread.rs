@@ -1,0 +1,402 @@
+//! PodTopologySpread: `DoNotSchedule` constraints keep the skew (matching pods in the
+//! node's domain, plus the pod itself, minus the least-loaded domain) within `maxSkew`
+//! (Filter, honoring `minDomains`, `nodeAffinityPolicy` and `nodeTaintsPolicy`);
+//! `ScheduleAnyway` constraints prefer nodes in less-loaded domains (Score).
+//! Upstream: `pkg/scheduler/framework/plugins/podtopologyspread` (`filtering.go`,
+//! `scoring.go`, `common.go`).
+//!
+//! Not here: the system default constraints (hostname 3, zone 5, `ScheduleAnyway`, with a
+//! selector from the pod's Services, ReplicaSets and StatefulSets): a pod without
+//! constraints of its own is not spread by this plugin (LeastAllocated still spreads it).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::framework::{CycleState, Filter, Plugin, PreFilter, PreScore, Score, Snapshot, StateData, Status, MAX_NODE_SCORE};
+use crate::plugins::names;
+use crate::types::{is_do_not_schedule, untolerated_taint, NodeInfo, PodInfo, SpreadConstraint, LABEL_HOSTNAME};
+
+pub const ERR_REASON_CONSTRAINTS_NOT_MATCH: &str = "node(s) didn't match pod topology spread constraints";
+pub const ERR_REASON_NODE_LABEL_NOT_MATCH: &str =
+    "node(s) didn't match pod topology spread constraints (missing required label)";
+
+pub struct PodTopologySpread;
+
+impl Plugin for PodTopologySpread {
+    fn name(&self) -> &'static str {
+        names::POD_TOPOLOGY_SPREAD
+    }
+}
+
+fn hard(pod: &PodInfo) -> impl Iterator<Item = &SpreadConstraint> {
+    pod.spread_constraints.iter().filter(|c| c.hard)
+}
+
+fn soft(pod: &PodInfo) -> impl Iterator<Item = &SpreadConstraint> {
+    pod.spread_constraints.iter().filter(|c| !c.hard)
+}
+
+fn has_all_keys<'a>(node: &NodeInfo, mut constraints: impl Iterator<Item = &'a SpreadConstraint>) -> bool {
+    let labels = node.labels();
+    constraints.all(|c| labels.contains_key(&c.topology_key))
+}
+
+/// Whether `node` counts for constraint `c` of `pod` (upstream's
+/// `matchNodeInclusionPolicies`).
+fn node_included(c: &SpreadConstraint, pod: &PodInfo, node: &NodeInfo) -> bool {
+    if c.honor_node_affinity && !pod.node_affinity.matches(&node.name, node.labels()) {
+        return false;
+    }
+    if c.honor_node_taints && untolerated_taint(&node.taints, pod.tolerations(), is_do_not_schedule).is_some() {
+        return false;
+    }
+    true
+}
+
+/// Matching pods on `node` (terminating ones and other namespaces' do not count; an empty
+/// selector counts nothing, as upstream's `countPodsMatchSelector`).
+fn count_matching(node: &NodeInfo, c: &SpreadConstraint, namespace: &str) -> i64 {
+    if c.selector.is_empty() || c.selector.is_nothing() {
+        return 0;
+    }
+    node.pods
+        .iter()
+        .filter(|p| !p.terminating && p.namespace == namespace && c.selector.matches(p.labels()))
+        .count() as i64
+}
+
+/// PreFilter state: matching pods per domain, per `DoNotSchedule` constraint.
+#[derive(Clone, Debug, Default)]
+struct FilterState {
+    counts: Vec<HashMap<String, i64>>,
+    minimums: Vec<i64>,
+}
+
+impl FilterState {
+    fn refresh_minimums(&mut self) {
+        self.minimums = self
+            .counts
+            .iter()
+            .map(|m| m.values().copied().min().unwrap_or(i64::from(i32::MAX)))
+            .collect();
+    }
+
+    fn update(&mut self, pod: &PodInfo, other: &PodInfo, node: &NodeInfo, delta: i64) {
+        if other.namespace != pod.namespace || !has_all_keys(node, hard(pod)) {
+            return;
+        }
+        for (i, c) in hard(pod).enumerate() {
+            if !c.selector.matches(other.labels()) || !node_included(c, pod, node) {
+                continue;
+            }
+            let v = node.labels().get(&c.topology_key).cloned().unwrap_or_default();
+            *self.counts[i].entry(v).or_insert(0) += delta;
+        }
+        self.refresh_minimums();
+    }
+}
+
+impl StateData for FilterState {
+    crate::state_data_boilerplate!();
+    fn add_pod(&mut self, pod: &PodInfo, added: &PodInfo, node: &NodeInfo) {
+        self.update(pod, added, node, 1);
+    }
+    fn remove_pod(&mut self, pod: &PodInfo, removed: &PodInfo, node: &NodeInfo) {
+        self.update(pod, removed, node, -1);
+    }
+}
+
+impl PreFilter for PodTopologySpread {
+    fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, snapshot: &Snapshot) -> Status {
+        let n = hard(pod).count();
+        if n == 0 {
+            return Status::skip();
+        }
+        let mut s = FilterState {
+            counts: vec![HashMap::new(); n],
+            minimums: Vec::new(),
+        };
+        for node in snapshot.nodes {
+            if !has_all_keys(node, hard(pod)) {
+                continue;
+            }
+            for (i, c) in hard(pod).enumerate() {
+                if !node_included(c, pod, node) {
+                    continue;
+                }
+                let value = &node.labels()[&c.topology_key];
+                let count = count_matching(node, c, &pod.namespace);
+                match s.counts[i].get_mut(value.as_str()) {
+                    Some(v) => *v += count,
+                    None => {
+                        s.counts[i].insert(value.clone(), count);
+                    }
+                }
+            }
+        }
+        s.refresh_minimums();
+        state.write(s);
+        Status::success()
+    }
+}
+
+impl Filter for PodTopologySpread {
+    fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+        let Some(s) = state.read::<FilterState>() else {
+            return Status::success();
+        };
+        let labels = node.labels();
+        for (i, c) in hard(pod).enumerate() {
+            let Some(value) = labels.get(&c.topology_key) else {
+                return Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH);
+            };
+            let domains = s.counts[i].len() as i64;
+            let min = if domains < i64::from(c.min_domains) { 0 } else { s.minimums[i] };
+            let self_match = i64::from(c.selector.matches(pod.labels()));
+            let matching = s.counts[i].get(value.as_str()).copied().unwrap_or(0);
+            if matching + self_match - min > i64::from(c.max_skew) {
+                return Status::unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH);
+            }
+        }
+        Status::success()
+    }
+}
+
+/// PreScore state: matching pods per domain per `ScheduleAnyway` constraint (hostname
+/// constraints are counted per node in Score), and the nodes without every topology key.
+#[derive(Clone, Debug, Default)]
+struct ScoreState {
+    ignored: HashSet<String>,
+    counts: Vec<HashMap<String, i64>>,
+    weights: Vec<f64>,
+}
+
+impl StateData for ScoreState {
+    crate::state_data_boilerplate!();
+}
+
+impl PreScore for PodTopologySpread {
+    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo], snapshot: &Snapshot) -> Status {
+        let n = soft(pod).count();
+        if n == 0 || nodes.is_empty() {
+            return Status::skip();
+        }
+        let mut s = ScoreState {
+            ignored: HashSet::new(),
+            counts: vec![HashMap::new(); n],
+            weights: vec![0.0; n],
+        };
+        for node in nodes {
+            if !has_all_keys(node, soft(pod)) {
+                s.ignored.insert(node.name.clone());
+                continue;
+            }
+            for (i, c) in soft(pod).enumerate() {
+                if c.topology_key == LABEL_HOSTNAME {
+                    continue;
+                }
+                let v = &node.labels()[&c.topology_key];
+                if !s.counts[i].contains_key(v.as_str()) {
+                    s.counts[i].insert(v.clone(), 0);
+                }
+            }
+        }
+        for (i, c) in soft(pod).enumerate() {
+            let size = if c.topology_key == LABEL_HOSTNAME {
+                nodes.len() - s.ignored.len()
+            } else {
+                s.counts[i].len()
+            };
+            s.weights[i] = ((size + 2) as f64).ln();
+        }
+        for node in snapshot.nodes {
+            if !has_all_keys(node, soft(pod)) {
+                continue;
+            }
+            for (i, c) in soft(pod).enumerate() {
+                if c.topology_key == LABEL_HOSTNAME || !node_included(c, pod, node) {
+                    continue;
+                }
+                let v = &node.labels()[&c.topology_key];
+                if let Some(slot) = s.counts[i].get_mut(v.as_str()) {
+                    *slot += count_matching(node, c, &pod.namespace);
+                }
+            }
+        }
+        state.write(s);
+        Status::success()
+    }
+}
+
+impl Score for PodTopologySpread {
+    fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo, _: &Snapshot) -> i64 {
+        let Some(s) = state.read::<ScoreState>() else {
+            return 0;
+        };
+        if s.ignored.contains(&node.name) {
+            return 0;
+        }
+        let mut score = 0.0;
+        for (i, c) in soft(pod).enumerate() {
+            if let Some(v) = node.labels().get(&c.topology_key) {
+                let count = if c.topology_key == LABEL_HOSTNAME {
+                    count_matching(node, c, &pod.namespace)
+                } else {
+                    s.counts[i].get(v.as_str()).copied().unwrap_or(0)
+                };
+                score += count as f64 * s.weights[i] + f64::from(c.max_skew - 1);
+            }
+        }
+        score.round() as i64
+    }
+
+    fn normalize(&self, state: &CycleState, _: &PodInfo, nodes: &[&NodeInfo], scores: &mut [i64]) {
+        let Some(s) = state.read::<ScoreState>() else {
+            return;
+        };
+        let ignored = |i: usize| nodes.get(i).is_some_and(|n| s.ignored.contains(&n.name));
+        let (mut min, mut max) = (i64::MAX, 0i64);
+        for (i, v) in scores.iter().enumerate() {
+            if ignored(i) {
+                continue;
+            }
+            min = min.min(*v);
+            max = max.max(*v);
+        }
+        for (i, v) in scores.iter_mut().enumerate() {
+            if ignored(i) {
+                *v = 0;
+            } else if max == 0 {
+                *v = MAX_NODE_SCORE;
+            } else {
+                *v = MAX_NODE_SCORE * (max + min - *v) / max;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::Code;
+    use crate::plugins::testing::*;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn spread(name: &str, key: &str, skew: i32, when: &str, extra: serde_json::Value) -> Arc<PodInfo> {
+        let mut c = json!({"maxSkew": skew, "topologyKey": key, "whenUnsatisfiable": when,
+            "labelSelector": {"matchLabels": {"app": "web"}}});
+        if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+        pod_labeled(name, json!({"app": "web"}), json!({"topologySpreadConstraints": [c]}))
+    }
+
+    fn web(name: &str) -> Arc<PodInfo> {
+        pod_labeled(name, json!({"app": "web"}), json!({}))
+    }
+
+    fn filter_all(world: &World, p: &PodInfo) -> Vec<Code> {
+        let snap = world.snapshot();
+        let mut st = CycleState::default();
+        assert!(PodTopologySpread.pre_filter(&mut st, p, &snap).is_success());
+        world.nodes.iter().map(|n| PodTopologySpread.filter(&st, p, n).code).collect()
+    }
+
+    #[test]
+    fn max_skew_across_zones() {
+        // zone a: 2 matching pods, zone b: 0 -> only zone b fits with maxSkew 1.
+        let world = World::new(vec![
+            with_pods(plain_node("a1", json!({"zone": "a"})), &[web("w1")]),
+            with_pods(plain_node("a2", json!({"zone": "a"})), &[web("w2")]),
+            plain_node("b1", json!({"zone": "b"})),
+            plain_node("nolabel", json!({})),
+        ]);
+        let p = spread("p", "zone", 1, "DoNotSchedule", json!({}));
+        assert_eq!(
+            filter_all(&world, &p),
+            [Code::Unschedulable, Code::Unschedulable, Code::Success, Code::UnschedulableAndUnresolvable]
+        );
+        let snap = world.snapshot();
+        let mut st = CycleState::default();
+        PodTopologySpread.pre_filter(&mut st, &p, &snap);
+        assert_eq!(PodTopologySpread.filter(&st, &p, &world.nodes[0]).message(), ERR_REASON_CONSTRAINTS_NOT_MATCH);
+        assert_eq!(PodTopologySpread.filter(&st, &p, &world.nodes[3]).message(), ERR_REASON_NODE_LABEL_NOT_MATCH);
+        // maxSkew 2 lets zone a take one more.
+        let p = spread("p", "zone", 2, "DoNotSchedule", json!({}));
+        assert_eq!(filter_all(&world, &p)[..3], [Code::Unschedulable, Code::Unschedulable, Code::Success]);
+    }
+
+    #[test]
+    fn min_domains_treats_the_minimum_as_zero() {
+        // One domain with 1 pod: without minDomains skew is 1+1-1 = 1 (fits); with minDomains
+        // 2 the global minimum is 0, skew 2 > 1.
+        let world = World::new(vec![with_pods(plain_node("a1", json!({"zone": "a"})), &[web("w1")])]);
+        let p = spread("p", "zone", 1, "DoNotSchedule", json!({}));
+        assert_eq!(filter_all(&world, &p), [Code::Success]);
+        let p = spread("p", "zone", 1, "DoNotSchedule", json!({"minDomains": 2}));
+        assert_eq!(filter_all(&world, &p), [Code::Unschedulable]);
+    }
+
+    #[test]
+    fn node_inclusion_policies() {
+        // Zone b's only node is tainted: with nodeTaintsPolicy Honor it is no domain, so zone
+        // a (1 pod) is the minimum and fits again.
+        let tainted = node("b1", json!({"zone": "b"}), "1", "1Gi", json!({"spec": {"taints": [{"key": "x", "effect": "NoSchedule"}]}}));
+        let world = World::new(vec![with_pods(plain_node("a1", json!({"zone": "a"})), &[web("w1")]), tainted]);
+        let p = spread("p", "zone", 1, "DoNotSchedule", json!({}));
+        assert_eq!(filter_all(&world, &p)[0], Code::Unschedulable);
+        let p = spread("p", "zone", 1, "DoNotSchedule", json!({"nodeTaintsPolicy": "Honor"}));
+        assert_eq!(filter_all(&world, &p)[0], Code::Success);
+        // nodeAffinityPolicy Honor (the default) leaves out nodes the pod cannot go to.
+        let world = World::new(vec![
+            with_pods(plain_node("a1", json!({"zone": "a", "pool": "x"})), &[web("w1")]),
+            plain_node("b1", json!({"zone": "b"})),
+        ]);
+        let mut p = json!({"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"app": "web"}}});
+        let honor = pod_labeled("h", json!({"app": "web"}), json!({"nodeSelector": {"pool": "x"}, "topologySpreadConstraints": [p.clone()]}));
+        assert_eq!(filter_all(&world, &honor)[0], Code::Success);
+        p["nodeAffinityPolicy"] = json!("Ignore");
+        let ignore = pod_labeled("i", json!({"app": "web"}), json!({"nodeSelector": {"pool": "x"}, "topologySpreadConstraints": [p]}));
+        assert_eq!(filter_all(&world, &ignore)[0], Code::Unschedulable);
+    }
+
+    #[test]
+    fn removing_a_pod_updates_the_counts() {
+        let w1 = web("w1");
+        let world = World::new(vec![
+            with_pods(plain_node("a1", json!({"zone": "a"})), &[w1.clone()]),
+            plain_node("b1", json!({"zone": "b"})),
+        ]);
+        let p = spread("p", "zone", 1, "DoNotSchedule", json!({}));
+        let snap = world.snapshot();
+        let mut st = CycleState::default();
+        PodTopologySpread.pre_filter(&mut st, &p, &snap);
+        assert_eq!(PodTopologySpread.filter(&st, &p, &world.nodes[0]).code, Code::Unschedulable);
+        st.remove_pod(&p, &w1, &world.nodes[0]);
+        assert!(PodTopologySpread.filter(&st, &p, &world.nodes[0]).is_success());
+    }
+
+    #[test]
+    fn schedule_anyway_prefers_emptier_domains() {
+        let world = World::new(vec![
+            with_pods(plain_node("a1", json!({"zone": "a"})), &[web("w1"), web("w2")]),
+            with_pods(plain_node("b1", json!({"zone": "b"})), &[web("w3")]),
+            plain_node("c1", json!({"zone": "c"})),
+            plain_node("x", json!({})),
+        ]);
+        let p = spread("p", "zone", 1, "ScheduleAnyway", json!({}));
+        let snap = world.snapshot();
+        let mut st = CycleState::default();
+        let nodes: Vec<&NodeInfo> = world.nodes.iter().collect();
+        assert!(PodTopologySpread.pre_score(&mut st, &p, &nodes, &snap).is_success());
+        let mut scores: Vec<i64> = nodes.iter().map(|n| PodTopologySpread.score(&st, &p, n, &snap)).collect();
+        // weight ln(3+2) = 1.609: a = 3.2 -> 3, b = 1.6 -> 2, c = 0.
+        assert_eq!(scores, [3, 2, 0, 0]);
+        PodTopologySpread.normalize(&st, &p, &nodes, &mut scores);
+        // 100*(3+0-s)/3; the node without the key gets 0.
+        assert_eq!(scores, [0, 33, 100, 0]);
+    }
+}
