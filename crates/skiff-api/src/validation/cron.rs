@@ -79,6 +79,7 @@ pub(crate) fn parse_standard(spec: &str) -> Result<(), String> {
                 "provided bad location {loc}: unknown time zone {loc}"
             ));
         }
+        load_location(loc).map_err(|e| format!("provided bad location {loc}: {e}"))?;
         spec = spec[space..].trim();
     }
     if spec.starts_with('@') {
@@ -98,6 +99,19 @@ pub(crate) fn parse_standard(spec: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Go's `time.LoadLocation` as far as validation needs it: whether the zone exists (the
+/// system's zoneinfo first, then the database built into the binary, as upstream's binaries
+/// embed `time/tzdata`); the error is Go's.
+pub(crate) fn load_location(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "UTC" || name == "Local" {
+        return Ok(());
+    }
+    jiff::tz::db()
+        .get(name)
+        .map(|_| ())
+        .map_err(|_| format!("unknown time zone {name}"))
 }
 
 fn descriptor(spec: &str) -> Result<(), String> {
@@ -244,10 +258,24 @@ mod tests {
             "@hourly",
             "@every 1h30m",
             "TZ=UTC 0 * * * *",
+            "CRON_TZ=Europe/Rome 0 * * * *",
             "0 0 1 * SUN",
         ] {
             assert_eq!(parse_standard(ok), Ok(()), "{ok}");
         }
+    }
+
+    #[test]
+    fn time_zones_must_exist() {
+        assert_eq!(
+            parse_standard("TZ=Mars/Olympus 0 * * * *").unwrap_err(),
+            "provided bad location Mars/Olympus: unknown time zone Mars/Olympus"
+        );
+        assert_eq!(super::load_location("America/New_York"), Ok(()));
+        assert_eq!(
+            super::load_location("Mars/Olympus"),
+            Err("unknown time zone Mars/Olympus".into())
+        );
     }
 
     #[test]

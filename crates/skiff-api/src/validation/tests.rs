@@ -500,6 +500,15 @@ fn workloads_check_selectors_templates_and_strategies() {
             want: causes(&[(INV, "spec.schedule", "Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead")]),
         },
         Case {
+            name: "cron job unknown time zone",
+            kind: "CronJob",
+            obj: json!({"metadata": meta("tick"), "spec": {
+                "schedule": "0 * * * *", "timeZone": "Mars/Olympus",
+                "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "t", "image": "busybox"}], "restartPolicy": "Never"}}}},
+            }}),
+            want: causes(&[(INV, "spec.timeZone", "Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus")]),
+        },
+        Case {
             name: "replication controller",
             kind: "ReplicationController",
             obj: json!({"metadata": meta("rc"), "spec": {"selector": {"app": "a"}, "template": template(json!({"app": "b"}), json!({"containers": [nginx()]}))}}),

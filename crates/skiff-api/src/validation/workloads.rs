@@ -991,7 +991,7 @@ fn cron_job_spec(spec: &Value, old_spec: Option<&Value>) -> Vec<Cause> {
     errs
 }
 
-/// `validateTimeZone` (the time zone database itself is not consulted).
+/// `validateTimeZone`.
 fn time_zone(tz: Option<&str>, path: &Path) -> Vec<Cause> {
     let Some(tz) = tz else { return Vec::new() };
     if tz.is_empty() {
@@ -1018,6 +1018,10 @@ fn time_zone(tz: Option<&str>, path: &Path) -> Vec<Cause> {
             V::s(tz),
             "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
         )];
+    }
+    // `time.LoadLocation`: the system's zoneinfo, else the database built in.
+    if let Err(e) = cron::load_location(tz) {
+        return vec![invalid(path, V::s(tz), &e)];
     }
     Vec::new()
 }
