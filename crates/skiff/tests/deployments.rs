@@ -68,62 +68,74 @@ async fn stand_in_nodes(client: Client) -> StandIn {
             .default_backoff()
             .applied_objects());
         while let Some(Ok(pod)) = events.next().await {
-            let ns = pod.namespace().unwrap_or_default();
-            let name = pod.name_any();
-            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-            if pod.metadata.deletion_timestamp.is_some() {
-                if node.is_some() {
-                    let dp = DeleteParams {
-                        grace_period_seconds: Some(0),
-                        preconditions: Some(kube::api::Preconditions {
-                            uid: pod.metadata.uid.clone(),
-                            resource_version: None,
-                        }),
-                        ..DeleteParams::default()
-                    };
-                    let _ = api.delete(&name, &dp).await;
-                }
-                continue;
-            }
-            let Some(node) = node else {
-                let target = format!("stand-in-{}", next % NODES);
-                next += 1;
-                let binding = json!({
-                    "apiVersion": "v1", "kind": "Binding",
-                    "metadata": {"name": name, "namespace": ns},
-                    "target": {"apiVersion": "v1", "kind": "Node", "name": target}
-                });
-                let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
-                if let Ok(req) = http::Request::post(url)
-                    .header("content-type", "application/json")
-                    .body(binding.to_string().into_bytes())
-                {
-                    let _ = client.request_text(req).await;
-                }
-                continue;
-            };
-            let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-            if running || !node.starts_with("stand-in-") {
-                continue;
-            }
-            let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let status = json!({"status": {
-                "phase": "Running",
-                "podIP": "10.42.0.10",
-                "startTime": now,
-                "conditions": [
-                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                    {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
-                ],
-            }});
-            let _ = api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                .await;
+            let target = format!("stand-in-{}", next % NODES);
+            next += 1;
+            // Each pod on its own: a thousand pods must not wait for each other.
+            tokio::spawn(stand_in_step(client.clone(), pod, target));
         }
     }))
+}
+
+/// What the stand-in does about one pod's state: bind it to `target`, report it running,
+/// or finish its graceful delete.
+async fn stand_in_step(client: Client, pod: Pod, target: String) {
+    let ns = pod.namespace().unwrap_or_default();
+    let name = pod.name_any();
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    if pod.metadata.deletion_timestamp.is_some() {
+        if node.is_some() {
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(kube::api::Preconditions {
+                    uid: pod.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            let _ = api.delete(&name, &dp).await;
+        }
+        return;
+    }
+    let Some(node) = node else {
+        if pod.spec.as_ref().is_some_and(|s| s.node_selector.is_some()) {
+            // No stand-in node has labels: such a pod stays pending, as with a
+            // scheduler and no matching node.
+            return;
+        }
+        let binding = json!({
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": name, "namespace": ns},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": target}
+        });
+        let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
+        if let Ok(req) = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(binding.to_string().into_bytes())
+        {
+            let _ = client.request_text(req).await;
+        }
+        return;
+    };
+    let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+    if running || !node.starts_with("stand-in-") {
+        return;
+    }
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = json!({"status": {
+        "phase": "Running",
+        "podIP": "10.42.0.10",
+        "startTime": now,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+            {"type": "Ready", "status": "True", "lastTransitionTime": now},
+        ],
+    }});
+    let _ = api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await;
 }
 
 /// A cluster with three nodes: the server's simulated ones, or the stand-ins.
@@ -436,6 +448,35 @@ async fn deployment_lifecycle(c: &Cluster) -> Result<()> {
     );
     ensure!(back.status.as_ref().and_then(|s| s.available_replicas) == Some(5));
 
+    // Paused: a template change rolls nothing out until resumed.
+    c.kubectl(&["rollout", "pause", "deployment/web"])?;
+    c.kubectl(&["set", "image", "deployment/web", "web=nginx:1.27"])?;
+    wait_for("the Paused condition", WAIT, || async {
+        let d = deployments.get("web").await?;
+        Ok(d.status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("DeploymentPaused"))
+            .then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let images: Vec<String> = rss
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|rs| image_of(rs.spec.as_ref().and_then(|s| s.template.as_ref())))
+        .collect();
+    ensure!(!images.iter().any(|i| i == "nginx:1.27"), "{images:?}");
+    c.kubectl(&["rollout", "resume", "deployment/web"])?;
+    rollout_status(c)?;
+    ensure!(active_pods(&c.client, "default", "app=web")
+        .await?
+        .iter()
+        .all(|p| pod_image(p) == "nginx:1.27"));
+
     // Scale up and down.
     c.kubectl(&["scale", "deployment/web", "--replicas=8"])?;
     rollout_status(c)?;
@@ -546,6 +587,70 @@ async fn overlapping_selectors_do_not_fight(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// Pods that never run: past `progressDeadlineSeconds` the Deployment says
+/// ProgressDeadlineExceeded and `kubectl rollout status` fails with upstream's message.
+async fn progress_deadline_exceeded(c: &Cluster) -> Result<()> {
+    let stuck = WEB
+        .replace("name: web", "name: stuck")
+        .replace("app: web", "app: stuck")
+        .replace("replicas: 5", "replicas: 2\n  progressDeadlineSeconds: 2")
+        .replace(
+            "    spec:\n      containers:",
+            "    spec:\n      nodeSelector:\n        nowhere: \"true\"\n      containers:",
+        );
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&stuck))?;
+    let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
+    let message = wait_for("ProgressDeadlineExceeded", WAIT, || async {
+        let d = deployments.get("stuck").await?;
+        Ok(d.status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|c| {
+                (c.type_ == "Progressing"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+                .then(|| c.message.unwrap_or_default())
+            }))
+    })
+    .await?;
+    ensure!(
+        message.starts_with("ReplicaSet \"stuck-")
+            && message.ends_with("\" has timed out progressing."),
+        "{message}"
+    );
+    let out = c.kubectl_output(
+        &["rollout", "status", "deployment/stuck", "--timeout=20s"],
+        None,
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "rollout status succeeded");
+    ensure!(
+        stderr.contains("deployment \"stuck\" exceeded its progress deadline"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+/// minReadySeconds: ready pods count as available only after it, with nothing else to
+/// wake the controllers than their own requeue.
+async fn min_ready_seconds_delays_availability(c: &Cluster) -> Result<()> {
+    let slow = WEB.replace("replicas: 5", "replicas: 2\n  minReadySeconds: 3");
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&slow))?;
+    let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
+    // Ready first, not yet available.
+    let status = wait_for("2 ready replicas", WAIT, || async {
+        let s = deployments.get("web").await?.status.unwrap_or_default();
+        Ok((s.ready_replicas == Some(2)).then_some(s))
+    })
+    .await?;
+    ensure!(status.available_replicas.unwrap_or(0) < 2, "{status:?}");
+    rollout_status(c)?;
+    let s = deployments.get("web").await?.status.unwrap_or_default();
+    ensure!(s.available_replicas == Some(2), "{s:?}");
+    Ok(())
+}
+
 /// A ReplicationController keeps its pods, replaced when deleted.
 async fn replication_controllers_keep_their_pods(c: &Cluster) -> Result<()> {
     let rcs: Api<ReplicationController> = Api::namespaced(c.client.clone(), "default");
@@ -602,6 +707,27 @@ async fn replication_controllers_keep_their_pods(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// A probe for the 1,000-replica bench (not a test of speed: it prints the times): apply to
+/// rollout status, then a full rolling update with maxSurge 25%.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a probe, run by hand: cargo test -p skiff --test deployments thousand -- --ignored --nocapture"]
+async fn thousand_replicas() -> Result<()> {
+    let (c, _nodes) = cluster(common::Datastore::Embedded).await?;
+    let big = WEB.replace("replicas: 5", "replicas: 1000");
+    let t0 = std::time::Instant::now();
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&big))?;
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=300s"])?;
+    let created = t0.elapsed();
+    let t1 = std::time::Instant::now();
+    c.kubectl(&["set", "image", "deployment/web", "web=nginx:1.26"])?;
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=300s"])?;
+    eprintln!(
+        "1000 replicas: rolled out in {created:?}, rolling update in {:?}",
+        t1.elapsed()
+    );
+    Ok(())
+}
+
 macro_rules! with_nodes {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -630,4 +756,6 @@ with_nodes!(
     foreground_deletion,
     overlapping_selectors_do_not_fight,
     replication_controllers_keep_their_pods,
+    progress_deadline_exceeded,
+    min_ready_seconds_delays_availability,
 );
