@@ -651,6 +651,67 @@ async fn min_ready_seconds_delays_availability(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// A ReplicaSet adopts the orphan its selector matches (no new pod), and releases a pod
+/// relabeled out of its selector (then replaces it).
+async fn replica_sets_adopt_and_release_pods(c: &Cluster) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "orphan", "labels": {"app": "adopt"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}
+    }))?;
+    let orphan = pods.create(&PostParams::default(), &orphan).await?;
+    let rss: Api<ReplicaSet> = Api::namespaced(c.client.clone(), "default");
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": "adopter"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "adopt"}},
+            "template": {
+                "metadata": {"labels": {"app": "adopt"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]}
+            }
+        }
+    }))?;
+    let rs = rss.create(&PostParams::default(), &rs).await?;
+    wait_for("the orphan adopted", WAIT, || async {
+        let p = pods.get("orphan").await?;
+        Ok((owner_uid(&p.metadata) == rs.metadata.uid).then_some(()))
+    })
+    .await?;
+    let adopted = pods.get("orphan").await?;
+    ensure!(adopted.metadata.uid == orphan.metadata.uid);
+    let r = adopted
+        .metadata
+        .owner_references
+        .clone()
+        .unwrap_or_default();
+    ensure!(
+        r.len() == 1 && r[0].kind == "ReplicaSet" && r[0].block_owner_deletion == Some(true),
+        "{r:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ensure!(
+        active_pods(&c.client, "default", "app=adopt").await?.len() == 1,
+        "a pod was created beside the adopted one"
+    );
+
+    // Relabeled out of the selector: released, and a new pod takes its place.
+    c.kubectl(&["label", "pod", "orphan", "app=gone", "--overwrite"])?;
+    wait_for("the pod released and replaced", WAIT, || async {
+        let released = pods
+            .get("orphan")
+            .await?
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty();
+        let replaced = active_pods(&c.client, "default", "app=adopt").await?.len() == 1;
+        Ok((released && replaced).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
 /// A ReplicationController keeps its pods, replaced when deleted.
 async fn replication_controllers_keep_their_pods(c: &Cluster) -> Result<()> {
     let rcs: Api<ReplicationController> = Api::namespaced(c.client.clone(), "default");
@@ -756,6 +817,7 @@ with_nodes!(
     foreground_deletion,
     overlapping_selectors_do_not_fight,
     replication_controllers_keep_their_pods,
+    replica_sets_adopt_and_release_pods,
     progress_deadline_exceeded,
     min_ready_seconds_delays_availability,
 );
