@@ -314,6 +314,26 @@ pub fn prepare_status_update(
     Ok(())
 }
 
+/// A `namespaces/finalize` write: the current object with only `spec.finalizers` taken from
+/// `new` (upstream's namespace finalize strategy).
+pub fn prepare_finalize(_: &ResourceInfo, old: &Value, new: &mut Value) -> Result<(), ApiError> {
+    let finalizers = new.pointer("/spec/finalizers").cloned();
+    let mut merged = old.clone();
+    if let Some(map) = merged.as_object_mut() {
+        let spec = map
+            .entry("spec")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(spec) = spec.as_object_mut() {
+            match finalizers {
+                Some(f) => spec.insert("finalizers".into(), f),
+                None => spec.remove("finalizers"),
+            };
+        }
+    }
+    *new = merged;
+    Ok(())
+}
+
 /// Copies the fields clients may not change from `old` into `new`.
 fn keep_server_fields(old: &Value, new: &mut Value) -> Result<(), ApiError> {
     let meta = metadata_mut(new)?;

@@ -254,7 +254,7 @@ fn add_resource_schemas(gen: &mut SchemaGenerator, r: &ResourceInfo, dialect: Di
     defs.insert(list_schema_name(&name, r.list_kind), list);
     for sub in r.subresources {
         match sub {
-            Subresource::Status => {}
+            Subresource::Status | Subresource::Finalize => {}
             Subresource::Scale => {
                 gen.subschema_for::<autoscaling::v1::Scale>();
             }
@@ -1270,6 +1270,12 @@ fn resource_path_items(r: &ResourceInfo, gv: &GroupVersion) -> Vec<PathItem> {
         let path = format!("{scoped}/{{name}}/{}", sub.name());
         let ops = match sub {
             Subresource::Status => target.view_ops("status", &target.kind_schema, &target.gvk()),
+            // Upstream serves only `replace` on it.
+            Subresource::Finalize => target
+                .view_ops("finalize", &target.kind_schema, &target.gvk())
+                .into_iter()
+                .filter(|op| op.method == "put")
+                .collect(),
             Subresource::Scale => target.view_ops(
                 "scale",
                 &autoscaling::v1::Scale::schema_name(),
@@ -1287,7 +1293,7 @@ fn resource_path_items(r: &ResourceInfo, gv: &GroupVersion) -> Vec<PathItem> {
             )],
         };
         let params = match sub {
-            Subresource::Status | Subresource::Scale => item_params(r.kind),
+            Subresource::Status | Subresource::Scale | Subresource::Finalize => item_params(r.kind),
             Subresource::Binding => item_params("Binding"),
             Subresource::Eviction => item_params("Eviction"),
         };

@@ -31,6 +31,9 @@ pub enum Subresource {
     Binding,
     /// `pods/eviction`: a policy-checked delete.
     Eviction,
+    /// `namespaces/finalize`: writes change only `.spec.finalizers` (the namespace
+    /// controller removes its `kubernetes` finalizer through it).
+    Finalize,
 }
 
 impl Subresource {
@@ -40,13 +43,20 @@ impl Subresource {
             Subresource::Scale => "scale",
             Subresource::Binding => "binding",
             Subresource::Eviction => "eviction",
+            Subresource::Finalize => "finalize",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Status, Self::Scale, Self::Binding, Self::Eviction]
-            .into_iter()
-            .find(|s| s.name() == name)
+        [
+            Self::Status,
+            Self::Scale,
+            Self::Binding,
+            Self::Eviction,
+            Self::Finalize,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
     }
 }
 
@@ -263,7 +273,11 @@ impl Registry {
             info::<core::v1::Service>(&["svc"], ALL, STATUS),
             info::<core::v1::ConfigMap>(&["cm"], NONE, NO_SUB),
             info::<core::v1::Secret>(NONE, NONE, NO_SUB),
-            info::<core::v1::Namespace>(&["ns"], NONE, STATUS),
+            info::<core::v1::Namespace>(
+                &["ns"],
+                NONE,
+                &[Subresource::Finalize, Subresource::Status],
+            ),
             info::<core::v1::Node>(&["no"], NONE, STATUS),
             info::<core::v1::ServiceAccount>(&["sa"], NONE, NO_SUB),
             info::<core::v1::Endpoints>(&["ep"], NONE, NO_SUB),

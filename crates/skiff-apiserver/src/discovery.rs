@@ -24,13 +24,14 @@ fn sub_kind(info: &ResourceInfo, sub: Subresource) -> (&'static str, &'static st
         Subresource::Scale => ("autoscaling", "v1", "Scale"),
         Subresource::Eviction => ("policy", "v1", "Eviction"),
         Subresource::Binding => ("", "v1", "Binding"),
-        Subresource::Status => ("", "", info.kind),
+        Subresource::Status | Subresource::Finalize => ("", "", info.kind),
     }
 }
 
 fn sub_verbs(sub: Subresource) -> &'static [&'static str] {
     match sub {
         Subresource::Binding | Subresource::Eviction => &["create"],
+        Subresource::Finalize => &["update"],
         _ => SUB_VERBS,
     }
 }

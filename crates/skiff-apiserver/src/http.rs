@@ -293,6 +293,9 @@ async fn dispatch(app: Arc<App>, req: Request) -> ApiResult {
             ctx.update_status(decode_body(&body_bytes, &content_type)?)
                 .await
         }
+        (&Method::PUT, true, Some(Subresource::Finalize)) => {
+            ctx.finalize(decode_body(&body_bytes, &content_type)?).await
+        }
         (&Method::PATCH, true, Some(Subresource::Status)) => {
             ctx.patch_status(&body_bytes, &content_type).await
         }
@@ -1023,6 +1026,39 @@ impl Ctx {
         Ok(self.respond(StatusCode::OK, updated))
     }
 
+    /// `namespaces/<name>/finalize`: writes the namespace's `spec.finalizers` only; a
+    /// terminating namespace left with no finalizer is removed (upstream's namespace
+    /// finalize and delete).
+    async fn finalize(&self, body: Value) -> ApiResult {
+        let mut obj = body;
+        meta::check_type(&self.info, &mut obj)?;
+        let (obj, _) = self.normalize(obj)?;
+        let updated = self.write(obj, meta::prepare_finalize).await?;
+        let spec_finalizers_left = updated
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if meta::is_deleting(&updated)
+            && !spec_finalizers_left
+            && meta::finalizers(&updated).is_empty()
+        {
+            let rev = meta::resource_version(&updated)
+                .parse::<Revision>()
+                .map_err(|_| ApiError::internal("a stored namespace without a resourceVersion"))?;
+            match self
+                .app
+                .objects
+                .remove(&self.info, None, self.name(), rev)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.respond(StatusCode::OK, updated))
+    }
+
     /// Writes `new` over the current object, with its resourceVersion as precondition (or
     /// unconditionally when it has none), after `prepare`.
     async fn write(
@@ -1096,7 +1132,12 @@ impl Ctx {
         }
         let allocation = self
             .app
-            .admit_update(&self.info, &current.obj, &mut new)
+            .admit_update(
+                &self.info,
+                &current.obj,
+                &mut new,
+                self.target.subresource.as_deref(),
+            )
             .await?;
         // An object being deleted goes once its last finalizer is removed, unless it is
         // waiting out a grace period (a bound pod: its kubelet deletes it when stopped), as
@@ -1106,9 +1147,17 @@ impl Ctx {
             .pointer("/metadata/deletionGracePeriodSeconds")
             .and_then(Value::as_i64)
             .is_none_or(|g| g == 0);
+        // A namespace is also held by its `spec.finalizers` (removed through `finalize`).
+        let namespace_held = self.info.group.is_empty()
+            && self.info.plural == "namespaces"
+            && new
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
         if meta::is_deleting(&current.obj)
             && grace_over
             && meta::finalizers(&new).is_empty()
+            && !namespace_held
             && !dry_run
         {
             let gone = self
@@ -1688,8 +1737,9 @@ impl Ctx {
         }
     }
 
-    /// Namespaces are never removed at once: they turn Terminating, the namespace worker
-    /// empties them, then removes them (upstream's `kubernetes` finalizer).
+    /// Namespaces are never removed at once: they turn Terminating; the namespace controller
+    /// (skiff-controllers) empties them, then removes the `kubernetes` finalizer through
+    /// `finalize`, which removes them.
     async fn delete_namespace(&self, opts: &DeleteOptions) -> ApiResult {
         if matches!(self.name(), "default" | "kube-system" | "kube-public") {
             return Err(ApiError::forbidden(
@@ -1723,9 +1773,6 @@ impl Ctx {
                 Ok(Some(new))
             })
             .await?;
-        if !opts.dry_run {
-            self.app.namespace_deleted(self.name());
-        }
         Ok(self.respond(StatusCode::OK, marked))
     }
 

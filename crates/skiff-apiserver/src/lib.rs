@@ -27,9 +27,7 @@ pub mod tls;
 pub mod ttl;
 pub mod watch;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -42,7 +40,7 @@ use skiff_api::status::ApiError;
 use skiff_store::Store;
 use tokio::sync::mpsc;
 
-use crate::objects::{DeleteOptions, Objects};
+use crate::objects::Objects;
 
 /// The Kubernetes version skiff serves (k8s-openapi's `v1_33` types).
 pub const KUBE_MAJOR: &str = "1";
@@ -100,14 +98,12 @@ pub struct App {
     pub objects: Objects,
     pub hub: Arc<watch::Hub>,
     pub config: Config,
-    namespaces_to_finish: mpsc::UnboundedSender<String>,
 }
 
 impl App {
     /// Builds the server state over `store` and starts its background work (the namespace
     /// worker). Call [`App::bootstrap`] before serving.
     pub fn new(store: Arc<dyn Store>, config: Config) -> Arc<Self> {
-        let (tx, rx) = mpsc::unbounded_channel();
         let (gc_tx, gc_rx) = mpsc::unbounded_channel();
         let app = Arc::new(Self {
             registry: Arc::new(Registry::builtin()),
@@ -122,9 +118,7 @@ impl App {
             },
             hub: watch::Hub::new(store),
             config,
-            namespaces_to_finish: tx,
         });
-        tokio::spawn(namespace_worker(Arc::downgrade(&app), rx));
         tokio::spawn(gc::worker(Arc::downgrade(&app), gc_rx));
         tokio::spawn(ttl::sweeper(Arc::downgrade(&app), app.config.event_ttl));
         app
@@ -173,13 +167,6 @@ impl App {
         }
         self.bootstrap_kubernetes_service().await?;
         self.move_legacy_events().await?;
-        let page = self
-            .objects
-            .list(&ns_info, None, 0, None, None, &|o| Ok(meta::is_deleting(o)))
-            .await?;
-        for ns in page.items {
-            self.namespace_deleted(meta::name(&ns));
-        }
         tokio::spawn(gc::resync(Arc::downgrade(self)));
         Ok(())
     }
@@ -337,6 +324,7 @@ impl App {
         info: &ResourceInfo,
         old: &Value,
         new: &mut Value,
+        subresource: Option<&str>,
     ) -> Result<services::UpdateAllocation, ApiError> {
         let mut allocation = services::UpdateAllocation::default();
         if info.group.is_empty() && info.plural == "services" {
@@ -345,11 +333,23 @@ impl App {
             }
         }
         if info.group.is_empty() && info.plural == "namespaces" {
-            // The phase is the server's; the name label follows the name.
-            new["status"] = old
+            // The phase is the server's; the rest of the status is written through `status`
+            // only (the namespace controller's conditions); the name label follows the name.
+            let old_status = old
                 .get("status")
                 .cloned()
                 .unwrap_or(json!({"phase": "Active"}));
+            if subresource == Some("status") {
+                let phase = old_status.get("phase").cloned().unwrap_or(json!("Active"));
+                match new.get_mut("status").and_then(Value::as_object_mut) {
+                    Some(status) => {
+                        status.insert("phase".into(), phase);
+                    }
+                    None => new["status"] = json!({"phase": phase}),
+                }
+            } else {
+                new["status"] = old_status;
+            }
             let name = meta::name(new).to_owned();
             if let Some(labels) = meta::metadata_mut(new)?
                 .entry("labels")
@@ -376,11 +376,6 @@ impl App {
                 alloc.release_keys(&allocation.held).await;
             }
         }
-    }
-
-    /// Hands a terminating namespace to the namespace worker.
-    pub(crate) fn namespace_deleted(&self, name: &str) {
-        let _ = self.namespaces_to_finish.send(name.to_owned());
     }
 
     /// The router of the whole API, including health and version endpoints.
@@ -489,217 +484,4 @@ pub fn version_info() -> Value {
 
 async fn version(State(_): State<Arc<App>>) -> Response {
     http::json_response(axum::http::StatusCode::OK, &version_info()).into_response()
-}
-
-/// Empties terminating namespaces, then removes them (upstream's namespace controller and
-/// the `kubernetes` finalizer). Each namespace is retried until done.
-async fn namespace_worker(app: std::sync::Weak<App>, mut rx: mpsc::UnboundedReceiver<String>) {
-    let mut pending: Vec<String> = Vec::new();
-    loop {
-        let next = if pending.is_empty() {
-            rx.recv().await
-        } else {
-            // Pending namespaces are retried every half second; an empty name is a tick.
-            match tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
-                Ok(n) => n,
-                Err(_) => Some(String::new()),
-            }
-        };
-        match next {
-            None => return,
-            Some(name) if !name.is_empty() && !pending.contains(&name) => pending.push(name),
-            Some(_) => {}
-        }
-        let Some(app) = app.upgrade() else { return };
-        let mut still = Vec::new();
-        for ns in pending.drain(..) {
-            match finish_namespace(&app, &ns).await {
-                Ok(true) => {}
-                Ok(false) => still.push(ns),
-                Err(e) => {
-                    tracing::warn!(namespace = %ns, error = %e, "namespace termination");
-                    still.push(ns);
-                }
-            }
-        }
-        pending = still;
-    }
-}
-
-/// The deletion conditions of a terminating namespace, as upstream's namespace controller
-/// writes them (`status.conditions`, through the status subresource): what content and
-/// which finalizers still hold it up. A condition's time moves only when it changes.
-async fn report_namespace_content(
-    app: &App,
-    ns: &str,
-    remaining: &BTreeMap<String, usize>,
-    finalizers: &BTreeMap<String, usize>,
-) -> Result<(), ApiError> {
-    let listed = |counts: &BTreeMap<String, usize>, each: &dyn Fn(&str, usize) -> String| {
-        let mut items: Vec<String> = counts.iter().map(|(k, n)| each(k, *n)).collect();
-        items.sort();
-        items.join(", ")
-    };
-    let content = listed(remaining, &|r, n| format!("{r} has {n} resource instances"));
-    let held = listed(finalizers, &|f, n| format!("{f} in {n} resource instances"));
-    let wanted = [
-        (
-            "NamespaceDeletionDiscoveryFailure",
-            "False",
-            "ResourcesDiscovered",
-            "All resources successfully discovered".to_owned(),
-        ),
-        (
-            "NamespaceDeletionGroupVersionParsingFailure",
-            "False",
-            "ParsedGroupVersions",
-            "All legacy kube types successfully parsed".to_owned(),
-        ),
-        (
-            "NamespaceDeletionContentFailure",
-            "False",
-            "ContentDeleted",
-            "All content successfully deleted, may be waiting on finalization".to_owned(),
-        ),
-        (
-            "NamespaceContentRemaining",
-            "True",
-            "SomeResourcesRemain",
-            format!("Some resources are remaining: {content}"),
-        ),
-        if finalizers.is_empty() {
-            (
-                "NamespaceFinalizersRemaining",
-                "False",
-                "ContentHasNoFinalizers",
-                "All content-preserving finalizers finished".to_owned(),
-            )
-        } else {
-            (
-                "NamespaceFinalizersRemaining",
-                "True",
-                "SomeFinalizersRemain",
-                format!("Some content in the namespace has finalizers remaining: {held}"),
-            )
-        },
-    ];
-    let info = app.namespaces();
-    let now = meta::timestamp(chrono::Utc::now());
-    let result = app
-        .objects
-        .update_with(&info, None, ns, false, |current| {
-            let mut new = current.obj.clone();
-            let mut conditions: Vec<Value> = new
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let mut changed = false;
-            for (kind, status, reason, message) in &wanted {
-                let fresh = json!({"type": kind, "status": status, "lastTransitionTime": now,
-                                   "reason": reason, "message": message});
-                match conditions.iter_mut().find(|c| c["type"] == *kind) {
-                    None => conditions.push(fresh),
-                    Some(c)
-                        if c["status"] == *status
-                            && c["reason"] == *reason
-                            && c["message"] == *message =>
-                    {
-                        continue
-                    }
-                    Some(c) => *c = fresh,
-                }
-                changed = true;
-            }
-            if !changed {
-                return Ok(None);
-            }
-            new["status"]["conditions"] = Value::Array(conditions);
-            crate::http::record_update(
-                &info,
-                &current.obj,
-                &mut new,
-                crate::gc::MANAGER,
-                Some("status"),
-            );
-            Ok(Some(new))
-        })
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if e.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// One pass over a terminating namespace: deletes what is left in it; removes it when
-/// empty. Answers whether it is gone.
-async fn finish_namespace(app: &App, ns: &str) -> Result<bool, ApiError> {
-    let mut left = 0;
-    // What stays after this pass, for the namespace's conditions: `{resource}.{group}` ->
-    // objects left, and finalizer -> objects holding it.
-    let mut remaining: BTreeMap<String, usize> = BTreeMap::new();
-    let mut finalizers: BTreeMap<String, usize> = BTreeMap::new();
-    let opts = DeleteOptions {
-        propagation: Some("Background".into()),
-        ..Default::default()
-    };
-    // Each storage once, in its storage version: the versions of a kind that share one
-    // (HPAs, events) would otherwise delete, and count, the same objects twice.
-    for info in app
-        .registry
-        .storage_resources()
-        .filter(|r| r.namespaced && r.supports("delete"))
-    {
-        let page = app
-            .objects
-            .list(info, Some(ns), 0, None, None, &|_| Ok(true))
-            .await?;
-        for obj in page.items {
-            left += 1;
-            let stays = if meta::is_deleting(&obj) {
-                Some(obj)
-            } else {
-                match app
-                    .objects
-                    .delete(info, Some(ns), meta::name(&obj), &opts, chrono::Utc::now())
-                    .await
-                {
-                    Ok(crate::objects::Deleted::Marked(marked)) => Some(marked),
-                    Ok(crate::objects::Deleted::Gone(_)) => None,
-                    Err(e) if e.code == 404 => None,
-                    Err(e) => return Err(e),
-                }
-            };
-            if let Some(obj) = stays {
-                *remaining
-                    .entry(format!("{}.{}", info.plural, info.group))
-                    .or_default() += 1;
-                for f in meta::finalizers(&obj) {
-                    *finalizers.entry(f).or_default() += 1;
-                }
-            }
-        }
-    }
-    if left > 0 {
-        if !remaining.is_empty() {
-            report_namespace_content(app, ns, &remaining, &finalizers).await?;
-        }
-        return Ok(false);
-    }
-    let ns_info = app.namespaces();
-    match app.objects.try_get(&ns_info, None, ns).await? {
-        None => Ok(true),
-        Some(stored) => {
-            if !meta::finalizers(&stored.obj).is_empty() {
-                return Ok(false);
-            }
-            match app.objects.remove(&ns_info, None, ns, stored.rev).await {
-                Ok(_) => Ok(true),
-                Err(e) if e.code == 404 => Ok(true),
-                Err(e) if e.code == 409 => Ok(false),
-                Err(e) => Err(e),
-            }
-        }
-    }
 }

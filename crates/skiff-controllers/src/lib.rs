@@ -21,6 +21,7 @@ pub mod pods;
 pub mod cronjob;
 pub mod deployment;
 pub mod job;
+pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
@@ -115,6 +116,7 @@ const CONTROLLERS: &[(&str, Setup)] = &[
         "root-ca-certificate-publisher",
         serviceaccount::root_ca_controller,
     ),
+    ("namespace", namespace::controller),
     ("nodeipam", nodeipam::controller),
     ("nodelifecycle", nodelifecycle::controller),
     ("podgc", podgc::controller),

@@ -310,7 +310,99 @@ async fn pods_of_missing_nodes_are_collected(c: &Cluster) -> Result<()> {
     .await
 }
 
+/// A deleted namespace is emptied through the API and removed once empty; while something
+/// in it has a finalizer it stays Terminating and says so in its conditions; `finalize`
+/// is served as upstream.
+async fn deleted_namespaces_are_emptied_then_removed(c: &Cluster) -> Result<()> {
+    let namespaces: Api<Namespace> = Api::all(c.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "doomed"}}))?,
+        )
+        .await?;
+    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "doomed");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "plain"}}))?,
+    )
+    .await?;
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+        )?,
+    )
+    .await?;
+    // Events written in both versions (one storage) are each deleted once.
+    let core_events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(c.client.clone(), "doomed");
+    core_events
+        .create(&PostParams::default(), &serde_json::from_value(json!({
+            "metadata": {"name": "old"}, "involvedObject": {"kind": "ConfigMap", "namespace": "doomed", "name": "plain"},
+            "reason": "Tested", "message": "core", "type": "Normal"}))?)
+        .await?;
+    let new_events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(c.client.clone(), "doomed");
+    new_events
+        .create(&PostParams::default(), &serde_json::from_value(json!({
+            "metadata": {"name": "new"}, "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "tester",
+            "reportingInstance": "tester-1", "action": "Testing", "reason": "Tested", "type": "Normal",
+            "regarding": {"kind": "ConfigMap", "namespace": "doomed", "name": "plain"}}))?)
+        .await?;
+    c.kubectl(&["delete", "namespace", "doomed", "--wait=false"])?;
+    let conditions = wait_for("the namespace to report what holds it", WAIT, || async {
+        let ns = namespaces.get("doomed").await?;
+        let conditions = ns.status.and_then(|s| s.conditions).unwrap_or_default();
+        Ok(conditions
+            .iter()
+            .any(|c| c.type_ == "NamespaceFinalizersRemaining" && c.status == "True")
+            .then_some(conditions))
+    })
+    .await?;
+    let finalizers = conditions
+        .iter()
+        .find(|c| c.type_ == "NamespaceFinalizersRemaining")
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        finalizers == "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances",
+        "{finalizers}"
+    );
+    ensure!(cms.get_opt("plain").await?.is_none(), "the rest is deleted");
+    c.kubectl(&[
+        "-n",
+        "doomed",
+        "patch",
+        "configmap",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])?;
+    wait_for("the namespace to be removed", WAIT, || async {
+        Ok(namespaces.get_opt("doomed").await?.is_none().then_some(()))
+    })
+    .await?;
+    ensure!(
+        core_events
+            .list(&Default::default())
+            .await?
+            .items
+            .is_empty(),
+        "the events are gone"
+    );
+    // Discovery lists the subresource as upstream does.
+    let resources = c.kubectl(&["get", "--raw", "/api/v1"])?;
+    ensure!(
+        resources.contains(r#""name":"namespaces/finalize""#),
+        "{resources}"
+    );
+    Ok(())
+}
+
 on_both_datastores!(nodes: 0;
+    deleted_namespaces_are_emptied_then_removed,
     pods_of_missing_nodes_are_collected,
     new_namespaces_get_a_service_account_and_the_root_ca,
     nodes_get_pod_ranges,
