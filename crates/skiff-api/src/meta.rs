@@ -246,6 +246,7 @@ pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value) -> Resu
         // Where a version keeps part of the status in annotations, those are status too.
         copy_annotations(crate::conversion::status_annotations(info), old, new)?;
     }
+    check_uid_unchanged(info, old, new)?;
     keep_server_fields(old, new)?;
     let spec_changed = !same_except(old, new, &["metadata", "status"]);
     if tracks {
@@ -334,6 +335,36 @@ pub fn prepare_finalize(_: &ResourceInfo, old: &Value, new: &mut Value) -> Resul
     Ok(())
 }
 
+/// A write that names a uid other than the object's is refused, as upstream's
+/// `ValidateObjectMetaUpdate` refuses it (so a patch carrying the uid it read is a
+/// precondition: controllers adopt and release with one).
+fn check_uid_unchanged(info: &ResourceInfo, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let given = new
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let stored = old
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if given.is_empty() || given == stored {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        info.group,
+        info.kind,
+        name(old),
+        vec![crate::status::Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!(
+                "Invalid value: {}: field is immutable",
+                Value::String(given.to_owned())
+            ),
+            field: "metadata.uid".into(),
+        }],
+    ))
+}
+
 /// Copies the fields clients may not change from `old` into `new`.
 fn keep_server_fields(old: &Value, new: &mut Value) -> Result<(), ApiError> {
     let meta = metadata_mut(new)?;
@@ -366,6 +397,27 @@ fn same_except(a: &Value, b: &Value, skip: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_naming_another_uid_is_refused() {
+        let info = crate::registry::Registry::builtin()
+            .get("", "v1", "configmaps")
+            .cloned()
+            .expect("configmaps are served");
+        let old = serde_json::json!({"metadata": {"name": "c", "uid": "u1", "creationTimestamp": "2026-01-01T00:00:00Z"}});
+        let mut same = serde_json::json!({"metadata": {"name": "c", "uid": "u1"}});
+        assert!(prepare_update(&info, &old, &mut same).is_ok());
+        let mut none = serde_json::json!({"metadata": {"name": "c"}});
+        assert!(prepare_update(&info, &old, &mut none).is_ok());
+        assert_eq!(none["metadata"]["uid"], "u1");
+        let mut other = serde_json::json!({"metadata": {"name": "c", "uid": "u2"}});
+        let e = prepare_update(&info, &old, &mut other).expect_err("another uid");
+        assert_eq!((e.code, &*e.reason), (422, "Invalid"));
+        assert_eq!(
+            e.message,
+            r#"ConfigMap "c" is invalid: metadata.uid: Invalid value: "u2": field is immutable"#
+        );
+    }
 
     #[test]
     fn timestamps_are_rfc3339_seconds_in_utc() {
