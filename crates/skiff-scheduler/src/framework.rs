@@ -94,7 +94,10 @@ impl Status {
 
     /// Unschedulable of either kind.
     pub fn is_rejected(&self) -> bool {
-        matches!(self.code, Code::Unschedulable | Code::UnschedulableAndUnresolvable)
+        matches!(
+            self.code,
+            Code::Unschedulable | Code::UnschedulableAndUnresolvable
+        )
     }
 
     /// The reasons joined by `, ` (upstream's `Status.Message`).
@@ -137,7 +140,11 @@ impl fmt::Debug for CycleState {
 impl Clone for CycleState {
     fn clone(&self) -> Self {
         Self {
-            entries: self.entries.iter().map(|(t, d)| (*t, d.clone_box())).collect(),
+            entries: self
+                .entries
+                .iter()
+                .map(|(t, d)| (*t, d.clone_box()))
+                .collect(),
             skip_score: self.skip_score.clone(),
             skip_filter: self.skip_filter.clone(),
         }
@@ -224,14 +231,27 @@ pub trait Filter: Plugin {
 
 /// PreScore: computes state for Score over the feasible nodes.
 pub trait PreScore: Plugin {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo], snapshot: &Snapshot)
-        -> Status;
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        snapshot: &Snapshot,
+    ) -> Status;
 }
 
 /// Score: ranks a feasible node; `normalize` maps the raw scores to 0..=100.
 pub trait Score: Plugin {
-    fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo, snapshot: &Snapshot) -> i64;
-    fn normalize(&self, _state: &CycleState, _pod: &PodInfo, _nodes: &[&NodeInfo], _scores: &mut [i64]) {}
+    fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo, snapshot: &Snapshot)
+        -> i64;
+    fn normalize(
+        &self,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        _nodes: &[&NodeInfo],
+        _scores: &mut [i64],
+    ) {
+    }
 }
 
 /// A configured set of plugins (upstream's `frameworkImpl` of one profile).
@@ -273,7 +293,13 @@ impl Framework {
                 spread.clone(),
                 inter.clone(),
             ],
-            pre_scores: vec![taints.clone(), affinity.clone(), spread.clone(), inter.clone(), balanced.clone()],
+            pre_scores: vec![
+                taints.clone(),
+                affinity.clone(),
+                spread.clone(),
+                inter.clone(),
+                balanced.clone(),
+            ],
             scores: vec![
                 (taints, 3),
                 (affinity, 2),
@@ -287,7 +313,12 @@ impl Framework {
     }
 
     /// Runs PreFilter; a rejection is returned with the plugin's name.
-    pub fn run_pre_filters(&self, state: &mut CycleState, pod: &PodInfo, snapshot: &Snapshot) -> Status {
+    pub fn run_pre_filters(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+    ) -> Status {
         for p in &self.pre_filters {
             let s = p.pre_filter(state, pod, snapshot);
             match s.code {
@@ -365,7 +396,8 @@ impl fmt::Display for FitError {
             if d.node_to_status.len() < self.num_all_nodes {
                 if let Some(s) = &d.absent_status {
                     for r in &s.reasons {
-                        *counts.entry(r).or_default() += self.num_all_nodes - d.node_to_status.len();
+                        *counts.entry(r).or_default() +=
+                            self.num_all_nodes - d.node_to_status.len();
                     }
                 }
             }
@@ -412,9 +444,13 @@ mod tests {
                 ..Default::default()
             },
         };
-        assert_eq!(e.to_string(), "0/3 nodes are available: 3 Insufficient cpu.");
+        assert_eq!(
+            e.to_string(),
+            "0/3 nodes are available: 3 Insufficient cpu."
+        );
         e.diagnosis.post_filter_msg =
-            "preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.".into();
+            "preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
+                .into();
         assert_eq!(
             e.to_string(),
             "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
@@ -423,7 +459,9 @@ mod tests {
 
     #[test]
     fn reasons_are_counted_and_sorted_as_strings() {
-        let mut statuses: Vec<_> = (0..10).map(|i| rejected(&format!("n{i}"), &["Insufficient memory"])).collect();
+        let mut statuses: Vec<_> = (0..10)
+            .map(|i| rejected(&format!("n{i}"), &["Insufficient memory"]))
+            .collect();
         statuses.push(rejected("x", &["Insufficient cpu", "Insufficient memory"]));
         statuses.push(rejected("y", &["node(s) had untolerated taint {k: v}"]));
         statuses.push(rejected("z", &["Insufficient cpu"]));
@@ -446,11 +484,16 @@ mod tests {
             num_all_nodes: 3,
             diagnosis: Diagnosis {
                 node_to_status: vec![],
-                absent_status: Some(Status::unresolvable("Preemption is not helpful for scheduling")),
+                absent_status: Some(Status::unresolvable(
+                    "Preemption is not helpful for scheduling",
+                )),
                 ..Default::default()
             },
         };
-        assert_eq!(e.to_string(), "0/3 nodes are available: 3 Preemption is not helpful for scheduling.");
+        assert_eq!(
+            e.to_string(),
+            "0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+        );
         let e = FitError {
             num_all_nodes: 2,
             diagnosis: Diagnosis {

@@ -38,7 +38,9 @@ pub fn parse_scaled(text: &str, scale: i32) -> Option<i64> {
         .take_while(|c| c.is_ascii_digit() || *c == b'.')
         .count();
     let (number, suffix) = rest.split_at(num_len);
-    if number.bytes().filter(|c| *c == b'.').count() > 1 || !number.bytes().any(|c| c.is_ascii_digit()) {
+    if number.bytes().filter(|c| *c == b'.').count() > 1
+        || !number.bytes().any(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let (exp10, exp2) = match suffix {
@@ -58,7 +60,9 @@ pub fn parse_scaled(text: &str, scale: i32) -> Option<i64> {
         "Ti" => (0, 40),
         "Pi" => (0, 50),
         "Ei" => (0, 60),
-        s if s.len() > 1 && (s.starts_with('e') || s.starts_with('E')) => (s[1..].parse::<i32>().ok()?, 0),
+        s if s.len() > 1 && (s.starts_with('e') || s.starts_with('E')) => {
+            (s[1..].parse::<i32>().ok()?, 0)
+        }
         _ => return None,
     };
     let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));

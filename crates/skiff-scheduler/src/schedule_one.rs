@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 
-use crate::framework::{Code, CycleState, Diagnosis, Filter, FitError, Framework, Snapshot, Status};
+use crate::framework::{
+    Code, CycleState, Diagnosis, Filter, FitError, Framework, Snapshot, Status,
+};
 use crate::types::{NodeInfo, PodInfo};
 
 /// Fewer nodes than this are all checked.
@@ -122,7 +124,8 @@ impl Algorithm {
             return Err(ScheduleError::NoNodes);
         }
         let mut state = CycleState::default();
-        let (feasible, diagnosis, evaluated) = self.find_nodes_that_fit(&mut state, pod, snapshot, nominated)?;
+        let (feasible, diagnosis, evaluated) =
+            self.find_nodes_that_fit(&mut state, pod, snapshot, nominated)?;
         if feasible.is_empty() {
             return Err(ScheduleError::Fit(
                 FitError {
@@ -162,7 +165,11 @@ impl Algorithm {
         let s = self.framework.run_pre_filters(state, pod, snapshot);
         if !s.is_success() {
             if s.code == Code::Error {
-                return Err(ScheduleError::Internal(format!("running PreFilter plugin {}: {}", s.plugin, s.message())));
+                return Err(ScheduleError::Internal(format!(
+                    "running PreFilter plugin {}: {}",
+                    s.plugin,
+                    s.message()
+                )));
             }
             diagnosis.pre_filter_msg = s.message();
             diagnosis.unschedulable_plugins.insert(s.plugin);
@@ -197,7 +204,10 @@ impl Algorithm {
         let start = self.next_start_node_index % n;
         let check = |k: usize| {
             let i = (start + k) % n;
-            (i, filter_with_nominated(&filters, state, pod, &snapshot.nodes[i], nominated))
+            (
+                i,
+                filter_with_nominated(&filters, state, pod, &snapshot.nodes[i], nominated),
+            )
         };
         let mut feasible = Vec::with_capacity(to_find.min(n));
         let mut statuses: Vec<(usize, Status)> = Vec::new();
@@ -218,35 +228,36 @@ impl Algorithm {
             let rest = n - processed;
             let per = rest.div_ceil(threads);
             let base = processed;
-            let parts: Vec<(Vec<usize>, Vec<(usize, Status)>, usize)> = std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let check = &check;
-                        let found = &found;
-                        scope.spawn(move || {
-                            let (lo, hi) = (base + t * per, (base + (t + 1) * per).min(n));
-                            let mut ok = Vec::new();
-                            let mut bad = Vec::new();
-                            let mut done = 0;
-                            for k in lo..hi {
-                                if found.load(Ordering::Relaxed) >= to_find {
-                                    break;
+            let parts: Vec<(Vec<usize>, Vec<(usize, Status)>, usize)> =
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..threads)
+                        .map(|t| {
+                            let check = &check;
+                            let found = &found;
+                            scope.spawn(move || {
+                                let (lo, hi) = (base + t * per, (base + (t + 1) * per).min(n));
+                                let mut ok = Vec::new();
+                                let mut bad = Vec::new();
+                                let mut done = 0;
+                                for k in lo..hi {
+                                    if found.load(Ordering::Relaxed) >= to_find {
+                                        break;
+                                    }
+                                    let (i, s) = check(k);
+                                    done += 1;
+                                    if s.is_success() {
+                                        ok.push(i);
+                                        found.fetch_add(1, Ordering::Relaxed);
+                                    } else {
+                                        bad.push((i, s));
+                                    }
                                 }
-                                let (i, s) = check(k);
-                                done += 1;
-                                if s.is_success() {
-                                    ok.push(i);
-                                    found.fetch_add(1, Ordering::Relaxed);
-                                } else {
-                                    bad.push((i, s));
-                                }
-                            }
-                            (ok, bad, done)
+                                (ok, bad, done)
+                            })
                         })
-                    })
-                    .collect();
-                handles.into_iter().filter_map(|h| h.join().ok()).collect()
-            });
+                        .collect();
+                    handles.into_iter().filter_map(|h| h.join().ok()).collect()
+                });
             for (ok, bad, done) in parts {
                 feasible.extend(ok);
                 statuses.extend(bad);
@@ -256,7 +267,11 @@ impl Algorithm {
         }
         self.next_start_node_index = (start + processed) % n;
         if let Some((_, s)) = statuses.iter().find(|(_, s)| s.code == Code::Error) {
-            return Err(ScheduleError::Internal(format!("running Filter plugin {}: {}", s.plugin, s.message())));
+            return Err(ScheduleError::Internal(format!(
+                "running Filter plugin {}: {}",
+                s.plugin,
+                s.message()
+            )));
         }
         if feasible.is_empty() {
             for (_, s) in &statuses {
@@ -271,7 +286,13 @@ impl Algorithm {
     }
 
     /// PreScore and Score: each node's weighted total (upstream's `prioritizeNodes`).
-    pub fn prioritize(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo], snapshot: &Snapshot) -> Vec<i64> {
+    pub fn prioritize(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        snapshot: &Snapshot,
+    ) -> Vec<i64> {
         for p in &self.framework.pre_scores {
             let s = p.pre_score(state, pod, nodes, snapshot);
             if s.code == Code::Skip {
@@ -329,7 +350,12 @@ pub fn filter_with_nominated(
     run_filters(filters, state, pod, node)
 }
 
-fn run_filters(filters: &[&dyn Filter], state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+fn run_filters(
+    filters: &[&dyn Filter],
+    state: &CycleState,
+    pod: &PodInfo,
+    node: &NodeInfo,
+) -> Status {
     for f in filters {
         let s = f.filter(state, pod, node);
         if !s.is_success() {
@@ -394,12 +420,19 @@ mod tests {
     #[test]
     fn picks_the_least_allocated_node() {
         let world = World::new(vec![
-            with_pods(node("busy", json!({}), "4", "8Gi", json!({})), &[pod_requesting("x", "3", "6Gi")]),
+            with_pods(
+                node("busy", json!({}), "4", "8Gi", json!({})),
+                &[pod_requesting("x", "3", "6Gi")],
+            ),
             node("idle", json!({}), "4", "8Gi", json!({})),
         ]);
         let mut algo = Algorithm::seeded(Framework::default_plugins(), 1, 7);
         let r = algo
-            .schedule_pod(&pod_requesting("p", "500m", "1Gi"), &world.snapshot(), &Nominated::new())
+            .schedule_pod(
+                &pod_requesting("p", "500m", "1Gi"),
+                &world.snapshot(),
+                &Nominated::new(),
+            )
             .unwrap();
         assert_eq!(r.node, "idle");
         assert_eq!((r.evaluated_nodes, r.feasible_nodes), (2, 2));
@@ -407,14 +440,19 @@ mod tests {
 
     #[test]
     fn stops_after_enough_feasible_nodes_and_rotates() {
-        let nodes: Vec<_> = (0..1000).map(|i| plain_node(&format!("n{i}"), json!({}))).collect();
+        let nodes: Vec<_> = (0..1000)
+            .map(|i| plain_node(&format!("n{i}"), json!({})))
+            .collect();
         let world = World::new(nodes);
         let mut algo = Algorithm::seeded(Framework::default_plugins(), 2, 7);
         let p = pod_requesting("p", "1", "1Gi");
-        let r = algo.schedule_pod(&p, &world.snapshot(), &Nominated::new()).unwrap();
+        let r = algo
+            .schedule_pod(&p, &world.snapshot(), &Nominated::new())
+            .unwrap();
         assert_eq!((r.evaluated_nodes, r.feasible_nodes), (420, 420));
         assert_eq!(algo.next_start_node_index, 420);
-        algo.schedule_pod(&p, &world.snapshot(), &Nominated::new()).unwrap();
+        algo.schedule_pod(&p, &world.snapshot(), &Nominated::new())
+            .unwrap();
         assert_eq!(algo.next_start_node_index, 840);
     }
 
@@ -423,12 +461,23 @@ mod tests {
         // 3,000 nodes, only the last 10 labeled: the first chunk runs alone, the rest on
         // two threads; every node is checked, the 10 found.
         let nodes: Vec<_> = (0..3000)
-            .map(|i| plain_node(&format!("n{i}"), if i >= 2990 { json!({"pool": "x"}) } else { json!({}) }))
+            .map(|i| {
+                plain_node(
+                    &format!("n{i}"),
+                    if i >= 2990 {
+                        json!({"pool": "x"})
+                    } else {
+                        json!({})
+                    },
+                )
+            })
             .collect();
         let world = World::new(nodes);
         let mut algo = Algorithm::seeded(Framework::default_plugins(), 2, 7);
         let p = pod("p", json!({"nodeSelector": {"pool": "x"}}));
-        let r = algo.schedule_pod(&p, &world.snapshot(), &Nominated::new()).unwrap();
+        let r = algo
+            .schedule_pod(&p, &world.snapshot(), &Nominated::new())
+            .unwrap();
         assert_eq!((r.evaluated_nodes, r.feasible_nodes), (3000, 10));
         let q = pod("q", json!({"nodeSelector": {"pool": "none"}}));
         match algo.schedule_pod(&q, &world.snapshot(), &Nominated::new()) {
@@ -444,22 +493,43 @@ mod tests {
     fn no_nodes_is_its_own_error() {
         let world = World::new(vec![]);
         let mut algo = Algorithm::seeded(Framework::default_plugins(), 1, 7);
-        let e = algo.schedule_pod(&pod("p", json!({})), &world.snapshot(), &Nominated::new()).unwrap_err();
+        let e = algo
+            .schedule_pod(&pod("p", json!({})), &world.snapshot(), &Nominated::new())
+            .unwrap_err();
         assert_eq!(e.to_string(), "no nodes available to schedule pods");
     }
 
     #[test]
     fn nominated_pods_of_higher_priority_keep_their_room() {
         let world = World::new(vec![node("a", json!({}), "2", "4Gi", json!({}))]);
-        let big = pod("big", json!({"priority": 100, "containers": [{"name": "c", "resources": {"requests": {"cpu": "1500m"}}}]}));
+        let big = pod(
+            "big",
+            json!({"priority": 100, "containers": [{"name": "c", "resources": {"requests": {"cpu": "1500m"}}}]}),
+        );
         let mut nominated = Nominated::new();
         nominated.insert("a".into(), vec![big]);
         let mut algo = Algorithm::seeded(Framework::default_plugins(), 1, 7);
-        let low = pod("low", json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}));
-        let e = algo.schedule_pod(&low, &world.snapshot(), &nominated).unwrap_err();
-        assert_eq!(e.to_string(), "0/1 nodes are available: 1 Insufficient cpu.");
+        let low = pod(
+            "low",
+            json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}),
+        );
+        let e = algo
+            .schedule_pod(&low, &world.snapshot(), &nominated)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "0/1 nodes are available: 1 Insufficient cpu."
+        );
         // A pod of higher priority than the nominated one ignores it.
-        let high = pod("high", json!({"priority": 200, "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}));
-        assert_eq!(algo.schedule_pod(&high, &world.snapshot(), &nominated).unwrap().node, "a");
+        let high = pod(
+            "high",
+            json!({"priority": 200, "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}),
+        );
+        assert_eq!(
+            algo.schedule_pod(&high, &world.snapshot(), &nominated)
+                .unwrap()
+                .node,
+            "a"
+        );
     }
 }

@@ -209,7 +209,10 @@ impl RequiredNodeAffinity {
         let terms = spec
             .and_then(|s| s.affinity.as_ref())
             .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|na| {
+                na.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .map(|ns| ns.node_selector_terms.iter().map(NodeTerm::parse).collect());
         Self {
             node_selector,
@@ -279,7 +282,9 @@ pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
         }
     }
     match toleration.operator.as_deref().unwrap_or("") {
-        "" | "Equal" => toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        "" | "Equal" => {
+            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
         "Exists" => true,
         _ => false,
     }
@@ -371,28 +376,43 @@ impl PodInfo {
         let affinity = spec.and_then(|s| s.affinity.as_ref());
         let pa = affinity.and_then(|a| a.pod_affinity.as_ref());
         let paa = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
-        let required_affinity = terms(pa.and_then(|p| p.required_during_scheduling_ignored_during_execution.as_ref()));
-        let required_anti_affinity =
-            terms(paa.and_then(|p| p.required_during_scheduling_ignored_during_execution.as_ref()));
-        let mut weighted = |list: Option<&Vec<k8s_openapi::api::core::v1::WeightedPodAffinityTerm>>| {
-            list.into_iter()
-                .flatten()
-                .filter_map(|w| match AffinityTerm::parse(&namespace, &w.pod_affinity_term, w.weight) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        parse_error = Some(e);
-                        None
-                    }
-                })
-                .collect::<Vec<_>>()
-        };
-        let preferred_affinity =
-            weighted(pa.and_then(|p| p.preferred_during_scheduling_ignored_during_execution.as_ref()));
-        let preferred_anti_affinity =
-            weighted(paa.and_then(|p| p.preferred_during_scheduling_ignored_during_execution.as_ref()));
+        let required_affinity = terms(pa.and_then(|p| {
+            p.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let required_anti_affinity = terms(paa.and_then(|p| {
+            p.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let mut weighted =
+            |list: Option<&Vec<k8s_openapi::api::core::v1::WeightedPodAffinityTerm>>| {
+                list.into_iter()
+                    .flatten()
+                    .filter_map(|w| {
+                        match AffinityTerm::parse(&namespace, &w.pod_affinity_term, w.weight) {
+                            Ok(t) => Some(t),
+                            Err(e) => {
+                                parse_error = Some(e);
+                                None
+                            }
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            };
+        let preferred_affinity = weighted(pa.and_then(|p| {
+            p.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let preferred_anti_affinity = weighted(paa.and_then(|p| {
+            p.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
         let preferred_node_terms = affinity
             .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|na| {
+                na.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .into_iter()
             .flatten()
             .filter(|p| p.weight != 0)
@@ -451,8 +471,16 @@ impl PodInfo {
                 for p in c.ports.iter().flatten() {
                     if let Some(port) = p.host_port.filter(|p| *p > 0) {
                         host_ports.push(HostPort {
-                            ip: p.host_ip.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
-                            protocol: p.protocol.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| "TCP".into()),
+                            ip: p
+                                .host_ip
+                                .clone()
+                                .filter(|i| !i.is_empty())
+                                .unwrap_or_else(|| "0.0.0.0".into()),
+                            protocol: p
+                                .protocol
+                                .clone()
+                                .filter(|i| !i.is_empty())
+                                .unwrap_or_else(|| "TCP".into()),
                             port,
                         });
                     }
@@ -481,7 +509,9 @@ impl PodInfo {
             preferred_node_terms,
             spread_constraints,
             images,
-            node_name: spec.and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()),
+            node_name: spec
+                .and_then(|s| s.node_name.clone())
+                .filter(|n| !n.is_empty()),
             terminating: meta.deletion_timestamp.is_some(),
             start_time,
             namespace,
@@ -651,12 +681,18 @@ mod tests {
     fn tolerations_match_as_upstream() {
         let t = taint(json!({"key": "k", "value": "v", "effect": "NoSchedule"}));
         let cases = [
-            (json!({"key": "k", "value": "v", "effect": "NoSchedule"}), true),
+            (
+                json!({"key": "k", "value": "v", "effect": "NoSchedule"}),
+                true,
+            ),
             (json!({"key": "k", "operator": "Equal", "value": "v"}), true),
             (json!({"key": "k", "operator": "Exists"}), true),
             (json!({"operator": "Exists"}), true),
             (json!({"key": "k", "value": "w"}), false),
-            (json!({"key": "k", "operator": "Exists", "effect": "NoExecute"}), false),
+            (
+                json!({"key": "k", "operator": "Exists", "effect": "NoExecute"}),
+                false,
+            ),
             (json!({"key": "other", "operator": "Exists"}), false),
             (json!({"key": "k", "operator": "Bogus"}), false),
         ];
@@ -685,7 +721,10 @@ mod tests {
     fn image_names_get_latest() {
         assert_eq!(normalized_image_name("nginx"), "nginx:latest");
         assert_eq!(normalized_image_name("nginx:1.25"), "nginx:1.25");
-        assert_eq!(normalized_image_name("localhost:5000/nginx"), "localhost:5000/nginx:latest");
+        assert_eq!(
+            normalized_image_name("localhost:5000/nginx"),
+            "localhost:5000/nginx:latest"
+        );
         assert_eq!(normalized_image_name("r.io/a/b:v1"), "r.io/a/b:v1");
     }
 
@@ -693,22 +732,31 @@ mod tests {
     fn node_terms_parse_lazily() {
         let term: NodeSelectorTerm = serde_json::from_value(json!({
             "matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]},
-                                 {"key": "gen", "operator": "Gt", "values": ["3"]}]})).unwrap();
+                                 {"key": "gen", "operator": "Gt", "values": ["3"]}]}))
+        .unwrap();
         let t = NodeTerm::parse(&term);
-        let labels: BTreeMap<String, String> =
-            [("zone".to_string(), "a".to_string()), ("gen".into(), "4".into())].into();
+        let labels: BTreeMap<String, String> = [
+            ("zone".to_string(), "a".to_string()),
+            ("gen".into(), "4".into()),
+        ]
+        .into();
         assert!(t.matches("n", &labels));
-        let labels: BTreeMap<String, String> =
-            [("zone".to_string(), "a".to_string()), ("gen".into(), "3".into())].into();
+        let labels: BTreeMap<String, String> = [
+            ("zone".to_string(), "a".to_string()),
+            ("gen".into(), "3".into()),
+        ]
+        .into();
         assert!(!t.matches("n", &labels));
         // Empty terms and bad operators select nothing.
         let empty = NodeTerm::parse(&NodeSelectorTerm::default());
         assert!(!empty.matches("n", &NO_LABELS));
         let bad: NodeSelectorTerm = serde_json::from_value(json!({
-            "matchExpressions": [{"key": "zone", "operator": "Near"}]})).unwrap();
+            "matchExpressions": [{"key": "zone", "operator": "Near"}]}))
+        .unwrap();
         assert!(!NodeTerm::parse(&bad).matches("n", &NO_LABELS));
         let by_name: NodeSelectorTerm = serde_json::from_value(json!({
-            "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})).unwrap();
+            "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}))
+        .unwrap();
         assert!(NodeTerm::parse(&by_name).matches("n1", &NO_LABELS));
         assert!(!NodeTerm::parse(&by_name).matches("n2", &NO_LABELS));
     }

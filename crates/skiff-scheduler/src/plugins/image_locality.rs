@@ -19,7 +19,13 @@ impl Plugin for ImageLocality {
 }
 
 impl Score for ImageLocality {
-    fn score(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo, snapshot: &Snapshot) -> i64 {
+    fn score(
+        &self,
+        _state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+        snapshot: &Snapshot,
+    ) -> i64 {
         let total = snapshot.nodes.len().max(1) as f64;
         let mut sum: i64 = 0;
         if !node.images.is_empty() {
@@ -49,7 +55,13 @@ mod tests {
     #[test]
     fn big_shared_images_score() {
         let with_images = |name: &str, images: serde_json::Value| {
-            node(name, json!({}), "1", "1Gi", json!({"status": {"images": images}}))
+            node(
+                name,
+                json!({}),
+                "1",
+                "1Gi",
+                json!({"status": {"images": images}}),
+            )
         };
         // Upstream's test: gcr.io/40:latest (40MB) and gcr.io/250:latest (250MB) on one node
         // of two; a pod using both.
@@ -59,7 +71,10 @@ mod tests {
                 json!([{"names": ["gcr.io/40:latest"], "sizeBytes": 40 * MB},
                        {"names": ["gcr.io/250:latest"], "sizeBytes": 250 * MB}]),
             ),
-            with_images("b", json!([{"names": ["gcr.io/10:latest"], "sizeBytes": 10 * MB}])),
+            with_images(
+                "b",
+                json!([{"names": ["gcr.io/10:latest"], "sizeBytes": 10 * MB}]),
+            ),
         ]);
         let p = pod(
             "p",

@@ -10,11 +10,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::framework::{CycleState, Filter, Plugin, PreFilter, PreScore, Score, Snapshot, StateData, Status, MAX_NODE_SCORE};
+use crate::framework::{
+    CycleState, Filter, Plugin, PreFilter, PreScore, Score, Snapshot, StateData, Status,
+    MAX_NODE_SCORE,
+};
 use crate::plugins::names;
 use crate::types::{AffinityTerm, NodeInfo, PodInfo};
 
-pub const ERR_REASON_EXISTING_ANTI_AFFINITY: &str = "node(s) didn't satisfy existing pods anti-affinity rules";
+pub const ERR_REASON_EXISTING_ANTI_AFFINITY: &str =
+    "node(s) didn't satisfy existing pods anti-affinity rules";
 pub const ERR_REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
 pub const ERR_REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
 
@@ -62,7 +66,11 @@ impl Counts {
     }
 
     fn get(&self, key: &str, value: &str) -> i64 {
-        self.0.get(key).and_then(|m| m.get(value)).copied().unwrap_or(0)
+        self.0
+            .get(key)
+            .and_then(|m| m.get(value))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn is_empty(&self) -> bool {
@@ -90,7 +98,8 @@ impl FilterState {
         let own_ns = self.namespaces.get(&pod.namespace);
         for t in &other.required_anti_affinity {
             if t.matches(pod, own_ns) {
-                self.existing_anti_affinity.add(node, &t.topology_key, delta);
+                self.existing_anti_affinity
+                    .add(node, &t.topology_key, delta);
             }
         }
         if matches_all(&pod.required_affinity, other, &self.namespaces) {
@@ -183,7 +192,10 @@ impl Filter for InterPodAffinity {
                     }
                 }
             }
-            if !pods_exist && !(s.affinity.is_empty() && matches_all(&pod.required_affinity, pod, &s.namespaces)) {
+            if !pods_exist
+                && !(s.affinity.is_empty()
+                    && matches_all(&pod.required_affinity, pod, &s.namespaces))
+            {
                 return Status::unresolvable(ERR_REASON_AFFINITY);
             }
         }
@@ -261,11 +273,18 @@ impl InterPodAffinity {
 }
 
 impl PreScore for InterPodAffinity {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo], snapshot: &Snapshot) -> Status {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        snapshot: &Snapshot,
+    ) -> Status {
         if nodes.is_empty() {
             return Status::skip();
         }
-        let has_constraints = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
+        let has_constraints =
+            !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
         if !has_constraints && snapshot.nodes_with_affinity_pods == 0 {
             return Status::skip();
         }
@@ -284,7 +303,9 @@ impl PreScore for InterPodAffinity {
         if scores.0.is_empty() {
             return Status::skip();
         }
-        state.write(ScoreState { topology_score: scores });
+        state.write(ScoreState {
+            topology_score: scores,
+        });
         Status::success()
     }
 }
@@ -330,7 +351,13 @@ mod tests {
         pod_labeled(name, json!({"app": app}), json!({}))
     }
 
-    fn with_affinity(name: &str, labels: serde_json::Value, kind: &str, app: &str, key: &str) -> Arc<PodInfo> {
+    fn with_affinity(
+        name: &str,
+        labels: serde_json::Value,
+        kind: &str,
+        app: &str,
+        key: &str,
+    ) -> Arc<PodInfo> {
         pod_labeled(
             name,
             labels,
@@ -366,13 +393,22 @@ mod tests {
         let got = run(&world, &p);
         assert_eq!(got[0].0, Code::Success);
         assert_eq!(got[1].0, Code::Success);
-        assert_eq!(got[2], (Code::UnschedulableAndUnresolvable, ERR_REASON_AFFINITY.to_string()));
+        assert_eq!(
+            got[2],
+            (
+                Code::UnschedulableAndUnresolvable,
+                ERR_REASON_AFFINITY.to_string()
+            )
+        );
         assert_eq!(got[3].0, Code::UnschedulableAndUnresolvable);
     }
 
     #[test]
     fn the_first_pod_of_a_self_affine_group_may_go_anywhere() {
-        let world = World::new(vec![plain_node("a1", json!({"zone": "a"})), plain_node("n", json!({}))]);
+        let world = World::new(vec![
+            plain_node("a1", json!({"zone": "a"})),
+            plain_node("n", json!({})),
+        ]);
         let p = with_affinity("p", json!({"app": "web"}), "podAffinity", "web", "zone");
         let got = run(&world, &p);
         assert_eq!(got[0].0, Code::Success);
@@ -389,20 +425,41 @@ mod tests {
             with_pods(plain_node("a", json!({})), &[app("w1", "web")]),
             plain_node("b", json!({})),
         ]);
-        let p = with_affinity("p", json!({"app": "web"}), "podAntiAffinity", "web", "kubernetes.io/hostname");
+        let p = with_affinity(
+            "p",
+            json!({"app": "web"}),
+            "podAntiAffinity",
+            "web",
+            "kubernetes.io/hostname",
+        );
         let got = run(&world, &p);
-        assert_eq!(got[0], (Code::Unschedulable, ERR_REASON_ANTI_AFFINITY.to_string()));
+        assert_eq!(
+            got[0],
+            (Code::Unschedulable, ERR_REASON_ANTI_AFFINITY.to_string())
+        );
         assert_eq!(got[1].0, Code::Success);
         // An existing pod's anti-affinity keeps a matching newcomer off its node.
         let world = World::new(vec![
             with_pods(
                 plain_node("a", json!({})),
-                &[with_affinity("lonely", json!({"app": "x"}), "podAntiAffinity", "web", "kubernetes.io/hostname")],
+                &[with_affinity(
+                    "lonely",
+                    json!({"app": "x"}),
+                    "podAntiAffinity",
+                    "web",
+                    "kubernetes.io/hostname",
+                )],
             ),
             plain_node("b", json!({})),
         ]);
         let got = run(&world, &app("w", "web"));
-        assert_eq!(got[0], (Code::Unschedulable, ERR_REASON_EXISTING_ANTI_AFFINITY.to_string()));
+        assert_eq!(
+            got[0],
+            (
+                Code::Unschedulable,
+                ERR_REASON_EXISTING_ANTI_AFFINITY.to_string()
+            )
+        );
         assert_eq!(got[1].0, Code::Success);
         // A pod it does not select is welcome.
         assert_eq!(run(&world, &app("d", "db"))[0].0, Code::Success);
@@ -410,9 +467,19 @@ mod tests {
 
     #[test]
     fn other_namespaces_do_not_match_unless_named() {
-        let other = pod_with("w1", json!({"namespace": "other", "labels": {"app": "web"}}), json!({}));
+        let other = pod_with(
+            "w1",
+            json!({"namespace": "other", "labels": {"app": "web"}}),
+            json!({}),
+        );
         let world = World::new(vec![with_pods(plain_node("a", json!({})), &[other])]);
-        let p = with_affinity("p", json!({}), "podAntiAffinity", "web", "kubernetes.io/hostname");
+        let p = with_affinity(
+            "p",
+            json!({}),
+            "podAntiAffinity",
+            "web",
+            "kubernetes.io/hostname",
+        );
         assert_eq!(run(&world, &p)[0].0, Code::Success);
         let named = pod(
             "n",
@@ -425,7 +492,10 @@ mod tests {
     #[test]
     fn preferred_terms_score() {
         let world = World::new(vec![
-            with_pods(plain_node("a", json!({"zone": "z1"})), &[app("c1", "cache")]),
+            with_pods(
+                plain_node("a", json!({"zone": "z1"})),
+                &[app("c1", "cache")],
+            ),
             plain_node("b", json!({"zone": "z1"})),
             plain_node("c", json!({"zone": "z2"})),
         ]);
@@ -439,12 +509,20 @@ mod tests {
         let nodes: Vec<&NodeInfo> = world.nodes.iter().collect();
         let plugin = InterPodAffinity::default();
         assert!(plugin.pre_score(&mut st, &p, &nodes, &snap).is_success());
-        let mut scores: Vec<i64> = nodes.iter().map(|n| plugin.score(&st, &p, n, &snap)).collect();
+        let mut scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| plugin.score(&st, &p, n, &snap))
+            .collect();
         assert_eq!(scores, [10, 10, 0]);
         plugin.normalize(&st, &p, &nodes, &mut scores);
         assert_eq!(scores, [100, 100, 0]);
         // Without any affinity anywhere the plugin skips.
         let mut st = CycleState::default();
-        assert_eq!(plugin.pre_score(&mut st, &pod("q", json!({})), &nodes, &snap).code, Code::Skip);
+        assert_eq!(
+            plugin
+                .pre_score(&mut st, &pod("q", json!({})), &nodes, &snap)
+                .code,
+            Code::Skip
+        );
     }
 }

@@ -31,7 +31,13 @@ impl Filter for NodeAffinity {
 }
 
 impl PreScore for NodeAffinity {
-    fn pre_score(&self, _: &mut CycleState, pod: &PodInfo, _: &[&NodeInfo], _: &Snapshot) -> Status {
+    fn pre_score(
+        &self,
+        _: &mut CycleState,
+        pod: &PodInfo,
+        _: &[&NodeInfo],
+        _: &Snapshot,
+    ) -> Status {
         if pod.preferred_node_terms.is_empty() {
             Status::skip()
         } else {
@@ -69,21 +75,33 @@ mod tests {
         let sel = pod("s", json!({"nodeSelector": {"disk": "ssd"}}));
         assert!(NodeAffinity.filter(&st, &sel, &a).is_success());
         let s = NodeAffinity.filter(&st, &sel, &b);
-        assert_eq!((s.code, s.message().as_str()), (Code::UnschedulableAndUnresolvable, ERR_REASON_POD));
+        assert_eq!(
+            (s.code, s.message().as_str()),
+            (Code::UnschedulableAndUnresolvable, ERR_REASON_POD)
+        );
         // Terms are ORed, expressions within a term ANDed.
-        let aff = pod("r", json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        let aff = pod(
+            "r",
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [
                 {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z9"]}]},
                 {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z2"]},
-                                      {"key": "disk", "operator": "DoesNotExist"}]}]}}}}));
+                                      {"key": "disk", "operator": "DoesNotExist"}]}]}}}}),
+        );
         assert!(!NodeAffinity.filter(&st, &aff, &a).is_success());
         assert!(NodeAffinity.filter(&st, &aff, &b).is_success());
         // nodeSelector and affinity must both hold.
-        let both = pod("b", json!({"nodeSelector": {"disk": "ssd"}, "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["z1"]}]}]}}}}));
+        let both = pod(
+            "b",
+            json!({"nodeSelector": {"disk": "ssd"}, "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["z1"]}]}]}}}}),
+        );
         assert!(!NodeAffinity.filter(&st, &both, &a).is_success());
         // An empty term list matches nothing.
-        let none = pod("n", json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}}));
+        let none = pod(
+            "n",
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}}),
+        );
         assert!(!NodeAffinity.filter(&st, &none, &a).is_success());
     }
 
@@ -96,10 +114,17 @@ mod tests {
         ]);
         let snap = world.snapshot();
         let st = CycleState::default();
-        let p = pod("p", json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        let p = pod(
+            "p",
+            json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
             {"weight": 2, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z1"]}]}},
-            {"weight": 6, "preference": {"matchExpressions": [{"key": "disk", "operator": "Exists"}]}}]}}}));
-        let mut scores: Vec<i64> = world.nodes.iter().map(|n| NodeAffinity.score(&st, &p, n, &snap)).collect();
+            {"weight": 6, "preference": {"matchExpressions": [{"key": "disk", "operator": "Exists"}]}}]}}}),
+        );
+        let mut scores: Vec<i64> = world
+            .nodes
+            .iter()
+            .map(|n| NodeAffinity.score(&st, &p, n, &snap))
+            .collect();
         assert_eq!(scores, [8, 2, 0]);
         NodeAffinity.normalize(&st, &p, &[], &mut scores);
         assert_eq!(scores, [100, 25, 0]);

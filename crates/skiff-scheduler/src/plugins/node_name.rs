@@ -34,9 +34,13 @@ mod tests {
     fn only_the_named_node_fits() {
         let st = CycleState::default();
         let p = pod("p", json!({"nodeName": "a"}));
-        assert!(NodeName.filter(&st, &p, &plain_node("a", json!({}))).is_success());
+        assert!(NodeName
+            .filter(&st, &p, &plain_node("a", json!({})))
+            .is_success());
         let s = NodeName.filter(&st, &p, &plain_node("b", json!({})));
         assert_eq!(s.message(), ERR_REASON);
-        assert!(NodeName.filter(&st, &pod("q", json!({})), &plain_node("b", json!({}))).is_success());
+        assert!(NodeName
+            .filter(&st, &pod("q", json!({})), &plain_node("b", json!({})))
+            .is_success());
     }
 }

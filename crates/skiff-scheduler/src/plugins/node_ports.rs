@@ -21,7 +21,11 @@ impl Filter for NodePorts {
         if pod.host_ports.is_empty() || node.used_ports.is_empty() {
             return Status::success();
         }
-        if pod.host_ports.iter().any(|p| port_conflicts(&node.used_ports, p)) {
+        if pod
+            .host_ports
+            .iter()
+            .any(|p| port_conflicts(&node.used_ports, p))
+        {
             Status::unschedulable(ERR_REASON)
         } else {
             Status::success()
@@ -47,11 +51,20 @@ mod tests {
     #[test]
     fn host_ports_conflict() {
         let st = CycleState::default();
-        let busy = with_pods(plain_node("n", json!({})), &[with_port("a", Some("127.0.0.1"), 8080, "TCP")]);
+        let busy = with_pods(
+            plain_node("n", json!({})),
+            &[with_port("a", Some("127.0.0.1"), 8080, "TCP")],
+        );
         let cases = [
             (with_port("b", None, 8080, "TCP"), Code::Unschedulable),
-            (with_port("c", Some("127.0.0.1"), 8080, "TCP"), Code::Unschedulable),
-            (with_port("d", Some("127.0.0.2"), 8080, "TCP"), Code::Success),
+            (
+                with_port("c", Some("127.0.0.1"), 8080, "TCP"),
+                Code::Unschedulable,
+            ),
+            (
+                with_port("d", Some("127.0.0.2"), 8080, "TCP"),
+                Code::Success,
+            ),
             (with_port("e", None, 8080, "UDP"), Code::Success),
             (with_port("f", None, 8081, "TCP"), Code::Success),
             (pod("g", json!({})), Code::Success),
@@ -70,8 +83,12 @@ mod tests {
         let st = CycleState::default();
         let a = with_port("a", None, 80, "TCP");
         let mut n = with_pods(plain_node("n", json!({})), &[a.clone()]);
-        assert!(!NodePorts.filter(&st, &with_port("b", None, 80, "TCP"), &n).is_success());
+        assert!(!NodePorts
+            .filter(&st, &with_port("b", None, 80, "TCP"), &n)
+            .is_success());
         n.remove_pod(&a.uid);
-        assert!(NodePorts.filter(&st, &with_port("b", None, 80, "TCP"), &n).is_success());
+        assert!(NodePorts
+            .filter(&st, &with_port("b", None, 80, "TCP"), &n)
+            .is_success());
     }
 }

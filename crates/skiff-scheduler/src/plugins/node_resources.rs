@@ -8,7 +8,9 @@
 //! Not here: the MostAllocated and RequestedToCapacityRatio strategies and
 //! `ignoredResources`; the default configuration uses none of them.
 
-use crate::framework::{CycleState, Filter, Plugin, PreFilter, PreScore, Score, Snapshot, Status, MAX_NODE_SCORE};
+use crate::framework::{
+    CycleState, Filter, Plugin, PreFilter, PreScore, Score, Snapshot, Status, MAX_NODE_SCORE,
+};
 use crate::plugins::names;
 use crate::resources::Resource;
 use crate::types::{NodeInfo, PodInfo};
@@ -46,7 +48,9 @@ pub fn insufficient_resources(request: &Resource, node: &NodeInfo) -> Vec<String
     if request.memory > 0 && request.memory > a.memory - r.memory {
         out.push("Insufficient memory".to_owned());
     }
-    if request.ephemeral_storage > 0 && request.ephemeral_storage > a.ephemeral_storage - r.ephemeral_storage {
+    if request.ephemeral_storage > 0
+        && request.ephemeral_storage > a.ephemeral_storage - r.ephemeral_storage
+    {
         out.push("Insufficient ephemeral-storage".to_owned());
     }
     for (name, q) in &request.scalar {
@@ -65,8 +69,12 @@ impl Filter for NodeResourcesFit {
         let fits = node.pods.len() as i64 + 1 <= a.allowed_pod_number
             && (req.milli_cpu <= 0 || req.milli_cpu <= a.milli_cpu - r.milli_cpu)
             && (req.memory <= 0 || req.memory <= a.memory - r.memory)
-            && (req.ephemeral_storage <= 0 || req.ephemeral_storage <= a.ephemeral_storage - r.ephemeral_storage)
-            && req.scalar.iter().all(|(n, q)| *q <= 0 || *q <= a.scalar(n) - r.scalar(n));
+            && (req.ephemeral_storage <= 0
+                || req.ephemeral_storage <= a.ephemeral_storage - r.ephemeral_storage)
+            && req
+                .scalar
+                .iter()
+                .all(|(n, q)| *q <= 0 || *q <= a.scalar(n) - r.scalar(n));
         if fits {
             return Status::success();
         }
@@ -90,8 +98,14 @@ impl Score for NodeResourcesFit {
     fn score(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo, _: &Snapshot) -> i64 {
         let (mut sum, mut weights) = (0, 0);
         let pairs = [
-            (node.non_zero_requested.milli_cpu + pod.non_zero_requests.milli_cpu, node.allocatable.milli_cpu),
-            (node.non_zero_requested.memory + pod.non_zero_requests.memory, node.allocatable.memory),
+            (
+                node.non_zero_requested.milli_cpu + pod.non_zero_requests.milli_cpu,
+                node.allocatable.milli_cpu,
+            ),
+            (
+                node.non_zero_requested.memory + pod.non_zero_requests.memory,
+                node.allocatable.memory,
+            ),
         ];
         for (req, alloc) in pairs {
             if alloc == 0 {
@@ -121,7 +135,13 @@ impl Plugin for BalancedAllocation {
 impl PreScore for BalancedAllocation {
     /// A pod that requests neither cpu nor memory is not scored, so best-effort pods do not
     /// all pile onto one node (upstream issue 129138).
-    fn pre_score(&self, _: &mut CycleState, pod: &PodInfo, _: &[&NodeInfo], _: &Snapshot) -> Status {
+    fn pre_score(
+        &self,
+        _: &mut CycleState,
+        pod: &PodInfo,
+        _: &[&NodeInfo],
+        _: &Snapshot,
+    ) -> Status {
         if pod.requests.milli_cpu == 0 && pod.requests.memory == 0 {
             Status::skip()
         } else {
@@ -133,8 +153,14 @@ impl PreScore for BalancedAllocation {
 impl Score for BalancedAllocation {
     fn score(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo, _: &Snapshot) -> i64 {
         let pairs = [
-            (node.requested.milli_cpu + pod.requests.milli_cpu, node.allocatable.milli_cpu),
-            (node.requested.memory + pod.requests.memory, node.allocatable.memory),
+            (
+                node.requested.milli_cpu + pod.requests.milli_cpu,
+                node.allocatable.milli_cpu,
+            ),
+            (
+                node.requested.memory + pod.requests.memory,
+                node.allocatable.memory,
+            ),
         ];
         let mut fractions = [0f64; 2];
         let mut n = 0;
@@ -170,11 +196,22 @@ mod tests {
         );
         let cases: [(std::sync::Arc<PodInfo>, Code, &str); 5] = [
             (pod_requesting("fits", "500m", "3Gi"), Code::Success, ""),
-            (pod_requesting("cpu", "501m", "1Gi"), Code::Unschedulable, "Insufficient cpu"),
-            (pod_requesting("both", "1", "4Gi"), Code::Unschedulable, "Insufficient cpu, Insufficient memory"),
+            (
+                pod_requesting("cpu", "501m", "1Gi"),
+                Code::Unschedulable,
+                "Insufficient cpu",
+            ),
+            (
+                pod_requesting("both", "1", "4Gi"),
+                Code::Unschedulable,
+                "Insufficient cpu, Insufficient memory",
+            ),
             (pod("none", json!({})), Code::Success, ""),
             (
-                pod("gpu", json!({"containers": [{"name": "c", "resources": {"requests": {"example.com/gpu": "1"}}}]})),
+                pod(
+                    "gpu",
+                    json!({"containers": [{"name": "c", "resources": {"requests": {"example.com/gpu": "1"}}}]}),
+                ),
                 Code::Unschedulable,
                 "Insufficient example.com/gpu",
             ),
@@ -189,17 +226,38 @@ mod tests {
     fn pod_count_and_overhead_count() {
         let st = CycleState::default();
         let full = with_pods(
-            node("n", json!({}), "2", "4Gi", json!({"status": {"allocatable": {"pods": "1"}}})),
+            node(
+                "n",
+                json!({}),
+                "2",
+                "4Gi",
+                json!({"status": {"allocatable": {"pods": "1"}}}),
+            ),
             &[pod("a", json!({}))],
         );
         let s = NodeResourcesFit.filter(&st, &pod("b", json!({})), &full);
         assert_eq!(s.message(), "Too many pods");
         let n = node("m", json!({}), "1", "4Gi", json!({}));
-        let p = pod("o", json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "900m"}}}], "overhead": {"cpu": "200m"}}));
-        assert_eq!(NodeResourcesFit.filter(&st, &p, &n).message(), "Insufficient cpu");
+        let p = pod(
+            "o",
+            json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "900m"}}}], "overhead": {"cpu": "200m"}}),
+        );
+        assert_eq!(
+            NodeResourcesFit.filter(&st, &p, &n).message(),
+            "Insufficient cpu"
+        );
         // Extended resources the node has.
-        let g = node("g", json!({}), "1", "1Gi", json!({"status": {"allocatable": {"example.com/gpu": "2"}}}));
-        let p = pod("gpu", json!({"containers": [{"name": "c", "resources": {"requests": {"example.com/gpu": "2"}}}]}));
+        let g = node(
+            "g",
+            json!({}),
+            "1",
+            "1Gi",
+            json!({"status": {"allocatable": {"example.com/gpu": "2"}}}),
+        );
+        let p = pod(
+            "gpu",
+            json!({"containers": [{"name": "c", "resources": {"requests": {"example.com/gpu": "2"}}}]}),
+        );
         assert!(NodeResourcesFit.filter(&st, &p, &g).is_success());
     }
 
@@ -213,11 +271,20 @@ mod tests {
         let snap = world.snapshot();
         let st = CycleState::default();
         let p = pod_requesting("p", "3", "5000");
-        assert_eq!(NodeResourcesFit.score(&st, &p, &world.nodes[0], &snap), (25 + 50) / 2);
-        assert_eq!(NodeResourcesFit.score(&st, &p, &world.nodes[1], &snap), (50 + 50) / 2);
+        assert_eq!(
+            NodeResourcesFit.score(&st, &p, &world.nodes[0], &snap),
+            (25 + 50) / 2
+        );
+        assert_eq!(
+            NodeResourcesFit.score(&st, &p, &world.nodes[1], &snap),
+            (50 + 50) / 2
+        );
         // A pod without requests counts as 100m / 200Mi.
         let n = node("c", json!({}), "1", "1000Mi", json!({}));
-        assert_eq!(NodeResourcesFit.score(&st, &pod("e", json!({})), &n, &snap), (90 + 80) / 2);
+        assert_eq!(
+            NodeResourcesFit.score(&st, &pod("e", json!({})), &n, &snap),
+            (90 + 80) / 2
+        );
     }
 
     #[test]
@@ -227,9 +294,19 @@ mod tests {
         let st = CycleState::default();
         // cpu 3/4 = 0.75, memory 5000/10000 = 0.5: std 0.125 -> 87.
         let p = pod_requesting("p", "3", "5000");
-        assert_eq!(BalancedAllocation.score(&st, &p, &world.nodes[0], &snap), 87);
+        assert_eq!(
+            BalancedAllocation.score(&st, &p, &world.nodes[0], &snap),
+            87
+        );
         let mut cs = CycleState::default();
-        assert_eq!(BalancedAllocation.pre_score(&mut cs, &pod("e", json!({})), &[], &snap).code, Code::Skip);
-        assert!(BalancedAllocation.pre_score(&mut cs, &p, &[], &snap).is_success());
+        assert_eq!(
+            BalancedAllocation
+                .pre_score(&mut cs, &pod("e", json!({})), &[], &snap)
+                .code,
+            Code::Skip
+        );
+        assert!(BalancedAllocation
+            .pre_score(&mut cs, &p, &[], &snap)
+            .is_success());
     }
 }

@@ -45,7 +45,13 @@ mod tests {
 
     #[test]
     fn cordoned_nodes_take_only_tolerating_pods() {
-        let cordoned = node("n", json!({}), "1", "1Gi", json!({"spec": {"unschedulable": true}}));
+        let cordoned = node(
+            "n",
+            json!({}),
+            "1",
+            "1Gi",
+            json!({"spec": {"unschedulable": true}}),
+        );
         let open = plain_node("m", json!({}));
         let plain = pod("p", json!({}));
         let tolerant = pod(
@@ -56,7 +62,9 @@ mod tests {
         let s = NodeUnschedulable.filter(&st, &plain, &cordoned);
         assert_eq!(s.code, Code::UnschedulableAndUnresolvable);
         assert_eq!(s.message(), "node(s) were unschedulable");
-        assert!(NodeUnschedulable.filter(&st, &tolerant, &cordoned).is_success());
+        assert!(NodeUnschedulable
+            .filter(&st, &tolerant, &cordoned)
+            .is_success());
         assert!(NodeUnschedulable.filter(&st, &plain, &open).is_success());
     }
 }

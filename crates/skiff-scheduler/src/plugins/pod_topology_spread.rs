@@ -11,11 +11,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::framework::{CycleState, Filter, Plugin, PreFilter, PreScore, Score, Snapshot, StateData, Status, MAX_NODE_SCORE};
+use crate::framework::{
+    CycleState, Filter, Plugin, PreFilter, PreScore, Score, Snapshot, StateData, Status,
+    MAX_NODE_SCORE,
+};
 use crate::plugins::names;
-use crate::types::{is_do_not_schedule, untolerated_taint, NodeInfo, PodInfo, SpreadConstraint, LABEL_HOSTNAME};
+use crate::types::{
+    is_do_not_schedule, untolerated_taint, NodeInfo, PodInfo, SpreadConstraint, LABEL_HOSTNAME,
+};
 
-pub const ERR_REASON_CONSTRAINTS_NOT_MATCH: &str = "node(s) didn't match pod topology spread constraints";
+pub const ERR_REASON_CONSTRAINTS_NOT_MATCH: &str =
+    "node(s) didn't match pod topology spread constraints";
 pub const ERR_REASON_NODE_LABEL_NOT_MATCH: &str =
     "node(s) didn't match pod topology spread constraints (missing required label)";
 
@@ -35,7 +41,10 @@ fn soft(pod: &PodInfo) -> impl Iterator<Item = &SpreadConstraint> {
     pod.spread_constraints.iter().filter(|c| !c.hard)
 }
 
-fn has_all_keys<'a>(node: &NodeInfo, mut constraints: impl Iterator<Item = &'a SpreadConstraint>) -> bool {
+fn has_all_keys<'a>(
+    node: &NodeInfo,
+    mut constraints: impl Iterator<Item = &'a SpreadConstraint>,
+) -> bool {
     let labels = node.labels();
     constraints.all(|c| labels.contains_key(&c.topology_key))
 }
@@ -46,7 +55,9 @@ fn node_included(c: &SpreadConstraint, pod: &PodInfo, node: &NodeInfo) -> bool {
     if c.honor_node_affinity && !pod.node_affinity.matches(&node.name, node.labels()) {
         return false;
     }
-    if c.honor_node_taints && untolerated_taint(&node.taints, pod.tolerations(), is_do_not_schedule).is_some() {
+    if c.honor_node_taints
+        && untolerated_taint(&node.taints, pod.tolerations(), is_do_not_schedule).is_some()
+    {
         return false;
     }
     true
@@ -88,7 +99,11 @@ impl FilterState {
             if !c.selector.matches(other.labels()) || !node_included(c, pod, node) {
                 continue;
             }
-            let v = node.labels().get(&c.topology_key).cloned().unwrap_or_default();
+            let v = node
+                .labels()
+                .get(&c.topology_key)
+                .cloned()
+                .unwrap_or_default();
             *self.counts[i].entry(v).or_insert(0) += delta;
         }
         self.refresh_minimums();
@@ -150,7 +165,11 @@ impl Filter for PodTopologySpread {
                 return Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH);
             };
             let domains = s.counts[i].len() as i64;
-            let min = if domains < i64::from(c.min_domains) { 0 } else { s.minimums[i] };
+            let min = if domains < i64::from(c.min_domains) {
+                0
+            } else {
+                s.minimums[i]
+            };
             let self_match = i64::from(c.selector.matches(pod.labels()));
             let matching = s.counts[i].get(value.as_str()).copied().unwrap_or(0);
             if matching + self_match - min > i64::from(c.max_skew) {
@@ -175,7 +194,13 @@ impl StateData for ScoreState {
 }
 
 impl PreScore for PodTopologySpread {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo], snapshot: &Snapshot) -> Status {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        snapshot: &Snapshot,
+    ) -> Status {
         let n = soft(pod).count();
         if n == 0 || nodes.is_empty() {
             return Status::skip();
@@ -282,7 +307,13 @@ mod tests {
     use serde_json::json;
     use std::sync::Arc;
 
-    fn spread(name: &str, key: &str, skew: i32, when: &str, extra: serde_json::Value) -> Arc<PodInfo> {
+    fn spread(
+        name: &str,
+        key: &str,
+        skew: i32,
+        when: &str,
+        extra: serde_json::Value,
+    ) -> Arc<PodInfo> {
         let mut c = json!({"maxSkew": skew, "topologyKey": key, "whenUnsatisfiable": when,
             "labelSelector": {"matchLabels": {"app": "web"}}});
         if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
@@ -290,7 +321,11 @@ mod tests {
                 c.insert(k.clone(), v.clone());
             }
         }
-        pod_labeled(name, json!({"app": "web"}), json!({"topologySpreadConstraints": [c]}))
+        pod_labeled(
+            name,
+            json!({"app": "web"}),
+            json!({"topologySpreadConstraints": [c]}),
+        )
     }
 
     fn web(name: &str) -> Arc<PodInfo> {
@@ -301,7 +336,11 @@ mod tests {
         let snap = world.snapshot();
         let mut st = CycleState::default();
         assert!(PodTopologySpread.pre_filter(&mut st, p, &snap).is_success());
-        world.nodes.iter().map(|n| PodTopologySpread.filter(&st, p, n).code).collect()
+        world
+            .nodes
+            .iter()
+            .map(|n| PodTopologySpread.filter(&st, p, n).code)
+            .collect()
     }
 
     #[test]
@@ -316,23 +355,40 @@ mod tests {
         let p = spread("p", "zone", 1, "DoNotSchedule", json!({}));
         assert_eq!(
             filter_all(&world, &p),
-            [Code::Unschedulable, Code::Unschedulable, Code::Success, Code::UnschedulableAndUnresolvable]
+            [
+                Code::Unschedulable,
+                Code::Unschedulable,
+                Code::Success,
+                Code::UnschedulableAndUnresolvable
+            ]
         );
         let snap = world.snapshot();
         let mut st = CycleState::default();
         PodTopologySpread.pre_filter(&mut st, &p, &snap);
-        assert_eq!(PodTopologySpread.filter(&st, &p, &world.nodes[0]).message(), ERR_REASON_CONSTRAINTS_NOT_MATCH);
-        assert_eq!(PodTopologySpread.filter(&st, &p, &world.nodes[3]).message(), ERR_REASON_NODE_LABEL_NOT_MATCH);
+        assert_eq!(
+            PodTopologySpread.filter(&st, &p, &world.nodes[0]).message(),
+            ERR_REASON_CONSTRAINTS_NOT_MATCH
+        );
+        assert_eq!(
+            PodTopologySpread.filter(&st, &p, &world.nodes[3]).message(),
+            ERR_REASON_NODE_LABEL_NOT_MATCH
+        );
         // maxSkew 2 lets zone a take one more.
         let p = spread("p", "zone", 2, "DoNotSchedule", json!({}));
-        assert_eq!(filter_all(&world, &p)[..3], [Code::Unschedulable, Code::Unschedulable, Code::Success]);
+        assert_eq!(
+            filter_all(&world, &p)[..3],
+            [Code::Unschedulable, Code::Unschedulable, Code::Success]
+        );
     }
 
     #[test]
     fn min_domains_treats_the_minimum_as_zero() {
         // One domain with 1 pod: without minDomains skew is 1+1-1 = 1 (fits); with minDomains
         // 2 the global minimum is 0, skew 2 > 1.
-        let world = World::new(vec![with_pods(plain_node("a1", json!({"zone": "a"})), &[web("w1")])]);
+        let world = World::new(vec![with_pods(
+            plain_node("a1", json!({"zone": "a"})),
+            &[web("w1")],
+        )]);
         let p = spread("p", "zone", 1, "DoNotSchedule", json!({}));
         assert_eq!(filter_all(&world, &p), [Code::Success]);
         let p = spread("p", "zone", 1, "DoNotSchedule", json!({"minDomains": 2}));
@@ -343,23 +399,49 @@ mod tests {
     fn node_inclusion_policies() {
         // Zone b's only node is tainted: with nodeTaintsPolicy Honor it is no domain, so zone
         // a (1 pod) is the minimum and fits again.
-        let tainted = node("b1", json!({"zone": "b"}), "1", "1Gi", json!({"spec": {"taints": [{"key": "x", "effect": "NoSchedule"}]}}));
-        let world = World::new(vec![with_pods(plain_node("a1", json!({"zone": "a"})), &[web("w1")]), tainted]);
+        let tainted = node(
+            "b1",
+            json!({"zone": "b"}),
+            "1",
+            "1Gi",
+            json!({"spec": {"taints": [{"key": "x", "effect": "NoSchedule"}]}}),
+        );
+        let world = World::new(vec![
+            with_pods(plain_node("a1", json!({"zone": "a"})), &[web("w1")]),
+            tainted,
+        ]);
         let p = spread("p", "zone", 1, "DoNotSchedule", json!({}));
         assert_eq!(filter_all(&world, &p)[0], Code::Unschedulable);
-        let p = spread("p", "zone", 1, "DoNotSchedule", json!({"nodeTaintsPolicy": "Honor"}));
+        let p = spread(
+            "p",
+            "zone",
+            1,
+            "DoNotSchedule",
+            json!({"nodeTaintsPolicy": "Honor"}),
+        );
         assert_eq!(filter_all(&world, &p)[0], Code::Success);
         // nodeAffinityPolicy Honor (the default) leaves out nodes the pod cannot go to.
         let world = World::new(vec![
-            with_pods(plain_node("a1", json!({"zone": "a", "pool": "x"})), &[web("w1")]),
+            with_pods(
+                plain_node("a1", json!({"zone": "a", "pool": "x"})),
+                &[web("w1")],
+            ),
             plain_node("b1", json!({"zone": "b"})),
         ]);
         let mut p = json!({"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
             "labelSelector": {"matchLabels": {"app": "web"}}});
-        let honor = pod_labeled("h", json!({"app": "web"}), json!({"nodeSelector": {"pool": "x"}, "topologySpreadConstraints": [p.clone()]}));
+        let honor = pod_labeled(
+            "h",
+            json!({"app": "web"}),
+            json!({"nodeSelector": {"pool": "x"}, "topologySpreadConstraints": [p.clone()]}),
+        );
         assert_eq!(filter_all(&world, &honor)[0], Code::Success);
         p["nodeAffinityPolicy"] = json!("Ignore");
-        let ignore = pod_labeled("i", json!({"app": "web"}), json!({"nodeSelector": {"pool": "x"}, "topologySpreadConstraints": [p]}));
+        let ignore = pod_labeled(
+            "i",
+            json!({"app": "web"}),
+            json!({"nodeSelector": {"pool": "x"}, "topologySpreadConstraints": [p]}),
+        );
         assert_eq!(filter_all(&world, &ignore)[0], Code::Unschedulable);
     }
 
@@ -374,15 +456,23 @@ mod tests {
         let snap = world.snapshot();
         let mut st = CycleState::default();
         PodTopologySpread.pre_filter(&mut st, &p, &snap);
-        assert_eq!(PodTopologySpread.filter(&st, &p, &world.nodes[0]).code, Code::Unschedulable);
+        assert_eq!(
+            PodTopologySpread.filter(&st, &p, &world.nodes[0]).code,
+            Code::Unschedulable
+        );
         st.remove_pod(&p, &w1, &world.nodes[0]);
-        assert!(PodTopologySpread.filter(&st, &p, &world.nodes[0]).is_success());
+        assert!(PodTopologySpread
+            .filter(&st, &p, &world.nodes[0])
+            .is_success());
     }
 
     #[test]
     fn schedule_anyway_prefers_emptier_domains() {
         let world = World::new(vec![
-            with_pods(plain_node("a1", json!({"zone": "a"})), &[web("w1"), web("w2")]),
+            with_pods(
+                plain_node("a1", json!({"zone": "a"})),
+                &[web("w1"), web("w2")],
+            ),
             with_pods(plain_node("b1", json!({"zone": "b"})), &[web("w3")]),
             plain_node("c1", json!({"zone": "c"})),
             plain_node("x", json!({})),
@@ -391,8 +481,13 @@ mod tests {
         let snap = world.snapshot();
         let mut st = CycleState::default();
         let nodes: Vec<&NodeInfo> = world.nodes.iter().collect();
-        assert!(PodTopologySpread.pre_score(&mut st, &p, &nodes, &snap).is_success());
-        let mut scores: Vec<i64> = nodes.iter().map(|n| PodTopologySpread.score(&st, &p, n, &snap)).collect();
+        assert!(PodTopologySpread
+            .pre_score(&mut st, &p, &nodes, &snap)
+            .is_success());
+        let mut scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| PodTopologySpread.score(&st, &p, n, &snap))
+            .collect();
         // weight ln(3+2) = 1.609: a = 3.2 -> 3, b = 1.6 -> 2, c = 0.
         assert_eq!(scores, [3, 2, 0, 0]);
         PodTopologySpread.normalize(&st, &p, &nodes, &mut scores);

@@ -43,12 +43,20 @@ impl Score for TaintToleration {
             return 0;
         }
         let prefer = |tol: &&k8s_openapi::api::core::v1::Toleration| {
-            matches!(tol.effect.as_deref(), None | Some("") | Some("PreferNoSchedule"))
+            matches!(
+                tol.effect.as_deref(),
+                None | Some("") | Some("PreferNoSchedule")
+            )
         };
         node.taints
             .iter()
             .filter(|t| t.effect == "PreferNoSchedule")
-            .filter(|t| !pod.tolerations().iter().filter(prefer).any(|tol| tolerates(tol, t)))
+            .filter(|t| {
+                !pod.tolerations()
+                    .iter()
+                    .filter(prefer)
+                    .any(|tol| tolerates(tol, t))
+            })
             .count() as i64
     }
 
@@ -65,23 +73,41 @@ mod tests {
     use serde_json::json;
 
     fn tainted(name: &str, taints: serde_json::Value) -> NodeInfo {
-        node(name, json!({}), "1", "1Gi", json!({"spec": {"taints": taints}}))
+        node(
+            name,
+            json!({}),
+            "1",
+            "1Gi",
+            json!({"spec": {"taints": taints}}),
+        )
     }
 
     #[test]
     fn filter_table() {
         let st = CycleState::default();
-        let n = tainted("n", json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]));
+        let n = tainted(
+            "n",
+            json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]),
+        );
         let x = tainted("x", json!([{"key": "evict", "effect": "NoExecute"}]));
         let soft = tainted("s", json!([{"key": "soft", "effect": "PreferNoSchedule"}]));
         let plain = pod("p", json!({}));
-        let tol = pod("t", json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]}));
+        let tol = pod(
+            "t",
+            json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]}),
+        );
         let all = pod("a", json!({"tolerations": [{"operator": "Exists"}]}));
         let s = TaintToleration.filter(&st, &plain, &n);
         assert_eq!(s.code, Code::UnschedulableAndUnresolvable);
-        assert_eq!(s.message(), "node(s) had untolerated taint {dedicated: gpu}");
+        assert_eq!(
+            s.message(),
+            "node(s) had untolerated taint {dedicated: gpu}"
+        );
         assert!(TaintToleration.filter(&st, &tol, &n).is_success());
-        assert_eq!(TaintToleration.filter(&st, &plain, &x).message(), "node(s) had untolerated taint {evict: }");
+        assert_eq!(
+            TaintToleration.filter(&st, &plain, &x).message(),
+            "node(s) had untolerated taint {evict: }"
+        );
         assert!(!TaintToleration.filter(&st, &tol, &x).is_success());
         assert!(TaintToleration.filter(&st, &all, &x).is_success());
         // PreferNoSchedule never filters.
@@ -93,17 +119,31 @@ mod tests {
         let world = World::new(vec![
             plain_node("clean", json!({})),
             tainted("one", json!([{"key": "a", "effect": "PreferNoSchedule"}])),
-            tainted("two", json!([{"key": "a", "effect": "PreferNoSchedule"}, {"key": "b", "effect": "PreferNoSchedule"}])),
+            tainted(
+                "two",
+                json!([{"key": "a", "effect": "PreferNoSchedule"}, {"key": "b", "effect": "PreferNoSchedule"}]),
+            ),
         ]);
         let snap = world.snapshot();
         let st = CycleState::default();
-        let p = pod("p", json!({"tolerations": [{"key": "b", "operator": "Exists", "effect": "PreferNoSchedule"}]}));
-        let mut scores: Vec<i64> = world.nodes.iter().map(|n| TaintToleration.score(&st, &p, n, &snap)).collect();
+        let p = pod(
+            "p",
+            json!({"tolerations": [{"key": "b", "operator": "Exists", "effect": "PreferNoSchedule"}]}),
+        );
+        let mut scores: Vec<i64> = world
+            .nodes
+            .iter()
+            .map(|n| TaintToleration.score(&st, &p, n, &snap))
+            .collect();
         assert_eq!(scores, [0, 1, 1]);
         TaintToleration.normalize(&st, &p, &[], &mut scores);
         assert_eq!(scores, [100, 0, 0]);
         let q = pod("q", json!({}));
-        let mut scores: Vec<i64> = world.nodes.iter().map(|n| TaintToleration.score(&st, &q, n, &snap)).collect();
+        let mut scores: Vec<i64> = world
+            .nodes
+            .iter()
+            .map(|n| TaintToleration.score(&st, &q, n, &snap))
+            .collect();
         TaintToleration.normalize(&st, &q, &[], &mut scores);
         assert_eq!(scores, [100, 50, 0]);
     }

@@ -90,9 +90,15 @@ impl World {
             }
         }
         let namespaces = Arc::new(
-            [("default".to_string(), BTreeMap::from([("kubernetes.io/metadata.name".to_string(), "default".to_string())]))]
-                .into_iter()
-                .collect(),
+            [(
+                "default".to_string(),
+                BTreeMap::from([(
+                    "kubernetes.io/metadata.name".to_string(),
+                    "default".to_string(),
+                )]),
+            )]
+            .into_iter()
+            .collect(),
         );
         Self {
             nodes,
@@ -106,7 +112,11 @@ impl World {
             nodes: &self.nodes,
             image_nodes: &self.images,
             namespaces: &self.namespaces,
-            nodes_with_affinity_pods: self.nodes.iter().filter(|n| n.pods_with_affinity > 0).count(),
+            nodes_with_affinity_pods: self
+                .nodes
+                .iter()
+                .filter(|n| n.pods_with_affinity > 0)
+                .count(),
             nodes_with_required_anti_affinity_pods: self
                 .nodes
                 .iter()
@@ -124,7 +134,10 @@ impl World {
         if !s.is_success() {
             return self.nodes.iter().map(|_| s.clone()).collect();
         }
-        self.nodes.iter().map(|n| fwk.run_filters(&state, pod, n)).collect()
+        self.nodes
+            .iter()
+            .map(|n| fwk.run_filters(&state, pod, n))
+            .collect()
     }
 }
 
