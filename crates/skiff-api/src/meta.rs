@@ -412,7 +412,7 @@ mod tests {
         assert_eq!(none["metadata"]["uid"], "u1");
         let mut other = serde_json::json!({"metadata": {"name": "c", "uid": "u2"}});
         let e = prepare_update(&info, &old, &mut other).expect_err("another uid");
-        assert_eq!((e.code, &*e.reason), (422, "Invalid"));
+        assert_eq!((e.code, e.reason), (422, "Invalid"));
         assert_eq!(
             e.message,
             r#"ConfigMap "c" is invalid: metadata.uid: Invalid value: "u2": field is immutable"#
