@@ -276,8 +276,8 @@ impl Framework {
         let taints = Arc::new(TaintToleration);
         let affinity = Arc::new(NodeAffinity);
         let ports = Arc::new(NodePorts);
-        let fit = Arc::new(NodeResourcesFit::default());
-        let balanced = Arc::new(BalancedAllocation::default());
+        let fit = Arc::new(NodeResourcesFit);
+        let balanced = Arc::new(BalancedAllocation);
         let spread = Arc::new(PodTopologySpread);
         let inter = Arc::new(InterPodAffinity::default());
         let images = Arc::new(ImageLocality);

@@ -58,6 +58,10 @@ pub struct ScheduleResult {
     pub feasible_nodes: usize,
 }
 
+/// What one thread's share of the filtering found: the feasible nodes, the statuses of the
+/// others, and how many it looked at.
+type ChunkResult = (Vec<usize>, Vec<(usize, Status)>, usize);
+
 /// Why a cycle found no node.
 #[derive(Debug)]
 pub enum ScheduleError {
@@ -228,36 +232,35 @@ impl Algorithm {
             let rest = n - processed;
             let per = rest.div_ceil(threads);
             let base = processed;
-            let parts: Vec<(Vec<usize>, Vec<(usize, Status)>, usize)> =
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = (0..threads)
-                        .map(|t| {
-                            let check = &check;
-                            let found = &found;
-                            scope.spawn(move || {
-                                let (lo, hi) = (base + t * per, (base + (t + 1) * per).min(n));
-                                let mut ok = Vec::new();
-                                let mut bad = Vec::new();
-                                let mut done = 0;
-                                for k in lo..hi {
-                                    if found.load(Ordering::Relaxed) >= to_find {
-                                        break;
-                                    }
-                                    let (i, s) = check(k);
-                                    done += 1;
-                                    if s.is_success() {
-                                        ok.push(i);
-                                        found.fetch_add(1, Ordering::Relaxed);
-                                    } else {
-                                        bad.push((i, s));
-                                    }
+            let parts: Vec<ChunkResult> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let check = &check;
+                        let found = &found;
+                        scope.spawn(move || {
+                            let (lo, hi) = (base + t * per, (base + (t + 1) * per).min(n));
+                            let mut ok = Vec::new();
+                            let mut bad = Vec::new();
+                            let mut done = 0;
+                            for k in lo..hi {
+                                if found.load(Ordering::Relaxed) >= to_find {
+                                    break;
                                 }
-                                (ok, bad, done)
-                            })
+                                let (i, s) = check(k);
+                                done += 1;
+                                if s.is_success() {
+                                    ok.push(i);
+                                    found.fetch_add(1, Ordering::Relaxed);
+                                } else {
+                                    bad.push((i, s));
+                                }
+                            }
+                            (ok, bad, done)
                         })
-                        .collect();
-                    handles.into_iter().filter_map(|h| h.join().ok()).collect()
-                });
+                    })
+                    .collect();
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
             for (ok, bad, done) in parts {
                 feasible.extend(ok);
                 statuses.extend(bad);

@@ -125,7 +125,7 @@ impl AffinityTerm {
 
     /// Whether `pod` (whose namespace has `ns_labels`) matches the term.
     pub fn matches(&self, pod: &PodInfo, ns_labels: Option<&BTreeMap<String, String>>) -> bool {
-        let ns_ok = self.namespaces.iter().any(|n| *n == pod.namespace)
+        let ns_ok = self.namespaces.contains(&pod.namespace)
             || ns_labels.is_some_and(|l| self.namespace_selector.matches(l));
         ns_ok && self.selector.matches(pod.labels())
     }

@@ -193,8 +193,8 @@ impl Filter for InterPodAffinity {
                 }
             }
             if !pods_exist
-                && !(s.affinity.is_empty()
-                    && matches_all(&pod.required_affinity, pod, &s.namespaces))
+                && (!s.affinity.is_empty()
+                    || !matches_all(&pod.required_affinity, pod, &s.namespaces))
             {
                 return Status::unresolvable(ERR_REASON_AFFINITY);
             }

@@ -82,7 +82,7 @@ mod tests {
     fn a_removed_pod_frees_its_port() {
         let st = CycleState::default();
         let a = with_port("a", None, 80, "TCP");
-        let mut n = with_pods(plain_node("n", json!({})), &[a.clone()]);
+        let mut n = with_pods(plain_node("n", json!({})), std::slice::from_ref(&a));
         assert!(!NodePorts
             .filter(&st, &with_port("b", None, 80, "TCP"), &n)
             .is_success());

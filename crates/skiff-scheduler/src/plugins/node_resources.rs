@@ -66,7 +66,7 @@ impl Filter for NodeResourcesFit {
         // The common case without allocating: everything fits.
         let req = &pod.requests;
         let (a, r) = (&node.allocatable, &node.requested);
-        let fits = node.pods.len() as i64 + 1 <= a.allowed_pod_number
+        let fits = (node.pods.len() as i64) < a.allowed_pod_number
             && (req.milli_cpu <= 0 || req.milli_cpu <= a.milli_cpu - r.milli_cpu)
             && (req.memory <= 0 || req.memory <= a.memory - r.memory)
             && (req.ephemeral_storage <= 0

@@ -449,7 +449,10 @@ mod tests {
     fn removing_a_pod_updates_the_counts() {
         let w1 = web("w1");
         let world = World::new(vec![
-            with_pods(plain_node("a1", json!({"zone": "a"})), &[w1.clone()]),
+            with_pods(
+                plain_node("a1", json!({"zone": "a"})),
+                std::slice::from_ref(&w1),
+            ),
             plain_node("b1", json!({"zone": "b"})),
         ]);
         let p = spread("p", "zone", 1, "DoNotSchedule", json!({}));
