@@ -3,6 +3,10 @@
 //! request authenticated; everything but the health and version endpoints requires it
 //! (401 `Unauthorized` otherwise). Authorization (RBAC) comes later: for now any
 //! authenticated user may do anything.
+//!
+//! The distribution may add routes of its own under [`EXTRA_PREFIX`] ([`serve_with`]), such
+//! as the node join endpoint: they are served before authentication, so they check their own
+//! credentials (k3s serves its `/v1-k3s/` supervisor endpoints beside the API the same way).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -84,6 +88,9 @@ pub fn user_from_cert(der: &[u8]) -> Option<User> {
     Some(User { name, groups })
 }
 
+/// Where the routes handed to [`serve_with`] live.
+pub const EXTRA_PREFIX: &str = "/v1-skiff/";
+
 fn is_public(path: &str) -> bool {
     matches!(path, "/livez" | "/readyz" | "/healthz" | "/version")
         || path.starts_with("/livez/")
@@ -114,6 +121,18 @@ fn authenticate(app: &App, cert_user: Option<&User>, req: &Request) -> Option<Us
 /// Serves the API on `listener` until the task is dropped; then its connections end too
 /// (they are tasks of this one's `JoinSet`), and with them every use of `app`.
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Arc<App>) {
+    serve_with(listener, tls, app, None).await
+}
+
+/// [`serve`], with `extra` answering every path under [`EXTRA_PREFIX`]. Those requests are
+/// not authenticated here (no user is attached): `extra`'s handlers check credentials
+/// themselves.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Arc<App>,
+    extra: Option<axum::Router>,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let router = app.router();
     let mut connections = tokio::task::JoinSet::new();
@@ -133,6 +152,7 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: A
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
+        let extra = extra.clone();
         let app = app.clone();
         connections.spawn(async move {
             let stream =
@@ -150,7 +170,7 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: A
                 .peer_certificates()
                 .and_then(|certs| certs.first())
                 .and_then(|c| user_from_cert(c.as_ref()));
-            serve_connection(stream, peer, cert_user, router, app).await;
+            serve_connection(stream, peer, cert_user, router, extra, app).await;
         });
     }
 }
@@ -160,16 +180,23 @@ async fn serve_connection<S>(
     peer: SocketAddr,
     cert_user: Option<User>,
     router: axum::Router,
+    extra: Option<axum::Router>,
     app: Arc<App>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let router = router.clone();
+        let extra = extra.clone();
         let app = app.clone();
         let cert_user = cert_user.clone();
         async move {
             let mut req = req.map(axum::body::Body::new);
+            if let Some(extra) = extra {
+                if req.uri().path().starts_with(EXTRA_PREFIX) {
+                    return extra.oneshot(req).await;
+                }
+            }
             if !is_public(req.uri().path()) {
                 match authenticate(&app, cert_user.as_ref(), &req) {
                     Some(user) => {

@@ -18,8 +18,8 @@ use crate::leader::{self, LeaderConfig};
 use crate::pki::Pki;
 use crate::server::ServerArgs;
 
-/// The version part of the components' User-Agents.
-fn user_agent(component: &str) -> String {
+/// A component's User-Agent, as upstream's: `kubelet/v1.33.0+skiff (linux/amd64) kubernetes/skiff`.
+pub fn user_agent(component: &str) -> String {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -111,6 +111,28 @@ pub fn start(
                 }
             },
         ));
+    }
+    if args.simulated_nodes > 0 {
+        // Every simulated node of this server shares one node identity, as an agent's do.
+        let capacity = skiff_kubelet::sim::parse_capacity(&args.sim_capacity)
+            .map_err(|e| anyhow::anyhow!("--sim-capacity {:?}: {e}", args.sim_capacity))?;
+        let config = skiff_kubelet::sim::SimConfig {
+            count: args.simulated_nodes,
+            capacity,
+            ..skiff_kubelet::sim::SimConfig::default()
+        };
+        let user = crate::join::node_user(&skiff_kubelet::sim::node::node_name(&config, 0));
+        let client = local_client(
+            app,
+            &user,
+            &[crate::join::NODES_GROUP, "system:authenticated"],
+            &user_agent("kubelet"),
+        );
+        set.spawn(async move {
+            if let Err(e) = skiff_kubelet::sim::run(client, config).await {
+                tracing::error!(error = %e, "the simulated nodes stopped");
+            }
+        });
     }
     Ok(set)
 }

@@ -1,7 +1,7 @@
 //! skiff: a Kubernetes distribution in one binary.
 
 use clap::Parser;
-use skiff::{components, server};
+use skiff::{agent, components, server};
 
 /// The server allocates and frees many small JSON trees per request; mimalloc does that far
 /// faster than glibc's malloc (whose frees and consolidation were a fifth of a create's CPU
@@ -19,6 +19,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 enum Cli {
     /// Run the control plane (API server on an embedded datastore or etcd).
     Server(server::ServerArgs),
+    /// Join a server with its join token and run nodes (for now simulated ones).
+    Agent(agent::AgentArgs),
     /// Run the controller manager alone, against the API of a kubeconfig (for control planes
     /// whose components run in processes of their own).
     #[command(name = "controller-manager", hide = true)]
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli {
             Cli::Server(args) => server::run(args).await,
+            Cli::Agent(args) => agent::run(args).await,
             Cli::ControllerManager(args) => components::run_controller_manager(args).await,
         }
     });

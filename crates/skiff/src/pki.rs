@@ -1,7 +1,8 @@
 //! The cluster's certificates, generated on first start and reused afterwards: a CA, the
 //! API server's serving certificate (SANs: loopback, the host's addresses and name, the
 //! `kubernetes` Service names and IP, and `--tls-san` extras; regenerated when that list
-//! changes) and the admin client certificate (`system:admin` in `system:masters`).
+//! changes) and the admin client certificate (`system:admin` in `system:masters`). Nodes
+//! that join get client certificates of their own from [`Pki::issue_client_cert`].
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -13,8 +14,11 @@ use rcgen::{
 };
 
 /// PEM files of the cluster's TLS material.
+#[derive(Clone)]
 pub struct Pki {
     pub ca_cert: String,
+    /// The CA's private key (PEM), to sign what joining nodes are issued.
+    pub ca_key: String,
     pub serving_cert: String,
     pub serving_key: String,
     pub admin_cert: String,
@@ -105,9 +109,7 @@ impl Pki {
                 (cert.pem(), key.serialize_pem())
             }
         };
-        let ca_key = KeyPair::from_pem(&ca_key).context("reading the CA key")?;
-        let issuer =
-            Issuer::from_ca_cert_pem(&ca_cert, ca_key).context("reading the CA certificate")?;
+        let issuer = issuer(&ca_cert, &ca_key)?;
 
         let sans_text = sans.join("\n");
         let serving = match (
@@ -160,11 +162,42 @@ impl Pki {
         };
         Ok(Self {
             ca_cert,
+            ca_key,
             serving_cert: serving.0,
             serving_key: serving.1,
             admin_cert: admin.0,
             admin_key: admin.1,
         })
+    }
+}
+
+fn issuer(ca_cert: &str, ca_key: &str) -> Result<Issuer<'static, KeyPair>> {
+    let key = KeyPair::from_pem(ca_key).context("reading the CA key")?;
+    Issuer::from_ca_cert_pem(ca_cert, key).context("reading the CA certificate")
+}
+
+impl Pki {
+    /// A fresh key and a client certificate for user `user` in `groups` (CN and O, what the
+    /// API server's client certificate authentication reads), signed by the cluster CA.
+    /// Returns (certificate, key), both PEM.
+    pub fn issue_client_cert(&self, user: &str, groups: &[&str]) -> Result<(String, String)> {
+        let issuer = issuer(&self.ca_cert, &self.ca_key)?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, user);
+        for group in groups {
+            name.push(DnType::OrganizationName, *group);
+        }
+        params.distinguished_name = name;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
     }
 }
 
@@ -229,6 +262,21 @@ mod tests {
         assert_eq!(first.ca_cert, changed.ca_cert);
         assert_ne!(first.serving_cert, changed.serving_cert);
         assert_eq!(first.admin_cert, changed.admin_cert);
+        Ok(())
+    }
+
+    /// A node's certificate names it as the API server's authenticator reads names.
+    #[test]
+    fn issued_client_certificates_carry_the_user_and_groups() -> Result<()> {
+        use rustls_pki_types::pem::PemObject;
+        let dir = tempfile::tempdir()?;
+        let pki = Pki::load_or_create(dir.path(), &["127.0.0.1".to_owned()])?;
+        let (cert, key) = pki.issue_client_cert("system:node:sim-0", &["system:nodes"])?;
+        assert!(key.contains("PRIVATE KEY"));
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes())?;
+        let user = skiff_apiserver::tls::user_from_cert(der.as_ref()).context("a user")?;
+        assert_eq!(user.name, "system:node:sim-0");
+        assert_eq!(user.groups, vec!["system:nodes".to_owned()]);
         Ok(())
     }
 }

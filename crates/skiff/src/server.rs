@@ -208,6 +208,7 @@ pub async fn start(args: &ServerArgs) -> Result<Running> {
     let sans = pki::serving_sans(&args.tls_san, service_ip);
     let pki = Pki::load_or_create(&server_dir.join("tls"), &sans)?;
     let token = load_token(&server_dir.join("token"))?;
+    let join_routes = crate::join::router(&token, pki.clone());
 
     let ranges =
         skiff_apiserver::services::ServiceRanges::parse(&args.service_cidr).with_context(|| {
@@ -259,7 +260,12 @@ pub async fn start(args: &ServerArgs) -> Result<Running> {
     if let Some(extra) = &args.write_kubeconfig {
         pki::write_kubeconfig(extra, &kubeconfig)?;
     }
-    let task = tokio::spawn(tls::serve(listener, tls_config, app.clone()));
+    let task = tokio::spawn(tls::serve_with(
+        listener,
+        tls_config,
+        app.clone(),
+        Some(join_routes),
+    ));
     let components = components::start(&app, args, &pki, &server_dir)?;
     Ok(Running {
         url,

@@ -1,7 +1,9 @@
 //! End to end: the real `skiff server` binary on a random port with a temp data dir, driven
 //! by the real kubectl (/usr/bin/kubectl) with default flags. Each scenario runs against
 //! the embedded datastore and again against a real etcd, to show the API does not depend
-//! on the backend.
+//! on the backend. The scenarios that patch a Deployment's status by hand run on a server
+//! without controllers (the Deployment controller owns that status); what the controllers
+//! do, seen through kubectl, is in `controlplane.rs` and `deployments.rs`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -32,7 +34,25 @@ impl Cluster {
         Self::start_in(dir, etcd)
     }
 
+    /// A server without the controller manager and the scheduler: for scenarios that write
+    /// the status of built-in kinds themselves (the controllers would overwrite it).
+    fn start_api_only(etcd: Option<EtcdProcess>) -> Result<Self> {
+        Self::start_with(
+            tempfile::tempdir()?,
+            etcd,
+            &["--disable-controller-manager", "--disable-scheduler"],
+        )
+    }
+
     fn start_in(dir: tempfile::TempDir, etcd: Option<EtcdProcess>) -> Result<Self> {
+        Self::start_with(dir, etcd, &[])
+    }
+
+    fn start_with(
+        dir: tempfile::TempDir,
+        etcd: Option<EtcdProcess>,
+        extra: &[&str],
+    ) -> Result<Self> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
         cmd.args([
             "server",
@@ -49,6 +69,7 @@ impl Cluster {
         if let Some(e) = &etcd {
             cmd.args(["--datastore-endpoint", &e.endpoint()]);
         }
+        cmd.args(extra);
         let mut child = cmd.spawn().context("starting skiff server")?;
         let stderr = child.stderr.take().context("no stderr")?;
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -168,14 +189,17 @@ fn with_etcd() -> Result<EtcdProcess> {
     rt.block_on(EtcdProcess::start())
 }
 
-/// Runs `scenario` against the embedded store and against etcd.
+/// Runs each scenario against the embedded store and against etcd; those after `api_only:`
+/// on a server without controllers (they write built-in kinds' status themselves).
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)?; api_only: $($api:ident),* $(,)?) => {
         mod embedded {
             $( #[test] fn $name() -> anyhow::Result<()> { super::$name(&super::Cluster::start(None)?) } )*
+            $( #[test] fn $api() -> anyhow::Result<()> { super::$api(&super::Cluster::start_api_only(None)?) } )*
         }
         mod etcd {
             $( #[test] fn $name() -> anyhow::Result<()> { super::$name(&super::Cluster::start(Some(super::with_etcd()?))?) } )*
+            $( #[test] fn $api() -> anyhow::Result<()> { super::$api(&super::Cluster::start_api_only(Some(super::with_etcd()?))?) } )*
         }
     };
 }
@@ -189,15 +213,16 @@ on_both_backends!(
     namespace_lifecycle,
     bad_requests,
     cascading_delete,
-    more_commands,
     services_and_events,
     terminating_namespace,
-    strategic_merge_patches,
     client_side_apply,
-    server_side_apply,
     one_resource_in_two_versions,
     edit_diff_replace_directories_and_prune,
-    client_side_apply_upgraded_to_server_side
+    client_side_apply_upgraded_to_server_side;
+    api_only:
+    more_commands,
+    strategic_merge_patches,
+    server_side_apply
 );
 
 fn discovery_and_version(c: &Cluster) -> Result<()> {

@@ -1,0 +1,145 @@
+//! `skiff agent`: joins a server with the join token and runs nodes. For now the nodes are
+//! simulated (`--simulated-nodes N`, `skiff_kubelet::sim`); a real kubelet comes later.
+//!
+//! The agent joins once at every start ([`crate::join`]): it gets the cluster CA and a
+//! client certificate for `system:node:<--node-name>` in `system:nodes`, and runs all its
+//! simulated nodes over HTTPS with that one identity (kwok's nodes share one client too). A
+//! per-node identity matters once authorization (the node authorizer) is enforced.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::components;
+use crate::join;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// The server to join (`https://host:6443`).
+    #[arg(long, short = 's', env = "SKIFF_URL")]
+    pub server: String,
+    /// The join token: the server's `<data-dir>/server/token`.
+    #[arg(long, short = 't', env = "SKIFF_TOKEN", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// A file holding the join token.
+    #[arg(long, env = "SKIFF_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The name this agent joins as (its identity is `system:node:<name>`). Default: the
+    /// first simulated node's name.
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Run this many simulated nodes: they register, keep their Leases, and report the pods
+    /// bound to them running, without running anything.
+    #[arg(long, default_value_t = 0)]
+    pub simulated_nodes: usize,
+    /// The capacity (and allocatable) of each simulated node.
+    #[arg(long, default_value = "cpu=32,memory=256Gi,pods=110")]
+    pub sim_capacity: String,
+    /// The simulated nodes' name prefix (default: `<hostname>-sim-`).
+    #[arg(long)]
+    pub sim_name_prefix: Option<String>,
+    /// The InternalIP of the first simulated node; the others count up from it.
+    #[arg(long, default_value = "10.41.0.1")]
+    pub sim_node_ip_start: Ipv4Addr,
+}
+
+/// This machine's name as a node name prefix: lowercase, anything else a `-`.
+fn host_prefix() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let cleaned: String = host
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let cleaned = cleaned.trim_matches('-');
+    if cleaned.is_empty() {
+        "agent-sim-".into()
+    } else {
+        format!("{cleaned}-sim-")
+    }
+}
+
+fn token(args: &AgentArgs) -> Result<String> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading --token-file {}", path.display()))?,
+        (None, None) => bail!(
+            "pass --token or --token-file: the join token is <data-dir>/server/token on the server"
+        ),
+    };
+    let token = token.trim().to_owned();
+    if token.is_empty() {
+        bail!("the join token is empty: it is <data-dir>/server/token on the server");
+    }
+    Ok(token)
+}
+
+/// The simulated nodes' settings from the flags.
+pub fn sim_config(args: &AgentArgs) -> Result<skiff_kubelet::sim::SimConfig> {
+    let capacity = skiff_kubelet::sim::parse_capacity(&args.sim_capacity)
+        .map_err(|e| anyhow::anyhow!("--sim-capacity: {e}"))?;
+    let config = skiff_kubelet::sim::SimConfig {
+        count: args.simulated_nodes,
+        name_prefix: args.sim_name_prefix.clone().unwrap_or_else(host_prefix),
+        capacity,
+        node_ip_start: args.sim_node_ip_start,
+        ..skiff_kubelet::sim::SimConfig::default()
+    };
+    skiff_kubelet::sim::validate(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(config)
+}
+
+/// A kube client for `config` that names itself `component` (so the server records its
+/// writes under upstream's manager name).
+pub fn client_as(config: kube::Config, component: &str) -> Result<kube::Client> {
+    let agent = http::HeaderValue::from_str(&components::user_agent(component))
+        .unwrap_or_else(|_| http::HeaderValue::from_static("skiff"));
+    Ok(kube::client::ClientBuilder::try_from(config)
+        .context("building the API client")?
+        .with_layer(&tower::util::MapRequestLayer::new(
+            move |mut req: http::Request<kube::client::Body>| {
+                req.headers_mut()
+                    .insert(http::header::USER_AGENT, agent.clone());
+                req
+            },
+        ))
+        .build())
+}
+
+/// `skiff agent`: joins, then runs the nodes until SIGINT or SIGTERM.
+pub async fn run(args: AgentArgs) -> Result<()> {
+    if args.simulated_nodes == 0 {
+        bail!(
+            "skiff agent runs only simulated nodes for now: pass --simulated-nodes N \
+             (the real kubelet is not built yet)"
+        );
+    }
+    let token = token(&args)?;
+    let config = sim_config(&args)?;
+    let node_name = args
+        .node_name
+        .clone()
+        .unwrap_or_else(|| skiff_kubelet::sim::node::node_name(&config, 0));
+    if !join::valid_node_name(&node_name) {
+        bail!("--node-name {node_name:?} is not a valid node name (a lowercase DNS subdomain)");
+    }
+    let credentials = join::join(&args.server, &token, &node_name).await?;
+    let client = client_as(join::node_config(&args.server, &credentials)?, "kubelet")?;
+    tracing::info!(
+        "skiff agent joined {} as {}; running {} simulated nodes ({}0 ...)",
+        args.server,
+        credentials.user,
+        config.count,
+        config.name_prefix
+    );
+    tokio::select! {
+        result = skiff_kubelet::sim::run(client, config) => {
+            result.context("the simulated nodes stopped")?;
+        }
+        _ = crate::server::shutdown_signal() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
