@@ -160,7 +160,8 @@ async fn wait_rolled_out(api: &Api<Deployment>, name: &str, limit: Duration) -> 
         if started.elapsed() > limit {
             bail!(
                 "{name} not rolled out after {limit:?}: {:?}",
-                d.status.map(|s| (s.replicas, s.updated_replicas, s.available_replicas))
+                d.status
+                    .map(|s| (s.replicas, s.updated_replicas, s.available_replicas))
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -111,7 +111,9 @@ async fn controllers_resume_after_an_api_server_restart(etcd: Option<EtcdProcess
                          "spec": {"containers": [{"name": "c", "image": "img:1"}]}}
         }
     }))?;
-    deployments.create(&PostParams::default(), &deployment).await?;
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await?;
     let before = wait_for("the Deployment's 3 pods", WAIT, || async {
         let pods = web_pods(&client).await?;
         Ok((pods.len() == 3).then_some(pods))
@@ -130,7 +132,10 @@ async fn controllers_resume_after_an_api_server_restart(etcd: Option<EtcdProcess
     // Nothing was created twice while the controllers resynced...
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = web_pods(&client).await?;
-    ensure!(after == before, "pods changed across the restart: {before:?} -> {after:?}");
+    ensure!(
+        after == before,
+        "pods changed across the restart: {before:?} -> {after:?}"
+    );
 
     // ... and they act on what changes after it, exactly once.
     deployments
@@ -151,13 +156,19 @@ async fn controllers_resume_after_an_api_server_restart(etcd: Option<EtcdProcess
     ensure!(settled == scaled, "{scaled:?} -> {settled:?}");
     let rs: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
         Api::namespaced(client.clone(), "default");
-    let sets = rs.list(&ListParams::default().labels("app=web")).await?.items;
+    let sets = rs
+        .list(&ListParams::default().labels("app=web"))
+        .await?
+        .items;
     ensure!(sets.len() == 1, "one ReplicaSet, not {}", sets.len());
     drop(cm);
     // Its informers backed off while the server was away instead of spinning.
     let lines = std::fs::read_to_string(&log_path)?.lines().count();
     // (35 warnings on this machine; a client retrying without backoff writes thousands.)
-    ensure!(lines < 1_000, "the controller manager logged {lines} lines in a few seconds");
+    ensure!(
+        lines < 1_000,
+        "the controller manager logged {lines} lines in a few seconds"
+    );
     Ok(())
 }
 
