@@ -14,6 +14,7 @@
 
 pub mod events;
 pub mod expectations;
+pub mod history;
 pub mod informers;
 pub mod owners;
 pub mod pods;
