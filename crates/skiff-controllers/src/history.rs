@@ -161,6 +161,16 @@ pub fn template_patch(template: &PodTemplateSpec) -> Result<Value> {
         t = Value::Object(Map::new());
     }
     if let Value::Object(m) = &mut t {
+        // Go prints the template's ObjectMeta and PodSpec structs even when empty, and an
+        // unset creationTimestamp as null: so does this, for upstream's bytes.
+        let meta = m
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(meta) = meta {
+            meta.entry("creationTimestamp").or_insert(Value::Null);
+        }
+        m.entry("spec")
+            .or_insert_with(|| serde_json::json!({"containers": null}));
         m.insert("$patch".into(), Value::String("replace".into()));
     }
     Ok(serde_json::json!({"spec": {"template": t}}))
@@ -528,14 +538,14 @@ mod tests {
         let bytes = go_json(&patch);
         assert_eq!(
             String::from_utf8_lossy(&bytes),
-            r#"{"spec":{"template":{"$patch":"replace","metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"image":"nginx:1.25","name":"nginx"}]}}}}"#
+            r#"{"spec":{"template":{"$patch":"replace","metadata":{"creationTimestamp":null,"labels":{"app":"web"}},"spec":{"containers":[{"image":"nginx:1.25","name":"nginx"}]}}}}"#
         );
         // Expected values computed with upstream's algorithm (FNV-1 32 over these bytes,
         // then strconv.FormatInt(probe), fmt.Sprint of the sum, rand.SafeEncodeString):
-        // sums 2082509260, 860193812, 860193813.
-        assert_eq!(hash_data(&patch, None), "64d694f6b4");
-        assert_eq!(hash_data(&patch, Some(0)), "db45f7d56");
-        assert_eq!(hash_data(&patch, Some(1)), "db45f7d57");
+        // sums 98561898, 2844124142, 2844124143.
+        assert_eq!(hash_data(&patch, None), "fd9b5dfd");
+        assert_eq!(hash_data(&patch, Some(0)), "6d88568586");
+        assert_eq!(hash_data(&patch, Some(1)), "6d88568587");
 
         let r = new_revision(
             &parent(),
@@ -545,18 +555,41 @@ mod tests {
             1,
             Some(0),
         );
-        assert_eq!(r.metadata.name.as_deref(), Some("web-db45f7d56"));
+        assert_eq!(r.metadata.name.as_deref(), Some("web-6d88568586"));
         let labels = r.metadata.labels.clone().unwrap_or_default();
         assert_eq!(labels.get("app").map(String::as_str), Some("web"));
         assert_eq!(
             labels.get(HASH_LABEL).map(String::as_str),
-            Some("db45f7d56")
+            Some("6d88568586")
         );
         assert_eq!(
             controller_of(&r.metadata).map(|c| c.uid.as_str()),
             Some("uid-web")
         );
-        assert_eq!(hash_revision(&r, Some(0)), "db45f7d56");
+        assert_eq!(hash_revision(&r, Some(0)), "6d88568586");
+    }
+
+    #[test]
+    fn the_hash_of_a_revision_written_by_kube_controller_manager_1_33() {
+        // Upstream's pkg/controller/statefulset/testdata/compatibility_revision_1.33.0.json:
+        // revision test-c77f6d978 (collisionCount 0) with these data.
+        let data: Value = serde_json::from_str(
+            r#"{"spec":{"template":{"$patch":"replace","metadata":{"annotations":{"test":"value"},"creationTimestamp":null,"labels":{"app":"foo"}},"spec":{"containers":[{"image":"test","imagePullPolicy":"Always","name":"test","resources":{},"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File"}],"dnsPolicy":"ClusterFirst","restartPolicy":"Always","schedulerName":"default-scheduler","securityContext":{},"terminationGracePeriodSeconds":30}}}}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(hash_data(&data, Some(0)), "c77f6d978");
+        // And the template as our API server holds it gives the same patch.
+        let template: PodTemplateSpec = serde_json::from_value(json!({
+            "metadata": {"annotations": {"test": "value"}, "labels": {"app": "foo"}},
+            "spec": {"containers": [{"image": "test", "imagePullPolicy": "Always", "name": "test",
+                "resources": {}, "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File"}], "dnsPolicy": "ClusterFirst",
+                "restartPolicy": "Always", "schedulerName": "default-scheduler",
+                "securityContext": {}, "terminationGracePeriodSeconds": 30}}))
+        .unwrap_or_default();
+        let patch = template_patch(&template).unwrap_or_default();
+        assert_eq!(go_json(&patch), go_json(&data));
+        assert_eq!(hash_data(&patch, Some(0)), "c77f6d978");
     }
 
     #[test]
