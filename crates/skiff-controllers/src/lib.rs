@@ -21,6 +21,9 @@ pub mod pods;
 
 pub mod cronjob;
 pub mod deployment;
+pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod job;
 pub mod namespace;
 pub mod nodeipam;
@@ -28,6 +31,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod ttlafterfinished;
 
 use std::future::Future;
@@ -70,6 +74,9 @@ pub struct Config {
     pub terminated_pod_gc_threshold: usize,
     /// Which controllers to run (upstream's `--controllers`): empty means all.
     pub controllers: Vec<String>,
+    /// `--max-endpoints-per-slice`: the most endpoints the EndpointSlice controller puts in
+    /// one slice.
+    pub max_endpoints_per_slice: usize,
 }
 
 impl Default for Config {
@@ -81,6 +88,7 @@ impl Default for Config {
             node_monitor_grace_period: Duration::from_secs(40),
             terminated_pod_gc_threshold: 12_500,
             controllers: Vec::new(),
+            max_endpoints_per_slice: 100,
         }
     }
 }
@@ -124,9 +132,13 @@ const CONTROLLERS: &[(&str, Setup)] = &[
     ("deployment", deployment::controller),
     ("replicaset", replicaset::controller),
     ("replicationcontroller", replicaset::replication_controller),
+    ("statefulset", statefulset::controller),
     ("job", job::controller),
     ("cronjob", cronjob::controller),
     ("ttl-after-finished", ttlafterfinished::controller),
+    ("endpoint", endpoints::controller),
+    ("endpointslice", endpointslice::controller),
+    ("disruption", disruption::controller),
 ];
 
 /// Runs the controller manager until the returned future is dropped.
