@@ -1701,20 +1701,25 @@ impl Ctx {
         ))
     }
 
-    /// `pods/eviction`: a delete (disruption budgets come with the controllers).
+    /// `pods/eviction`: a delete that respects the pod's disruption budget
+    /// ([`crate::eviction`]).
     async fn evict(&self, body: Value) -> ApiResult {
         let opts = delete_options(
             &self.query,
             body.get("deleteOptions").cloned().unwrap_or(Value::Null),
         )?;
-        self.app
-            .objects
-            .delete(&self.info, self.ns.as_deref(), self.name(), &opts, now())
-            .await?;
-        Ok(json_response(
-            StatusCode::CREATED,
-            &skiff_api::status::success(),
-        ))
+        let ns = self.ns.as_deref().unwrap_or_default();
+        let (code, status) = crate::eviction::evict(
+            &self.app,
+            &self.info,
+            ns,
+            self.name(),
+            &body,
+            self.query.dry_run()?,
+            opts,
+        )
+        .await?;
+        Ok(json_response(code, &status))
     }
 
     async fn delete(&self, body: &[u8]) -> ApiResult {

@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod discovery;
+pub mod eviction;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod gc;
