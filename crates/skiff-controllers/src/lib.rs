@@ -31,6 +31,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod ttlafterfinished;
 
 use std::future::Future;
@@ -131,6 +132,7 @@ const CONTROLLERS: &[(&str, Setup)] = &[
     ("deployment", deployment::controller),
     ("replicaset", replicaset::controller),
     ("replicationcontroller", replicaset::replication_controller),
+    ("statefulset", statefulset::controller),
     ("job", job::controller),
     ("cronjob", cronjob::controller),
     ("ttl-after-finished", ttlafterfinished::controller),
