@@ -17,38 +17,32 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::ListParams;
-use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use common::{wait_for, Cluster};
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(120);
 
-/// A stand-in binder until the scheduler runs in `skiff server`: each new pod goes to the
-/// node its `kubernetes.io/hostname` node selector names, else to the next schedulable node;
-/// watch errors are retried.
-pub async fn bind_pods(client: Client) {
+/// A stand-in binder until the scheduler runs in `skiff server`: every 200 ms, each unbound
+/// pod goes to the node its `kubernetes.io/hostname` node selector names, else to the next
+/// schedulable node (a pod whose node is cordoned waits for it); errors are retried.
+async fn bind_pods(client: Client) {
     let pods: Api<Pod> = Api::all(client.clone());
     let nodes: Api<Node> = Api::all(client.clone());
     let mut next = 0usize;
-    let mut events = std::pin::pin!(watcher(pods, watcher::Config::default())
-        .default_backoff()
-        .applied_objects());
-    while let Some(event) = events.next().await {
-        let Ok(pod) = event else { continue };
-        let spec = pod.spec.clone().unwrap_or_default();
-        if pod.metadata.deletion_timestamp.is_some() || spec.node_name.is_some() {
-            continue;
-        }
-        let Ok(list) = nodes.list(&ListParams::default()).await else {
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (Ok(pod_list), Ok(node_list)) = (
+            pods.list(&ListParams::default()).await,
+            nodes.list(&ListParams::default()).await,
+        ) else {
             continue;
         };
-        let mut schedulable: Vec<String> = list
+        let mut schedulable: Vec<String> = node_list
             .items
             .iter()
             .filter(|n| {
@@ -60,33 +54,39 @@ pub async fn bind_pods(client: Client) {
             .map(|n| n.name_any())
             .collect();
         schedulable.sort();
-        let target = match spec
-            .node_selector
-            .as_ref()
-            .and_then(|s| s.get("kubernetes.io/hostname"))
-        {
-            Some(wanted) if schedulable.contains(wanted) => wanted.clone(),
-            Some(_) => continue,
-            None if schedulable.is_empty() => continue,
-            None => {
-                next += 1;
-                schedulable[next % schedulable.len()].clone()
+        for pod in pod_list.items {
+            let spec = pod.spec.clone().unwrap_or_default();
+            if pod.metadata.deletion_timestamp.is_some() || spec.node_name.is_some() {
+                continue;
             }
-        };
-        let ns = pod.namespace().unwrap_or_default();
-        let name = pod.name_any();
-        let binding = json!({
-            "apiVersion": "v1", "kind": "Binding",
-            "metadata": {"name": name, "namespace": ns},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": target}
-        });
-        let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
-        if let Ok(req) = http::Request::post(url)
-            .header("content-type", "application/json")
-            .body(binding.to_string().into_bytes())
-        {
-            // Already bound (a scheduler was first) is fine.
-            let _ = client.request_text(req).await;
+            let target = match spec
+                .node_selector
+                .as_ref()
+                .and_then(|s| s.get("kubernetes.io/hostname"))
+            {
+                Some(wanted) if schedulable.contains(wanted) => wanted.clone(),
+                Some(_) => continue,
+                None if schedulable.is_empty() => continue,
+                None => {
+                    next += 1;
+                    schedulable[next % schedulable.len()].clone()
+                }
+            };
+            let ns = pod.namespace().unwrap_or_default();
+            let name = pod.name_any();
+            let binding = json!({
+                "apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": name, "namespace": ns},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": target}
+            });
+            let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
+            if let Ok(req) = http::Request::post(url)
+                .header("content-type", "application/json")
+                .body(binding.to_string().into_bytes())
+            {
+                // Already bound (a scheduler was first) is fine.
+                let _ = client.request_text(req).await;
+            }
         }
     }
 }
