@@ -367,3 +367,123 @@ pub fn services_to_update(
     out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ServiceSpec;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
+    use kube::ResourceExt;
+
+    fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some("ns".into());
+        p.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        p
+    }
+
+    fn svc(name: &str, selector: &[(&str, &str)]) -> Service {
+        let mut s = Service::default();
+        s.metadata.name = Some(name.into());
+        s.metadata.namespace = Some("ns".into());
+        s.spec = Some(ServiceSpec {
+            selector: Some(
+                selector
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..Default::default()
+        });
+        s
+    }
+
+    fn names(refs: &[ObjectRef<Service>]) -> Vec<&str> {
+        refs.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    #[test]
+    fn pods_wake_the_services_of_their_old_and_new_labels() {
+        let mut pods_w: Writer<Pod> = Writer::new(());
+        let mut svcs_w: Writer<Service> = Writer::new(());
+        for s in [
+            svc("web", &[("app", "web")]),
+            svc("web-canary", &[("app", "web"), ("track", "canary")]),
+            svc("db", &[("app", "db")]),
+            svc("none", &[]),
+        ] {
+            svcs_w.apply_watcher_event(&Event::Apply(s));
+        }
+        let pods = LabelIndex::new(pods_w.as_reader(), None, pod_fingerprint);
+        let services = ServiceIndex::new(svcs_w.as_reader());
+        // Built (empty) before the pod comes.
+        assert!(pods
+            .matching("ns", &[("app".to_owned(), "web".to_owned())].into())
+            .is_empty());
+
+        // A new pod: the Services selecting it.
+        let p = pod("a", &[("app", "web"), ("track", "canary")]);
+        pods_w.apply_watcher_event(&Event::Apply(p.clone()));
+        assert_eq!(
+            names(&services_to_update(&pods, &services, &p)),
+            vec!["web", "web-canary"]
+        );
+        // Nothing it shows changed: no Service.
+        assert!(services_to_update(&pods, &services, &p).is_empty());
+        // Relabelled: the Services it left and joined.
+        let moved = pod("a", &[("app", "db")]);
+        pods_w.apply_watcher_event(&Event::Apply(moved.clone()));
+        assert_eq!(
+            names(&services_to_update(&pods, &services, &moved)),
+            vec!["db", "web", "web-canary"]
+        );
+        // Gone: the Services of its last labels.
+        pods_w.apply_watcher_event(&Event::Delete(moved.clone()));
+        assert_eq!(
+            names(&services_to_update(&pods, &services, &moved)),
+            vec!["db"]
+        );
+    }
+
+    #[test]
+    fn a_selector_is_answered_from_the_index() {
+        let mut w: Writer<Pod> = Writer::new(());
+        for p in [
+            pod("a", &[("app", "web")]),
+            pod("b", &[("app", "web"), ("track", "canary")]),
+            pod("c", &[("app", "db")]),
+        ] {
+            w.apply_watcher_event(&Event::Apply(p));
+        }
+        let index = LabelIndex::new(w.as_reader(), None, pod_fingerprint);
+        let sel = |pairs: &[(&str, &str)]| -> Labels {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let got = |s: &Labels| -> Vec<String> {
+            index
+                .matching("ns", s)
+                .iter()
+                .map(|p| p.name_any())
+                .collect()
+        };
+        assert_eq!(got(&sel(&[("app", "web")])), vec!["a", "b"]);
+        assert_eq!(got(&sel(&[("app", "web"), ("track", "canary")])), vec!["b"]);
+        assert!(got(&sel(&[("app", "none")])).is_empty());
+        assert!(index.matching("other", &sel(&[("app", "web")])).is_empty());
+        // A later pod is filed by observe.
+        let d = pod("d", &[("app", "web")]);
+        w.apply_watcher_event(&Event::Apply(d.clone()));
+        index.observe(&d);
+        assert_eq!(got(&sel(&[("app", "web")])), vec!["a", "b", "d"]);
+    }
+}

@@ -30,6 +30,7 @@ use crate::endpoints::index::{
     pod_fingerprint, selector_of, services_to_update, LabelIndex, Labels, ServiceIndex,
 };
 use crate::endpoints::util::TriggerTimeTracker;
+use crate::events::Recorder;
 use crate::owners::FIELD_MANAGER;
 use crate::pods::key_of;
 use crate::replicaset::backoff;
@@ -51,6 +52,7 @@ struct State {
     triggers: TriggerTimeTracker,
     written: Mutex<HashMap<String, Written>>,
     failures: Mutex<HashMap<String, u32>>,
+    recorder: Recorder,
 }
 
 fn rv_of(s: &EndpointSlice) -> Option<u64> {
@@ -102,6 +104,7 @@ pub fn controller(ctx: &Arc<Context>) -> Result<Task> {
         triggers: TriggerTimeTracker::default(),
         written: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
+        recorder: Recorder::new(ctx.client.clone(), "endpoint-slice-controller"),
     });
     let for_services = state.clone();
     let service_changes = informers.subscribe::<Service>().inspect(move |svc| {
@@ -183,8 +186,23 @@ fn error_policy(svc: Arc<Service>, error: &Error, state: Arc<State>) -> Action {
 
 async fn reconcile(svc: Arc<Service>, state: Arc<State>) -> Result<Action> {
     let result = sync(&svc, &state).await;
-    if result.is_ok() {
-        state.failures.lock().remove(&key_of(&svc.metadata));
+    match &result {
+        Ok(_) => {
+            state.failures.lock().remove(&key_of(&svc.metadata));
+        }
+        Err(e) => {
+            let note = format!(
+                "Error updating Endpoint Slices for Service {}: {e}",
+                key_of(&svc.metadata)
+            );
+            let recorder = state.recorder.clone();
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                recorder
+                    .warning(&*svc, "FailedToUpdateEndpointSlices", note)
+                    .await
+            });
+        }
     }
     result
 }
