@@ -13,7 +13,8 @@ mod field;
 mod meta;
 mod names;
 mod pod;
-pub(crate) mod quantity;
+pub mod quantity;
+pub mod scheduling;
 mod workloads;
 
 #[cfg(test)]
@@ -90,6 +91,7 @@ pub fn validate_create(group: &str, version: &str, kind: &str, obj: &Value) -> V
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => core::role_binding(obj, true),
         ("policy", "PodDisruptionBudget") => core::pdb(obj),
         ("autoscaling", "HorizontalPodAutoscaler") => core::hpa(obj),
+        ("scheduling.k8s.io", "PriorityClass") => scheduling::priority_class(obj),
         _ => meta::object_meta(
             obj,
             namespaced(group, version, kind, obj),
@@ -160,6 +162,7 @@ pub fn validate_update(
             errs.extend(core::hpa(new));
             errs
         }
+        ("scheduling.k8s.io", "PriorityClass") => scheduling::priority_class_update(new, old),
         _ => {
             let _ = version;
             meta::object_meta_update(new, old, &mp)

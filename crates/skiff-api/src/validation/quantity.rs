@@ -6,29 +6,29 @@
 use std::cmp::Ordering;
 
 /// The message upstream gives for a malformed quantity.
-pub(crate) const FORMAT_ERROR: &str =
+pub const FORMAT_ERROR: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 const SUFFIX_ERROR: &str = "unable to parse quantity's suffix";
 
 /// How a quantity is written back, chosen by the suffix it was written with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Format {
+pub enum Format {
     DecimalSi,
     BinarySi,
     DecimalExponent,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Quantity {
+pub struct Quantity {
     /// The value times 10^9.
-    pub(crate) nanos: i128,
-    pub(crate) format: Format,
+    pub nanos: i128,
+    pub format: Format,
 }
 
 const NANO: i128 = 1_000_000_000;
 
 impl Quantity {
-    pub(crate) fn parse(input: &str) -> Result<Self, &'static str> {
+    pub fn parse(input: &str) -> Result<Self, &'static str> {
         let s = input.trim();
         if s.is_empty() {
             return Err("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'");
@@ -118,7 +118,7 @@ impl Quantity {
     }
 
     /// A quantity from a JSON value (a string, or a bare number as YAML clients send).
-    pub(crate) fn from_json(v: &serde_json::Value) -> Result<Self, &'static str> {
+    pub fn from_json(v: &serde_json::Value) -> Result<Self, &'static str> {
         match v {
             serde_json::Value::String(s) => Self::parse(s),
             serde_json::Value::Number(n) => Self::parse(&n.to_string()),
@@ -126,12 +126,62 @@ impl Quantity {
         }
     }
 
-    pub(crate) fn is_zero(&self) -> bool {
+    pub fn is_zero(&self) -> bool {
         self.nanos == 0
     }
 
+    /// Zero in upstream's `DecimalSI` format (`resource.Quantity{Format: DecimalSI}`).
+    pub fn zero() -> Self {
+        Self {
+            nanos: 0,
+            format: Format::DecimalSi,
+        }
+    }
+
+    /// A whole number in `DecimalSI` (upstream's `NewQuantity(n, DecimalSI)`).
+    pub fn from_int(n: i64) -> Self {
+        Self {
+            nanos: i128::from(n) * NANO,
+            format: Format::DecimalSi,
+        }
+    }
+
+    /// `self + other` as upstream's `Quantity.Add`: a zero takes the other's format.
+    pub fn add(self, other: Self) -> Self {
+        Self {
+            nanos: self.nanos.saturating_add(other.nanos),
+            format: if self.is_zero() {
+                other.format
+            } else {
+                self.format
+            },
+        }
+    }
+
+    /// `self - other` as upstream's `Quantity.Sub`.
+    pub fn sub(self, other: Self) -> Self {
+        Self {
+            nanos: self.nanos.saturating_sub(other.nanos),
+            format: if self.is_zero() {
+                other.format
+            } else {
+                self.format
+            },
+        }
+    }
+
+    /// The value in whole units, rounded up (upstream's `Value`).
+    pub fn value(&self) -> i128 {
+        let v = self.nanos / NANO;
+        if self.nanos % NANO > 0 {
+            v + 1
+        } else {
+            v
+        }
+    }
+
     /// `RoundUp(-3)`: to whole milli units, away from zero.
-    pub(crate) fn round_up_milli(self) -> Self {
+    pub fn round_up_milli(self) -> Self {
         const MILLI: i128 = 1_000_000;
         let r = self.nanos % MILLI;
         let nanos = if r == 0 {
@@ -145,7 +195,7 @@ impl Quantity {
     }
 
     /// The value in milli units (rounded up), as upstream's `MilliValue`.
-    pub(crate) fn milli_value(&self) -> i128 {
+    pub fn milli_value(&self) -> i128 {
         let m = self.nanos / 1_000_000;
         if self.nanos % 1_000_000 > 0 {
             m + 1
@@ -155,7 +205,7 @@ impl Quantity {
     }
 
     /// The canonical string (upstream's `Quantity.String()`).
-    pub(crate) fn canonical(&self) -> String {
+    pub fn canonical(&self) -> String {
         if self.nanos == 0 {
             return "0".into();
         }
