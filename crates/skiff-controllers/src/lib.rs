@@ -20,10 +20,12 @@ pub mod owners;
 pub mod pods;
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod garbagecollector;
 pub mod job;
 pub mod namespace;
 pub mod nodeipam;
@@ -126,6 +128,7 @@ const CONTROLLERS: &[(&str, Setup)] = &[
         serviceaccount::root_ca_controller,
     ),
     ("namespace", namespace::controller),
+    ("garbagecollector", garbagecollector::controller),
     ("nodeipam", nodeipam::controller),
     ("nodelifecycle", nodelifecycle::controller),
     ("podgc", podgc::controller),
@@ -133,6 +136,7 @@ const CONTROLLERS: &[(&str, Setup)] = &[
     ("replicaset", replicaset::controller),
     ("replicationcontroller", replicaset::replication_controller),
     ("statefulset", statefulset::controller),
+    ("daemonset", daemonset::controller),
     ("job", job::controller),
     ("cronjob", cronjob::controller),
     ("ttl-after-finished", ttlafterfinished::controller),
