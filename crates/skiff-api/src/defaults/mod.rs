@@ -8,7 +8,10 @@
 //! Everything works on the JSON object in its served version and only fills what is unset,
 //! so applying it twice changes nothing.
 
+mod go_fields;
 mod pod;
+#[rustfmt::skip]
+mod struct_fields;
 
 #[cfg(test)]
 mod tests;
@@ -18,9 +21,11 @@ use serde_json::{json, Map, Value};
 
 use crate::validation::quantity::Quantity;
 
+pub use go_fields::fill_go_fields;
 pub use pod::pod_status_on_create;
 
-/// Applies upstream's defaults for the kind to the object.
+/// Applies upstream's defaults for the kind to the object, then writes in the fields Go's
+/// encoding of the kind always carries ([`fill_go_fields`]).
 pub fn apply(group: &str, version: &str, kind: &str, obj: &mut Value) {
     if !obj.is_object() {
         return;
@@ -83,6 +88,7 @@ pub fn apply(group: &str, version: &str, kind: &str, obj: &mut Value) {
         ) => webhooks(kind == "MutatingWebhookConfiguration", obj),
         _ => {}
     }
+    fill_go_fields(group, version, kind, obj);
 }
 
 /// Applies upstream's Job create strategy: unless `spec.manualSelector` is true, the pod

@@ -351,6 +351,7 @@ pub fn pod_status_on_create(obj: &mut Value) {
     if let Some(m) = obj.as_object_mut() {
         m.insert("status".into(), status);
     }
+    super::fill_go_fields("", "v1", "Pod", obj);
 }
 
 /// `ComputePodQOS` over containers and init containers (cpu and memory only).

@@ -30,11 +30,11 @@ fn kubectl_create_deployment_is_stored_as_upstream() {
                  "strategy": {}},
         "status": {}});
     let want = json!({"kind": "Deployment", "apiVersion": "apps/v1",
-        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}, "creationTimestamp": null},
         "spec": {"progressDeadlineSeconds": 600, "replicas": 1, "revisionHistoryLimit": 10,
                  "selector": {"matchLabels": {"app": "web"}},
                  "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}, "type": "RollingUpdate"},
-                 "template": {"metadata": {"labels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}, "creationTimestamp": null},
                               "spec": pod_spec_defaults(json!([container("nginx", "nginx", "Always")]), "Always")}},
         "status": {}});
     assert_eq!(defaulted("apps", "v1", "Deployment", sent), want);
@@ -56,7 +56,7 @@ fn kubectl_run_pod_and_its_create_status() {
     assert_eq!(
         pod,
         json!({"kind": "Pod", "apiVersion": "v1",
-            "metadata": {"name": "web", "namespace": "default", "labels": {"run": "web"}},
+            "metadata": {"name": "web", "namespace": "default", "labels": {"run": "web"}, "creationTimestamp": null},
             "spec": spec,
             "status": {"phase": "Pending", "qosClass": "BestEffort"}})
     );
@@ -79,12 +79,13 @@ fn kubectl_create_job_gets_defaults_and_a_generated_selector() {
     assert_eq!(
         job,
         json!({"kind": "Job", "apiVersion": "batch/v1",
-            "metadata": {"name": "pi", "namespace": "default", "uid": "c0ffee", "labels": labels},
+            "metadata": {"name": "pi", "namespace": "default", "uid": "c0ffee", "labels": labels, "creationTimestamp": null},
             "spec": {"backoffLimit": 6, "completionMode": "NonIndexed", "completions": 1, "parallelism": 1,
                      "podReplacementPolicy": "TerminatingOrFailed",
                      "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "c0ffee"}},
                      "suspend": false,
-                     "template": {"metadata": {"labels": labels}, "spec": pod_spec_defaults(json!([pi]), "Never")}},
+                     "template": {"metadata": {"labels": labels, "creationTimestamp": null},
+                                  "spec": pod_spec_defaults(json!([pi]), "Never")}},
             "status": {}})
     );
     // A manual selector is left alone.
@@ -137,9 +138,10 @@ fn kubectl_create_cronjob_defaults_its_job_template_pods_only() {
     assert_eq!(
         defaulted("batch", "v1", "CronJob", sent),
         json!({"kind": "CronJob", "apiVersion": "batch/v1",
-            "metadata": {"name": "tick", "namespace": "default"},
+            "metadata": {"name": "tick", "namespace": "default", "creationTimestamp": null},
             "spec": {"concurrencyPolicy": "Allow", "failedJobsHistoryLimit": 1,
-                     "jobTemplate": {"metadata": {"name": "tick"}, "spec": {"template": {"metadata": {},
+                     "jobTemplate": {"metadata": {"name": "tick", "creationTimestamp": null},
+                                     "spec": {"template": {"metadata": {"creationTimestamp": null},
                          "spec": pod_spec_defaults(json!([container("tick", "busybox", "Always")]), "OnFailure")}}},
                      "schedule": "*/1 * * * *", "successfulJobsHistoryLimit": 3, "suspend": false},
             "status": {}})
@@ -161,8 +163,9 @@ fn statefulset_daemonset_replicaset_and_rc_defaults() {
         json!({"podManagementPolicy": "OrderedReady", "replicas": 1, "revisionHistoryLimit": 10, "serviceName": "db",
                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
-               "template": {"spec": pod_spec_defaults(json!([container("pg", "postgres:16", "IfNotPresent")]), "Always")},
-               "volumeClaimTemplates": [{"metadata": {"name": "data"},
+               "template": {"metadata": {"creationTimestamp": null},
+                            "spec": pod_spec_defaults(json!([container("pg", "postgres:16", "IfNotPresent")]), "Always")},
+               "volumeClaimTemplates": [{"metadata": {"name": "data", "creationTimestamp": null},
                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "volumeMode": "Filesystem"},
                    "status": {"phase": "Pending"}}]})
     );
@@ -317,7 +320,8 @@ fn pod_create_status_with_scheduling_gates_and_affinity_keys() {
     assert_eq!(
         pod["status"],
         json!({"phase": "Pending", "qosClass": "BestEffort", "conditions": [{"type": "PodScheduled", "status": "False",
-               "reason": "SchedulingGated", "message": "Scheduling is blocked due to non-empty scheduling gates"}]})
+               "reason": "SchedulingGated", "message": "Scheduling is blocked due to non-empty scheduling gates",
+               "lastProbeTime": null, "lastTransitionTime": null}]})
     );
     assert_eq!(
         pod["spec"]["affinity"]["podAntiAffinity"]
@@ -373,7 +377,8 @@ fn other_kinds() {
     );
     assert_eq!(
         secret,
-        json!({"type": "Opaque", "data": {"user": "YWRtaW4=", "password": "czNjcmV0"}})
+        json!({"type": "Opaque", "data": {"user": "YWRtaW4=", "password": "czNjcmV0"},
+               "metadata": {"creationTimestamp": null}})
     );
 
     let ns = defaulted(
@@ -384,7 +389,8 @@ fn other_kinds() {
     );
     assert_eq!(
         ns,
-        json!({"metadata": {"name": "team-a", "labels": {"kubernetes.io/metadata.name": "team-a"}}, "status": {"phase": "Active"}})
+        json!({"metadata": {"name": "team-a", "labels": {"kubernetes.io/metadata.name": "team-a"}, "creationTimestamp": null},
+               "spec": {}, "status": {"phase": "Active"}})
     );
 
     let node = defaulted(
@@ -535,4 +541,269 @@ fn defaulting_twice_changes_nothing() {
         host["spec"]["containers"][0]["ports"][0],
         json!({"containerPort": 80, "hostPort": 80, "protocol": "TCP"})
     );
+}
+
+/// What upstream's API returns for an object of each kind that sets nothing but its name:
+/// Go's `encoding/json` of the Go struct, from `kubectl get -o json` on kube-apiserver 1.33.
+/// (Defaulting aside: this is [`super::fill_go_fields`] alone.)
+#[test]
+fn every_kind_carries_the_fields_go_always_writes() {
+    let template = json!({"metadata": {"creationTimestamp": null}, "spec": {"containers": null}});
+    let cases = [
+        (
+            "apps",
+            "v1",
+            "Deployment",
+            json!({"spec": {"strategy": {}, "template": template}, "status": {}}),
+        ),
+        (
+            "apps",
+            "v1",
+            "ReplicaSet",
+            json!({"spec": {"template": template}, "status": {"replicas": 0}}),
+        ),
+        (
+            "apps",
+            "v1",
+            "StatefulSet",
+            json!({"spec": {"serviceName": "", "template": template, "updateStrategy": {}},
+                "status": {"availableReplicas": 0, "replicas": 0}}),
+        ),
+        (
+            "apps",
+            "v1",
+            "DaemonSet",
+            json!({"spec": {"template": template, "updateStrategy": {}},
+                "status": {"currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0}}),
+        ),
+        (
+            "apps",
+            "v1",
+            "ControllerRevision",
+            json!({"data": null, "revision": 0}),
+        ),
+        (
+            "batch",
+            "v1",
+            "Job",
+            json!({"spec": {"template": template}, "status": {}}),
+        ),
+        (
+            "batch",
+            "v1",
+            "CronJob",
+            json!({"spec": {"jobTemplate": {"metadata": {"creationTimestamp": null}, "spec": {"template": template}},
+                         "schedule": ""}, "status": {}}),
+        ),
+        (
+            "",
+            "v1",
+            "Pod",
+            json!({"spec": {"containers": null}, "status": {}}),
+        ),
+        ("", "v1", "PodTemplate", json!({"template": template})),
+        (
+            "",
+            "v1",
+            "ReplicationController",
+            json!({"spec": {}, "status": {"replicas": 0}}),
+        ),
+        (
+            "",
+            "v1",
+            "Service",
+            json!({"spec": {}, "status": {"loadBalancer": {}}}),
+        ),
+        ("", "v1", "Namespace", json!({"spec": {}, "status": {}})),
+        (
+            "",
+            "v1",
+            "Node",
+            json!({"spec": {}, "status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+                "nodeInfo": {"architecture": "", "bootID": "", "containerRuntimeVersion": "", "kernelVersion": "",
+                             "kubeProxyVersion": "", "kubeletVersion": "", "machineID": "", "operatingSystem": "",
+                             "osImage": "", "systemUUID": ""}}}),
+        ),
+        (
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            json!({"spec": {"resources": {}}, "status": {}}),
+        ),
+        (
+            "",
+            "v1",
+            "PersistentVolume",
+            json!({"spec": {}, "status": {}}),
+        ),
+        ("", "v1", "ConfigMap", json!({})),
+        ("", "v1", "Secret", json!({})),
+        ("", "v1", "ServiceAccount", json!({})),
+        ("", "v1", "Endpoints", json!({})),
+        ("", "v1", "ResourceQuota", json!({"spec": {}, "status": {}})),
+        ("", "v1", "LimitRange", json!({"spec": {"limits": null}})),
+        (
+            "",
+            "v1",
+            "Event",
+            json!({"eventTime": null, "firstTimestamp": null, "lastTimestamp": null, "involvedObject": {},
+                "reportingComponent": "", "reportingInstance": "", "source": {}}),
+        ),
+        (
+            "events.k8s.io",
+            "v1",
+            "Event",
+            json!({"deprecatedFirstTimestamp": null, "deprecatedLastTimestamp": null, "deprecatedSource": {},
+                "eventTime": null, "regarding": {}}),
+        ),
+        ("coordination.k8s.io", "v1", "Lease", json!({"spec": {}})),
+        (
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            json!({"spec": {}, "status": {"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0}}),
+        ),
+        (
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            json!({"spec": {"maxReplicas": 0, "scaleTargetRef": {"kind": "", "name": ""}},
+                "status": {"currentMetrics": null, "desiredReplicas": 0}}),
+        ),
+        (
+            "autoscaling",
+            "v1",
+            "HorizontalPodAutoscaler",
+            json!({"spec": {"maxReplicas": 0, "scaleTargetRef": {"kind": "", "name": ""}},
+                "status": {"currentReplicas": 0, "desiredReplicas": 0}}),
+        ),
+        (
+            "networking.k8s.io",
+            "v1",
+            "Ingress",
+            json!({"spec": {}, "status": {"loadBalancer": {}}}),
+        ),
+        (
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            json!({"spec": {"podSelector": {}}}),
+        ),
+        (
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            json!({"addressType": "", "endpoints": null, "ports": null}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            json!({"rules": null}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            json!({"roleRef": {"apiGroup": "", "kind": "", "name": ""}}),
+        ),
+        (
+            "storage.k8s.io",
+            "v1",
+            "StorageClass",
+            json!({"provisioner": ""}),
+        ),
+        (
+            "scheduling.k8s.io",
+            "v1",
+            "PriorityClass",
+            json!({"value": 0}),
+        ),
+        (
+            "certificates.k8s.io",
+            "v1",
+            "CertificateSigningRequest",
+            json!({"spec": {"request": "", "signerName": ""}, "status": {}}),
+        ),
+    ];
+    for (group, version, kind, mut want) in cases {
+        let meta = json!({"name": "x", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"});
+        let mut obj = json!({"metadata": meta});
+        super::fill_go_fields(group, version, kind, &mut obj);
+        want["metadata"] = meta;
+        assert_eq!(obj, want, "{kind} in {group}/{version}");
+        super::fill_go_fields(group, version, kind, &mut obj);
+        assert_eq!(obj, want, "{kind} in {group}/{version}, filled twice");
+    }
+}
+
+#[test]
+fn go_fields_fill_nested_structs_and_keep_what_is_set() {
+    let mut pod = json!({"metadata": {"name": "p", "creationTimestamp": "t",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r", "uid": "u", "controller": true}]},
+        "spec": {"containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 80}]}],
+                 "initContainers": [{"name": "i", "image": "x", "resources": {"limits": {"cpu": "1"}}}],
+                 "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{}]}}}},
+        "status": {"phase": "Running",
+                   "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "t"}],
+                   "containerStatuses": [{"name": "c", "ready": true, "state": {"running": {}}}]}});
+    super::fill_go_fields("", "v1", "Pod", &mut pod);
+    assert_eq!(pod["spec"]["containers"][0]["resources"], json!({}));
+    assert_eq!(
+        pod["spec"]["containers"][0]["ports"][0],
+        json!({"containerPort": 80}),
+        "omitempty stays unset"
+    );
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["resources"],
+        json!({"limits": {"cpu": "1"}})
+    );
+    assert_eq!(
+        pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"],
+        json!({"nodeSelectorTerms": [{}]})
+    );
+    assert_eq!(
+        pod["status"]["conditions"][0],
+        json!({"type": "Ready", "status": "True", "lastProbeTime": null, "lastTransitionTime": "t"})
+    );
+    assert_eq!(
+        pod["status"]["containerStatuses"][0],
+        json!({"name": "c", "ready": true, "restartCount": 0, "image": "", "imageID": "",
+               "state": {"running": {"startedAt": null}}, "lastState": {}})
+    );
+    assert_eq!(
+        pod["metadata"]["ownerReferences"][0],
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r", "uid": "u", "controller": true})
+    );
+
+    // Null where Go writes a struct or a scalar is decoded as its zero value; null stays
+    // null where that is what Go writes.
+    let mut dep = json!({"metadata": {"name": "d", "creationTimestamp": "t"}, "spec": {"strategy": null,
+        "template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}}, "status": null});
+    super::fill_go_fields("apps", "v1", "Deployment", &mut dep);
+    assert_eq!(dep["spec"]["strategy"], json!({}));
+    assert_eq!(dep["status"], json!({}));
+    assert_eq!(
+        dep["spec"]["template"],
+        json!({"metadata": {"creationTimestamp": null}, "spec": {"containers": null}})
+    );
+
+    // A kind without a table (a custom resource) is left alone.
+    let mut cr = json!({"metadata": {"name": "c"}, "spec": {}});
+    let before = cr.clone();
+    super::fill_go_fields("example.com", "v1", "Widget", &mut cr);
+    assert_eq!(cr, before);
+}
+
+#[test]
+fn every_served_kind_has_its_go_fields() {
+    for info in crate::registry::Registry::builtin().all() {
+        assert!(
+            super::go_fields::kind_fields(info.group, info.version, info.kind).is_some(),
+            "{} {}/{} is served but not in struct_fields.rs: add its package to tools/gen_struct_fields.py",
+            info.kind,
+            info.group,
+            info.version
+        );
+    }
 }
