@@ -818,9 +818,18 @@ fn events_to_core(obj: Value) -> Result<Value> {
     rename_event(obj, "v1", true)
 }
 
-/// `Convert_core_Event_To_v1_Event`.
+/// `Convert_core_Event_To_v1_Event`. core/v1 always writes `reportingComponent` and
+/// `reportingInstance`; events.k8s.io/v1 omits them when empty.
 fn core_to_events(obj: Value) -> Result<Value> {
-    rename_event(obj, "events.k8s.io/v1", false)
+    let mut obj = rename_event(obj, "events.k8s.io/v1", false)?;
+    if let Some(m) = obj.as_object_mut() {
+        for key in ["reportingController", "reportingInstance"] {
+            if m.get(key).and_then(Value::as_str) == Some("") {
+                m.remove(key);
+            }
+        }
+    }
+    Ok(obj)
 }
 
 #[cfg(test)]

@@ -219,15 +219,18 @@ pub fn prepare_create(
     } else {
         meta.remove("generation");
     }
-    // A create sets no status (upstream strategies reset it), except for a Node: its kubelet
-    // registers it with its status (addresses, capacity, conditions), and upstream's node
-    // strategy keeps that.
+    // A create sets no status (upstream strategies reset it to the zero value), except for a
+    // Node: its kubelet registers it with its status (addresses, capacity, conditions), and
+    // upstream's node strategy keeps that.
     let keeps_status = info.group.is_empty() && info.plural == "nodes";
     if info.has(crate::registry::Subresource::Status) && !keeps_status {
         if let Some(map) = obj.as_object_mut() {
             map.remove("status");
         }
     }
+    // What Go writes for the zero values (`"status": {}`), also for the objects the server
+    // creates itself without defaulting them (the `kubernetes` Service).
+    crate::defaults::fill_go_fields(info.group, info.version, info.kind, obj);
     Ok(())
 }
 
@@ -448,7 +451,7 @@ mod tests {
         assert_eq!(obj["metadata"]["uid"], "u-1");
         assert_eq!(obj["metadata"]["generation"], 1);
         assert_eq!(obj["metadata"]["creationTimestamp"], "2023-11-14T22:13:20Z");
-        assert!(obj.get("status").is_none());
+        assert_eq!(obj["status"], json!({}), "reset to the zero value");
     }
 
     #[test]
@@ -459,15 +462,13 @@ mod tests {
         let mut obj = json!({"metadata": {"name": "n1"}, "status": status});
         check_type(node, &mut obj).unwrap();
         prepare_create(node, &mut obj, now(), "u-1", "abcde").unwrap();
-        assert_eq!(obj["status"], status);
+        assert_eq!(obj["status"]["addresses"], status["addresses"]);
+        assert_eq!(obj["status"]["daemonEndpoints"], json!({"kubeletEndpoint": {"Port": 0}}));
         let pod = reg.get("", "v1", "pods").unwrap();
         let mut obj = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
         check_type(pod, &mut obj).unwrap();
         prepare_create(pod, &mut obj, now(), "u-1", "abcde").unwrap();
-        assert!(
-            obj.get("status").is_none(),
-            "a pod's status is the server's"
-        );
+        assert_eq!(obj["status"], json!({}), "a pod's status is the server's");
     }
 
     #[test]
