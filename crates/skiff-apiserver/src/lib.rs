@@ -13,6 +13,7 @@
 // error path, where its size costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
+pub mod admission;
 pub mod discovery;
 pub mod eviction;
 #[cfg(feature = "fuzzing")]
@@ -159,7 +160,7 @@ impl App {
                 &uuid::Uuid::new_v4().to_string(),
                 "",
             )?;
-            self.admit_create(&ns_info, &mut obj).await?;
+            self.admit_create(&ns_info, &mut obj, false).await?;
             match self.objects.create(&ns_info, obj, false).await {
                 Ok(_) => {}
                 Err(e) if e.reason == "AlreadyExists" => {}
@@ -167,6 +168,7 @@ impl App {
             }
         }
         self.bootstrap_kubernetes_service().await?;
+        admission::priority::bootstrap(self).await?;
         self.move_legacy_events().await?;
         tokio::spawn(gc::resync(Arc::downgrade(self)));
         Ok(())
@@ -254,11 +256,14 @@ impl App {
 
     /// Kind-specific changes and checks on create (upstream's strategies and admission).
     /// What it allocates is given back by [`App::undo_create`] if the create fails.
+    /// `dry_run`: nothing is stored, so admission charges no quota.
     pub(crate) async fn admit_create(
         &self,
         info: &ResourceInfo,
         obj: &mut Value,
+        dry_run: bool,
     ) -> Result<(), ApiError> {
+        admission::admit_create(self, info, obj, dry_run).await?;
         if info.group.is_empty() && info.plural == "services" {
             if let Some(alloc) = &self.objects.services {
                 alloc.admit_create(obj).await?;
@@ -327,6 +332,7 @@ impl App {
         new: &mut Value,
         subresource: Option<&str>,
     ) -> Result<services::UpdateAllocation, ApiError> {
+        admission::admit_update(self, info, old, new, subresource).await?;
         let mut allocation = services::UpdateAllocation::default();
         if info.group.is_empty() && info.plural == "services" {
             if let Some(alloc) = &self.objects.services {

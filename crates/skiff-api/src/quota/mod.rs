@@ -50,7 +50,7 @@ pub fn add(a: &ResourceList, b: &ResourceList) -> ResourceList {
     let mut out = a.clone();
     for (k, q) in b {
         let sum = match out.get(k) {
-            Some(mine) => mine.add(*q),
+            Some(mine) => *mine + *q,
             None => *q,
         };
         out.insert(k.clone(), sum);
@@ -63,8 +63,8 @@ pub fn subtract(a: &ResourceList, b: &ResourceList) -> ResourceList {
     let mut out = a.clone();
     for (k, q) in b {
         let diff = match out.get(k) {
-            Some(mine) => mine.sub(*q),
-            None => Quantity::zero().sub(*q),
+            Some(mine) => *mine - *q,
+            None => Quantity::zero() - *q,
         };
         out.insert(k.clone(), diff);
     }

@@ -27,7 +27,7 @@ fn sums_quantities_in_their_canonical_form() {
     assert_eq!(sum["cpu"].canonical(), "2");
     assert_eq!(sum["memory"].canonical(), "1536Mi");
     // A zero takes the other's format, as upstream's Quantity.Add.
-    assert_eq!(Quantity::zero().add(q("1Gi")).canonical(), "1Gi");
+    assert_eq!((Quantity::zero() + q("1Gi")).canonical(), "1Gi");
     let diff = subtract(
         &list(&[("cpu", "2")]),
         &list(&[("cpu", "250m"), ("pods", "1")]),

@@ -146,30 +146,6 @@ impl Quantity {
         }
     }
 
-    /// `self + other` as upstream's `Quantity.Add`: a zero takes the other's format.
-    pub fn add(self, other: Self) -> Self {
-        Self {
-            nanos: self.nanos.saturating_add(other.nanos),
-            format: if self.is_zero() {
-                other.format
-            } else {
-                self.format
-            },
-        }
-    }
-
-    /// `self - other` as upstream's `Quantity.Sub`.
-    pub fn sub(self, other: Self) -> Self {
-        Self {
-            nanos: self.nanos.saturating_sub(other.nanos),
-            format: if self.is_zero() {
-                other.format
-            } else {
-                self.format
-            },
-        }
-    }
-
     /// The value in whole units, rounded up (upstream's `Value`).
     pub fn value(&self) -> i128 {
         let v = self.nanos / NANO;
@@ -264,6 +240,38 @@ impl Quantity {
             },
         };
         format!("{sign}{m}{suffix}")
+    }
+}
+
+/// `a + b` as upstream's `Quantity.Add`: a zero takes the other's format.
+impl std::ops::Add for Quantity {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            nanos: self.nanos.saturating_add(other.nanos),
+            format: if self.is_zero() {
+                other.format
+            } else {
+                self.format
+            },
+        }
+    }
+}
+
+/// `a - b` as upstream's `Quantity.Sub`.
+impl std::ops::Sub for Quantity {
+    type Output = Self;
+
+    fn sub(self, other: Self) -> Self {
+        Self {
+            nanos: self.nanos.saturating_sub(other.nanos),
+            format: if self.is_zero() {
+                other.format
+            } else {
+                self.format
+            },
+        }
     }
 }
 
