@@ -1,0 +1,504 @@
+//! Integration: the DaemonSet controller through the in-process server on three simulated
+//! nodes (`sim-0..2`), driven by the real kubectl and kube-rs, on both datastores.
+//!
+//! Scenarios: a DaemonSet gets one pod on every node (unbound, with the matchFields
+//! affinity and the daemon tolerations, then Running), `kubectl rollout status` returns and
+//! the status counts are upstream's; a node that joins later gets its pod; a NoSchedule-
+//! tainted node is left out unless the template tolerates the taint, and a NoExecute taint
+//! added later removes the pod; a nodeSelector picks the labelled node; `kubectl set image`
+//! rolls one node at a time (maxUnavailable 1: watched pod by pod, never two nodes without
+//! a ready pod), `rollout history` lists both revisions and `rollout undo` goes back;
+//! deleting the DaemonSet deletes its pods.
+//!
+//! Until the scheduler runs in `skiff server`, [`bind_pods`] binds each unbound pod to the
+//! node its `matchFields metadata.name` affinity names (what the scheduler would do for a
+//! daemon pod); a pod the scheduler bound first is left alone.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use anyhow::{ensure, Context as _, Result};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::ListParams;
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use skiff_kubelet::sim::{self, SimConfig};
+
+use common::{wait_for, Cluster};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Tasks stopped on drop.
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// The node a daemon pod is meant for: its `matchFields metadata.name In [node]` term.
+fn affinity_node(pod: &Pod) -> Option<String> {
+    let terms = &pod
+        .spec
+        .as_ref()?
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?
+        .node_selector_terms;
+    terms
+        .iter()
+        .flat_map(|t| t.match_fields.iter().flatten())
+        .find(|f| f.key == "metadata.name" && f.operator == "In")
+        .and_then(|f| f.values.as_ref()?.first().cloned())
+}
+
+/// A stand-in binder: every unbound pod with a node affinity goes to that node.
+async fn bind_pods(client: Client) {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let mut events = std::pin::pin!(watcher(pods, watcher::Config::default())
+        .default_backoff()
+        .applied_objects());
+    while let Some(Ok(pod)) = events.next().await {
+        if pod.metadata.deletion_timestamp.is_some()
+            || pod.spec.as_ref().is_some_and(|s| s.node_name.is_some())
+        {
+            continue;
+        }
+        let Some(target) = affinity_node(&pod) else {
+            continue;
+        };
+        let ns = pod.namespace().unwrap_or_default();
+        let name = pod.name_any();
+        let binding = json!({
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": name, "namespace": ns},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": target}
+        });
+        let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
+        if let Ok(req) = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(binding.to_string().into_bytes())
+        {
+            // Already bound (the scheduler was first) is fine.
+            let _ = client.request_text(req).await;
+        }
+    }
+}
+
+fn binder(cluster: &Cluster) -> Tasks {
+    Tasks(vec![tokio::spawn(bind_pods(cluster.client.clone()))])
+}
+
+/// Simulated nodes `<prefix>0..` joining the cluster now.
+fn join_nodes(cluster: &Cluster, prefix: &str, count: usize) -> Tasks {
+    let client = cluster.running.local_client(
+        &format!("system:node:{prefix}0"),
+        &["system:nodes", "system:authenticated"],
+        "kubelet/v1.33.0 (linux/amd64) kubernetes/skiff",
+    );
+    let config = SimConfig {
+        count,
+        name_prefix: prefix.into(),
+        lease_interval: Duration::from_secs(1),
+        ..SimConfig::default()
+    };
+    Tasks(vec![tokio::spawn(async move {
+        if let Err(e) = sim::run(client, config).await {
+            eprintln!("simulated nodes ended: {e}");
+        }
+    })])
+}
+
+fn ds_yaml(name: &str, image: &str, spec_extra: &str, pod_extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {name}
+spec:
+  selector:
+    matchLabels:
+      app: {name}
+{spec_extra}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+{pod_extra}
+      containers:
+      - name: main
+        image: {image}
+"#
+    )
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn is_running(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+}
+
+/// The DaemonSet's live pods by node (bound or meant for it).
+async fn pods_by_node(client: &Client, app: &str) -> Result<BTreeMap<String, Vec<Pod>>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let list = api
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await?;
+    let mut out: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
+    for pod in list.items {
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .or_else(|| affinity_node(&pod))
+            .unwrap_or_default();
+        out.entry(node).or_default().push(pod);
+    }
+    Ok(out)
+}
+
+/// Waits until exactly `nodes` each run one Running, ready pod of `app`, and no other node
+/// has one.
+async fn wait_running_on(client: &Client, app: &str, nodes: &[&str]) -> Result<()> {
+    let want: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    wait_for(&format!("{app} running on {nodes:?}"), WAIT, || async {
+        let by_node = pods_by_node(client, app).await?;
+        let got: Vec<String> = by_node.keys().cloned().collect();
+        let all_one_running = by_node
+            .values()
+            .all(|p| p.len() == 1 && is_running(&p[0]) && is_ready(&p[0]));
+        Ok((got == want && all_one_running).then_some(()))
+    })
+    .await
+}
+
+async fn ds_status(client: &Client, name: &str) -> Result<serde_json::Value> {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
+    Ok(serde_json::to_value(api.get(name).await?.status)?)
+}
+
+async fn every_node_then_a_late_one(c: &Cluster) -> Result<()> {
+    let _binder = binder(c);
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&ds_yaml("agent", "agent:1", "", "")),
+    )?;
+    wait_running_on(&c.client, "agent", &["sim-0", "sim-1", "sim-2"]).await?;
+    c.kubectl(&["rollout", "status", "ds/agent", "--timeout=60s"])?;
+
+    // Each pod as upstream makes it: unbound at first, pinned by matchFields, the daemon
+    // tolerations, the revision hash label, controlled by the DaemonSet.
+    let by_node = pods_by_node(&c.client, "agent").await?;
+    let pod = &by_node["sim-1"][0];
+    ensure!(affinity_node(pod).as_deref() == Some("sim-1"), "{pod:?}");
+    let tolerations: HashSet<String> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| t.key)
+        .collect();
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+        "node.kubernetes.io/disk-pressure",
+        "node.kubernetes.io/memory-pressure",
+        "node.kubernetes.io/pid-pressure",
+        "node.kubernetes.io/unschedulable",
+    ] {
+        ensure!(tolerations.contains(key), "{key} not in {tolerations:?}");
+    }
+    let hash = pod
+        .labels()
+        .get("controller-revision-hash")
+        .cloned()
+        .context("no controller-revision-hash label")?;
+    ensure!(
+        pod.owner_references()
+            .iter()
+            .any(|o| o.kind == "DaemonSet" && o.name == "agent" && o.controller == Some(true)),
+        "{:?}",
+        pod.owner_references()
+    );
+    let revisions: Api<ControllerRevision> = Api::namespaced(c.client.clone(), "default");
+    let rev = revisions.get(&format!("agent-{hash}")).await?;
+    ensure!(rev.revision == 1, "{rev:?}");
+
+    let status = ds_status(&c.client, "agent").await?;
+    for (field, want) in [
+        ("desiredNumberScheduled", 3),
+        ("currentNumberScheduled", 3),
+        ("numberReady", 3),
+        ("updatedNumberScheduled", 3),
+        ("numberAvailable", 3),
+        ("numberMisscheduled", 0),
+    ] {
+        ensure!(status[field] == json!(want), "{field} in {status}");
+    }
+    ensure!(
+        status.get("numberUnavailable").is_none_or(|v| v.is_null()),
+        "{status}"
+    );
+    ensure!(status["observedGeneration"] == json!(1), "{status}");
+
+    let events: Api<Event> = Api::namespaced(c.client.clone(), "default");
+    wait_for("SuccessfulCreate events", WAIT, || async {
+        let list = events.list(&ListParams::default()).await?;
+        let created = list
+            .items
+            .iter()
+            .filter(|e| {
+                e.involved_object.name.as_deref() == Some("agent")
+                    && e.reason.as_deref() == Some("SuccessfulCreate")
+                    && e.message
+                        .as_deref()
+                        .is_some_and(|m| m.starts_with("Created pod: agent-"))
+            })
+            .count();
+        Ok((created == 3).then_some(()))
+    })
+    .await?;
+
+    // A node joins: it gets its pod.
+    let _late = join_nodes(c, "late-", 1);
+    wait_running_on(&c.client, "agent", &["late-0", "sim-0", "sim-1", "sim-2"]).await?;
+    wait_for("desiredNumberScheduled 4", WAIT, || async {
+        let s = ds_status(&c.client, "agent").await?;
+        Ok(
+            (s["desiredNumberScheduled"] == json!(4) && s["numberAvailable"] == json!(4))
+                .then_some(()),
+        )
+    })
+    .await?;
+    c.kubectl(&["rollout", "status", "ds/agent", "--timeout=60s"])?;
+    Ok(())
+}
+
+async fn taints_tolerations_and_node_selectors(c: &Cluster) -> Result<()> {
+    let _binder = binder(c);
+    c.kubectl(&["taint", "nodes", "sim-1", "dedicated=infra:NoSchedule"])?;
+    c.kubectl(&["label", "nodes", "sim-2", "disk=ssd"])?;
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&ds_yaml("plain", "p:1", "", "")),
+    )?;
+    let tolerating = "      tolerations:\n      - key: dedicated\n        operator: Exists\n";
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&ds_yaml("tolerant", "t:1", "", tolerating)),
+    )?;
+    let selecting = "      nodeSelector:\n        disk: ssd\n";
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&ds_yaml("ssd", "s:1", "", selecting)),
+    )?;
+    wait_running_on(&c.client, "plain", &["sim-0", "sim-2"]).await?;
+    wait_running_on(&c.client, "tolerant", &["sim-0", "sim-1", "sim-2"]).await?;
+    wait_running_on(&c.client, "ssd", &["sim-2"]).await?;
+    let status = ds_status(&c.client, "plain").await?;
+    ensure!(status["desiredNumberScheduled"] == json!(2), "{status}");
+    c.kubectl(&["rollout", "status", "ds/ssd", "--timeout=60s"])?;
+
+    // A NoExecute taint added later takes the untolerating pod away; the label removed
+    // takes the selected one away.
+    c.kubectl(&["taint", "nodes", "sim-0", "evict=now:NoExecute"])?;
+    c.kubectl(&["label", "nodes", "sim-2", "disk-"])?;
+    wait_running_on(&c.client, "plain", &["sim-2"]).await?;
+    wait_for("ssd gone from sim-2", WAIT, || async {
+        Ok(pods_by_node(&c.client, "ssd")
+            .await?
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
+    wait_running_on(&c.client, "tolerant", &["sim-1", "sim-2"]).await?;
+    // Upstream never counts a node the pod should not stay on: 0 desired, 0 misscheduled.
+    wait_for("ssd status at zero", WAIT, || async {
+        let s = ds_status(&c.client, "ssd").await?;
+        Ok(
+            (s["desiredNumberScheduled"] == json!(0) && s["currentNumberScheduled"] == json!(0))
+                .then_some(()),
+        )
+    })
+    .await?;
+    Ok(())
+}
+
+/// Nodes of `app` without a ready, live pod, from the pods seen so far.
+fn unavailable_nodes(pods: &HashMap<String, Pod>, nodes: &[&str]) -> usize {
+    nodes
+        .iter()
+        .filter(|n| {
+            !pods.values().any(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(**n)
+                    && is_ready(p)
+            })
+        })
+        .count()
+}
+
+async fn rolling_update_and_undo(c: &Cluster) -> Result<()> {
+    let _binder = binder(c);
+    let nodes = ["sim-0", "sim-1", "sim-2"];
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&ds_yaml(
+            "roll",
+            "img:1",
+            "  updateStrategy:\n    type: RollingUpdate\n    rollingUpdate:\n      maxUnavailable: 1\n",
+            // A replacement waits for the old pod to be gone, as upstream's.
+            "      terminationGracePeriodSeconds: 1\n",
+        )),
+    )?;
+    wait_running_on(&c.client, "roll", &nodes).await?;
+    c.kubectl(&["rollout", "status", "ds/roll", "--timeout=60s"])?;
+
+    // Every pod event from here on, in order.
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let watch = tokio::spawn(async move {
+        let mut events =
+            std::pin::pin!(
+                watcher(api, watcher::Config::default().labels("app=roll")).default_backoff()
+            );
+        while let Some(Ok(e)) = events.next().await {
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+    let _watch = Tasks(vec![watch]);
+
+    c.kubectl(&["set", "image", "ds/roll", "main=img:2"])?;
+    c.kubectl(&["rollout", "status", "ds/roll", "--timeout=90s"])?;
+
+    let mut seen: HashMap<String, Pod> = HashMap::new();
+    let mut worst = 0;
+    let mut listed = false;
+    while let Ok(e) = rx.try_recv() {
+        match e {
+            watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
+                seen.insert(p.name_any(), p);
+            }
+            watcher::Event::Delete(p) => {
+                seen.remove(&p.name_any());
+            }
+            watcher::Event::InitDone => listed = true,
+            watcher::Event::Init => seen.clear(),
+        }
+        if listed {
+            worst = worst.max(unavailable_nodes(&seen, &nodes));
+        }
+    }
+    ensure!(listed, "the watch never listed");
+    ensure!(worst <= 1, "{worst} nodes without a ready pod at once");
+    ensure!(worst == 1, "the update never took a pod down: {seen:?}");
+    let by_node = pods_by_node(&c.client, "roll").await?;
+    for (node, pods) in &by_node {
+        let image = pods[0]
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone());
+        ensure!(image.as_deref() == Some("img:2"), "{node}: {image:?}");
+    }
+    let status = ds_status(&c.client, "roll").await?;
+    ensure!(status["updatedNumberScheduled"] == json!(3), "{status}");
+    ensure!(status["observedGeneration"] == json!(2), "{status}");
+
+    // The history kubectl reads: two revisions; undo goes back to the first template.
+    let history = c.kubectl(&["rollout", "history", "ds/roll"])?;
+    ensure!(
+        history
+            .lines()
+            .filter(|l| l.trim_start().starts_with(['1', '2']))
+            .count()
+            == 2,
+        "{history}"
+    );
+    let first = c.kubectl(&["rollout", "history", "ds/roll", "--revision=1"])?;
+    ensure!(first.contains("img:1"), "{first}");
+    c.kubectl(&["rollout", "undo", "ds/roll"])?;
+    c.kubectl(&["rollout", "status", "ds/roll", "--timeout=90s"])?;
+    wait_for("img:1 everywhere again", WAIT, || async {
+        let by_node = pods_by_node(&c.client, "roll").await?;
+        let back = by_node.len() == 3
+            && by_node.values().all(|p| {
+                p.len() == 1
+                    && is_ready(&p[0])
+                    && p[0]
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.containers.first())
+                        .and_then(|c| c.image.as_deref())
+                        == Some("img:1")
+            });
+        Ok(back.then_some(()))
+    })
+    .await?;
+    // The rollback renumbered the first revision: 2 and 3 now.
+    let history = c.kubectl(&["rollout", "history", "ds/roll"])?;
+    ensure!(
+        history.lines().any(|l| l.trim_start().starts_with('3')),
+        "{history}"
+    );
+    Ok(())
+}
+
+async fn deleting_the_daemonset_deletes_its_pods(c: &Cluster) -> Result<()> {
+    let _binder = binder(c);
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&ds_yaml("gone", "g:1", "", "")))?;
+    wait_running_on(&c.client, "gone", &["sim-0", "sim-1", "sim-2"]).await?;
+    c.kubectl(&["delete", "ds", "gone", "--timeout=60s"])?;
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    wait_for("the pods gone", WAIT, || async {
+        let left = api
+            .list(&ListParams::default().labels("app=gone"))
+            .await?
+            .items
+            .len();
+        Ok((left == 0).then_some(()))
+    })
+    .await?;
+    let revisions: Api<ControllerRevision> = Api::namespaced(c.client.clone(), "default");
+    wait_for("the revisions gone", WAIT, || async {
+        let left = revisions
+            .list(&ListParams::default().labels("app=gone"))
+            .await?
+            .items
+            .len();
+        Ok((left == 0).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+on_both_datastores!(nodes: 3;
+    every_node_then_a_late_one,
+    taints_tolerations_and_node_selectors,
+    rolling_update_and_undo,
+    deleting_the_daemonset_deletes_its_pods,
+);
