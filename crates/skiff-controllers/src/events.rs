@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder as KubeRecorder, Reporter};
 use kube::{Client, Resource};
 use parking_lot::Mutex;
@@ -123,6 +124,13 @@ impl Recorder {
         Some(recorder.clone())
     }
 
+    /// A `Warning` event about the object `reference` names (for kinds known only at run
+    /// time, such as the garbage collector's).
+    pub async fn warning_about(&self, reference: ObjectReference, reason: &str, note: String) {
+        self.publish_ref(reference, EventType::Warning, reason, note)
+            .await;
+    }
+
     async fn publish<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
@@ -130,7 +138,17 @@ impl Recorder {
         reason: &str,
         note: String,
     ) {
-        let reference = obj.object_ref(&());
+        self.publish_ref(obj.object_ref(&()), type_, reason, note)
+            .await;
+    }
+
+    async fn publish_ref(
+        &self,
+        reference: ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
         let object = format!(
             "{}/{}/{}/{}",
             reference.kind.as_deref().unwrap_or(""),
