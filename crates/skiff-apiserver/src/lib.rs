@@ -18,7 +18,6 @@ pub mod discovery;
 pub mod eviction;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod gc;
 pub mod http;
 pub mod local;
 pub mod objects;
@@ -40,7 +39,6 @@ use skiff_api::meta;
 use skiff_api::registry::{Registry, ResourceInfo};
 use skiff_api::status::ApiError;
 use skiff_store::Store;
-use tokio::sync::mpsc;
 
 use crate::objects::Objects;
 
@@ -103,10 +101,9 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the server state over `store` and starts its background work (the namespace
-    /// worker). Call [`App::bootstrap`] before serving.
+    /// Builds the server state over `store` and starts its background work (the event
+    /// TTL sweeper). Call [`App::bootstrap`] before serving.
     pub fn new(store: Arc<dyn Store>, config: Config) -> Arc<Self> {
-        let (gc_tx, gc_rx) = mpsc::unbounded_channel();
         let app = Arc::new(Self {
             registry: Arc::new(Registry::builtin()),
             openapi: std::sync::OnceLock::new(),
@@ -116,12 +113,10 @@ impl App {
                     store: store.clone(),
                     ranges: config.services.clone(),
                 }),
-                gc: Some(gc_tx),
             },
             hub: watch::Hub::new(store),
             config,
         });
-        tokio::spawn(gc::worker(Arc::downgrade(&app), gc_rx));
         tokio::spawn(ttl::sweeper(Arc::downgrade(&app), app.config.event_ttl));
         app
     }
@@ -143,8 +138,8 @@ impl App {
             .unwrap_or_else(|| panic!("built-in resource {plural} missing from the registry"))
     }
 
-    /// Creates what every cluster has from the start (the system namespaces), and resumes
-    /// the termination of namespaces that were being deleted.
+    /// Creates what every cluster has from the start (the system namespaces and the
+    /// `kubernetes` Service).
     pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ApiError> {
         let ns_info = self.namespaces();
         for name in SYSTEM_NAMESPACES {
@@ -170,7 +165,6 @@ impl App {
         self.bootstrap_kubernetes_service().await?;
         admission::priority::bootstrap(self).await?;
         self.move_legacy_events().await?;
-        tokio::spawn(gc::resync(Arc::downgrade(self)));
         Ok(())
     }
 

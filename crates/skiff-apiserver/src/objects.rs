@@ -347,8 +347,6 @@ pub struct Objects {
     pub store: Arc<dyn Store>,
     /// Service allocations, released when a Service is removed.
     pub services: Option<crate::services::Allocator>,
-    /// Where removals and orphan/foreground marks are reported (the garbage collector).
-    pub gc: Option<tokio::sync::mpsc::UnboundedSender<crate::gc::GcEvent>>,
 }
 
 impl Objects {
@@ -478,12 +476,6 @@ impl Objects {
                 alloc.release(&gone).await;
             }
         }
-        if let Some(gc) = &self.gc {
-            let _ = gc.send(crate::gc::GcEvent::Removed(
-                Box::new(info.clone()),
-                gone.clone(),
-            ));
-        }
         Ok(gone)
     }
 
@@ -606,22 +598,8 @@ impl Objects {
                 return Ok(Deleted::Marked(current.obj));
             }
             match self.replace(info, obj, current.rev, opts.dry_run).await {
-                Ok(marked) => {
-                    let fins = meta::finalizers(&marked);
-                    if !opts.dry_run
-                        && fins
-                            .iter()
-                            .any(|f| f == "orphan" || f == "foregroundDeletion")
-                    {
-                        if let Some(gc) = &self.gc {
-                            let _ = gc.send(crate::gc::GcEvent::Marked(
-                                Box::new(info.clone()),
-                                marked.clone(),
-                            ));
-                        }
-                    }
-                    return Ok(Deleted::Marked(marked));
-                }
+                // The garbage collector (skiff-controllers) sees the mark in its watch.
+                Ok(marked) => return Ok(Deleted::Marked(marked)),
                 Err(e) if e.code == 409 => continue,
                 Err(e) => return Err(e),
             }

@@ -1020,7 +1020,6 @@ mod tests {
         let objects = crate::objects::Objects {
             store: store.clone(),
             services: None,
-            gc: None,
         };
         let rest = objects
             .list_raw(&info, Some("default"), 0, Some(&token), None, ALL)
