@@ -81,15 +81,19 @@ pub struct ResourceInfo {
     /// The schema's name (for OpenAPI component names).
     pub schema_name: fn() -> std::borrow::Cow<'static, str>,
     /// Decodes the JSON as the typed kind and encodes it again: fails on a field of the
-    /// wrong type; drops fields the kind does not have (see [`unknown_fields`]).
+    /// wrong type; drops fields the kind does not have (see [`unknown_fields`]). Encodes as Go
+    /// does: with the fields Go always writes, which k8s-openapi's types omit when unset
+    /// (`"status": {}`, a template's `"creationTimestamp": null`).
     pub normalize: fn(&serde_json::Value) -> Result<serde_json::Value, String>,
 }
 
-fn normalize<T: serde::de::DeserializeOwned + serde::Serialize>(
+fn normalize<T: Resource + serde::de::DeserializeOwned + serde::Serialize>(
     value: &serde_json::Value,
 ) -> Result<serde_json::Value, String> {
     let typed = T::deserialize(value).map_err(|e| e.to_string())?;
-    serde_json::to_value(typed).map_err(|e| e.to_string())
+    let mut out = serde_json::to_value(typed).map_err(|e| e.to_string())?;
+    crate::defaults::fill_go_fields(T::GROUP, T::VERSION, T::KIND, &mut out);
+    Ok(out)
 }
 
 /// The fields of `original` that `normalized` lost: the ones its kind does not have, as

@@ -222,7 +222,8 @@ on_both_backends!(
     api_only:
     more_commands,
     strategic_merge_patches,
-    server_side_apply
+    server_side_apply,
+    objects_carry_the_fields_go_always_writes
 );
 
 fn discovery_and_version(c: &Cluster) -> Result<()> {
@@ -1750,5 +1751,80 @@ fn garbage_collection_resumes_after_a_restart() -> Result<()> {
         "the dependent of a vanished owner was not collected"
     );
     c.ok(&["get", "configmap", "still-owned"])?;
+    Ok(())
+}
+
+/// What upstream's JSON always carries because Go writes struct values even when empty (and
+/// zero metav1.Time as null, non-omitempty counters as 0): a new Deployment's `"status": {}`,
+/// which a client reading `status` as a struct needs for a read-modify-write of `/status`.
+/// On a server without controllers, so that nothing else writes the statuses.
+fn objects_carry_the_fields_go_always_writes(c: &Cluster) -> Result<()> {
+    c.ok(&["create", "deployment", "web", "--image=nginx"])?;
+    let d = c.json(&["get", "deployment", "web"])?;
+    ensure!(d["status"] == serde_json::json!({}), "{d}");
+    let template = &d["spec"]["template"];
+    ensure!(
+        template["metadata"]
+            .as_object()
+            .is_some_and(|m| m.get("creationTimestamp") == Some(&Value::Null)),
+        "{d}"
+    );
+    ensure!(
+        template["spec"]["containers"][0]["resources"] == serde_json::json!({}),
+        "{d}"
+    );
+    // Read, modify, write back through /status (what the Python client's
+    // read_namespaced_deployment_status / replace_namespaced_deployment_status do).
+    let mut d = c.json(&["get", "deployment", "web"])?;
+    d["status"]["observedGeneration"] = serde_json::json!(1);
+    c.ok_in(
+        &["replace", "--subresource=status", "-f", "-"],
+        Some(&d.to_string()),
+    )?;
+    let d = c.json(&["get", "deployment", "web"])?;
+    ensure!(
+        d["status"] == serde_json::json!({"observedGeneration": 1}),
+        "{d}"
+    );
+
+    c.ok(&["create", "service", "clusterip", "websvc", "--tcp=80:8080"])?;
+    for name in ["websvc", "kubernetes"] {
+        let svc = c.json(&["get", "service", name])?;
+        ensure!(
+            svc["status"] == serde_json::json!({"loadBalancer": {}}),
+            "{svc}"
+        );
+    }
+    c.ok(&["run", "p", "--image=nginx"])?;
+    let pod = c.json(&["get", "pod", "p"])?;
+    ensure!(pod["status"]["phase"] == "Pending", "{pod}");
+    ensure!(
+        pod["spec"]["containers"][0]["resources"] == serde_json::json!({}),
+        "{pod}"
+    );
+    c.ok(&["create", "configmap", "cm", "--from-literal=a=b"])?;
+    let cm = c.json(&["get", "configmap", "cm"])?;
+    ensure!(cm.get("status").is_none() && cm.get("spec").is_none(), "{cm}");
+    let rs = r#"{"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "rs"}},
+                 "template": {"metadata": {"labels": {"app": "rs"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}"#;
+    c.ok_in(&["create", "-f", "-"], Some(rs))?;
+    let rs = c.json(&["get", "replicaset", "rs"])?;
+    ensure!(rs["status"] == serde_json::json!({"replicas": 0}), "{rs}");
+    let pdb = c.json(&[
+        "create",
+        "poddisruptionbudget",
+        "pdb",
+        "--selector=app=rs",
+        "--min-available=1",
+        "--dry-run=server",
+    ])?;
+    ensure!(
+        pdb["status"]
+            == serde_json::json!({"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0}),
+        "{pdb}"
+    );
+    let ns = c.json(&["get", "namespace", "default"])?;
+    ensure!(ns["status"] == serde_json::json!({"phase": "Active"}), "{ns}");
     Ok(())
 }
