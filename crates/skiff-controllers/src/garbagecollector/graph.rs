@@ -162,8 +162,8 @@ pub enum Effect {
     /// Warn on the dependent: its ownerReference names an owner in another namespace
     /// (upstream's `OwnerRefInvalidNamespace` event).
     InvalidNamespaceOwnerRef {
-        dependent: ObjectRef,
-        owner: ObjectRef,
+        dependent: Box<ObjectRef>,
+        owner: Box<ObjectRef>,
     },
 }
 
@@ -581,8 +581,8 @@ impl Graph {
 fn invalid_namespace_event(dependent: &Node, owner_uid: &str) -> Option<Effect> {
     let r = dependent.owners.iter().find(|o| o.uid == owner_uid)?;
     Some(Effect::InvalidNamespaceOwnerRef {
-        dependent: dependent.identity.clone(),
-        owner: ObjectRef::of_owner(r, &dependent.identity.namespace),
+        dependent: Box::new(dependent.identity.clone()),
+        owner: Box::new(ObjectRef::of_owner(r, &dependent.identity.namespace)),
     })
 }
 

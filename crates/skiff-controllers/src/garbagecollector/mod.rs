@@ -684,9 +684,11 @@ impl Gc {
                     tokio::time::sleep(pause).await;
                     pause *= 5;
                 }
-                Err(e) => return Err(Error::Retry(format!(
+                Err(e) => {
+                    return Err(Error::Retry(format!(
                     "cannot finalize owner {owner}: {e}. The garbage collector will retry later"
-                ))),
+                )))
+                }
             }
         }
         Err(Error::Retry(format!("updateMaxRetries({STEPS}) has reached. The garbage collector will retry later for owner {owner}")))

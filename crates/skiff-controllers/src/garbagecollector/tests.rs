@@ -257,8 +257,8 @@ fn an_owner_in_another_namespace_is_reported_and_its_dependent_checked() {
         fx,
         vec![
             Effect::InvalidNamespaceOwnerRef {
-                dependent: dependent.clone(),
-                owner: id("ConfigMap", "b", "owner", "o1"),
+                dependent: Box::new(dependent.clone()),
+                owner: Box::new(id("ConfigMap", "b", "owner", "o1")),
             },
             del("x1"),
         ]
@@ -291,7 +291,7 @@ fn a_relist_reports_what_it_no_longer_has_as_deleted() {
 fn live(uid: &str, deleting: bool, finalizers: &[&str]) -> ObjectMeta {
     ObjectMeta {
         uid: Some(uid.into()),
-        deletion_timestamp: deleting.then(|| Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+        deletion_timestamp: deleting.then_some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
         finalizers: Some(finalizers.iter().map(|f| (*f).to_owned()).collect()),
         resource_version: Some("7".into()),
         ..Default::default()
@@ -335,6 +335,17 @@ fn owners_are_classified_by_their_live_state() {
     }
 }
 
+/// Name, classified references, the item's finalizers, its dependents, whether one of them
+/// deletes its own in the foreground, and the decision.
+type ItemCase = (
+    &'static str,
+    Vec<(OwnerReference, OwnerState)>,
+    Vec<&'static str>,
+    usize,
+    bool,
+    Decision,
+);
+
 #[test]
 fn what_to_do_with_an_item() {
     use OwnerState::*;
@@ -344,14 +355,7 @@ fn what_to_do_with_an_item() {
         policy: Policy::Background,
         unblock_first: false,
     };
-    let cases: Vec<(
-        &str,
-        Vec<(OwnerReference, OwnerState)>,
-        Vec<&str>,
-        usize,
-        bool,
-        Decision,
-    )> = vec![
+    let cases: Vec<ItemCase> = vec![
         ("no owners", vec![], vec![], 0, false, Decision::Keep),
         (
             "a solid owner",
@@ -468,7 +472,7 @@ fn patch_bodies_are_upstreams() {
     assert_eq!(merge["metadata"]["resourceVersion"], "5");
     assert_eq!(merge["metadata"]["ownerReferences"][0]["uid"], "b1");
     assert_eq!(
-        decide::delete_owner_refs_merge("5", &[a.clone()], &["a1".into()])["metadata"]
+        decide::delete_owner_refs_merge("5", std::slice::from_ref(&a), &["a1".into()])["metadata"]
             ["ownerReferences"],
         json!(null)
     );
