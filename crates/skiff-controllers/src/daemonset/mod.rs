@@ -225,6 +225,15 @@ impl State {
                 .filter(|ds| util::node_should_run(&cur, ds).0)
                 .map(|ds| ObjectRef::from_obj(&**ds))
                 .collect(),
+            // `NodeShouldRunDaemonPod` reads only the node's name, labels and taints: a
+            // heartbeat that changed neither concerns no DaemonSet.
+            (Some(old), Some(cur))
+                if old.metadata.labels == cur.metadata.labels
+                    && old.spec.as_ref().and_then(|s| s.taints.as_ref())
+                        == cur.spec.as_ref().and_then(|s| s.taints.as_ref()) =>
+            {
+                Vec::new()
+            }
             (Some(old), Some(cur)) => all
                 .iter()
                 .filter(|ds| util::node_should_run(&old, ds) != util::node_should_run(&cur, ds))

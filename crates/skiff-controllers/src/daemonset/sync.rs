@@ -289,12 +289,12 @@ pub fn desired_node_counts(
     Ok((max_surge, max_unavailable))
 }
 
+/// A node's new pod and old pod, either possibly absent.
+type NewAndOld<'a> = (Option<&'a Arc<Pod>>, Option<&'a Arc<Pod>>);
+
 /// Upstream's `findUpdatedPodsOnNode`: the one new and the one old pod not being deleted,
 /// `None` when there are more of either (the manage loop prunes those first).
-fn updated_pods_on_node<'a>(
-    pods: &'a [Arc<Pod>],
-    hash: &str,
-) -> Option<(Option<&'a Arc<Pod>>, Option<&'a Arc<Pod>>)> {
+fn updated_pods_on_node<'a>(pods: &'a [Arc<Pod>], hash: &str) -> Option<NewAndOld<'a>> {
     let mut new = None;
     let mut old = None;
     for pod in pods.iter().filter(|p| !deleting(p)) {

@@ -153,7 +153,8 @@ fn node_should_run_as_upstream() {
         "n1",
         json!({"metadata": {"labels": {"disk": "ssd", "zone": "b"}}}),
     );
-    let cases: Vec<(&str, &DaemonSet, Arc<Node>, (bool, bool))> = vec![
+    type Case<'a> = (&'a str, &'a DaemonSet, Arc<Node>, (bool, bool));
+    let cases: Vec<Case> = vec![
         ("plain node", &plain, node("n1", json!({})), (true, true)),
         (
             "nodeSelector misses",
@@ -514,7 +515,8 @@ fn rolling_update_without_surge_respects_max_unavailable() {
     let ru = |mu: Value| {
         ds(json!({"spec": {"updateStrategy": {"rollingUpdate": {"maxUnavailable": mu}}}}))
     };
-    let cases: Vec<(&str, DaemonSet, &[Arc<Pod>], Vec<&str>)> = vec![
+    type Case<'a> = (&'a str, DaemonSet, &'a [Arc<Pod>], Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         ("one at a time", ru(json!(1)), &all_old, vec!["a"]),
         ("two at a time", ru(json!(2)), &all_old, vec!["a", "b"]),
         ("50% of 4", ru(json!("50%")), &all_old, vec!["a", "b"]),
