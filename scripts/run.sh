@@ -15,7 +15,9 @@ bin="${CARGO_TARGET_DIR:-target}/release/skiff"
 data_dir="${SKIFF_DATA_DIR:-/var/lib/skiff}"
 export KUBECONFIG="$data_dir/kubeconfig.yaml"
 
-"$bin" server --data-dir "$data_dir" &
+# One simulated node (sim-0) until the kubelet runs real containers: the scheduler places
+# the demo's pods on it and it reports them Running, without running anything.
+"$bin" server --data-dir "$data_dir" --simulated-nodes 1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
 
@@ -27,13 +29,15 @@ done
 
 echo "==> creating the demo workload (deploy/demo.yaml)"
 kubectl get -f deploy/demo.yaml >/dev/null 2>&1 || kubectl create -f deploy/demo.yaml
-kubectl get all -n demo || true
+kubectl rollout status -n demo deployment/hello --timeout=60s || true
+kubectl get all -n demo -o wide || true
 cat <<MSG
 
 skiff is running. In another shell:
   export KUBECONFIG=$KUBECONFIG
   kubectl get all -A
-(Pods are scheduled and run once the node agent lands; today the control plane stores and
-serves them.) Ctrl-C stops the cluster.
+The demo's pods are scheduled onto sim-0, a SIMULATED node: it reports them Running with
+an address from its pod range, but no container runs yet (real containers come with the
+node agent). Ctrl-C stops the cluster.
 MSG
 wait $pid

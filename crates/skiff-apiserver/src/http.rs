@@ -1638,7 +1638,8 @@ impl Ctx {
         self.set_replicas(scale).await
     }
 
-    /// `pods/binding`: sets `spec.nodeName` once.
+    /// `pods/binding`: sets `spec.nodeName` once (and `PodScheduled=True`), as upstream's
+    /// `BindingREST`.
     async fn bind(&self, body: Value) -> ApiResult {
         let node = body
             .pointer("/target/name")
@@ -1660,6 +1661,11 @@ impl Ctx {
         let info = self.info.clone();
         let name = self.name().to_owned();
         let dry_run = self.query.dry_run()?;
+        let uid = body
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let annotations = body.pointer("/metadata/annotations").cloned();
         self.app
             .objects
             .update_with(
@@ -1689,8 +1695,33 @@ impl Ctx {
                             &format!("pod {name} is already assigned to node \"{bound}\""),
                         ));
                     }
+                    if let Some(uid) = uid.as_deref().filter(|u| !u.is_empty()) {
+                        if meta::uid(&current.obj) != uid {
+                            return Err(ApiError::conflict_msg(
+                                info.group,
+                                info.plural,
+                                &name,
+                                &format!(
+                                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                                    meta::uid(&current.obj)
+                                ),
+                            ));
+                        }
+                    }
                     let mut new = current.obj.clone();
                     new["spec"]["nodeName"] = json!(node);
+                    // Upstream's setPodNodeAndMetadata: the binding's annotations are
+                    // copied, and PodScheduled becomes True.
+                    if let Some(extra) = annotations.as_ref().and_then(Value::as_object) {
+                        let m = meta::metadata_mut(&mut new)?;
+                        let anns = m.entry("annotations").or_insert(json!({}));
+                        if let Some(anns) = anns.as_object_mut() {
+                            for (k, v) in extra {
+                                anns.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                    set_pod_scheduled(&mut new);
                     Ok(Some(new))
                 },
             )
@@ -2344,5 +2375,41 @@ mod fuzz {
                 let _ = (info.normalize)(&value);
             }
         }
+    }
+}
+
+/// Upstream's `UpdatePodCondition` with `PodScheduled=True`: the transition time moves only
+/// when the status changes.
+fn set_pod_scheduled(pod: &mut Value) {
+    let now = meta::timestamp(now());
+    let status = &mut pod["status"];
+    if !status.is_object() {
+        *status = json!({});
+    }
+    let conditions = &mut status["conditions"];
+    if !conditions.is_array() {
+        *conditions = json!([]);
+    }
+    let Some(list) = conditions.as_array_mut() else {
+        return;
+    };
+    match list
+        .iter_mut()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("PodScheduled"))
+    {
+        Some(c) => {
+            if c.get("status").and_then(Value::as_str) != Some("True") {
+                c["lastTransitionTime"] = json!(now);
+            }
+            c["status"] = json!("True");
+            if let Some(m) = c.as_object_mut() {
+                m.remove("reason");
+                m.remove("message");
+            }
+        }
+        None => list.push(json!({
+            "type": "PodScheduled", "status": "True",
+            "lastProbeTime": null, "lastTransitionTime": now,
+        })),
     }
 }

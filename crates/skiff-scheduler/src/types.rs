@@ -326,7 +326,7 @@ pub fn normalized_image_name(name: &str) -> String {
 
 /// A pod with what the plugins need computed once (upstream's `framework.PodInfo` plus the
 /// per-pod parts of several plugins' PreFilter state).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PodInfo {
     pub pod: Arc<Pod>,
     pub uid: String,

@@ -1,5 +1,5 @@
-//! The components `skiff server` runs beside the API server: the controller manager (and,
-//! as they land, the scheduler and simulated nodes), each a kube-rs client of the API through
+//! The components `skiff server` runs beside the API server: the controller manager, the
+//! scheduler and simulated nodes, each a kube-rs client of the API through
 //! the server's own router in process ([`local_client`]), authenticated as upstream's
 //! component users. With etcd as the datastore several servers share one cluster, so the
 //! controller manager and the scheduler run under leader election ([`crate::leader`]) and
@@ -112,6 +112,25 @@ pub fn start(
             },
         ));
     }
+    if !args.disable_scheduler {
+        let client = local_client(
+            app,
+            "system:kube-scheduler",
+            &["system:authenticated"],
+            &user_agent("kube-scheduler"),
+        );
+        set.spawn(lead_or_run(
+            client,
+            elect.then(|| LeaderConfig::new("kube-scheduler", &id)),
+            |client| async move {
+                if let Err(e) =
+                    skiff_scheduler::run(client, skiff_scheduler::Config::default()).await
+                {
+                    tracing::error!(error = %e, "the scheduler stopped");
+                }
+            },
+        ));
+    }
     if args.simulated_nodes > 0 {
         // Every simulated node of this server shares one node identity, as an agent's do.
         let capacity = skiff_kubelet::sim::parse_capacity(&args.sim_capacity)
@@ -217,6 +236,35 @@ fn process_identity() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "skiff".into());
     format!("{host}_{:016x}", rand::random::<u64>())
+}
+
+/// `skiff scheduler`: the scheduler alone, over HTTPS.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SchedulerArgs {
+    /// The kubeconfig to reach the API with.
+    #[arg(long)]
+    pub kubeconfig: std::path::PathBuf,
+    /// Run only while holding the `kube-scheduler` Lease in kube-system.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+}
+
+/// Runs `skiff scheduler` until SIGINT or SIGTERM.
+pub async fn run_scheduler(args: SchedulerArgs) -> Result<()> {
+    let (client, _) = https_client(&args.kubeconfig, "kube-scheduler").await?;
+    let election = args
+        .leader_elect
+        .then(|| LeaderConfig::new("kube-scheduler", &process_identity()));
+    tracing::info!("skiff scheduler started");
+    tokio::select! {
+        _ = lead_or_run(client, election, |client| async move {
+            if let Err(e) = skiff_scheduler::run(client, skiff_scheduler::Config::default()).await {
+                tracing::error!(error = %e, "the scheduler stopped");
+            }
+        }) => {}
+        _ = crate::server::shutdown_signal() => {}
+    }
+    Ok(())
 }
 
 /// Runs `skiff controller-manager` until SIGINT or SIGTERM.

@@ -25,6 +25,9 @@ enum Cli {
     /// whose components run in processes of their own).
     #[command(name = "controller-manager", hide = true)]
     ControllerManager(components::ControllerManagerArgs),
+    /// Run the scheduler alone against an API server (HA setups, tests).
+    #[command(hide = true)]
+    Scheduler(components::SchedulerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
             Cli::Server(args) => server::run(args).await,
             Cli::Agent(args) => agent::run(args).await,
             Cli::ControllerManager(args) => components::run_controller_manager(args).await,
+            Cli::Scheduler(args) => components::run_scheduler(args).await,
         }
     });
     match result {
