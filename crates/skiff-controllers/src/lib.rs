@@ -32,6 +32,7 @@ pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod ttlafterfinished;
@@ -143,6 +144,7 @@ const CONTROLLERS: &[(&str, Setup)] = &[
     ("endpoint", endpoints::controller),
     ("endpointslice", endpointslice::controller),
     ("disruption", disruption::controller),
+    ("resourcequota", resourcequota::controller),
 ];
 
 /// Runs the controller manager until the returned future is dropped.
