@@ -258,7 +258,7 @@ async fn sync_monitors(gc: Arc<Gc>, synced: tokio::sync::watch::Sender<bool>) {
     let mut running: HashMap<String, (AbortHandle, Arc<AtomicBool>)> = HashMap::new();
     let mut monitors = JoinSet::new();
     loop {
-        match discover(&gc.client).await {
+        let discovered = match discover(&gc.client).await {
             Ok((mapper, deletable)) if !deletable.is_empty() => {
                 *gc.mapper.write() = Arc::new(mapper);
                 let before = running.len();
@@ -288,11 +288,23 @@ async fn sync_monitors(gc: Arc<Gc>, synced: tokio::sync::watch::Sender<bool>) {
                         "synced the garbage collector's monitors"
                     );
                 }
+                true
             }
-            Ok(_) => tracing::debug!(
-                "no resources reported by discovery, skipping garbage collector sync"
-            ),
-            Err(e) => tracing::debug!(error = %e, "garbage collector discovery failed"),
+            Ok(_) => {
+                tracing::debug!(
+                    "no resources reported by discovery, skipping garbage collector sync"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "garbage collector discovery failed");
+                false
+            }
+        };
+        if !discovered && !*synced.borrow() {
+            // Nothing to collect with yet: try again soon rather than a period later.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
         }
         if !*synced.borrow() {
             let deadline = tokio::time::Instant::now() + INITIAL_SYNC_TIMEOUT;
