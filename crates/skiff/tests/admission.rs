@@ -408,6 +408,64 @@ async fn quota_refuses_and_counts(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// `count/<resource>.<group>` counts any namespaced kind: measured by the controller (which
+/// finds the resource through discovery) and charged at admission.
+async fn object_counts_of_any_kind(cluster: &Cluster) -> Result<()> {
+    create_ns(cluster, "objs")?;
+    cluster.kubectl(&[
+        "create",
+        "quota",
+        "objects",
+        "-n",
+        "objs",
+        "--hard=count/deployments.apps=1,count/configmaps=3",
+    ])?;
+    // The namespace's kube-root-ca.crt is counted.
+    wait_used(
+        cluster,
+        "objs",
+        "objects",
+        json!({"count/configmaps": "1", "count/deployments.apps": "0"}),
+    )
+    .await?;
+    cluster.kubectl(&[
+        "create",
+        "deployment",
+        "d1",
+        "-n",
+        "objs",
+        "--image=nginx",
+        "--replicas=0",
+    ])?;
+    let err = refused(
+        cluster,
+        &[
+            "create",
+            "deployment",
+            "d2",
+            "-n",
+            "objs",
+            "--image=nginx",
+            "--replicas=0",
+        ],
+        None,
+    )?;
+    ensure!(
+        err.ends_with("deployments.apps \"d2\" is forbidden: exceeded quota: objects, requested: count/deployments.apps=1, used: count/deployments.apps=1, limited: count/deployments.apps=1"),
+        "{err}"
+    );
+    // Deleting it frees the slot once the controller has counted again.
+    cluster.kubectl(&["delete", "deployment", "d1", "-n", "objs"])?;
+    wait_used(
+        cluster,
+        "objs",
+        "objects",
+        json!({"count/configmaps": "1", "count/deployments.apps": "0"}),
+    )
+    .await?;
+    Ok(())
+}
+
 async fn deployment_refused_by_quota(cluster: &Cluster) -> Result<()> {
     create_ns(cluster, "dq")?;
     cluster.kubectl(&["create", "quota", "q", "-n", "dq", "--hard=pods=1"])?;
@@ -521,5 +579,6 @@ on_both_datastores!(nodes: 0;
     priority_classes_and_pod_priority,
     limit_range_defaults_and_limits,
     quota_refuses_and_counts,
+    object_counts_of_any_kind,
     deployment_refused_by_quota,
 );

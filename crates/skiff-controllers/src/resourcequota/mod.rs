@@ -6,7 +6,9 @@
 //!
 //! A quota is recalculated when it is new or its `spec` changes (not on the `status.used`
 //! writes of quota admission, as upstream, whose charges the controller would otherwise
-//! race), when an object it may count is deleted or a pod ends (replenishment), and every
+//! race), when an object it may count is deleted or a pod ends (replenishment: the shared
+//! informers of pods, Services, claims, ConfigMaps and Secrets, and a metadata watch of any
+//! other kind a quota counts, started when a quota first names it), and every
 //! [`RESYNC`] (upstream's `--resource-quota-sync-period`). The status is written with the
 //! quota's resourceVersion, so a charge made meanwhile by admission makes the write fail
 //! and the sync run again on fresh state.
@@ -104,6 +106,10 @@ struct State {
     pods: Store<Pod>,
     /// Discovered list endpoints of object-count resources, by (group, resource).
     resources: Mutex<HashMap<(String, String), ApiResource>>,
+    /// The object-count resources watched for deletions (upstream's quota monitors), and
+    /// where their watches send the quotas to recalculate.
+    monitored: Mutex<std::collections::HashSet<(String, String)>>,
+    replenish: futures::channel::mpsc::UnboundedSender<ObjectRef<ResourceQuota>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -136,21 +142,30 @@ pub fn controller(ctx: &Arc<Context>) -> Result<Task> {
     let informers = &ctx.informers;
     let quotas = informers.store::<ResourceQuota>();
     let pods = informers.store::<Pod>();
+    let (replenish, replenished) = futures::channel::mpsc::unbounded();
     let state = Arc::new(State {
         ctx: ctx.clone(),
         quotas: quotas.clone(),
         pods: pods.clone(),
         resources: Mutex::new(HashMap::new()),
+        monitored: Mutex::new(std::collections::HashSet::new()),
+        replenish,
         failures: Mutex::new(HashMap::new()),
     });
     // A quota wakes the controller when it is first seen or its spec changes, not for the
     // usage admission writes into its status.
     let mut seen: HashMap<String, Value> = HashMap::new();
+    let for_specs = quotas.clone();
     let changed_specs =
         informers
             .subscribe::<ResourceQuota>()
             .filter(move |q: &Arc<ResourceQuota>| {
                 let key = key_of(&q.metadata);
+                if for_specs.get(&ObjectRef::from_obj(&**q)).is_none() {
+                    // Deleted: nothing to do, and nothing to remember.
+                    seen.remove(&key);
+                    return futures::future::ready(false);
+                }
                 let spec = serde_json::to_value(&q.spec).unwrap_or(Value::Null);
                 let changed = seen.get(&key) != Some(&spec);
                 seen.insert(key, spec);
@@ -186,7 +201,8 @@ pub fn controller(ctx: &Arc<Context>) -> Result<Task> {
         .watches_shared_stream(
             informers.subscribe::<Secret>(),
             on_delete(quotas.clone(), informers.store::<Secret>()),
-        );
+        )
+        .reconcile_on(replenished);
     let synced = futures::future::join(
         informers.synced::<ResourceQuota>(),
         informers.synced::<Pod>(),
@@ -246,6 +262,45 @@ async fn api_resource(state: &State, group: &str, resource: &str) -> Result<Opti
     Ok(found)
 }
 
+/// Kinds whose deletions the shared informers already report.
+fn informed(group: &str, resource: &str) -> bool {
+    group.is_empty()
+        && matches!(
+            resource,
+            "pods" | "services" | "persistentvolumeclaims" | "configmaps" | "secrets"
+        )
+}
+
+/// Starts watching `ar`'s objects for deletions, once per resource: each deletion wakes the
+/// quotas of its namespace (upstream's quota monitor for a resource a quota counts).
+fn monitor(state: &State, group: &str, resource: &str, ar: &ApiResource) {
+    if informed(group, resource)
+        || !state
+            .monitored
+            .lock()
+            .insert((group.to_owned(), resource.to_owned()))
+    {
+        return;
+    }
+    let api: Api<kube::core::PartialObjectMeta<DynamicObject>> =
+        Api::all_with(state.ctx.client.clone(), ar);
+    let quotas = state.quotas.clone();
+    let tx = state.replenish.clone();
+    tokio::spawn(async move {
+        let events = kube::runtime::watcher(api, kube::runtime::watcher::Config::default());
+        let mut events = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(events));
+        while let Some(event) = events.next().await {
+            if let Ok(kube::runtime::watcher::Event::Delete(obj)) = event {
+                for q in quotas_in(&quotas, &obj.namespace().unwrap_or_default()) {
+                    if tx.unbounded_send(q).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// The objects `evaluator` measures in `ns` (`None` when they cannot be had now).
 async fn objects(state: &State, evaluator: &Evaluator, ns: &str) -> Result<Option<Vec<Value>>> {
     let client = state.ctx.client.clone();
@@ -278,6 +333,7 @@ async fn objects(state: &State, evaluator: &Evaluator, ns: &str) -> Result<Optio
                 tracing::debug!(%group, %resource, "quota names a resource that is not served");
                 return Ok(None);
             };
+            monitor(state, group, resource, &ar);
             let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &ar);
             api.list_metadata(&lp)
                 .await?
