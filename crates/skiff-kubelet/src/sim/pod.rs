@@ -468,6 +468,10 @@ fn base_status(c: &ContainerPlan) -> ContainerStatus {
         name: c.name.clone(),
         image: normalize_image(&c.image),
         image_id: image_id(&c.image),
+        // Go always writes `lastState` (a struct value), `{}` when the container never
+        // terminated, and the API server returns it so: set alike, so that the status read
+        // back has the fingerprint of the one posted (or it would be posted again forever).
+        last_state: Some(ContainerState::default()),
         ..ContainerStatus::default()
     }
 }
@@ -492,7 +496,9 @@ fn main_status(
                 }),
                 ..ContainerState::default()
             });
-            s.last_state = last.map(|r| terminated(pod, &c.name, start, &r));
+            if let Some(r) = last {
+                s.last_state = Some(terminated(pod, &c.name, start, &r));
+            }
             s.ready = true;
             s.started = Some(true);
             s.restart_count = i32::try_from(restarts).unwrap_or(i32::MAX);
@@ -530,7 +536,9 @@ fn main_status(
             previous,
         } => {
             s.state = Some(terminated(pod, &c.name, start, &last));
-            s.last_state = previous.map(|r| terminated(pod, &c.name, start, &r));
+            if let Some(r) = previous {
+                s.last_state = Some(terminated(pod, &c.name, start, &r));
+            }
             s.ready = false;
             s.started = Some(false);
             s.restart_count = i32::try_from(restarts).unwrap_or(i32::MAX);
