@@ -26,7 +26,8 @@ round trip through etcd (so a nil and an empty slice or map are the same: nil). 
 intstr.IntOrString, resource.Quantity and metav1.Duration are structs too (Go writes `0`,
 `"0"` and `"0s"`), but every non-pointer one in a served kind is either defaulted (a Service
 port's targetPort) or required by validation (a probe's port), so they are left alone (a
-missing one is the validator's to report, not to be hidden behind a zero).
+missing one is the validator's to report, not to be hidden behind a zero). Any other type with
+its own MarshalJSON reached as a value stops the generator until CUSTOM says what it writes.
 
 Output: one static per Go struct that has something to fill (itself or below it), each a list of
 (json name, what to write when absent, how to descend), and KINDS, the root struct of every
@@ -105,6 +106,7 @@ class Package:
         self.structs = {}   # name -> [(go name, type expr, tag)], in order
         self.named = {}     # name -> underlying type expr
         self.imports = {}   # alias -> import path (per package: api files agree on aliases)
+        self.marshalers = set()  # types with their own MarshalJSON
         for f in repo.files(directory):
             self._parse(repo.show(f"{directory}/{f}"))
 
@@ -117,6 +119,8 @@ class Package:
                 if im:
                     alias = im.group(1) or im.group(2).rsplit("/", 1)[-1]
                     self.imports[alias] = im.group(2)
+        for m in re.finditer(r"^func \(\w+ \*?(\w+)\) MarshalJSON\(", "\n".join(lines), re.M):
+            self.marshalers.add(m.group(1))
         for m in re.finditer(r'^import (\w+)? ?"([^"]+)"', "\n".join(lines), re.M):
             self.imports[m.group(1) or m.group(2).rsplit("/", 1)[-1]] = m.group(2)
         i = 0
@@ -203,6 +207,9 @@ class Generator:
             return self.resolve(self.package(path), name)
         if (pkg.path, ty) in CUSTOM:
             return ("custom", CUSTOM[(pkg.path, ty)])
+        if ty in pkg.marshalers:
+            # Written by its own MarshalJSON: nothing to say about it unless it is in CUSTOM.
+            return ("custom", f"unknown {pkg.path}.{ty}")
         if ty in pkg.structs:
             return ("struct", (pkg.path, ty))
         if ty in pkg.named:
@@ -261,6 +268,9 @@ def main():
             if kind == "struct":
                 zero, descend, target = "Object", "Object", elem
             elif kind == "custom":
+                if elem is not None and elem.startswith("unknown "):
+                    sys.exit(f"{key[1]}.{json_name}: {elem[8:]} has its own MarshalJSON; "
+                             "say in CUSTOM what its zero value is written as")
                 if elem is None:
                     gen.skipped.add(f"{key[1]}.{json_name}")
                 zero = elem or "Keep"
