@@ -246,6 +246,20 @@ async fn limit_range_defaults_and_limits(cluster: &Cluster) -> Result<()> {
         ),
         "{err}"
     );
+    // Claims are held to the PersistentVolumeClaim items.
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: storage\n  namespace: limited\nspec:\n  limits:\n  - type: PersistentVolumeClaim\n    min:\n      storage: 1Gi\n    max:\n      storage: 5Gi\n"),
+    )?;
+    let claim = |name: &str, size: &str| {
+        format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {name}\n  namespace: limited\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: {size}\n")
+    };
+    cluster.kubectl_stdin(&["apply", "-f", "-"], Some(&claim("fits", "2Gi")))?;
+    let err = refused(cluster, &["apply", "-f", "-"], Some(&claim("huge", "10Gi")))?;
+    ensure!(
+        err.ends_with("persistentvolumeclaims \"huge\" is forbidden: maximum storage usage per PersistentVolumeClaim is 5Gi, but request is 10Gi"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -313,6 +327,12 @@ async fn quota_refuses_and_counts(cluster: &Cluster) -> Result<()> {
         json!({"count/secrets": "0", "pods": "2", "requests.cpu": "1500m"}),
     )
     .await?;
+    // `kubectl get quota` as upstream prints it: used/hard per resource.
+    let row = cluster.kubectl(&["get", "quota", "q", "-n", "q", "--no-headers"])?;
+    ensure!(
+        row.contains("count/secrets: 0/1, pods: 2/2, requests.cpu: 1500m/1500m"),
+        "{row}"
+    );
     let err = refused(
         cluster,
         &["apply", "-f", "-"],
