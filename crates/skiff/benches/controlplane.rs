@@ -6,12 +6,16 @@
 //!   of it with maxSurge 25% (goal <= 8 s);
 //! - `scale`: 1,000 simulated nodes with 30,000 pods in the one server process: its RSS
 //!   (goal <= 1.5 GB) and its CPU at rest, heartbeats included (goal < 5% of one core);
+//! - `schedule`: the scheduler's throughput with 5,000 simulated nodes and 10,000 pods
+//!   created as fast as the API takes them (64 at a time): pods/s from the first create to
+//!   the last pod bound (goal >= 1,500 pods/s), and the p50/p99 latency from a pod's create
+//!   to its binding as a watch sees it;
 //! - `idle`: the memory the controller manager and the scheduler add to an idle server
 //!   (the same binary with `--disable-controller-manager --disable-scheduler` beside it;
 //!   goal <= 10 MB together).
 //!
-//! `cargo bench -p skiff --bench controlplane` runs all three; `SKIFF_BENCH_ONLY=rollout`
-//! (or `scale`, `idle`) one; `SKIFF_BENCH_DIR` (default /var/tmp) holds the data dirs;
+//! `cargo bench -p skiff --bench controlplane` runs all four; `SKIFF_BENCH_ONLY=rollout`
+//! (or `schedule`, `scale`, `idle`) one; `SKIFF_BENCH_DIR` (default /var/tmp) holds the data dirs;
 //! `SKIFF_BENCH_SERVER=PATH` measures another `skiff` binary.
 
 use std::path::{Path, PathBuf};
@@ -253,6 +257,99 @@ async fn scale(base: &Path) -> Result<()> {
     Ok(())
 }
 
+async fn schedule(base: &Path) -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::{watcher, WatchStreamExt};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    const NODES: usize = 5_000;
+    const PODS: usize = 10_000;
+    let server = start(base, "schedule", &["--simulated-nodes", &NODES.to_string()]).await?;
+    let client = client(&server).await?;
+    let registering = Instant::now();
+    wait_nodes(&client, NODES).await?;
+    println!(
+        "schedule: {NODES} simulated nodes Ready after {:.1} s",
+        registering.elapsed().as_secs_f64()
+    );
+    // Let the scheduler's cache take the nodes in before the clock starts.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let bound: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let watch = {
+        let bound = bound.clone();
+        let pods = pods.clone();
+        tokio::spawn(async move {
+            let mut events = std::pin::pin!(watcher(pods, watcher::Config::default())
+                .default_backoff()
+                .applied_objects());
+            while let Ok(Some(p)) = events.try_next().await {
+                let on_node = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
+                if on_node {
+                    let mut b = bound.lock().unwrap_or_else(|e| e.into_inner());
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    b.entry(name).or_insert_with(Instant::now);
+                    if b.len() >= PODS {
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = Instant::now();
+    let creates = futures::stream::iter(0..PODS).map(|i| {
+        let pods = pods.clone();
+        let sent = sent.clone();
+        async move {
+            let name = format!("p-{i}");
+            let pod: Pod = serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "labels": {"app": "bench"}},
+                "spec": {"containers": [{"name": "c", "image": "img:1",
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}
+            }))?;
+            sent.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name, Instant::now());
+            pods.create(&PostParams::default(), &pod).await?;
+            anyhow::Ok(())
+        }
+    });
+    creates
+        .buffer_unordered(64)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let created = first.elapsed();
+    tokio::time::timeout(Duration::from_secs(300), watch)
+        .await
+        .context("not every pod was bound within 300 s")??;
+    let sent = sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let bound = bound.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let last = bound.values().max().copied().context("nothing bound")?;
+    let total = last.duration_since(first).as_secs_f64();
+    let mut latencies: Vec<f64> = bound
+        .iter()
+        .filter_map(|(name, at)| Some(at.duration_since(*sent.get(name)?).as_secs_f64() * 1e3))
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "schedule: {PODS} pods on {NODES} simulated nodes: created in {:.2} s ({:.0}/s); \
+         first create -> last bound {total:.2} s = {:.0} pods/s (goal >= 1,500); \
+         create -> bound latency p50 {:.0} ms, p99 {:.0} ms",
+        created.as_secs_f64(),
+        PODS as f64 / created.as_secs_f64(),
+        PODS as f64 / total,
+        pct(0.5),
+        pct(0.99),
+    );
+    Ok(())
+}
+
 async fn idle(base: &Path) -> Result<()> {
     // Both servers side by side, settled, sampled the same way.
     let bare = start(
@@ -295,6 +392,9 @@ fn main() -> Result<()> {
         }
         if runs("rollout") {
             rollout(&base).await?;
+        }
+        if runs("schedule") {
+            schedule(&base).await?;
         }
         if runs("scale") {
             scale(&base).await?;

@@ -1,6 +1,13 @@
-//! Faults under the controllers: the API server restarts while a controller manager in
-//! another process (`skiff controller-manager --kubeconfig`, over HTTPS) keeps running. It
-//! must resume from a fresh list and create nothing twice, on both datastores.
+//! Faults under the controllers, on both datastores:
+//!
+//! - the API server restarts while a controller manager in another process
+//!   (`skiff controller-manager --kubeconfig`, over HTTPS) keeps running: it must resume from
+//!   a fresh list and create nothing twice;
+//! - a simulated node goes silent: it becomes NotReady/Unknown, its pods (tolerating the
+//!   unreachable taint for 2 s) are evicted and the Deployment's replacements are scheduled
+//!   on the other nodes;
+//! - a node is deleted in the middle of a rolling update: the rollout still completes, on
+//!   the nodes that are left, and pod GC removes what was bound to the gone node.
 
 mod common;
 
@@ -181,4 +188,201 @@ async fn embedded_controllers_resume_after_an_api_server_restart() -> Result<()>
 async fn etcd_controllers_resume_after_an_api_server_restart() -> Result<()> {
     let etcd = EtcdProcess::start_in(None).await?;
     controllers_resume_after_an_api_server_restart(Some(etcd)).await
+}
+
+/// Simulated nodes of the test's own (`<prefix>0`...), which go silent when dropped.
+struct ExtraNodes(tokio::task::JoinHandle<()>);
+
+impl Drop for ExtraNodes {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn extra_nodes(client: &Client, prefix: &str, ip: &str) -> Result<ExtraNodes> {
+    use skiff_kubelet::sim::{self, SimConfig};
+    let config = SimConfig {
+        count: 1,
+        name_prefix: prefix.into(),
+        node_ip_start: ip.parse()?,
+        ..SimConfig::default()
+    };
+    let client = client.clone();
+    Ok(ExtraNodes(tokio::spawn(async move {
+        if let Err(e) = sim::run(client, config).await {
+            eprintln!("extra simulated node stopped: {e}");
+        }
+    })))
+}
+
+fn pod_node(p: &Pod) -> String {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default()
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The live (not terminating) pods of `app=<app>`.
+async fn live_pods(client: &Client, app: &str) -> Result<Vec<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    Ok(pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect())
+}
+
+fn deployment_yaml(name: &str, replicas: usize, tolerate_seconds: Option<u32>) -> String {
+    let tolerations = match tolerate_seconds {
+        Some(s) => format!(
+            "
+      tolerations:
+      - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: {s}}}
+      - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: {s}}}"
+        ),
+        None => String::new(),
+    };
+    format!(
+        "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 0{tolerations}
+      containers:
+      - {{name: c, image: 'img:1', resources: {{requests: {{cpu: 100m}}}}}}
+"
+    )
+}
+
+async fn a_silent_nodes_pods_are_replaced_elsewhere(datastore: common::Datastore) -> Result<()> {
+    let c = common::Cluster::start_with(datastore, |a| {
+        a.simulated_nodes = 2;
+        a.node_monitor_grace_period = Duration::from_secs(3);
+    })
+    .await?;
+    let lone = extra_nodes(&c.client, "lone-", "10.98.0.1")?;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());
+    wait_for("three nodes", WAIT, || async {
+        Ok((nodes.list(&ListParams::default()).await?.items.len() == 3).then_some(()))
+    })
+    .await?;
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&deployment_yaml("web", 9, Some(2))),
+    )?;
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])?;
+    let on_lone: Vec<String> = live_pods(&c.client, "web")
+        .await?
+        .iter()
+        .filter(|p| pod_node(p) == "lone-0")
+        .map(|p| p.name_any())
+        .collect();
+    ensure!(!on_lone.is_empty(), "the scheduler put nothing on lone-0");
+    // The node goes silent: no more Lease renewals or status.
+    drop(lone);
+    wait_for("lone-0 to be NotReady", WAIT, || async {
+        let n = nodes.get("lone-0").await?;
+        let ready = n
+            .status
+            .and_then(|s| s.conditions)
+            .into_iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.status);
+        Ok((ready.as_deref() == Some("Unknown")).then_some(()))
+    })
+    .await?;
+    // Its pods are evicted after 2 s; their replacements run on sim-0 and sim-1.
+    let replaced = wait_for("9 ready pods away from lone-0", WAIT, || async {
+        let live = live_pods(&c.client, "web").await?;
+        let away: Vec<&Pod> = live
+            .iter()
+            .filter(|p| pod_node(p) != "lone-0" && is_ready(p))
+            .collect();
+        let gone = on_lone
+            .iter()
+            .all(|name| live.iter().all(|p| &p.name_any() != name));
+        Ok((away.len() == 9 && live.len() == 9 && gone).then_some(live))
+    })
+    .await?;
+    ensure!(
+        replaced.iter().all(|p| pod_node(p).starts_with("sim-")),
+        "a replacement went to the silent node"
+    );
+    let out = c.kubectl(&["get", "node", "lone-0"])?;
+    ensure!(out.contains("NotReady"), "{out}");
+    Ok(())
+}
+
+async fn a_node_deleted_mid_rollout(datastore: common::Datastore) -> Result<()> {
+    let c = common::Cluster::start(datastore, 2).await?;
+    let gone = extra_nodes(&c.client, "gone-", "10.97.0.1")?;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());
+    wait_for("three nodes", WAIT, || async {
+        Ok((nodes.list(&ListParams::default()).await?.items.len() == 3).then_some(()))
+    })
+    .await?;
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&deployment_yaml("roll", 6, None)),
+    )?;
+    c.kubectl(&["rollout", "status", "deployment/roll", "--timeout=60s"])?;
+    ensure!(
+        live_pods(&c.client, "roll")
+            .await?
+            .iter()
+            .any(|p| pod_node(p) == "gone-0"),
+        "nothing on gone-0"
+    );
+    // The rolling update starts; the node disappears under it (machine gone, object deleted).
+    c.kubectl(&["set", "image", "deployment/roll", "c=img:2"])?;
+    drop(gone);
+    c.kubectl(&["delete", "node", "gone-0"])?;
+    // The rollout completes on the nodes that are left (pod GC frees what was bound to
+    // gone-0 after its 40 s quarantine, if the rollout needs it).
+    c.kubectl(&["rollout", "status", "deployment/roll", "--timeout=120s"])?;
+    let live = live_pods(&c.client, "roll").await?;
+    ensure!(live.len() == 6, "{} live pods", live.len());
+    ensure!(
+        live.iter().all(|p| pod_node(p).starts_with("sim-")),
+        "a pod of the new revision is on the deleted node"
+    );
+    let names: BTreeSet<String> = live.iter().map(|p| p.name_any()).collect();
+    ensure!(names.len() == 6, "duplicate names");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_silent_nodes_pods_are_replaced_elsewhere() -> Result<()> {
+    a_silent_nodes_pods_are_replaced_elsewhere(common::Datastore::Embedded).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_a_silent_nodes_pods_are_replaced_elsewhere() -> Result<()> {
+    a_silent_nodes_pods_are_replaced_elsewhere(common::Datastore::Etcd).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_node_deleted_mid_rollout() -> Result<()> {
+    a_node_deleted_mid_rollout(common::Datastore::Embedded).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_a_node_deleted_mid_rollout() -> Result<()> {
+    a_node_deleted_mid_rollout(common::Datastore::Etcd).await
 }
