@@ -1,7 +1,9 @@
 //! End to end: two `skiff server` processes on one real etcd form one control plane. Both
-//! serve the API; the controller manager runs on one of them at a time, elected with the
-//! `kube-controller-manager` Lease in kube-system. Killing the leader with SIGKILL hands
-//! leadership to the other within 20 seconds, and the new leader creates no pod twice.
+//! serve the API; the controller manager and the scheduler run on one of them at a time,
+//! elected with the `kube-controller-manager` and `kube-scheduler` Leases in kube-system.
+//! Killing the leader with SIGKILL hands both to the other within 20 seconds, and the new
+//! leader creates no pod twice and goes on scheduling. The simulated nodes run in the
+//! second server, so they outlive the first.
 //! The second server shares the first one's CA and token, copied from its data dir (as a
 //! k3s server joins with the first one's token).
 
@@ -30,7 +32,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(dir: &Path, etcd: &EtcdProcess) -> Result<Self> {
+    fn start(dir: &Path, etcd: &EtcdProcess, extra: &[&str]) -> Result<Self> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
             .args([
                 "server",
@@ -42,6 +44,7 @@ impl Server {
             ])
             .arg(dir)
             .args(["--datastore-endpoint", &etcd.endpoint()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -146,15 +149,28 @@ fn pod_names(server: &Server) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// How many `app=ha` pods are bound to a node.
+fn bound(server: &Server) -> Result<usize> {
+    let out = server.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "app=ha",
+        "-o",
+        "jsonpath={.items[*].spec.nodeName}",
+    ])?;
+    Ok(out.split_whitespace().count())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_manager_fails_over_to_the_other_server() -> Result<()> {
     let etcd = EtcdProcess::start_in(None).await?;
     let root = tempfile::tempdir()?;
     let (a_dir, b_dir) = (root.path().join("a"), root.path().join("b"));
-    let mut a = Server::start(&a_dir, &etcd)?;
+    let mut a = Server::start(&a_dir, &etcd, &[])?;
     copy_dir(&a_dir.join("server/tls"), &b_dir.join("server/tls"))?;
     std::fs::copy(a_dir.join("server/token"), b_dir.join("server/token"))?;
-    let b = Server::start(&b_dir, &etcd)?;
+    let b = Server::start(&b_dir, &etcd, &["--simulated-nodes", "2"])?;
     ensure!(
         a.identity()? != b.identity()?,
         "the two servers have distinct identities"
@@ -170,7 +186,9 @@ async fn the_controller_manager_fails_over_to_the_other_server() -> Result<()> {
     // The first server started first, so it took the Lease.
     let a_id = a.identity()?;
     wait_until("the first server to lead", Duration::from_secs(30), || {
-        Ok((a.lease_holder("kube-controller-manager")? == a_id).then_some(()))
+        Ok((a.lease_holder("kube-controller-manager")? == a_id
+            && a.lease_holder("kube-scheduler")? == a_id)
+            .then_some(()))
     })?;
     let (leader, follower) = (&mut a, &b);
     leader.kubectl(&[
@@ -181,11 +199,11 @@ async fn the_controller_manager_fails_over_to_the_other_server() -> Result<()> {
         "--replicas=3",
     ])?;
     let before = wait_until(
-        "3 pods from the leader's controllers",
+        "3 pods from the leader's controllers, bound by its scheduler",
         Duration::from_secs(30),
         || {
             let names = pod_names(follower)?;
-            Ok((names.len() == 3).then_some(names))
+            Ok((names.len() == 3 && bound(follower)? == 3).then_some(names))
         },
     )?;
 
@@ -194,9 +212,15 @@ async fn the_controller_manager_fails_over_to_the_other_server() -> Result<()> {
     let killed = Instant::now();
     let follower_id = follower.identity()?;
     wait_until(
-        "the follower to take the controller-manager Lease",
+        "the follower to take the controller-manager and scheduler Leases",
         Duration::from_secs(25),
-        || Ok((follower.lease_holder("kube-controller-manager")? == follower_id).then_some(())),
+        || {
+            Ok(
+                (follower.lease_holder("kube-controller-manager")? == follower_id
+                    && follower.lease_holder("kube-scheduler")? == follower_id)
+                    .then_some(()),
+            )
+        },
     )?;
     let handover = killed.elapsed();
     ensure!(
@@ -213,11 +237,11 @@ async fn the_controller_manager_fails_over_to_the_other_server() -> Result<()> {
     // ...and it works: a scale to 5 adds exactly two.
     follower.kubectl(&["scale", "deployment", "ha", "--replicas=5"])?;
     let after = wait_until(
-        "5 pods from the new leader",
+        "5 pods from the new leader, all bound",
         Duration::from_secs(30),
         || {
             let names = pod_names(follower)?;
-            Ok((names.len() == 5).then_some(names))
+            Ok((names.len() == 5 && bound(follower)? == 5).then_some(names))
         },
     )?;
     ensure!(
