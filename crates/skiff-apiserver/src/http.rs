@@ -130,6 +130,10 @@ impl Query {
 enum Form {
     Json,
     Table(table::IncludeObject),
+    /// `as=PartialObjectMetadata` (or `...List`): each object's metadata only, as upstream's
+    /// metadata clients (the garbage collector's and the namespace controller's informers)
+    /// ask for it.
+    Metadata,
 }
 
 fn form(headers: &HeaderMap, query: &Query) -> Form {
@@ -137,11 +141,14 @@ fn form(headers: &HeaderMap, query: &Query) -> Form {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let first_table = accept
-        .split(',')
-        .next()
-        .is_some_and(|p| p.contains("as=Table") && p.contains("g=meta.k8s.io"));
-    if !first_table {
+    let first = accept.split(',').next().unwrap_or("");
+    if !first.contains("g=meta.k8s.io") {
+        return Form::Json;
+    }
+    if first.contains("as=PartialObjectMetadata") {
+        return Form::Metadata;
+    }
+    if !first.contains("as=Table") {
         return Form::Json;
     }
     Form::Table(match query.get("includeObject") {
@@ -434,6 +441,7 @@ impl Ctx {
     fn respond(&self, code: StatusCode, obj: Value) -> Response {
         match self.form {
             Form::Json => json_response(code, &obj),
+            Form::Metadata => json_response(code, &partial_metadata(obj)),
             Form::Table(include) => {
                 let rv = meta::resource_version(&obj).to_owned();
                 json_response(
@@ -845,11 +853,24 @@ impl Ctx {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ApiError::internal(format!("encoding a list: {e}")))?,
         };
+        let (items, list_kind, api_version) = if self.form == Form::Metadata {
+            let items = items
+                .iter()
+                .map(|i| partial_metadata_json(i))
+                .collect::<ApiResult<Vec<_>>>()?;
+            (
+                items,
+                "PartialObjectMetadataList",
+                "meta.k8s.io/v1".to_owned(),
+            )
+        } else {
+            (items, self.info.list_kind, self.info.api_version())
+        };
         let mut metadata = json!({"resourceVersion": rv});
         if let Some(c) = &continue_token {
             metadata["continue"] = json!(c);
         }
-        let head = json!({"kind": self.info.list_kind, "apiVersion": self.info.api_version(), "metadata": metadata});
+        let head = json!({"kind": list_kind, "apiVersion": api_version, "metadata": metadata});
         let head = serde_json::to_vec(&head).map_err(|e| ApiError::internal(e.to_string()))?;
         let total: usize = items.iter().map(|i| i.len() + 1).sum();
         let mut body = Vec::with_capacity(head.len() + total + 16);
@@ -2160,9 +2181,44 @@ fn bookmark(info: &ResourceInfo, rev: Revision, initial_end: bool) -> Value {
     json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": metadata})
 }
 
+/// An object as upstream's `PartialObjectMetadata` (a Status stays as it is).
+fn partial_metadata(obj: Value) -> Value {
+    if obj.get("kind").and_then(Value::as_str) == Some("Status") {
+        return obj;
+    }
+    let metadata = match obj {
+        Value::Object(mut map) => map.remove("metadata"),
+        _ => None,
+    };
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata.unwrap_or_else(|| json!({}))})
+}
+
+/// [`partial_metadata`] from an object's JSON, without decoding the rest of it.
+fn partial_metadata_json(object: &[u8]) -> ApiResult<Bytes> {
+    #[derive(serde::Deserialize)]
+    struct MetadataOf<'a> {
+        #[serde(borrow, default)]
+        metadata: Option<&'a serde_json::value::RawValue>,
+    }
+    let of: MetadataOf = serde_json::from_slice(object)
+        .map_err(|e| ApiError::internal(format!("reading stored metadata: {e}")))?;
+    let metadata = of.metadata.map_or("{}", |m| m.get());
+    let mut out = Vec::with_capacity(metadata.len() + 72);
+    out.extend_from_slice(
+        br#"{"apiVersion":"meta.k8s.io/v1","kind":"PartialObjectMetadata","metadata":"#,
+    );
+    out.extend_from_slice(metadata.as_bytes());
+    out.push(b'}');
+    Ok(Bytes::from(out))
+}
+
 /// One line of a watch: `{"type":TYPE,"object":OBJECT}` and a newline, as upstream writes it.
 fn event_line(info: &ResourceInfo, form: Form, ty: &str, obj: &Value) -> Bytes {
     match form {
+        Form::Metadata if ty != "BOOKMARK" && ty != "ERROR" => line_with(ty, |out| {
+            serde_json::to_writer(out, &partial_metadata(obj.clone()))
+        }),
         Form::Table(include) if ty != "BOOKMARK" && ty != "ERROR" => {
             let rv = meta::resource_version(obj).to_owned();
             let table = table::table(
@@ -2187,6 +2243,14 @@ fn object_line(info: &ResourceInfo, form: Form, ty: &str, ev: &ObjectEvent) -> B
             out.extend_from_slice(json);
             Ok(())
         }),
+        // The metadata cut out of the cached JSON: the object is never decoded.
+        (Some(json), Form::Metadata) => match partial_metadata_json(json) {
+            Ok(partial) => line_with(ty, |out| {
+                out.extend_from_slice(&partial);
+                Ok(())
+            }),
+            Err(_) => event_line(info, form, ty, ev.obj()),
+        },
         _ => event_line(info, form, ty, ev.obj()),
     }
 }
@@ -2239,6 +2303,57 @@ mod tests {
         );
         let parsed: Value = serde_json::from_slice(&table).unwrap();
         assert_eq!(parsed["object"]["kind"], "Table");
+        // A metadata watch gets the metadata cut from the cached JSON, the same as from the
+        // decoded object.
+        let partial = object_line(&info, Form::Metadata, "ADDED", &ev);
+        let parsed: Value = serde_json::from_slice(&partial).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"type": "ADDED", "object": {"kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}})
+        );
+        assert_eq!(partial, event_line(&info, Form::Metadata, "ADDED", &obj));
+    }
+
+    #[test]
+    fn metadata_is_asked_for_with_as_partial_object_metadata() {
+        let headers = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, accept.parse().unwrap());
+            h
+        };
+        let q = Query::parse(None);
+        for (accept, metadata) in [
+            (
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+                true,
+            ),
+            (
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+                true,
+            ),
+            (
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json",
+                true,
+            ),
+            ("application/json", false),
+            (
+                "application/json,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+                false,
+            ),
+        ] {
+            assert_eq!(
+                form(&headers(accept), &q) == Form::Metadata,
+                metadata,
+                "{accept}"
+            );
+        }
+        assert!(matches!(
+            form(&headers("application/json;as=Table;v=v1;g=meta.k8s.io"), &q),
+            Form::Table(_)
+        ));
+        let status = json!({"kind": "Status", "status": "Success"});
+        assert_eq!(partial_metadata(status.clone()), status);
     }
 }
 

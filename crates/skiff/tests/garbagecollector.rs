@@ -94,6 +94,20 @@ async fn background_deletion_follows_the_chain(c: &Cluster) -> Result<()> {
     })
     .await?;
     ensure!(shared.owner_references()[0].uid == other.uid().unwrap_or_default());
+    // The collector's reads are metadata-only, as upstream's metadata informers' are.
+    let partial = cms.get_metadata("shared").await?;
+    ensure!(
+        partial.types.as_ref().map(|t| t.kind.as_str()) == Some("PartialObjectMetadata"),
+        "{:?}",
+        partial.types
+    );
+    let list = cms.list_metadata(&Default::default()).await?;
+    ensure!(
+        list.types.kind == "PartialObjectMetadataList"
+            && list.items.iter().any(|o| o.name_any() == "shared"),
+        "{:?}",
+        list.types
+    );
     Ok(())
 }
 
