@@ -91,6 +91,9 @@ struct NodeEntry {
     queued_write: bool,
     /// Seen in the current list of the node watch.
     seen: u64,
+    /// The node watch's list count when this node was registered: a node registered after
+    /// a list began may be missing from it without having been deleted.
+    registered_in: u64,
     /// A pod waits for an address (its range is full).
     starved: bool,
 }
@@ -191,6 +194,7 @@ impl Driver {
                 queued_lease: false,
                 queued_write: false,
                 seen: 0,
+                registered_in: 0,
                 starved: false,
             })
             .collect();
@@ -594,7 +598,9 @@ impl Driver {
                 let missing: Vec<usize> = (0..self.nodes.len())
                     .filter(|&i| {
                         let n = &self.nodes[i];
-                        n.state == NodeState::Registered && n.seen != self.node_list
+                        n.state == NodeState::Registered
+                            && n.seen != self.node_list
+                            && n.registered_in < self.node_list
                     })
                     .collect();
                 for i in missing {
@@ -622,6 +628,9 @@ impl Driver {
             return;
         }
         let fresh = n.state == NodeState::Registering;
+        if fresh {
+            n.registered_in = self.node_list;
+        }
         n.uid = object.metadata.uid.clone();
         n.state = NodeState::Registered;
         n.observed = object.status.clone();
