@@ -9,8 +9,8 @@
 //! eviction succeeds; percentages and maxUnavailable count the controllers' scale; a pod two
 //! PDBs select cannot be evicted (500); a Pending pod is evicted without asking its PDB.
 //!
-//! Until the server binds pods itself (the scheduler), [`bind_pods`] (as in `endpoints.rs`)
-//! binds each new pod to a schedulable node (the one its hostname node selector names).
+//! The server's scheduler places the pods (a `kubernetes.io/hostname` node selector pins them
+//! to `sim-0`; the Pending pod's names a node that does not exist, so it stays unbound).
 
 mod common;
 
@@ -21,88 +21,11 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{EvictParams, ListParams};
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
 
 use common::{wait_for, Cluster};
 
 const WAIT: Duration = Duration::from_secs(120);
 const TOO_MANY: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
-
-/// A stand-in binder until the scheduler runs in `skiff server`: every 200 ms, each unbound
-/// pod goes to the node its `kubernetes.io/hostname` node selector names, else to the next
-/// schedulable node (a pod whose node is cordoned waits for it); errors are retried.
-async fn bind_pods(client: Client) {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let nodes: Api<Node> = Api::all(client.clone());
-    let mut next = 0usize;
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let (Ok(pod_list), Ok(node_list)) = (
-            pods.list(&ListParams::default()).await,
-            nodes.list(&ListParams::default()).await,
-        ) else {
-            continue;
-        };
-        let mut schedulable: Vec<String> = node_list
-            .items
-            .iter()
-            .filter(|n| {
-                !n.spec
-                    .as_ref()
-                    .and_then(|s| s.unschedulable)
-                    .unwrap_or(false)
-            })
-            .map(|n| n.name_any())
-            .collect();
-        schedulable.sort();
-        for pod in pod_list.items {
-            let spec = pod.spec.clone().unwrap_or_default();
-            if pod.metadata.deletion_timestamp.is_some() || spec.node_name.is_some() {
-                continue;
-            }
-            let target = match spec
-                .node_selector
-                .as_ref()
-                .and_then(|s| s.get("kubernetes.io/hostname"))
-            {
-                Some(wanted) if schedulable.contains(wanted) => wanted.clone(),
-                Some(_) => continue,
-                None if schedulable.is_empty() => continue,
-                None => {
-                    next += 1;
-                    schedulable[next % schedulable.len()].clone()
-                }
-            };
-            let ns = pod.namespace().unwrap_or_default();
-            let name = pod.name_any();
-            let binding = json!({
-                "apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": name, "namespace": ns},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": target}
-            });
-            let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
-            if let Ok(req) = http::Request::post(url)
-                .header("content-type", "application/json")
-                .body(binding.to_string().into_bytes())
-            {
-                // Already bound (a scheduler was first) is fine.
-                let _ = client.request_text(req).await;
-            }
-        }
-    }
-}
-
-struct Binder(tokio::task::JoinHandle<()>);
-
-impl Drop for Binder {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-fn binder(cluster: &Cluster) -> Binder {
-    Binder(tokio::spawn(bind_pods(cluster.client.clone())))
-}
 
 /// A client that hands 429s back at once (kube-rs's default client retries them, for
 /// minutes in all).
@@ -215,7 +138,6 @@ async fn running(client: &Client, app: &str, want: usize) -> Result<Vec<Pod>> {
 }
 
 async fn drain_respects_the_budget(cluster: &Cluster) -> Result<()> {
-    let _binder = binder(cluster);
     let client = &cluster.client;
     cluster.kubectl_stdin(
         &["apply", "-f", "-"],
@@ -314,7 +236,6 @@ async fn drain_respects_the_budget(cluster: &Cluster) -> Result<()> {
 }
 
 async fn percentages_several_budgets_and_pending_pods(cluster: &Cluster) -> Result<()> {
-    let _binder = binder(cluster);
     let client = &cluster.client;
     let yaml = [
         deployment("half", 4, None),
