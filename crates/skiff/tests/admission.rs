@@ -425,6 +425,22 @@ async fn quota_refuses_and_counts(cluster: &Cluster) -> Result<()> {
         json!({"count/secrets": "1", "pods": "2", "requests.cpu": "1100m"}),
     )
     .await?;
+
+    // A pod that ended (Failed) uses no compute quota any more.
+    let failed = json!({"status": {"phase": "Failed"}});
+    pods.patch_status(
+        "b",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&failed),
+    )
+    .await?;
+    wait_used(
+        cluster,
+        "q",
+        "q",
+        json!({"count/secrets": "1", "pods": "1", "requests.cpu": "100m"}),
+    )
+    .await?;
     Ok(())
 }
 
