@@ -542,3 +542,25 @@ async fn the_queue_dedups_and_holds_an_item_being_processed() {
     q.forget(&got);
     assert_eq!(q.failures(&got), 0);
 }
+
+#[test]
+fn the_absent_owner_cache_forgets_the_least_recently_used() {
+    let mut absent = super::graph::AbsentOwners::new(2);
+    let (a, b, c) = (
+        id("Deployment", "default", "a", "a1"),
+        id("Deployment", "default", "b", "b1"),
+        id("Deployment", "default", "c", "c1"),
+    );
+    absent.add(a.clone());
+    absent.add(b.clone());
+    assert!(absent.has(&a)); // a is now the most recently used
+    absent.add(c.clone());
+    assert!(absent.has(&a) && absent.has(&c));
+    assert!(!absent.has(&b));
+    // A namespaced key is another key than the cluster-scoped one.
+    let cluster_scoped = ObjectRef {
+        namespace: String::new(),
+        ..a.clone()
+    };
+    assert!(!absent.has(&cluster_scoped));
+}
