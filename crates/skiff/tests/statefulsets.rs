@@ -1,0 +1,952 @@
+//! Integration: the StatefulSet controller through the in-process server on three simulated
+//! nodes, driven by the real kubectl and kube-rs, on both datastores.
+//!
+//! Scenarios: a StatefulSet `web` of 3 (OrderedReady, a headless Service, a
+//! volumeClaimTemplate `data`) makes `web-0`, `web-1`, `web-2` strictly in order (a watch of
+//! the pods shows each created only once the one before is Running and Ready), with their
+//! identity (hostname, subdomain, the pod-name, pod-index and controller-revision-hash
+//! labels) and their claims `data-web-N`, `kubectl rollout status` returns and the status is
+//! upstream's; scaled down to 1 (web-2 gone before web-1 goes, claims retained) and up to 3
+//! again (the same names, the same claims); `kubectl set image` under `partition: 2` updates
+//! only web-2, then `partition: 0` web-1 and then web-0, `rollout history` lists the
+//! revisions and `rollout undo` goes back; a pod deleted by hand comes back under its name;
+//! deleting the set deletes its pods and keeps its claims. `podManagementPolicy: Parallel`
+//! creates every pod without waiting (none of them can even be scheduled). With
+//! `persistentVolumeClaimRetentionPolicy.whenDeleted: Delete` the claims are owned by the set
+//! and the garbage collector deletes them with it.
+//!
+//! The server's scheduler binds the pods to the simulated nodes, which report them Running
+//! and Ready and finish their deletions, as kubelets would.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context as _, Result};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{DeleteParams, ListParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, ResourceExt};
+
+use common::{wait_for, Cluster};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
+const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+const REVISION_LABEL: &str = "controller-revision-hash";
+
+const WEB: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  clusterIP: None
+  selector:
+    app: web
+  ports:
+  - name: http
+    port: 80
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: web
+  replicas: 3
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: web
+        image: nginx:1.25
+        ports:
+        - name: http
+          containerPort: 80
+        volumeMounts:
+        - name: data
+          mountPath: /usr/share/nginx/html
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 1Gi
+"#;
+
+/// Pods that no simulated node can take (until one gets the label), managed in parallel.
+const PARALLEL: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: par
+spec:
+  serviceName: par
+  replicas: 3
+  podManagementPolicy: Parallel
+  selector:
+    matchLabels:
+      app: par
+  template:
+    metadata:
+      labels:
+        app: par
+    spec:
+      terminationGracePeriodSeconds: 0
+      nodeSelector:
+        skiff-test: parallel
+      containers:
+      - name: par
+        image: busybox
+"#;
+
+const DB: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  replicas: 2
+  persistentVolumeClaimRetentionPolicy:
+    whenDeleted: Delete
+    whenScaled: Retain
+  selector:
+    matchLabels:
+      app: db
+  template:
+    metadata:
+      labels:
+        app: db
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: db
+        image: postgres:16
+        volumeMounts:
+        - name: data
+          mountPath: /var/lib/postgresql/data
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 1Gi
+"#;
+
+// ---------------------------------------------------------------------------------------
+// Pod states and a log of every pod event.
+
+fn is_ready(p: &Pod) -> bool {
+    let status = p.status.as_ref();
+    status.and_then(|s| s.phase.as_deref()) == Some("Running")
+        && status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn label<'a>(p: &'a Pod, key: &str) -> Option<&'a str> {
+    p.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+fn revision(p: &Pod) -> String {
+    label(p, REVISION_LABEL).unwrap_or_default().to_owned()
+}
+
+fn image(p: &Pod) -> String {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
+}
+
+/// One pod event as the watch saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    name: String,
+    uid: String,
+    ready: bool,
+    terminating: bool,
+    deleted: bool,
+    revision: String,
+}
+
+impl Seen {
+    fn of(p: &Pod, deleted: bool) -> Self {
+        Self {
+            name: p.name_any(),
+            uid: p.metadata.uid.clone().unwrap_or_default(),
+            ready: is_ready(p),
+            terminating: p.metadata.deletion_timestamp.is_some(),
+            deleted,
+            revision: revision(p),
+        }
+    }
+
+    /// Being deleted or gone.
+    fn going(&self) -> bool {
+        self.terminating || self.deleted
+    }
+
+    /// Running and Ready, not being deleted.
+    fn healthy(&self) -> bool {
+        self.ready && !self.going()
+    }
+}
+
+/// Every event of the pods with a label, in the order the watch delivered them.
+struct PodLog {
+    events: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PodLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl PodLog {
+    /// Starts watching; returns once the watch has listed (so no later event is missed).
+    async fn start(client: &Client, selector: &str) -> Result<Self> {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (listed_tx, listed_rx) = tokio::sync::oneshot::channel();
+        let shared = events.clone();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let config = watcher::Config::default().labels(selector);
+        let task = tokio::spawn(async move {
+            let mut listed = Some(listed_tx);
+            let mut stream = std::pin::pin!(watcher(pods, config).default_backoff());
+            while let Some(event) = stream.next().await {
+                let seen = match event {
+                    Ok(watcher::Event::InitDone) => {
+                        if let Some(tx) = listed.take() {
+                            let _ = tx.send(());
+                        }
+                        continue;
+                    }
+                    Ok(watcher::Event::Init) => continue,
+                    Ok(watcher::Event::InitApply(p) | watcher::Event::Apply(p)) => {
+                        Seen::of(&p, false)
+                    }
+                    Ok(watcher::Event::Delete(p)) => Seen::of(&p, true),
+                    Err(_) => continue,
+                };
+                shared.lock().unwrap_or_else(|e| e.into_inner()).push(seen);
+            }
+        });
+        tokio::time::timeout(WAIT, listed_rx)
+            .await
+            .context("the pod watch never listed")??;
+        Ok(Self { events, task })
+    }
+
+    /// How many events so far (a mark to look after).
+    fn mark(&self) -> usize {
+        self.snapshot().len()
+    }
+
+    fn snapshot(&self) -> Vec<Seen> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The events after `mark`, once `done` says they are complete.
+    async fn wait(
+        &self,
+        what: &str,
+        mark: usize,
+        done: impl Fn(&[Seen]) -> bool,
+    ) -> Result<Vec<Seen>> {
+        let r = wait_for(what, WAIT, || async {
+            let all = self.snapshot();
+            let after = all[mark.min(all.len())..].to_vec();
+            Ok(done(&after).then_some(after))
+        })
+        .await;
+        if r.is_err() {
+            eprintln!("pod events after the mark: {:#?}", &self.snapshot()[mark..]);
+        }
+        r
+    }
+}
+
+fn first(log: &[Seen], pred: impl Fn(&Seen) -> bool) -> Option<usize> {
+    log.iter().position(pred)
+}
+
+/// The last event of `name` before index `before`.
+fn last_before<'a>(log: &'a [Seen], name: &str, before: usize) -> Option<&'a Seen> {
+    log[..before].iter().rev().find(|s| s.name == name)
+}
+
+/// Each of `names` was first seen only once the one before it was Running and Ready.
+fn check_created_in_order(log: &[Seen], names: &[&str]) -> Result<()> {
+    for n in names {
+        ensure!(
+            log.iter().any(|s| s.name == *n),
+            "{n} was never created: {log:#?}"
+        );
+    }
+    for pair in names.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let created = first(log, |s| s.name == b).unwrap_or(0);
+        let before = last_before(log, a, created);
+        ensure!(
+            before.is_some_and(Seen::healthy),
+            "{b} was created (event {created}) while {a} was {before:?}: {log:#?}"
+        );
+    }
+    Ok(())
+}
+
+/// Each of `names` (with the uid in `old`) was deleted and came back Running and Ready at
+/// `revision`, one after the other: a pod is deleted only once the one before it is back.
+fn check_replaced_in_order(
+    log: &[Seen],
+    names: &[&str],
+    old: &HashMap<String, String>,
+    revision: &str,
+) -> Result<()> {
+    let mut back = Vec::new();
+    for n in names {
+        let old_uid = old.get(*n).map(String::as_str).unwrap_or("");
+        let gone = first(log, |s| s.name == *n && s.uid == old_uid && s.going())
+            .with_context(|| format!("{n} was never deleted: {log:#?}"))?;
+        let new = first(log, |s| {
+            s.name == *n && s.uid != old_uid && s.healthy() && s.revision == revision
+        })
+        .with_context(|| format!("{n} never came back at {revision}: {log:#?}"))?;
+        ensure!(gone < new, "{n} back (event {new}) before it went ({gone})");
+        back.push((gone, new));
+    }
+    for (i, pair) in back.windows(2).enumerate() {
+        ensure!(
+            pair[0].1 < pair[1].0,
+            "{} was deleted (event {}) before {} was back (event {}): {log:#?}",
+            names[i + 1],
+            pair[1].0,
+            names[i],
+            pair[0].1
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads.
+
+async fn pods_of(client: &Client, selector: &str) -> Result<Vec<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut list = pods
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items;
+    list.sort_by_key(|p| p.name_any());
+    Ok(list)
+}
+
+/// The pods' names once they are exactly `names`, all Running and Ready, none going.
+async fn wait_pods(client: &Client, selector: &str, names: &[&str]) -> Result<Vec<Pod>> {
+    let r = wait_for(&format!("pods {names:?} ready"), WAIT, || async {
+        let pods = pods_of(client, selector).await?;
+        let got: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+        let all_ready = pods
+            .iter()
+            .all(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none());
+        Ok((got == names && all_ready).then_some(pods))
+    })
+    .await;
+    if r.is_err() {
+        for p in pods_of(client, selector).await.unwrap_or_default() {
+            eprintln!(
+                "{}: deleting {:?} status {:?}",
+                p.name_any(),
+                p.metadata.deletion_timestamp,
+                p.status
+            );
+        }
+    }
+    r
+}
+
+async fn get_set(client: &Client, name: &str) -> Result<StatefulSet> {
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    Ok(sets.get(name).await?)
+}
+
+async fn claims(client: &Client) -> Result<Vec<PersistentVolumeClaim>> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let mut list = api.list(&ListParams::default()).await?.items;
+    list.sort_by_key(|c| c.name_any());
+    Ok(list)
+}
+
+fn claim_of(p: &Pod, volume: &str) -> Option<String> {
+    p.spec
+        .as_ref()?
+        .volumes
+        .as_ref()?
+        .iter()
+        .find(|v| v.name == volume)?
+        .persistent_volume_claim
+        .as_ref()
+        .map(|c| c.claim_name.clone())
+}
+
+fn uids(pods: &[Pod]) -> HashMap<String, String> {
+    pods.iter()
+        .map(|p| (p.name_any(), p.metadata.uid.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// `kubectl rollout status` to the end; its output.
+fn rollout_status(c: &Cluster, target: &str) -> Result<String> {
+    c.kubectl(&["rollout", "status", target, "--timeout=90s"])
+}
+
+/// The status counters, once the controller reports `want` for all of them and the current
+/// revision is the update revision.
+async fn wait_settled(client: &Client, name: &str, want: i32) -> Result<StatefulSet> {
+    wait_for(
+        &format!("{name}'s status to settle at {want}"),
+        WAIT,
+        || async {
+            let set = get_set(client, name).await?;
+            let s = set.status.clone().unwrap_or_default();
+            let counts = (
+                s.replicas,
+                s.ready_replicas.unwrap_or(0),
+                s.current_replicas.unwrap_or(0),
+                s.updated_replicas.unwrap_or(0),
+                s.available_replicas.unwrap_or(0),
+            );
+            let settled = counts == (want, want, want, want, want)
+                && s.current_revision.is_some()
+                && s.current_revision == s.update_revision
+                && s.observed_generation == set.metadata.generation;
+            Ok(settled.then_some(set))
+        },
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios.
+
+/// Ordered creation, identity, claims, status; scale down and up; a pod deleted by hand;
+/// a partitioned rolling update, history and undo; deletion of the set.
+async fn ordered_lifecycle(c: &Cluster) -> Result<()> {
+    let client = &c.client;
+    let log = PodLog::start(client, "app=web").await?;
+
+    // Created strictly in order.
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], Some(WEB))?;
+    ensure!(
+        out.contains("service/web created") && out.contains("statefulset.apps/web created"),
+        "{out}"
+    );
+    let out = rollout_status(c, "sts/web")?;
+    ensure!(
+        out.contains("partitioned roll out complete: 3 new pods have been updated..."),
+        "rollout status: {out}"
+    );
+    let pods = wait_pods(client, "app=web", &["web-0", "web-1", "web-2"]).await?;
+    let events = log
+        .wait("the creations of web-0..2", 0, |l| {
+            ["web-0", "web-1", "web-2"]
+                .iter()
+                .all(|n| l.iter().any(|s| s.name == *n && s.healthy()))
+        })
+        .await?;
+    check_created_in_order(&events, &["web-0", "web-1", "web-2"])?;
+
+    // The status.
+    let set = wait_settled(client, "web", 3).await?;
+    let status = set.status.clone().unwrap_or_default();
+    let rev1 = status.current_revision.clone().unwrap_or_default();
+    ensure!(rev1.starts_with("web-"), "currentRevision {rev1}");
+    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), "default");
+    let cr = revisions.get(&rev1).await?;
+    ensure!(cr.revision == 1, "revision of {rev1}: {}", cr.revision);
+    ensure!(
+        cr.owner_references()
+            .iter()
+            .any(|r| r.kind == "StatefulSet" && r.name == "web" && r.controller == Some(true)),
+        "{rev1}'s owners: {:?}",
+        cr.owner_references()
+    );
+
+    // Identity and storage.
+    let set_uid = set.uid().unwrap_or_default();
+    for (i, p) in pods.iter().enumerate() {
+        let name = format!("web-{i}");
+        let spec = p.spec.clone().unwrap_or_default();
+        ensure!(
+            spec.hostname.as_deref() == Some(name.as_str())
+                && spec.subdomain.as_deref() == Some("web"),
+            "{name}: hostname {:?} subdomain {:?}",
+            spec.hostname,
+            spec.subdomain
+        );
+        ensure!(
+            label(p, POD_NAME_LABEL) == Some(name.as_str())
+                && label(p, POD_INDEX_LABEL) == Some(i.to_string().as_str())
+                && label(p, REVISION_LABEL) == Some(rev1.as_str())
+                && label(p, "app") == Some("web"),
+            "{name}'s labels: {:?}",
+            p.metadata.labels
+        );
+        ensure!(
+            p.owner_references()
+                .iter()
+                .any(|r| r.kind == "StatefulSet" && r.uid == set_uid && r.controller == Some(true)),
+            "{name}'s owners: {:?}",
+            p.owner_references()
+        );
+        ensure!(
+            claim_of(p, "data") == Some(format!("data-web-{i}")),
+            "{name}'s volumes: {:?}",
+            spec.volumes
+        );
+        ensure!(
+            spec.node_name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("sim-")),
+            "{name} on {:?}",
+            spec.node_name
+        );
+    }
+    let pvcs = claims(client).await?;
+    let names: Vec<String> = pvcs.iter().map(|c| c.name_any()).collect();
+    ensure!(
+        names == ["data-web-0", "data-web-1", "data-web-2"],
+        "claims {names:?}"
+    );
+    for pvc in &pvcs {
+        ensure!(
+            pvc.labels().get("app").map(String::as_str) == Some("web"),
+            "{}'s labels {:?}",
+            pvc.name_any(),
+            pvc.labels()
+        );
+        // Retain/Retain: the claims belong to nobody.
+        ensure!(
+            pvc.owner_references().is_empty(),
+            "{}'s owners {:?}",
+            pvc.name_any(),
+            pvc.owner_references()
+        );
+        let phase = pvc.status.as_ref().and_then(|s| s.phase.as_deref());
+        ensure!(
+            phase == Some("Pending"),
+            "{}: phase {phase:?}",
+            pvc.name_any()
+        );
+    }
+    let claim_uids: HashMap<String, String> = pvcs
+        .iter()
+        .map(|c| (c.name_any(), c.uid().unwrap_or_default()))
+        .collect();
+    let out = c.kubectl(&["get", "pvc"])?;
+    ensure!(
+        out.contains("data-web-0") && out.contains("Pending"),
+        "kubectl get pvc: {out}"
+    );
+
+    // Scale down to 1: web-2 first, and gone before web-1 goes; the claims stay.
+    let mark = log.mark();
+    let out = c.kubectl(&["scale", "sts/web", "--replicas=1"])?;
+    ensure!(out.contains("statefulset.apps/web scaled"), "{out}");
+    let events = log
+        .wait("web-2 and web-1 deleted", mark, |l| {
+            ["web-1", "web-2"]
+                .iter()
+                .all(|n| l.iter().any(|s| s.name == *n && s.deleted))
+        })
+        .await?;
+    let gone2 = first(&events, |s| s.name == "web-2" && s.deleted).unwrap_or(0);
+    let going1 = first(&events, |s| s.name == "web-1" && s.going()).unwrap_or(0);
+    ensure!(
+        gone2 < going1,
+        "web-1 went (event {going1}) before web-2 was gone ({gone2}): {events:#?}"
+    );
+    ensure!(
+        !events.iter().any(|s| s.name == "web-0" && s.going()),
+        "web-0 was deleted: {events:#?}"
+    );
+    wait_pods(client, "app=web", &["web-0"]).await?;
+    wait_settled(client, "web", 1).await?;
+    let names: Vec<String> = claims(client).await?.iter().map(|c| c.name_any()).collect();
+    ensure!(
+        names == ["data-web-0", "data-web-1", "data-web-2"],
+        "claims after the scale down {names:?}"
+    );
+
+    // Scale up to 3: the same names, in order, on the same claims.
+    let mark = log.mark();
+    c.kubectl(&["scale", "sts/web", "--replicas=3"])?;
+    rollout_status(c, "sts/web")?;
+    let pods = wait_pods(client, "app=web", &["web-0", "web-1", "web-2"]).await?;
+    let events = log
+        .wait("web-1 and web-2 back", mark, |l| {
+            ["web-1", "web-2"]
+                .iter()
+                .all(|n| l.iter().any(|s| s.name == *n && s.healthy()))
+        })
+        .await?;
+    check_created_in_order(&events, &["web-1", "web-2"])?;
+    for (i, p) in pods.iter().enumerate() {
+        ensure!(
+            claim_of(p, "data") == Some(format!("data-web-{i}")),
+            "web-{i}'s volumes after the scale up: {:?}",
+            p.spec.as_ref().and_then(|s| s.volumes.as_ref())
+        );
+    }
+    let again: HashMap<String, String> = claims(client)
+        .await?
+        .iter()
+        .map(|c| (c.name_any(), c.uid().unwrap_or_default()))
+        .collect();
+    ensure!(
+        again == claim_uids,
+        "claims after the scale up {again:?}, before {claim_uids:?}"
+    );
+    wait_settled(client, "web", 3).await?;
+
+    // A pod deleted by hand comes back under its name, on its claim.
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let old = uids(&pods);
+    pods_api.delete("web-1", &DeleteParams::default()).await?;
+    let back = wait_for("web-1 recreated", WAIT, || async {
+        let p = pods_api.get_opt("web-1").await?;
+        Ok(p.filter(|p| p.uid().as_ref() != old.get("web-1") && is_ready(p)))
+    })
+    .await?;
+    ensure!(
+        claim_of(&back, "data").as_deref() == Some("data-web-1")
+            && label(&back, POD_INDEX_LABEL) == Some("1")
+            && back.spec.as_ref().and_then(|s| s.hostname.as_deref()) == Some("web-1"),
+        "web-1 again: {:?} {:?}",
+        back.metadata.labels,
+        back.spec
+    );
+    let pods = wait_pods(client, "app=web", &["web-0", "web-1", "web-2"]).await?;
+    wait_settled(client, "web", 3).await?;
+
+    // A rolling update with partition 2: only web-2.
+    let out = c.kubectl(&[
+        "patch",
+        "sts/web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}"#,
+    ])?;
+    ensure!(out.contains("statefulset.apps/web patched"), "{out}");
+    let before = uids(&pods);
+    let mark = log.mark();
+    let out = c.kubectl(&["set", "image", "sts/web", "web=nginx:1.26"])?;
+    ensure!(out.contains("statefulset.apps/web image updated"), "{out}");
+    let out = rollout_status(c, "sts/web")?;
+    ensure!(
+        out.contains("partitioned roll out complete: 1 new pods have been updated..."),
+        "rollout status with partition 2: {out}"
+    );
+    let set = get_set(client, "web").await?;
+    let status = set.status.clone().unwrap_or_default();
+    let rev2 = status.update_revision.clone().unwrap_or_default();
+    ensure!(
+        rev2 != rev1 && status.current_revision.as_deref() == Some(rev1.as_str()),
+        "revisions after set image: current {:?} update {rev2}",
+        status.current_revision
+    );
+    ensure!(
+        (
+            status.replicas,
+            status.ready_replicas,
+            status.current_replicas,
+            status.updated_replicas
+        ) == (3, Some(3), Some(2), Some(1)),
+        "status under partition 2: {status:?}"
+    );
+    let pods = wait_pods(client, "app=web", &["web-0", "web-1", "web-2"]).await?;
+    for p in &pods {
+        let (want_rev, want_image, same) = if p.name_any() == "web-2" {
+            (&rev2, "nginx:1.26", false)
+        } else {
+            (&rev1, "nginx:1.25", true)
+        };
+        ensure!(
+            revision(p) == *want_rev && image(p) == want_image,
+            "{} at {} with {}",
+            p.name_any(),
+            revision(p),
+            image(p)
+        );
+        ensure!(
+            (p.uid().as_ref() == before.get(&p.name_any())) == same,
+            "{} replaced: {same}",
+            p.name_any()
+        );
+    }
+    let events = log
+        .wait("web-2 updated", mark, |l| {
+            l.iter()
+                .any(|s| s.name == "web-2" && s.healthy() && s.revision == rev2)
+        })
+        .await?;
+    check_replaced_in_order(&events, &["web-2"], &before, &rev2)?;
+
+    // Partition 0: web-1, then web-0.
+    let before = uids(&pods);
+    let mark = log.mark();
+    c.kubectl(&[
+        "patch",
+        "sts/web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}"#,
+    ])?;
+    let out = rollout_status(c, "sts/web")?;
+    ensure!(
+        out.contains("partitioned roll out complete: 3 new pods have been updated..."),
+        "rollout status with partition 0: {out}"
+    );
+    let events = log
+        .wait("web-1 and web-0 updated", mark, |l| {
+            ["web-1", "web-0"].iter().all(|n| {
+                l.iter()
+                    .any(|s| s.name == *n && s.healthy() && s.revision == rev2)
+            })
+        })
+        .await?;
+    check_replaced_in_order(&events, &["web-1", "web-0"], &before, &rev2)?;
+    ensure!(
+        !events.iter().any(|s| s.name == "web-2" && s.going()),
+        "web-2 was replaced again: {events:#?}"
+    );
+    let set = wait_settled(client, "web", 3).await?;
+    ensure!(
+        set.status
+            .as_ref()
+            .and_then(|s| s.current_revision.as_deref())
+            == Some(rev2.as_str()),
+        "current revision after the rollout {:?}",
+        set.status
+    );
+    let pods = wait_pods(client, "app=web", &["web-0", "web-1", "web-2"]).await?;
+    ensure!(
+        pods.iter()
+            .all(|p| image(p) == "nginx:1.26" && revision(p) == rev2),
+        "images {:?}",
+        pods.iter().map(image).collect::<Vec<_>>()
+    );
+
+    // History and undo.
+    let out = c.kubectl(&["rollout", "history", "sts/web"])?;
+    let listed = history_revisions(&out);
+    ensure!(
+        out.contains("REVISION") && listed == [1, 2],
+        "rollout history: {out}"
+    );
+    let out = c.kubectl(&["rollout", "history", "sts/web", "--revision=1"])?;
+    ensure!(
+        out.contains("nginx:1.25"),
+        "rollout history --revision=1: {out}"
+    );
+    let before = uids(&pods);
+    let mark = log.mark();
+    let out = c.kubectl(&["rollout", "undo", "sts/web"])?;
+    ensure!(out.contains("statefulset.apps/web rolled back"), "{out}");
+    rollout_status(c, "sts/web")?;
+    let set = wait_for("the undo to roll out", WAIT, || async {
+        let set = wait_settled(client, "web", 3).await?;
+        let cur = set.status.as_ref().and_then(|s| s.current_revision.clone());
+        Ok((cur.as_deref() != Some(rev2.as_str())).then_some(set))
+    })
+    .await?;
+    let rev3 = set
+        .status
+        .as_ref()
+        .and_then(|s| s.current_revision.clone())
+        .unwrap_or_default();
+    // The template of revision 1 again: its revision, renumbered as upstream does.
+    ensure!(rev3 == rev1, "undo's revision {rev3}, first {rev1}");
+    ensure!(
+        revisions.get(&rev1).await?.revision == 3,
+        "{rev1} not renumbered"
+    );
+    let events = log
+        .wait("the undo to replace every pod", mark, |l| {
+            ["web-2", "web-1", "web-0"].iter().all(|n| {
+                l.iter()
+                    .any(|s| s.name == *n && s.healthy() && s.revision == rev1)
+            })
+        })
+        .await?;
+    check_replaced_in_order(&events, &["web-2", "web-1", "web-0"], &before, &rev1)?;
+    let pods = wait_pods(client, "app=web", &["web-0", "web-1", "web-2"]).await?;
+    ensure!(
+        pods.iter().all(|p| image(p) == "nginx:1.25"),
+        "images after undo {:?}",
+        pods.iter().map(image).collect::<Vec<_>>()
+    );
+    let out = c.kubectl(&["rollout", "history", "sts/web"])?;
+    ensure!(
+        history_revisions(&out) == [2, 3],
+        "history after undo: {out}"
+    );
+
+    // Deleting the set deletes its pods and revisions (the garbage collector) and keeps the
+    // claims (whenDeleted: Retain).
+    let out = c.kubectl(&["delete", "sts", "web"])?;
+    ensure!(out.contains("statefulset.apps \"web\" deleted"), "{out}");
+    wait_for("web's pods deleted", WAIT, || async {
+        Ok(pods_of(client, "app=web").await?.is_empty().then_some(()))
+    })
+    .await?;
+    wait_for("web's revisions deleted", WAIT, || async {
+        let left = revisions.list(&ListParams::default()).await?.items;
+        Ok(left.is_empty().then_some(()))
+    })
+    .await?;
+    let names: Vec<String> = claims(client).await?.iter().map(|c| c.name_any()).collect();
+    ensure!(
+        names == ["data-web-0", "data-web-1", "data-web-2"],
+        "claims after the set's deletion {names:?}"
+    );
+    Ok(())
+}
+
+/// The revision numbers `kubectl rollout history` lists.
+fn history_revisions(out: &str) -> Vec<i64> {
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// Parallel: all three pods are created though none of them can even be scheduled; a node
+/// that gets the label runs them all.
+async fn parallel(c: &Cluster) -> Result<()> {
+    let client = &c.client;
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], Some(PARALLEL))?;
+    ensure!(out.contains("statefulset.apps/par created"), "{out}");
+    let pods = wait_for("par-0..2 created", WAIT, || async {
+        let pods = pods_of(client, "app=par").await?;
+        Ok((pods.len() == 3).then_some(pods))
+    })
+    .await?;
+    let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+    ensure!(names == ["par-0", "par-1", "par-2"], "pods {names:?}");
+    for p in &pods {
+        ensure!(
+            p.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .is_none()
+                && !is_ready(p),
+            "{} is placed: {:?}",
+            p.name_any(),
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref())
+        );
+    }
+    let set = get_set(client, "par").await?;
+    let status = set.status.unwrap_or_default();
+    ensure!(
+        status.ready_replicas.unwrap_or(0) == 0,
+        "status with nothing scheduled: {status:?}"
+    );
+    let out = c.kubectl(&["label", "node", "sim-1", "skiff-test=parallel"])?;
+    ensure!(out.contains("node/sim-1 labeled"), "{out}");
+    rollout_status(c, "sts/par")?;
+    let pods = wait_pods(client, "app=par", &["par-0", "par-1", "par-2"]).await?;
+    ensure!(
+        pods.iter()
+            .all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("sim-1")),
+        "nodes {:?}",
+        pods.iter()
+            .map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+            .collect::<Vec<_>>()
+    );
+    wait_settled(client, "par", 3).await?;
+    // Scaled to 0 in parallel, then the set deleted.
+    c.kubectl(&["scale", "sts/par", "--replicas=0"])?;
+    wait_for("par's pods deleted", WAIT, || async {
+        Ok(pods_of(client, "app=par").await?.is_empty().then_some(()))
+    })
+    .await?;
+    c.kubectl(&["delete", "sts", "par"])?;
+    Ok(())
+}
+
+/// whenDeleted: Delete: the claims are owned by the set, and go with it.
+async fn claims_deleted_with_set(c: &Cluster) -> Result<()> {
+    let client = &c.client;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(DB))?;
+    rollout_status(c, "sts/db")?;
+    let set = wait_settled(client, "db", 2).await?;
+    let set_uid = set.uid().unwrap_or_default();
+    let owned = wait_for("db's claims owned by the set", WAIT, || async {
+        let pvcs = claims(client).await?;
+        let names: Vec<String> = pvcs.iter().map(|c| c.name_any()).collect();
+        let owned = pvcs.iter().all(|c| {
+            c.owner_references().iter().any(|r| {
+                r.kind == "StatefulSet"
+                    && r.api_version == "apps/v1"
+                    && r.name == "db"
+                    && r.uid == set_uid
+                    && r.controller == Some(true)
+                    && r.block_owner_deletion == Some(true)
+            })
+        });
+        Ok((names == ["data-db-0", "data-db-1"] && owned).then_some(pvcs))
+    })
+    .await;
+    if owned.is_err() {
+        for pvc in claims(client).await? {
+            eprintln!("{}: owners {:?}", pvc.name_any(), pvc.owner_references());
+        }
+    }
+    owned?;
+    let out = c.kubectl(&["delete", "sts", "db"])?;
+    ensure!(out.contains("statefulset.apps \"db\" deleted"), "{out}");
+    let gone = wait_for("db's pods and claims deleted", WAIT, || async {
+        let pods = pods_of(client, "app=db").await?;
+        let pvcs = claims(client).await?;
+        Ok((pods.is_empty() && pvcs.is_empty()).then_some(()))
+    })
+    .await;
+    if let Err(e) = gone {
+        let claims: Vec<String> = claims(client).await?.iter().map(|c| c.name_any()).collect();
+        let pods: Vec<String> = pods_of(client, "app=db")
+            .await?
+            .iter()
+            .map(|p| p.name_any())
+            .collect();
+        bail!("{e}: left after deleting db: claims {claims:?}, pods {pods:?}");
+    }
+    Ok(())
+}
+
+on_both_datastores!(nodes: 3; ordered_lifecycle, parallel, claims_deleted_with_set);
