@@ -10,9 +10,8 @@
 //! a ready pod), `rollout history` lists both revisions and `rollout undo` goes back;
 //! deleting the DaemonSet deletes its pods.
 //!
-//! Until the scheduler runs in `skiff server`, [`bind_pods`] binds each unbound pod to the
-//! node its `matchFields metadata.name` affinity names (what the scheduler would do for a
-//! daemon pod); a pod the scheduler bound first is left alone.
+//! The pods are created unbound and the server's scheduler binds each to the node its
+//! `matchFields metadata.name` affinity names; the simulated nodes then run them.
 
 mod common;
 
@@ -22,7 +21,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context as _, Result};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::ListParams;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
@@ -61,43 +60,6 @@ fn affinity_node(pod: &Pod) -> Option<String> {
         .flat_map(|t| t.match_fields.iter().flatten())
         .find(|f| f.key == "metadata.name" && f.operator == "In")
         .and_then(|f| f.values.as_ref()?.first().cloned())
-}
-
-/// A stand-in binder: every unbound pod with a node affinity goes to that node.
-async fn bind_pods(client: Client) {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let mut events = std::pin::pin!(watcher(pods, watcher::Config::default())
-        .default_backoff()
-        .applied_objects());
-    while let Some(Ok(pod)) = events.next().await {
-        if pod.metadata.deletion_timestamp.is_some()
-            || pod.spec.as_ref().is_some_and(|s| s.node_name.is_some())
-        {
-            continue;
-        }
-        let Some(target) = affinity_node(&pod) else {
-            continue;
-        };
-        let ns = pod.namespace().unwrap_or_default();
-        let name = pod.name_any();
-        let binding = json!({
-            "apiVersion": "v1", "kind": "Binding",
-            "metadata": {"name": name, "namespace": ns},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": target}
-        });
-        let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
-        if let Ok(req) = http::Request::post(url)
-            .header("content-type", "application/json")
-            .body(binding.to_string().into_bytes())
-        {
-            // Already bound (the scheduler was first) is fine.
-            let _ = client.request_text(req).await;
-        }
-    }
-}
-
-fn binder(cluster: &Cluster) -> Tasks {
-    Tasks(vec![tokio::spawn(bind_pods(cluster.client.clone()))])
 }
 
 /// Simulated nodes `<prefix>0..` joining the cluster now.
@@ -188,7 +150,51 @@ async fn wait_running_on(client: &Client, app: &str, nodes: &[&str]) -> Result<(
         let all_one_running = by_node
             .values()
             .all(|p| p.len() == 1 && is_running(&p[0]) && is_ready(&p[0]));
-        Ok((got == want && all_one_running).then_some(()))
+        if got == want && all_one_running {
+            return Ok(Some(()));
+        }
+        let seen: Vec<String> = by_node
+            .iter()
+            .flat_map(|(n, pods)| {
+                pods.iter().map(move |p| {
+                    format!(
+                        "{n}: {} {:?} ready={} bound to {:?} conditions {:?}",
+                        p.name_any(),
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                        is_ready(p),
+                        p.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+                        p.status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .map(|c| c
+                                .iter()
+                                .map(|c| format!(
+                                    "{}={} {}",
+                                    c.type_,
+                                    c.status,
+                                    c.message.as_deref().unwrap_or("")
+                                ))
+                                .collect::<Vec<_>>())
+                    )
+                })
+            })
+            .collect();
+        let nodes: Api<Node> = Api::all(client.clone());
+        let cidrs: Vec<String> = nodes
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|n| {
+                format!(
+                    "{} podCIDR {:?} taints {:?}",
+                    n.name_any(),
+                    n.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()),
+                    n.spec.as_ref().and_then(|s| s.taints.as_ref())
+                )
+            })
+            .collect();
+        anyhow::bail!("seen {seen:?}; nodes {cidrs:?}")
     })
     .await
 }
@@ -199,7 +205,6 @@ async fn ds_status(client: &Client, name: &str) -> Result<serde_json::Value> {
 }
 
 async fn every_node_then_a_late_one(c: &Cluster) -> Result<()> {
-    let _binder = binder(c);
     c.kubectl_stdin(
         &["apply", "-f", "-"],
         Some(&ds_yaml("agent", "agent:1", "", "")),
@@ -297,7 +302,6 @@ async fn every_node_then_a_late_one(c: &Cluster) -> Result<()> {
 }
 
 async fn taints_tolerations_and_node_selectors(c: &Cluster) -> Result<()> {
-    let _binder = binder(c);
     c.kubectl(&["taint", "nodes", "sim-1", "dedicated=infra:NoSchedule"])?;
     c.kubectl(&["label", "nodes", "sim-2", "disk=ssd"])?;
     c.kubectl_stdin(
@@ -361,7 +365,6 @@ fn unavailable_nodes(pods: &HashMap<String, Pod>, nodes: &[&str]) -> usize {
 }
 
 async fn rolling_update_and_undo(c: &Cluster) -> Result<()> {
-    let _binder = binder(c);
     let nodes = ["sim-0", "sim-1", "sim-2"];
     c.kubectl_stdin(
         &["apply", "-f", "-"],
@@ -469,7 +472,6 @@ async fn rolling_update_and_undo(c: &Cluster) -> Result<()> {
 }
 
 async fn deleting_the_daemonset_deletes_its_pods(c: &Cluster) -> Result<()> {
-    let _binder = binder(c);
     c.kubectl_stdin(&["apply", "-f", "-"], Some(&ds_yaml("gone", "g:1", "", "")))?;
     wait_running_on(&c.client, "gone", &["sim-0", "sim-1", "sim-2"]).await?;
     c.kubectl(&["delete", "ds", "gone", "--timeout=60s"])?;
