@@ -1158,6 +1158,7 @@ impl Ctx {
                 &current.obj,
                 &mut new,
                 self.target.subresource.as_deref(),
+                dry_run,
             )
             .await?;
         // An object being deleted goes once its last finalizer is removed, unless it is

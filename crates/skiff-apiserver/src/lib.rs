@@ -325,8 +325,9 @@ impl App {
         old: &Value,
         new: &mut Value,
         subresource: Option<&str>,
+        dry_run: bool,
     ) -> Result<services::UpdateAllocation, ApiError> {
-        admission::admit_update(self, info, old, new, subresource).await?;
+        admission::admit_update(self, info, old, new, subresource, dry_run).await?;
         let mut allocation = services::UpdateAllocation::default();
         if info.group.is_empty() && info.plural == "services" {
             if let Some(alloc) = &self.objects.services {

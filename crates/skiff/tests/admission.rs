@@ -454,14 +454,14 @@ async fn object_counts_of_any_kind(cluster: &Cluster) -> Result<()> {
         "objects",
         "-n",
         "objs",
-        "--hard=count/deployments.apps=1,count/configmaps=3",
+        "--hard=count/deployments.apps=1,count/configmaps=3,services.nodeports=1",
     ])?;
     // The namespace's kube-root-ca.crt is counted.
     wait_used(
         cluster,
         "objs",
         "objects",
-        json!({"count/configmaps": "1", "count/deployments.apps": "0"}),
+        json!({"count/configmaps": "1", "count/deployments.apps": "0", "services.nodeports": "0"}),
     )
     .await?;
     cluster.kubectl(&[
@@ -490,13 +490,42 @@ async fn object_counts_of_any_kind(cluster: &Cluster) -> Result<()> {
         err.ends_with("deployments.apps \"d2\" is forbidden: exceeded quota: objects, requested: count/deployments.apps=1, used: count/deployments.apps=1, limited: count/deployments.apps=1"),
         "{err}"
     );
+    // An update is charged what it adds: a ClusterIP Service turning NodePort asks for
+    // one node port per port.
+    cluster.kubectl(&[
+        "create",
+        "service",
+        "clusterip",
+        "s",
+        "-n",
+        "objs",
+        "--tcp=80:80",
+        "--tcp=81:81",
+    ])?;
+    let err = refused(
+        cluster,
+        &[
+            "patch",
+            "service",
+            "s",
+            "-n",
+            "objs",
+            "-p",
+            r#"{"spec":{"type":"NodePort"}}"#,
+        ],
+        None,
+    )?;
+    ensure!(
+        err.ends_with("services \"s\" is forbidden: exceeded quota: objects, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1"),
+        "{err}"
+    );
     // Deleting it frees the slot once the controller has counted again.
     cluster.kubectl(&["delete", "deployment", "d1", "-n", "objs"])?;
     wait_used(
         cluster,
         "objs",
         "objects",
-        json!({"count/configmaps": "1", "count/deployments.apps": "0"}),
+        json!({"count/configmaps": "1", "count/deployments.apps": "0", "services.nodeports": "0"}),
     )
     .await?;
     Ok(())

@@ -71,6 +71,29 @@ pub fn subtract(a: &ResourceList, b: &ResourceList) -> ResourceList {
     out
 }
 
+/// Upstream's `quota.SubtractWithNonNegativeResult`: `a - b` per key, never below zero.
+pub fn subtract_non_negative(a: &ResourceList, b: &ResourceList) -> ResourceList {
+    let mut out = ResourceList::new();
+    for (k, q) in a {
+        let diff = match b.get(k) {
+            Some(other) => *q - *other,
+            None => *q,
+        };
+        out.insert(
+            k.clone(),
+            if diff.nanos > 0 {
+                diff
+            } else {
+                Quantity::zero()
+            },
+        );
+    }
+    for k in b.keys() {
+        out.entry(k.clone()).or_insert_with(Quantity::zero);
+    }
+    out
+}
+
 /// Upstream's `quota.Mask`: only the keys in `names`.
 pub fn mask<'a>(list: &ResourceList, names: impl IntoIterator<Item = &'a String>) -> ResourceList {
     names
@@ -276,9 +299,10 @@ impl Evaluator {
         }
     }
 
-    /// Whether the evaluator looks at a create (every evaluator does).
-    pub fn handles_create(&self) -> bool {
-        true
+    /// Whether the evaluator charges an update (upstream's `Handles`: a Service can change
+    /// type, a claim can grow; object counts and pods are charged on create only).
+    pub fn handles_update(&self) -> bool {
+        matches!(self, Self::Services | Self::Claims)
     }
 
     /// Upstream's `Usage`: what `obj` uses. `now` decides whether a terminating pod's grace
@@ -718,6 +742,18 @@ pub fn check_create(
     obj: &Value,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<(usize, ResourceList)>, String> {
+    check(quotas, evaluator, obj, None, now)
+}
+
+/// Upstream's `CheckRequest`: as [`check_create`], and for an update (`old`: the object
+/// before it) only what the update adds is charged.
+pub fn check(
+    quotas: &[Value],
+    evaluator: &Evaluator,
+    obj: &Value,
+    old: Option<&Value>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(usize, ResourceList)>, String> {
     let mut interesting = Vec::new();
     for (i, quota) in quotas.iter().enumerate() {
         if !evaluator.matches(quota, obj) {
@@ -742,13 +778,16 @@ pub fn check_create(
     if interesting.is_empty() {
         return Ok(Vec::new());
     }
-    let delta = evaluator.usage(obj, now);
+    let mut delta = evaluator.usage(obj, now);
     let neg = negative(&delta);
     if !neg.is_empty() {
         return Err(format!(
             "quota usage is negative for resource(s): {}",
             pretty_print_names(&neg)
         ));
+    }
+    if let Some(old) = old {
+        delta = subtract_non_negative(&delta, &evaluator.usage(old, now));
     }
     if is_zero(&delta) {
         return Ok(Vec::new());

@@ -284,3 +284,35 @@ fn the_controller_recalculates_used_from_the_objects() {
     let none = usage_stats(&Evaluator::Pods, &q, &tracked, [].iter(), now());
     assert_eq!(pretty_print(&none), "pods=0,requests.memory=0");
 }
+
+#[test]
+fn an_update_is_charged_only_what_it_adds() {
+    let q = quota(
+        "q",
+        json!({"services.nodeports": "1", "services": "5"}),
+        json!({"services.nodeports": "0", "services": "1"}),
+    );
+    let cluster_ip = json!({"metadata": {"name": "s"}, "spec": {"type": "ClusterIP", "ports": [{"port": 80}, {"port": 81}]}});
+    let mut node_port = cluster_ip.clone();
+    node_port["spec"]["type"] = json!("NodePort");
+    assert_eq!(
+        check(std::slice::from_ref(&q), &Evaluator::Services, &node_port, Some(&cluster_ip), now()).unwrap_err(),
+        "exceeded quota: q, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1"
+    );
+    // Nothing added (the object count stays): nothing charged.
+    assert!(check(
+        std::slice::from_ref(&q),
+        &Evaluator::Services,
+        &cluster_ip,
+        Some(&cluster_ip),
+        now()
+    )
+    .unwrap()
+    .is_empty());
+    assert!(!Evaluator::Pods.handles_update());
+    let d = subtract_non_negative(
+        &list(&[("a", "1"), ("b", "3")]),
+        &list(&[("a", "2"), ("c", "1")]),
+    );
+    assert_eq!(pretty_print(&d), "a=0,b=3,c=0");
+}

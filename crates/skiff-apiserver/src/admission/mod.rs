@@ -9,8 +9,8 @@
 //! The plugins read the objects they consult (LimitRanges, PriorityClasses,
 //! ResourceQuotas) from the watch cache, as upstream's read their informers, and the
 //! datastore when the cache cannot answer. The decisions are pure functions, unit-tested in
-//! each module; this one only reads and dispatches. It does not do webhooks, and it does
-//! not charge quota for updates.
+//! each module; this one only reads and dispatches. It does not do webhooks; of updates,
+//! quota charges only those of Services and claims (as upstream without in-place pod resize).
 
 pub mod limitranger;
 pub mod priority;
@@ -128,18 +128,20 @@ pub(crate) async fn admit_create(
 }
 
 /// Runs the admission plugins on an update of `old` to `new` (the main resource only).
+/// `dry_run`: nothing is stored, so admission charges no quota.
 pub(crate) async fn admit_update(
     app: &App,
     info: &ResourceInfo,
     old: &Value,
     new: &mut Value,
     subresource: Option<&str>,
+    dry_run: bool,
 ) -> Result<(), ApiError> {
-    if subresource.is_none()
-        && info.group == "scheduling.k8s.io"
-        && info.plural == "priorityclasses"
-    {
+    if subresource.is_some() {
+        return Ok(());
+    }
+    if info.group == "scheduling.k8s.io" && info.plural == "priorityclasses" {
         priority::validate_class(app, new, Some(old)).await?;
     }
-    Ok(())
+    quota::admit_update(app, info, old, new, dry_run).await
 }

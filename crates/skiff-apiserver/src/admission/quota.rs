@@ -5,7 +5,9 @@
 //! resourceVersion it was read at. A write that loses to another (a concurrent create, the
 //! controller) reads the quotas again from the datastore and decides again, so two creates
 //! can never both take the last unit. Over the limit: 403 with upstream's `exceeded quota:
-//! <name>, requested: ..., used: ..., limited: ...`. A dry run is checked, never charged.
+//! <name>, requested: ..., used: ..., limited: ...`. An update of a Service or claim is
+//! charged what it adds (a new type's node ports, a larger request). A dry run is checked,
+//! never charged.
 //!
 //! What a create charged stays charged if the create then fails (upstream does the same);
 //! the controller's next full recalculation gives it back.
@@ -14,7 +16,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 use skiff_api::meta;
-use skiff_api::quota::{check_create, to_json, Evaluator};
+use skiff_api::quota::{check, to_json, Evaluator};
 use skiff_api::registry::ResourceInfo;
 use skiff_api::status::ApiError;
 
@@ -39,6 +41,28 @@ pub async fn admit_create(
     obj: &Value,
     dry_run: bool,
 ) -> Result<(), ApiError> {
+    admit(app, info, obj, None, dry_run).await
+}
+
+/// Checks and charges what an update from `old` to `obj` adds, for the kinds whose usage
+/// an update can change (Services, claims).
+pub async fn admit_update(
+    app: &App,
+    info: &ResourceInfo,
+    old: &Value,
+    obj: &Value,
+    dry_run: bool,
+) -> Result<(), ApiError> {
+    admit(app, info, obj, Some(old), dry_run).await
+}
+
+async fn admit(
+    app: &App,
+    info: &ResourceInfo,
+    obj: &Value,
+    old: Option<&Value>,
+    dry_run: bool,
+) -> Result<(), ApiError> {
     let ns = meta::namespace(obj);
     if ns.is_empty() || !info.namespaced {
         return Ok(());
@@ -46,6 +70,9 @@ pub async fn admit_create(
     let Some(evaluator) = Evaluator::for_resource(info.group, info.plural) else {
         return Ok(());
     };
+    if old.is_some() && !evaluator.handles_update() {
+        return Ok(());
+    }
     let quota_info = super::resource(app, "", "v1", "resourcequotas")?;
     let mut quotas = super::list(app, &quota_info, Some(ns)).await?;
     if quotas.is_empty() {
@@ -55,7 +82,7 @@ pub async fn admit_create(
     for _ in 0..ATTEMPTS {
         quotas.retain(|q| !charged.contains(meta::name(q)));
         let now = chrono::Utc::now();
-        let changes = check_create(&quotas, &evaluator, obj, now)
+        let changes = check(&quotas, &evaluator, obj, old, now)
             .map_err(|why| ApiError::forbidden(info.group, info.plural, meta::name(obj), &why))?;
         if changes.is_empty() || dry_run {
             return Ok(());
