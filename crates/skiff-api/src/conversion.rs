@@ -392,6 +392,10 @@ fn hpa_v2_to_v1(obj: Value) -> Result<Value> {
             ],
             &mut v1,
         );
+        // v1 writes both counts always (no `omitempty`); v2 omits a zero currentReplicas.
+        for key in ["currentReplicas", "desiredReplicas"] {
+            v1.entry(key).or_insert(json!(0));
+        }
         if let Some(current) = non_empty_array(status.get("currentMetrics")) {
             for m in current.iter().filter(|m| is_cpu_resource(m)) {
                 copy(

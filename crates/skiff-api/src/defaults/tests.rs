@@ -865,3 +865,53 @@ fn normalizing_a_stored_object_changes_nothing() {
         assert_eq!(normalized, stored, "{plural}");
     }
 }
+
+/// A kind read in another version than it is stored in has the fields that version's Go
+/// struct writes, not the storage version's.
+#[test]
+fn converted_views_carry_their_versions_fields() {
+    let registry = crate::registry::Registry::builtin();
+    let info = |group: &str, version: &str, kind: &str| {
+        registry
+            .by_kind(group, version, kind)
+            .expect("a served kind")
+            .clone()
+    };
+    let hpa_v2 = info("autoscaling", "v2", "HorizontalPodAutoscaler");
+    let mut stored = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"maxReplicas": 3, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}});
+    apply("autoscaling", "v2", "HorizontalPodAutoscaler", &mut stored);
+    assert_eq!(
+        stored["status"],
+        json!({"currentMetrics": null, "desiredReplicas": 0})
+    );
+    let v1 = crate::conversion::from_storage(
+        &info("autoscaling", "v1", "HorizontalPodAutoscaler"),
+        stored.clone(),
+    )
+    .expect("converts");
+    assert_eq!(
+        v1["status"],
+        json!({"currentReplicas": 0, "desiredReplicas": 0})
+    );
+    assert_eq!(
+        crate::conversion::from_storage(&hpa_v2, stored).expect("as stored")["status"],
+        json!({"currentMetrics": null, "desiredReplicas": 0})
+    );
+
+    let mut event = json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "e", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Scheduled", "message": "assigned"});
+    apply("", "v1", "Event", &mut event);
+    let events = crate::conversion::from_storage(&info("events.k8s.io", "v1", "Event"), event)
+        .expect("converts");
+    assert_eq!(
+        events,
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "e", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "regarding": {"kind": "Pod", "name": "p"}, "reason": "Scheduled", "note": "assigned",
+            "deprecatedSource": {}, "deprecatedFirstTimestamp": null, "deprecatedLastTimestamp": null,
+            "eventTime": null})
+    );
+}
