@@ -254,14 +254,17 @@ async fn sync(svc: &Arc<Service>, state: &State) -> Result<Action> {
         return Ok(Action::await_change());
     };
     let pods = state.pods.matching(&ns, selector);
-    let trigger = state.triggers.compute(svc, &pods);
     let current = state.endpoints.get(&ObjectRef::new(&name).within(&ns));
     if let (Some(cur), Some(written)) = (&current, state.written.lock().get(&key)) {
         if rv_of(cur).is_some_and(|rv| rv < *written) {
-            // The cache has not seen our last write yet.
+            // The cache has not seen our last write yet. Checked before the trigger time is
+            // computed (as the endpointslice controller does), so the retry still exports
+            // the changes this sync saw.
+            tracing::debug!(%key, "endpoints cache behind our last write; retrying");
             return Ok(Action::requeue(Duration::from_millis(100)));
         }
     }
+    let trigger = state.triggers.compute(svc, &pods);
     let Some(new) = desired_endpoints(svc, &pods, current.as_deref(), trigger) else {
         return Ok(Action::await_change());
     };
