@@ -1,15 +1,13 @@
 //! Integration: the endpoint and EndpointSlice controllers through the in-process server on
-//! three simulated nodes (`sim-0`..`sim-2`, which run bound pods, give them IPs and mark them
-//! Ready), driven by the real kubectl and kube-rs, on both datastores.
+//! three simulated nodes (`sim-0`..`sim-2`: the server's scheduler binds the pods to them, and
+//! they run them, give them IPs and mark them Ready), driven by the real kubectl and kube-rs,
+//! on both datastores.
 //!
 //! Scenarios: a Deployment of 3 behind a Service gets one EndpointSlice and one Endpoints with
 //! the 3 pod IPs ready, and both empty after scaling to 0; a named targetPort resolving to
 //! different numbers puts the pods in different slices and subsets, a not-ready pod (a
 //! readiness gate never met) is not ready unless the Service publishes not-ready addresses;
 //! 250 pods make 3 slices of at most 100.
-//!
-//! Until the server binds pods itself (the scheduler), [`bind_pods`] binds each new pod to a
-//! schedulable simulated node.
 
 mod common;
 
@@ -17,92 +15,14 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
 
 use common::{wait_for, Cluster};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-/// A stand-in binder until the scheduler runs in `skiff server`: every 200 ms, each unbound
-/// pod goes to the node its `kubernetes.io/hostname` node selector names, else to the next
-/// schedulable node (a pod whose node is cordoned waits for it); errors are retried.
-async fn bind_pods(client: Client) {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let nodes: Api<Node> = Api::all(client.clone());
-    let mut next = 0usize;
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let (Ok(pod_list), Ok(node_list)) = (
-            pods.list(&ListParams::default()).await,
-            nodes.list(&ListParams::default()).await,
-        ) else {
-            continue;
-        };
-        let mut schedulable: Vec<String> = node_list
-            .items
-            .iter()
-            .filter(|n| {
-                !n.spec
-                    .as_ref()
-                    .and_then(|s| s.unschedulable)
-                    .unwrap_or(false)
-            })
-            .map(|n| n.name_any())
-            .collect();
-        schedulable.sort();
-        for pod in pod_list.items {
-            let spec = pod.spec.clone().unwrap_or_default();
-            if pod.metadata.deletion_timestamp.is_some() || spec.node_name.is_some() {
-                continue;
-            }
-            let target = match spec
-                .node_selector
-                .as_ref()
-                .and_then(|s| s.get("kubernetes.io/hostname"))
-            {
-                Some(wanted) if schedulable.contains(wanted) => wanted.clone(),
-                Some(_) => continue,
-                None if schedulable.is_empty() => continue,
-                None => {
-                    next += 1;
-                    schedulable[next % schedulable.len()].clone()
-                }
-            };
-            let ns = pod.namespace().unwrap_or_default();
-            let name = pod.name_any();
-            let binding = json!({
-                "apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": name, "namespace": ns},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": target}
-            });
-            let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
-            if let Ok(req) = http::Request::post(url)
-                .header("content-type", "application/json")
-                .body(binding.to_string().into_bytes())
-            {
-                // Already bound (a scheduler was first) is fine.
-                let _ = client.request_text(req).await;
-            }
-        }
-    }
-}
-
-/// The binder, stopped on drop.
-struct Binder(tokio::task::JoinHandle<()>);
-
-impl Drop for Binder {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-fn binder(cluster: &Cluster) -> Binder {
-    Binder(tokio::spawn(bind_pods(cluster.client.clone())))
-}
 
 fn deployment(name: &str, app: &str, replicas: usize, port: u16, extra_spec: &str) -> String {
     format!(
@@ -234,7 +154,6 @@ async fn pod_ips(client: &Client, selector: &str, want: usize) -> Result<BTreeSe
 }
 
 async fn deployment_behind_a_service(cluster: &Cluster) -> Result<()> {
-    let _binder = binder(cluster);
     let client = &cluster.client;
     cluster.kubectl_stdin(
         &["apply", "-f", "-"],
@@ -316,7 +235,6 @@ async fn deployment_behind_a_service(cluster: &Cluster) -> Result<()> {
 }
 
 async fn named_ports_and_not_ready_pods(cluster: &Cluster) -> Result<()> {
-    let _binder = binder(cluster);
     let client = &cluster.client;
     // Two pods serving "http" on 8080, one on 9090 that never gets ready (a readiness gate
     // nobody sets).
@@ -375,15 +293,12 @@ async fn named_ports_and_not_ready_pods(cluster: &Cluster) -> Result<()> {
 }
 
 async fn many_pods_make_several_slices(cluster: &Cluster) -> Result<()> {
-    let _binder = binder(cluster);
     let client = &cluster.client;
+    // The Service comes once the 250 pods run, so one sync sees them all: pods arriving
+    // in waves would fill slices wave by wave (the reconciler never repacks a slice).
     cluster.kubectl_stdin(
         &["apply", "-f", "-"],
-        Some(
-            &(deployment("big", "big", 250, 8080, "")
-                + "---"
-                + &service("big", "big", "8080", false)),
-        ),
+        Some(&deployment("big", "big", 250, 8080, "")),
     )?;
     let ips = wait_for("250 pods with IPs", Duration::from_secs(180), || async {
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -396,6 +311,10 @@ async fn many_pods_make_several_slices(cluster: &Cluster) -> Result<()> {
         Ok((ips.len() == 250).then_some(ips))
     })
     .await?;
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&service("big", "big", "8080", false)),
+    )?;
     let slices = wait_for(
         "3 slices holding the 250 endpoints",
         Duration::from_secs(120),
