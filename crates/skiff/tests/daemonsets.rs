@@ -8,7 +8,10 @@
 //! added later removes the pod; a nodeSelector picks the labelled node; `kubectl set image`
 //! rolls one node at a time (maxUnavailable 1: watched pod by pod, never two nodes without
 //! a ready pod), `rollout history` lists both revisions and `rollout undo` goes back;
-//! deleting the DaemonSet deletes its pods.
+//! maxSurge 1 with maxUnavailable 0 rolls with a new pod next to the old one on one node at a
+//! time and never a node without a ready pod; OnDelete replaces only a pod deleted by hand;
+//! a NoSchedule taint on a running pod's node counts it misscheduled; deleting the
+//! DaemonSet deletes its pods.
 //!
 //! The pods are created unbound and the server's scheduler binds each to the node its
 //! `matchFields metadata.name` affinity names; the simulated nodes then run them.
@@ -338,6 +341,17 @@ async fn taints_tolerations_and_node_selectors(c: &Cluster) -> Result<()> {
     })
     .await?;
     wait_running_on(&c.client, "tolerant", &["sim-1", "sim-2"]).await?;
+    // A NoSchedule taint leaves a running pod where it is, counted as misscheduled.
+    c.kubectl(&["taint", "nodes", "sim-2", "dedicated=infra:NoSchedule"])?;
+    wait_for("plain misscheduled on sim-2", WAIT, || async {
+        let s = ds_status(&c.client, "plain").await?;
+        Ok((s["desiredNumberScheduled"] == json!(0)
+            && s["currentNumberScheduled"] == json!(0)
+            && s["numberMisscheduled"] == json!(1))
+        .then_some(()))
+    })
+    .await?;
+    wait_running_on(&c.client, "plain", &["sim-2"]).await?;
     // Upstream never counts a node the pod should not stay on: 0 desired, 0 misscheduled.
     wait_for("ssd status at zero", WAIT, || async {
         let s = ds_status(&c.client, "ssd").await?;
@@ -380,45 +394,16 @@ async fn rolling_update_and_undo(c: &Cluster) -> Result<()> {
     c.kubectl(&["rollout", "status", "ds/roll", "--timeout=60s"])?;
 
     // Every pod event from here on, in order.
-    let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let watch = tokio::spawn(async move {
-        let mut events =
-            std::pin::pin!(
-                watcher(api, watcher::Config::default().labels("app=roll")).default_backoff()
-            );
-        while let Some(Ok(e)) = events.next().await {
-            if tx.send(e).is_err() {
-                break;
-            }
-        }
-    });
-    let _watch = Tasks(vec![watch]);
-
+    let (_watch, mut rx) = watch_pods(c, "roll");
     c.kubectl(&["set", "image", "ds/roll", "main=img:2"])?;
     c.kubectl(&["rollout", "status", "ds/roll", "--timeout=90s"])?;
-
-    let mut seen: HashMap<String, Pod> = HashMap::new();
-    let mut worst = 0;
-    let mut listed = false;
-    while let Ok(e) = rx.try_recv() {
-        match e {
-            watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
-                seen.insert(p.name_any(), p);
-            }
-            watcher::Event::Delete(p) => {
-                seen.remove(&p.name_any());
-            }
-            watcher::Event::InitDone => listed = true,
-            watcher::Event::Init => seen.clear(),
-        }
-        if listed {
-            worst = worst.max(unavailable_nodes(&seen, &nodes));
-        }
-    }
-    ensure!(listed, "the watch never listed");
+    let (worst, doubled) = worst_of(&mut rx, &nodes)?;
     ensure!(worst <= 1, "{worst} nodes without a ready pod at once");
-    ensure!(worst == 1, "the update never took a pod down: {seen:?}");
+    ensure!(worst == 1, "the update never took a pod down");
+    ensure!(
+        doubled == 0,
+        "{doubled} nodes with two live pods without surge"
+    );
     let by_node = pods_by_node(&c.client, "roll").await?;
     for (node, pods) in &by_node {
         let image = pods[0]
@@ -471,6 +456,141 @@ async fn rolling_update_and_undo(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// Replays the pod events `rx` collected: the most nodes without a ready pod at once, the
+/// most nodes with two live pods at once.
+fn worst_of(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<watcher::Event<Pod>>,
+    nodes: &[&str],
+) -> Result<(usize, usize)> {
+    let mut seen: HashMap<String, Pod> = HashMap::new();
+    let (mut unavailable, mut doubled) = (0, 0);
+    let mut listed = false;
+    while let Ok(e) = rx.try_recv() {
+        match e {
+            watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
+                seen.insert(p.name_any(), p);
+            }
+            watcher::Event::Delete(p) => {
+                seen.remove(&p.name_any());
+            }
+            watcher::Event::InitDone => listed = true,
+            watcher::Event::Init => seen.clear(),
+        }
+        if listed {
+            unavailable = unavailable.max(unavailable_nodes(&seen, nodes));
+            let mut live: HashMap<String, usize> = HashMap::new();
+            for p in seen
+                .values()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+            {
+                if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone()) {
+                    *live.entry(n).or_default() += 1;
+                }
+            }
+            doubled = doubled.max(live.values().filter(|n| **n > 1).count());
+        }
+    }
+    ensure!(listed, "the watch never listed");
+    Ok((unavailable, doubled))
+}
+
+/// Every pod event of `app` from now on.
+fn watch_pods(
+    c: &Cluster,
+    app: &str,
+) -> (
+    Tasks,
+    tokio::sync::mpsc::UnboundedReceiver<watcher::Event<Pod>>,
+) {
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let labels = format!("app={app}");
+    let watch = tokio::spawn(async move {
+        let mut events = std::pin::pin!(
+            watcher(api, watcher::Config::default().labels(&labels)).default_backoff()
+        );
+        while let Some(Ok(e)) = events.next().await {
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+    (Tasks(vec![watch]), rx)
+}
+
+fn images(by_node: &BTreeMap<String, Vec<Pod>>) -> Vec<String> {
+    by_node
+        .values()
+        .flatten()
+        .filter_map(|p| p.spec.as_ref()?.containers.first()?.image.clone())
+        .collect()
+}
+
+async fn surge_and_on_delete(c: &Cluster) -> Result<()> {
+    let nodes = ["sim-0", "sim-1", "sim-2"];
+    // maxSurge 1, maxUnavailable 0: a new pod next to the old one, one node at a time, and
+    // never a node without a ready pod.
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&ds_yaml(
+            "surge",
+            "img:1",
+            "  updateStrategy:\n    type: RollingUpdate\n    rollingUpdate:\n      maxUnavailable: 0\n      maxSurge: 1\n",
+            "      terminationGracePeriodSeconds: 1\n",
+        )),
+    )?;
+    wait_running_on(&c.client, "surge", &nodes).await?;
+    let (_watch, mut rx) = watch_pods(c, "surge");
+    c.kubectl(&["set", "image", "ds/surge", "main=img:2"])?;
+    c.kubectl(&["rollout", "status", "ds/surge", "--timeout=90s"])?;
+    wait_running_on(&c.client, "surge", &nodes).await?;
+    let (unavailable, doubled) = worst_of(&mut rx, &nodes)?;
+    ensure!(
+        unavailable == 0,
+        "{unavailable} nodes without a ready pod at once"
+    );
+    ensure!(
+        doubled == 1,
+        "{doubled} nodes with two live pods at once (want 1)"
+    );
+    let by_node = pods_by_node(&c.client, "surge").await?;
+    ensure!(images(&by_node) == ["img:2"; 3], "{:?}", images(&by_node));
+
+    // OnDelete: a new template touches no pod until one is deleted by hand.
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&ds_yaml(
+            "manual",
+            "img:1",
+            "  updateStrategy:\n    type: OnDelete\n",
+            "      terminationGracePeriodSeconds: 1\n",
+        )),
+    )?;
+    wait_running_on(&c.client, "manual", &nodes).await?;
+    c.kubectl(&["set", "image", "ds/manual", "main=img:2"])?;
+    wait_for("the new generation observed", WAIT, || async {
+        let s = ds_status(&c.client, "manual").await?;
+        Ok((s["observedGeneration"] == json!(2)
+            && s.get("updatedNumberScheduled").is_none_or(|v| v.is_null()))
+        .then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let by_node = pods_by_node(&c.client, "manual").await?;
+    ensure!(images(&by_node) == ["img:1"; 3], "{:?}", images(&by_node));
+    let victim = by_node["sim-1"][0].name_any();
+    c.kubectl(&["delete", "pod", &victim])?;
+    wait_for("sim-1 on img:2, the others on img:1", WAIT, || async {
+        let by_node = pods_by_node(&c.client, "manual").await?;
+        let ready = by_node.len() == 3 && by_node.values().all(|p| p.len() == 1 && is_ready(&p[0]));
+        Ok((ready && images(&by_node) == ["img:1", "img:2", "img:1"]).then_some(()))
+    })
+    .await?;
+    let s = ds_status(&c.client, "manual").await?;
+    ensure!(s["updatedNumberScheduled"] == json!(1), "{s}");
+    Ok(())
+}
+
 async fn deleting_the_daemonset_deletes_its_pods(c: &Cluster) -> Result<()> {
     c.kubectl_stdin(&["apply", "-f", "-"], Some(&ds_yaml("gone", "g:1", "", "")))?;
     wait_running_on(&c.client, "gone", &["sim-0", "sim-1", "sim-2"]).await?;
@@ -502,5 +622,6 @@ on_both_datastores!(nodes: 3;
     every_node_then_a_late_one,
     taints_tolerations_and_node_selectors,
     rolling_update_and_undo,
+    surge_and_on_delete,
     deleting_the_daemonset_deletes_its_pods,
 );
