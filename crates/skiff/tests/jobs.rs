@@ -1,101 +1,27 @@
 //! Integration: Jobs, CronJobs and the TTL-after-finished controller through the in-process
-//! server, driven by the real kubectl and kube-rs, with simulated nodes running the pods
-//! (`sim.skiff.dev/run-for` and `sim.skiff.dev/exit-code` on the pod template say how long
-//! a pod runs and how it ends).
+//! server, driven by the real kubectl and kube-rs; the server's scheduler binds the pods to
+//! its three simulated nodes, which run them (`sim.skiff.dev/run-for` and
+//! `sim.skiff.dev/exit-code` on the pod template say how long a pod runs and how it ends).
 //!
 //! Scenarios: a Job's completions run `parallelism` at a time to `Complete`; a Job whose pods
 //! fail backs off and fails with `BackoffLimitExceeded`; an Indexed Job; a Job whose running
 //! pod is deleted by hand counts it as failed and still completes; a finished Job with
 //! `ttlSecondsAfterFinished` is deleted with its pods; a CronJob every minute creates its
 //! Job (one bounded wait for the minute); a bad schedule or time zone is refused with 422.
-//!
-//! Until the server binds pods itself (the scheduler), [`Nodes`] binds each new pod to one
-//! of its simulated nodes.
 
 mod common;
 
 use std::time::Duration;
 
 use anyhow::{ensure, Context as _, Result};
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::ListParams;
-use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
-use skiff_kubelet::sim::{self, SimConfig};
 
 use common::{wait_for, Cluster};
 
 const WAIT: Duration = Duration::from_secs(60);
-const PREFIX: &str = "jobs-sim-";
-const NODES: usize = 2;
-
-/// Simulated nodes and a stand-in binder, stopped on drop.
-struct Nodes(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
-    }
-}
-
-async fn nodes(cluster: &Cluster) -> Result<Nodes> {
-    let client = cluster.running.local_client(
-        &format!("system:node:{PREFIX}0"),
-        &["system:nodes", "system:authenticated"],
-        "kubelet/v1.33.0 (linux/amd64) kubernetes/skiff",
-    );
-    let config = SimConfig {
-        count: NODES,
-        name_prefix: PREFIX.into(),
-        lease_interval: Duration::from_secs(1),
-        ..SimConfig::default()
-    };
-    let sims = tokio::spawn(async move {
-        if let Err(e) = sim::run(client, config).await {
-            eprintln!("simulated nodes ended: {e}");
-        }
-    });
-    let binder = tokio::spawn(bind_pods(cluster.client.clone()));
-    Ok(Nodes(vec![sims, binder]))
-}
-
-/// Binds every pod without a node to one of the simulated nodes, as a scheduler would.
-async fn bind_pods(client: Client) {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let mut next = 0usize;
-    let mut events = std::pin::pin!(watcher(pods, watcher::Config::default())
-        .default_backoff()
-        .applied_objects());
-    while let Some(Ok(pod)) = events.next().await {
-        if pod.metadata.deletion_timestamp.is_some()
-            || pod.spec.as_ref().is_some_and(|s| s.node_name.is_some())
-        {
-            continue;
-        }
-        let ns = pod.namespace().unwrap_or_default();
-        let name = pod.name_any();
-        let target = format!("{PREFIX}{}", next % NODES);
-        next += 1;
-        let binding = json!({
-            "apiVersion": "v1", "kind": "Binding",
-            "metadata": {"name": name, "namespace": ns},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": target}
-        });
-        let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
-        if let Ok(req) = http::Request::post(url)
-            .header("content-type", "application/json")
-            .body(binding.to_string().into_bytes())
-        {
-            // Already bound (a scheduler was first) is fine.
-            let _ = client.request_text(req).await;
-        }
-    }
-}
 
 fn job_yaml(name: &str, spec: &str, annotations: &str) -> String {
     format!(
@@ -144,7 +70,6 @@ async fn events_of(client: &Client, kind: &str, name: &str) -> Result<Vec<Event>
 }
 
 async fn job_completes_parallelism_at_a_time(cluster: &Cluster) -> Result<()> {
-    let _nodes = nodes(cluster).await?;
     let yaml = job_yaml(
         "pi",
         "  completions: 3\n  parallelism: 2",
@@ -226,7 +151,6 @@ async fn job_completes_parallelism_at_a_time(cluster: &Cluster) -> Result<()> {
 }
 
 async fn failing_job_exceeds_its_backoff_limit(cluster: &Cluster) -> Result<()> {
-    let _nodes = nodes(cluster).await?;
     let yaml = job_yaml(
         "broken",
         "  backoffLimit: 1",
@@ -272,7 +196,6 @@ async fn failing_job_exceeds_its_backoff_limit(cluster: &Cluster) -> Result<()> 
 }
 
 async fn indexed_job_runs_each_index(cluster: &Cluster) -> Result<()> {
-    let _nodes = nodes(cluster).await?;
     let yaml = job_yaml(
         "indexed",
         "  completions: 3\n  parallelism: 3\n  completionMode: Indexed",
@@ -343,7 +266,6 @@ async fn indexed_job_runs_each_index(cluster: &Cluster) -> Result<()> {
 }
 
 async fn pods_deleted_by_hand_are_counted(cluster: &Cluster) -> Result<()> {
-    let _nodes = nodes(cluster).await?;
     let yaml = job_yaml(
         "handy",
         "  completions: 2\n  parallelism: 2",
@@ -392,7 +314,6 @@ async fn pods_deleted_by_hand_are_counted(cluster: &Cluster) -> Result<()> {
 }
 
 async fn finished_jobs_are_deleted_after_their_ttl(cluster: &Cluster) -> Result<()> {
-    let _nodes = nodes(cluster).await?;
     let yaml = job_yaml(
         "brief",
         "  ttlSecondsAfterFinished: 2",
@@ -481,7 +402,6 @@ spec:
 }
 
 async fn cronjob_every_minute_creates_its_job(cluster: &Cluster) -> Result<()> {
-    let _nodes = nodes(cluster).await?;
     let yaml = r#"
 apiVersion: batch/v1
 kind: CronJob
@@ -573,7 +493,7 @@ spec:
     Ok(())
 }
 
-on_both_datastores!(nodes: 0;
+on_both_datastores!(nodes: 3;
     job_completes_parallelism_at_a_time,
     failing_job_exceeds_its_backoff_limit,
     indexed_job_runs_each_index,
@@ -585,6 +505,6 @@ on_both_datastores!(nodes: 0;
 /// The one test that waits for a real minute: on the embedded datastore only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cronjob_every_minute() -> Result<()> {
-    let cluster = Cluster::start(common::Datastore::Embedded, 0).await?;
+    let cluster = Cluster::start(common::Datastore::Embedded, 3).await?;
     cronjob_every_minute_creates_its_job(&cluster).await
 }
