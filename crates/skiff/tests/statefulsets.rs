@@ -5,15 +5,21 @@
 //! volumeClaimTemplate `data`) makes `web-0`, `web-1`, `web-2` strictly in order (a watch of
 //! the pods shows each created only once the one before is Running and Ready), with their
 //! identity (hostname, subdomain, the pod-name, pod-index and controller-revision-hash
-//! labels) and their claims `data-web-N`, `kubectl rollout status` returns and the status is
-//! upstream's; scaled down to 1 (web-2 gone before web-1 goes, claims retained) and up to 3
+//! labels) and their claims `data-web-N`, `kubectl rollout status` returns, the status and
+//! the SuccessfulCreate/SuccessfulDelete events are upstream's and the headless Service's
+//! Endpoints and EndpointSlice name the pods by hostname; scaled down to 1 (web-2 gone before web-1 goes, claims retained) and up to 3
 //! again (the same names, the same claims); `kubectl set image` under `partition: 2` updates
 //! only web-2, then `partition: 0` web-1 and then web-0, `rollout history` lists the
 //! revisions and `rollout undo` goes back; a pod deleted by hand comes back under its name;
 //! deleting the set deletes its pods and keeps its claims. `podManagementPolicy: Parallel`
 //! creates every pod without waiting (none of them can even be scheduled). With
 //! `persistentVolumeClaimRetentionPolicy.whenDeleted: Delete` the claims are owned by the set
-//! and the garbage collector deletes them with it.
+//! and the garbage collector deletes them with it; with `whenScaled: Delete` a scale down
+//! takes the claims of the pods it removes. Also: a pod whose readiness gate is unset holds
+//! OrderedReady creation and scale down back, minReadySeconds delays the next pod, OnDelete
+//! replaces only what is deleted by hand, `ordinals.start` numbers from 5 and `rollout restart`
+//! replaces the highest first, and a set deleted with `--cascade=orphan` and applied again
+//! adopts its pods and revision.
 //!
 //! The server's scheduler binds the pods to the simulated nodes, which report them Running
 //! and Ready and finish their deletions, as kubelets would.
@@ -27,8 +33,9 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context as _, Result};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{DeleteParams, ListParams};
+use k8s_openapi::api::core::v1::{Endpoints, Event, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 
@@ -142,6 +149,150 @@ spec:
         volumeMounts:
         - name: data
           mountPath: /var/lib/postgresql/data
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 1Gi
+"#;
+
+/// Claims deleted on scale down, kept when the set is deleted.
+const CACHE: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: cache
+spec:
+  serviceName: cache
+  replicas: 3
+  persistentVolumeClaimRetentionPolicy:
+    whenDeleted: Retain
+    whenScaled: Delete
+  selector:
+    matchLabels:
+      app: cache
+  template:
+    metadata:
+      labels:
+        app: cache
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: cache
+        image: redis:7
+        volumeMounts:
+        - name: data
+          mountPath: /data
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 1Gi
+"#;
+
+/// OrderedReady with minReadySeconds: the next pod waits for the last to be available.
+const SLOW: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: slow
+spec:
+  serviceName: slow
+  replicas: 2
+  minReadySeconds: 3
+  selector:
+    matchLabels:
+      app: slow
+  template:
+    metadata:
+      labels:
+        app: slow
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: slow
+        image: busybox
+"#;
+
+/// The OnDelete update strategy.
+const ONDEL: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: ondel
+spec:
+  serviceName: ondel
+  replicas: 2
+  updateStrategy:
+    type: OnDelete
+  selector:
+    matchLabels:
+      app: ondel
+  template:
+    metadata:
+      labels:
+        app: ondel
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: ondel
+        image: nginx:1.25
+"#;
+
+/// Pods Ready only once the test sets their readiness gate.
+const GATE: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: gate
+spec:
+  serviceName: gate
+  replicas: 3
+  selector:
+    matchLabels:
+      app: gate
+  template:
+    metadata:
+      labels:
+        app: gate
+    spec:
+      terminationGracePeriodSeconds: 0
+      readinessGates:
+      - conditionType: skiff.dev/ok
+      containers:
+      - name: gate
+        image: busybox
+"#;
+
+/// Ordinals from 5.
+const ORD: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: ord
+spec:
+  serviceName: ord
+  replicas: 2
+  ordinals:
+    start: 5
+  selector:
+    matchLabels:
+      app: ord
+  template:
+    metadata:
+      labels:
+        app: ord
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: ord
+        image: busybox
   volumeClaimTemplates:
   - metadata:
       name: data
@@ -569,6 +720,16 @@ async fn ordered_lifecycle(c: &Cluster) -> Result<()> {
         .iter()
         .map(|c| (c.name_any(), c.uid().unwrap_or_default()))
         .collect();
+    // The events upstream's controller records.
+    for want in [
+        "create Claim data-web-0 Pod web-0 in StatefulSet web success",
+        "create Pod web-0 in StatefulSet web successful",
+        "create Pod web-2 in StatefulSet web successful",
+    ] {
+        wait_event(client, "web", "SuccessfulCreate", want).await?;
+    }
+    // The headless Service's endpoints carry the pods' hostnames.
+    check_hostnames(client).await?;
     let out = c.kubectl(&["get", "pvc"])?;
     ensure!(
         out.contains("data-web-0") && out.contains("Pending"),
@@ -598,6 +759,13 @@ async fn ordered_lifecycle(c: &Cluster) -> Result<()> {
     );
     wait_pods(client, "app=web", &["web-0"]).await?;
     wait_settled(client, "web", 1).await?;
+    wait_event(
+        client,
+        "web",
+        "SuccessfulDelete",
+        "delete Pod web-2 in StatefulSet web successful",
+    )
+    .await?;
     let names: Vec<String> = claims(client).await?.iter().map(|c| c.name_any()).collect();
     ensure!(
         names == ["data-web-0", "data-web-1", "data-web-2"],
@@ -839,6 +1007,74 @@ async fn ordered_lifecycle(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// Waits for an event of the StatefulSet `set` with this reason and message.
+async fn wait_event(client: &Client, set: &str, reason: &str, message: &str) -> Result<()> {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let found = wait_for(&format!("event {reason} {message:?}"), WAIT, || async {
+        let list = events
+            .list(&ListParams::default().fields(&format!("involvedObject.name={set}")))
+            .await?
+            .items;
+        Ok(list
+            .iter()
+            .any(|e| {
+                e.involved_object.kind.as_deref() == Some("StatefulSet")
+                    && e.reason.as_deref() == Some(reason)
+                    && e.message.as_deref() == Some(message)
+                    && e.type_.as_deref() == Some("Normal")
+            })
+            .then_some(()))
+    })
+    .await;
+    if found.is_err() {
+        let list = events.list(&ListParams::default()).await?.items;
+        for e in list
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(set))
+        {
+            eprintln!("event {:?} {:?} {:?}", e.type_, e.reason, e.message);
+        }
+    }
+    found
+}
+
+/// The Endpoints and EndpointSlice of the headless Service `web` name each pod by its
+/// hostname (its subdomain is the Service).
+async fn check_hostnames(client: &Client) -> Result<()> {
+    let want = ["web-0", "web-1", "web-2"];
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), "default");
+    wait_for("web's Endpoints with the hostnames", WAIT, || async {
+        let Some(ep) = endpoints.get_opt("web").await? else {
+            return Ok(None);
+        };
+        let mut names: Vec<String> = ep
+            .subsets
+            .iter()
+            .flatten()
+            .flat_map(|s| s.addresses.iter().flatten())
+            .filter_map(|a| a.hostname.clone())
+            .collect();
+        names.sort();
+        Ok((names == want).then_some(()))
+    })
+    .await?;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    wait_for("web's EndpointSlice with the hostnames", WAIT, || async {
+        let list = slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+            .await?
+            .items;
+        let mut names: Vec<String> = list
+            .iter()
+            .flat_map(|s| s.endpoints.iter())
+            .filter_map(|e| e.hostname.clone())
+            .collect();
+        names.sort();
+        Ok((names == want).then_some(()))
+    })
+    .await
+}
+
 /// The revision numbers `kubectl rollout history` lists.
 fn history_revisions(out: &str) -> Vec<i64> {
     out.lines()
@@ -949,4 +1185,410 @@ async fn claims_deleted_with_set(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
-on_both_datastores!(nodes: 3; ordered_lifecycle, parallel, claims_deleted_with_set);
+/// whenScaled: Delete: the claims of the pods scaled away are owned by their pod and
+/// collected with it; the others stay, and whenDeleted: Retain keeps them with the set gone.
+async fn claims_deleted_on_scale_down(c: &Cluster) -> Result<()> {
+    let client = &c.client;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(CACHE))?;
+    rollout_status(c, "sts/cache")?;
+    wait_settled(client, "cache", 3).await?;
+    let pvcs = claims(client).await?;
+    let names: Vec<String> = pvcs.iter().map(|c| c.name_any()).collect();
+    ensure!(
+        names == ["data-cache-0", "data-cache-1", "data-cache-2"],
+        "claims {names:?}"
+    );
+    ensure!(
+        pvcs.iter().all(|c| c.owner_references().is_empty()),
+        "claims of live replicas owned: {:?}",
+        pvcs.iter()
+            .map(|c| c.owner_references().to_vec())
+            .collect::<Vec<_>>()
+    );
+    let first_uid = pvcs[1].uid();
+    c.kubectl(&["scale", "sts/cache", "--replicas=1"])?;
+    let left = wait_for("the scaled-down claims collected", WAIT, || async {
+        let names: Vec<String> = claims(client).await?.iter().map(|c| c.name_any()).collect();
+        Ok((names == ["data-cache-0"]).then_some(names))
+    })
+    .await;
+    if left.is_err() {
+        for pvc in claims(client).await? {
+            eprintln!("{}: owners {:?}", pvc.name_any(), pvc.owner_references());
+        }
+    }
+    left?;
+    wait_pods(client, "app=cache", &["cache-0"]).await?;
+    c.kubectl(&["scale", "sts/cache", "--replicas=2"])?;
+    rollout_status(c, "sts/cache")?;
+    wait_pods(client, "app=cache", &["cache-0", "cache-1"]).await?;
+    let pvcs = claims(client).await?;
+    let names: Vec<String> = pvcs.iter().map(|c| c.name_any()).collect();
+    ensure!(
+        names == ["data-cache-0", "data-cache-1"],
+        "claims after the scale up {names:?}"
+    );
+    ensure!(pvcs[1].uid() != first_uid, "data-cache-1 is the old claim");
+    ensure!(
+        pvcs.iter().all(|c| c.owner_references().is_empty()),
+        "claims of live replicas owned after the scale up"
+    );
+    c.kubectl(&["delete", "sts", "cache"])?;
+    wait_for("cache's pods deleted", WAIT, || async {
+        Ok(pods_of(client, "app=cache").await?.is_empty().then_some(()))
+    })
+    .await?;
+    let names: Vec<String> = claims(client).await?.iter().map(|c| c.name_any()).collect();
+    ensure!(
+        names == ["data-cache-0", "data-cache-1"],
+        "claims after the set's deletion {names:?}"
+    );
+    Ok(())
+}
+
+/// When a pod's Ready condition turned True.
+fn ready_since(p: &Pod) -> Option<i64> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0.as_second())
+}
+
+/// minReadySeconds: slow-1 is created only once slow-0 has been Ready for 3 s, and
+/// availableReplicas follows readyReplicas by as much.
+async fn min_ready_seconds(c: &Cluster) -> Result<()> {
+    let client = &c.client;
+    let log = PodLog::start(client, "app=slow").await?;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(SLOW))?;
+    // While slow-0 is ready but not yet available, the status says so.
+    let status = wait_for("slow-0 ready", WAIT, || async {
+        let set = get_set(client, "slow").await?;
+        let s = set.status.unwrap_or_default();
+        Ok((s.ready_replicas == Some(1)).then_some(s))
+    })
+    .await?;
+    ensure!(
+        status.available_replicas.unwrap_or(0) == 0,
+        "available at once despite minReadySeconds: {status:?}"
+    );
+    rollout_status(c, "sts/slow")?;
+    let pods = wait_pods(client, "app=slow", &["slow-0", "slow-1"]).await?;
+    let ready0 = ready_since(&pods[0]).context("slow-0's Ready condition")?;
+    let created1 = pods[1]
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .context("slow-1's creationTimestamp")?;
+    ensure!(
+        created1 - ready0 >= 3,
+        "slow-1 created at {created1}, slow-0 ready at {ready0}"
+    );
+    let events = log
+        .wait("slow-0 and slow-1 ready", 0, |l| {
+            ["slow-0", "slow-1"]
+                .iter()
+                .all(|n| l.iter().any(|s| s.name == *n && s.healthy()))
+        })
+        .await?;
+    check_created_in_order(&events, &["slow-0", "slow-1"])?;
+    wait_settled(client, "slow", 2).await?;
+    Ok(())
+}
+
+/// OnDelete: a template change touches no pod; a pod deleted by hand comes back at the
+/// update revision; `kubectl rollout status` refuses as upstream's.
+async fn on_delete(c: &Cluster) -> Result<()> {
+    let client = &c.client;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(ONDEL))?;
+    wait_settled(client, "ondel", 2).await?;
+    let pods = wait_pods(client, "app=ondel", &["ondel-0", "ondel-1"]).await?;
+    let before = uids(&pods);
+    let rev1 = revision(&pods[0]);
+    c.kubectl(&["set", "image", "sts/ondel", "ondel=nginx:1.26"])?;
+    let set = wait_for("the update revision", WAIT, || async {
+        let set = get_set(client, "ondel").await?;
+        let s = set.status.clone().unwrap_or_default();
+        let seen = s.observed_generation == set.metadata.generation
+            && s.update_revision.is_some()
+            && s.update_revision != s.current_revision;
+        Ok(seen.then_some(set))
+    })
+    .await?;
+    let status = set.status.unwrap_or_default();
+    let rev2 = status.update_revision.clone().unwrap_or_default();
+    ensure!(
+        status.current_revision.as_deref() == Some(rev1.as_str())
+            && status.updated_replicas.unwrap_or(0) == 0
+            && status.current_replicas == Some(2),
+        "status after set image under OnDelete: {status:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pods = wait_pods(client, "app=ondel", &["ondel-0", "ondel-1"]).await?;
+    ensure!(uids(&pods) == before, "OnDelete replaced pods");
+    let out = c.kubectl_output(&["rollout", "status", "sts/ondel"], None)?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success()
+            && err.contains("rollout status is only available for RollingUpdate strategy type"),
+        "rollout status under OnDelete: {err}"
+    );
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods_api.delete("ondel-1", &DeleteParams::default()).await?;
+    let back = wait_for("ondel-1 recreated", WAIT, || async {
+        let p = pods_api.get_opt("ondel-1").await?;
+        Ok(p.filter(|p| p.uid().as_ref() != before.get("ondel-1") && is_ready(p)))
+    })
+    .await?;
+    ensure!(
+        revision(&back) == rev2 && image(&back) == "nginx:1.26",
+        "ondel-1 again at {} with {}",
+        revision(&back),
+        image(&back)
+    );
+    let set = wait_for("updatedReplicas 1", WAIT, || async {
+        let set = get_set(client, "ondel").await?;
+        let s = set.status.clone().unwrap_or_default();
+        Ok((s.updated_replicas == Some(1) && s.ready_replicas == Some(2)).then_some(set))
+    })
+    .await?;
+    let status = set.status.unwrap_or_default();
+    ensure!(
+        status.current_replicas == Some(1)
+            && status.current_revision.as_deref() == Some(rev1.as_str()),
+        "status with one pod replaced: {status:?}"
+    );
+    Ok(())
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+/// Sets the pod's readiness gate condition `skiff.dev/ok`.
+async fn set_gate(client: &Client, name: &str, ok: bool) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let patch = serde_json::json!({"status": {"conditions": [
+        {"type": "skiff.dev/ok", "status": if ok { "True" } else { "False" }}
+    ]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await?;
+    wait_for(&format!("{name} ready: {ok}"), WAIT, || async {
+        let p = pods.get(name).await?;
+        Ok((is_ready(&p) == ok).then_some(()))
+    })
+    .await
+}
+
+async fn names_of(client: &Client, selector: &str) -> Result<Vec<String>> {
+    Ok(pods_of(client, selector)
+        .await?
+        .iter()
+        .map(|p| p.name_any())
+        .collect())
+}
+
+/// OrderedReady waits on readiness, not on time: gate-1 is not created while gate-0 runs
+/// unready, and a replica gone unready holds a scale down back until it is Ready again.
+async fn unready_pod_blocks(c: &Cluster) -> Result<()> {
+    let client = &c.client;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(GATE))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (i, name) in ["gate-0", "gate-1", "gate-2"].iter().enumerate() {
+        wait_for(&format!("{name} running"), WAIT, || async {
+            let p = pods.get_opt(name).await?;
+            Ok(p.filter(|p| phase(p) == "Running").map(|_| ()))
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let names = names_of(client, "app=gate").await?;
+        let want: Vec<String> = (0..=i).map(|o| format!("gate-{o}")).collect();
+        ensure!(
+            names == want,
+            "with {name} running unready the pods are {names:?}"
+        );
+        let p = pods.get(name).await?;
+        ensure!(!is_ready(&p), "{name} ready without its gate");
+        set_gate(client, name, true).await?;
+    }
+    rollout_status(c, "sts/gate")?;
+    wait_settled(client, "gate", 3).await?;
+
+    // gate-0 unready: the scale down waits for it.
+    set_gate(client, "gate-0", false).await?;
+    c.kubectl(&["scale", "sts/gate", "--replicas=1"])?;
+    wait_for("the scale down observed", WAIT, || async {
+        let set = get_set(client, "gate").await?;
+        let s = set.status.unwrap_or_default();
+        Ok(
+            (s.observed_generation == set.metadata.generation && s.ready_replicas == Some(2))
+                .then_some(()),
+        )
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let left = pods_of(client, "app=gate").await?;
+    ensure!(
+        left.len() == 3 && left.iter().all(|p| p.metadata.deletion_timestamp.is_none()),
+        "scaled down past an unready gate-0: {:?}",
+        left.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    );
+    let log = PodLog::start(client, "app=gate").await?;
+    set_gate(client, "gate-0", true).await?;
+    let events = log
+        .wait("gate-2 and gate-1 deleted", 0, |l| {
+            ["gate-1", "gate-2"]
+                .iter()
+                .all(|n| l.iter().any(|s| s.name == *n && s.deleted))
+        })
+        .await?;
+    let gone2 = first(&events, |s| s.name == "gate-2" && s.deleted).unwrap_or(0);
+    let going1 = first(&events, |s| s.name == "gate-1" && s.going()).unwrap_or(0);
+    ensure!(
+        gone2 < going1,
+        "gate-1 went before gate-2 was gone: {events:#?}"
+    );
+    wait_settled(client, "gate", 1).await?;
+    Ok(())
+}
+
+/// Deleted with `--cascade=orphan`, the set leaves its pods and revisions; the same set
+/// applied again adopts them and makes no pod.
+async fn orphan_and_adopt(c: &Cluster) -> Result<()> {
+    let client = &c.client;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(WEB))?;
+    rollout_status(c, "sts/web")?;
+    let old = wait_settled(client, "web", 3).await?;
+    let rev = old
+        .status
+        .as_ref()
+        .and_then(|s| s.current_revision.clone())
+        .unwrap_or_default();
+    let pods = wait_pods(client, "app=web", &["web-0", "web-1", "web-2"]).await?;
+    let before = uids(&pods);
+    let out = c.kubectl(&["delete", "sts", "web", "--cascade=orphan"])?;
+    ensure!(out.contains("statefulset.apps \"web\" deleted"), "{out}");
+    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), "default");
+    wait_for("pods and revision orphaned", WAIT, || async {
+        let pods = pods_of(client, "app=web").await?;
+        let revs = revisions.list(&ListParams::default()).await?.items;
+        let orphaned = get_set(client, "web").await.is_err()
+            && pods.len() == 3
+            && pods.iter().all(|p| p.owner_references().is_empty())
+            && revs.len() == 1
+            && revs.iter().all(|r| r.owner_references().is_empty());
+        Ok(orphaned.then_some(()))
+    })
+    .await?;
+    let log = PodLog::start(client, "app=web").await?;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(WEB))?;
+    let set = wait_settled(client, "web", 3).await?;
+    let new_uid = set.uid().unwrap_or_default();
+    ensure!(Some(&new_uid) != old.uid().as_ref(), "the same set");
+    ensure!(
+        set.status
+            .as_ref()
+            .and_then(|s| s.current_revision.as_deref())
+            == Some(rev.as_str()),
+        "revision after adoption {:?}, before {rev}",
+        set.status
+    );
+    wait_for("pods and revision adopted", WAIT, || async {
+        let pods = pods_of(client, "app=web").await?;
+        let revs = revisions.list(&ListParams::default()).await?.items;
+        let owned = |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
+            refs.iter()
+                .any(|r| r.uid == new_uid && r.controller == Some(true))
+        };
+        let adopted = pods.len() == 3
+            && pods.iter().all(|p| owned(p.owner_references()))
+            && revs.len() == 1
+            && revs.iter().all(|r| owned(r.owner_references()));
+        Ok(adopted.then_some(()))
+    })
+    .await?;
+    let pods = wait_pods(client, "app=web", &["web-0", "web-1", "web-2"]).await?;
+    ensure!(uids(&pods) == before, "pods replaced on adoption");
+    let events = log.snapshot();
+    ensure!(
+        !events.iter().any(Seen::going),
+        "a pod was deleted on adoption: {events:#?}"
+    );
+    Ok(())
+}
+
+/// `ordinals.start: 5`: pods ord-5 and ord-6 and their claims; scale down takes ord-6;
+/// `kubectl rollout restart` replaces ord-6, then ord-5.
+async fn start_ordinal(c: &Cluster) -> Result<()> {
+    let client = &c.client;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(ORD))?;
+    rollout_status(c, "sts/ord")?;
+    let pods = wait_pods(client, "app=ord", &["ord-5", "ord-6"]).await?;
+    for p in &pods {
+        let name = p.name_any();
+        let index = name.trim_start_matches("ord-");
+        ensure!(
+            label(p, POD_INDEX_LABEL) == Some(index)
+                && claim_of(p, "data") == Some(format!("data-{name}")),
+            "{name}: labels {:?}, volumes {:?}",
+            p.metadata.labels,
+            p.spec.as_ref().and_then(|s| s.volumes.as_ref())
+        );
+    }
+    let names: Vec<String> = claims(client).await?.iter().map(|c| c.name_any()).collect();
+    ensure!(names == ["data-ord-5", "data-ord-6"], "claims {names:?}");
+    let set = wait_settled(client, "ord", 2).await?;
+    let rev1 = set
+        .status
+        .and_then(|s| s.current_revision)
+        .unwrap_or_default();
+
+    let log = PodLog::start(client, "app=ord").await?;
+    let out = c.kubectl(&["rollout", "restart", "sts/ord"])?;
+    ensure!(out.contains("statefulset.apps/ord restarted"), "{out}");
+    rollout_status(c, "sts/ord")?;
+    let set = wait_for("the restart to roll out", WAIT, || async {
+        let set = wait_settled(client, "ord", 2).await?;
+        let cur = set.status.as_ref().and_then(|s| s.current_revision.clone());
+        Ok((cur.as_deref() != Some(rev1.as_str())).then_some(set))
+    })
+    .await?;
+    let rev2 = set
+        .status
+        .and_then(|s| s.current_revision)
+        .unwrap_or_default();
+    let events = log
+        .wait("ord-6 and ord-5 restarted", 0, |l| {
+            ["ord-6", "ord-5"].iter().all(|n| {
+                l.iter()
+                    .any(|s| s.name == *n && s.healthy() && s.revision == rev2)
+            })
+        })
+        .await?;
+    check_replaced_in_order(&events, &["ord-6", "ord-5"], &uids(&pods), &rev2)?;
+
+    c.kubectl(&["scale", "sts/ord", "--replicas=1"])?;
+    wait_pods(client, "app=ord", &["ord-5"]).await?;
+    wait_settled(client, "ord", 1).await?;
+    Ok(())
+}
+
+on_both_datastores!(nodes: 3;
+    unready_pod_blocks,
+    orphan_and_adopt,
+    start_ordinal,
+    ordered_lifecycle,
+    parallel,
+    claims_deleted_with_set,
+    claims_deleted_on_scale_down,
+    min_ready_seconds,
+    on_delete,
+);
