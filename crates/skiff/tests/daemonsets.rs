@@ -11,7 +11,8 @@
 //! maxSurge 1 with maxUnavailable 0 rolls with a new pod next to the old one on one node at a
 //! time and never a node without a ready pod; OnDelete replaces only a pod deleted by hand;
 //! a NoSchedule taint on a running pod's node counts it misscheduled; deleting the
-//! DaemonSet deletes its pods.
+//! DaemonSet deletes its pods; a quota of one pod gets one created and upstream's
+//! `FailedCreate` events for the others, retried with backoff until the quota grows.
 //!
 //! The pods are created unbound and the server's scheduler binds each to the node its
 //! `matchFields metadata.name` affinity names; the simulated nodes then run them.
@@ -24,7 +25,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context as _, Result};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, ResourceQuota};
 use kube::api::ListParams;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
@@ -591,6 +592,79 @@ async fn surge_and_on_delete(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+async fn quota_refuses_daemon_pods(c: &Cluster) -> Result<()> {
+    c.kubectl(&["create", "namespace", "dq"])?;
+    c.kubectl(&["create", "quota", "q", "-n", "dq", "--hard=pods=1"])?;
+    let quotas: Api<ResourceQuota> = Api::namespaced(c.client.clone(), "dq");
+    wait_for("the quota's status", WAIT, || async {
+        let q = quotas.get("q").await?;
+        Ok(q.status.and_then(|s| s.used).is_some().then_some(()))
+    })
+    .await?;
+    c.kubectl_stdin(
+        &["apply", "-n", "dq", "-f", "-"],
+        Some(&ds_yaml("capped", "c:1", "", "")),
+    )?;
+    let events: Api<Event> = Api::namespaced(c.client.clone(), "dq");
+    let failed_creates = || async {
+        let list = events.list(&ListParams::default()).await?;
+        anyhow::Ok(
+            list.items
+                .into_iter()
+                .filter(|e| {
+                    e.reason.as_deref() == Some("FailedCreate")
+                        && e.involved_object.name.as_deref() == Some("capped")
+                })
+                .collect::<Vec<Event>>(),
+        )
+    };
+    let first = wait_for("a FailedCreate event", WAIT, || async {
+        let evs = failed_creates().await?;
+        Ok((!evs.is_empty()).then_some(evs))
+    })
+    .await?;
+    let message = first[0].message.clone().unwrap_or_default();
+    ensure!(
+        message.starts_with("Error creating: pods \"capped-")
+            && message.ends_with(
+                "is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1"
+            ),
+        "{message}"
+    );
+    // Retried with backoff, not in a hot loop.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let attempts: i32 = failed_creates()
+        .await?
+        .iter()
+        .map(|e| e.count.unwrap_or(1).max(1))
+        .sum();
+    ensure!(attempts < 30, "{attempts} failed creates in 8 s");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "dq");
+    let count = pods.list(&ListParams::default()).await?.items.len();
+    ensure!(count == 1, "{count} pods under a quota of 1");
+    // More room: every node gets its pod.
+    c.kubectl(&[
+        "patch",
+        "quota",
+        "q",
+        "-n",
+        "dq",
+        "-p",
+        r#"{"spec":{"hard":{"pods":"3"}}}"#,
+    ])?;
+    wait_for("three running pods", WAIT, || async {
+        let list = pods.list(&ListParams::default()).await?;
+        let running = list
+            .items
+            .iter()
+            .filter(|p| is_running(p) && is_ready(p))
+            .count();
+        Ok((running == 3).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
 async fn deleting_the_daemonset_deletes_its_pods(c: &Cluster) -> Result<()> {
     c.kubectl_stdin(&["apply", "-f", "-"], Some(&ds_yaml("gone", "g:1", "", "")))?;
     wait_running_on(&c.client, "gone", &["sim-0", "sim-1", "sim-2"]).await?;
@@ -623,5 +697,6 @@ on_both_datastores!(nodes: 3;
     taints_tolerations_and_node_selectors,
     rolling_update_and_undo,
     surge_and_on_delete,
+    quota_refuses_daemon_pods,
     deleting_the_daemonset_deletes_its_pods,
 );
