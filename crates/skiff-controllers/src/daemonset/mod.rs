@@ -218,30 +218,12 @@ impl State {
                 None => seen.remove(&name),
             }
         };
-        let all = self.store.state();
-        match (before, current) {
-            (None, Some(cur)) => all
-                .iter()
-                .filter(|ds| util::node_should_run(&cur, ds).0)
-                .map(|ds| ObjectRef::from_obj(&**ds))
-                .collect(),
-            // `NodeShouldRunDaemonPod` reads only the node's name, labels and taints: a
-            // heartbeat that changed neither concerns no DaemonSet.
-            (Some(old), Some(cur))
-                if old.metadata.labels == cur.metadata.labels
-                    && old.spec.as_ref().and_then(|s| s.taints.as_ref())
-                        == cur.spec.as_ref().and_then(|s| s.taints.as_ref()) =>
-            {
-                Vec::new()
-            }
-            (Some(old), Some(cur)) => all
-                .iter()
-                .filter(|ds| util::node_should_run(&old, ds) != util::node_should_run(&cur, ds))
-                .map(|ds| ObjectRef::from_obj(&**ds))
-                .collect(),
-            (Some(_), None) => all.iter().map(|ds| ObjectRef::from_obj(&**ds)).collect(),
-            (None, None) => Vec::new(),
-        }
+        self.store
+            .state()
+            .iter()
+            .filter(|ds| util::node_change_concerns(before.as_deref(), current.as_deref(), ds))
+            .map(|ds| ObjectRef::from_obj(&**ds))
+            .collect()
     }
 
     fn emit(&self, ds: &Arc<DaemonSet>, warning: bool, reason: &str, note: String) {

@@ -245,6 +245,50 @@ fn node_should_run_as_upstream() {
 }
 
 #[test]
+fn node_changes_wake_the_daemon_sets_they_concern() {
+    let plain = ds(json!({}));
+    let selecting = ds(json!({"spec": {"template": {"spec": {"nodeSelector": {"disk": "ssd"}}}}}));
+    let bare = node("n1", json!({}));
+    let heartbeat = node(
+        "n1",
+        json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+    );
+    let ssd = node("n1", json!({"metadata": {"labels": {"disk": "ssd"}}}));
+    let tainted_n1 = tainted("n1", "dedicated", "NoSchedule");
+    type Case<'a> = (
+        &'a str,
+        Option<&'a Node>,
+        Option<&'a Node>,
+        &'a DaemonSet,
+        bool,
+    );
+    let cases: Vec<Case> = vec![
+        ("a new node for it", None, Some(&bare), &plain, true),
+        (
+            "a new node not for it",
+            None,
+            Some(&bare),
+            &selecting,
+            false,
+        ),
+        ("a heartbeat", Some(&bare), Some(&heartbeat), &plain, false),
+        (
+            "a label it selects",
+            Some(&bare),
+            Some(&ssd),
+            &selecting,
+            true,
+        ),
+        ("a label it ignores", Some(&bare), Some(&ssd), &plain, false),
+        ("a taint", Some(&bare), Some(&tainted_n1), &plain, true),
+        ("a deleted node", Some(&bare), None, &selecting, true),
+    ];
+    for (what, before, after, ds, want) in cases {
+        assert_eq!(node_change_concerns(before, after, ds), want, "{what}");
+    }
+}
+
+#[test]
 fn daemon_pods_get_upstreams_tolerations() {
     let mut spec: PodSpec = serde_json::from_value(json!({"containers": [], "tolerations": [
         {"key": TAINT_NOT_READY, "operator": "Exists", "effect": "NoExecute",

@@ -358,6 +358,26 @@ pub fn node_should_run(node: &Node, ds: &DaemonSet) -> (bool, bool) {
     (true, true)
 }
 
+/// Whether a node's change (`before` -> `after`, `None` for absent) concerns `ds`, as
+/// upstream's `addNode` / `updateNode` decide: a new node that should run the pod, a changed
+/// one for which `NodeShouldRunDaemonPod` answers differently (it reads only the name,
+/// labels and taints, so a heartbeat concerns no one). Upstream has no node delete handler;
+/// here a deleted node concerns every DaemonSet, whose desired count drops.
+pub fn node_change_concerns(before: Option<&Node>, after: Option<&Node>, ds: &DaemonSet) -> bool {
+    match (before, after) {
+        (None, Some(cur)) => node_should_run(cur, ds).0,
+        (Some(old), Some(cur)) => {
+            let taints = |n: &Node| n.spec.as_ref().and_then(|s| s.taints.clone());
+            if old.metadata.labels == cur.metadata.labels && taints(old) == taints(cur) {
+                return false;
+            }
+            node_should_run(old, ds) != node_should_run(cur, ds)
+        }
+        (Some(_), None) => true,
+        (None, None) => false,
+    }
+}
+
 /// Upstream's `ReplaceDaemonSetPodNodeNameNodeAffinity`: the required node affinity becomes
 /// one term `matchFields metadata.name In [node]` (every other required term is dropped;
 /// the preferred terms and the pod (anti-)affinities stay).
