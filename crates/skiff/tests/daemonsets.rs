@@ -10,8 +10,9 @@
 //! a ready pod), `rollout history` lists both revisions and `rollout undo` goes back;
 //! maxSurge 1 with maxUnavailable 0 rolls with a new pod next to the old one on one node at a
 //! time and never a node without a ready pod; OnDelete replaces only a pod deleted by hand;
-//! a NoSchedule taint on a running pod's node counts it misscheduled; deleting the
-//! DaemonSet deletes its pods; a quota of one pod gets one created and upstream's
+//! a NoSchedule taint on a running pod's node counts it misscheduled; pods and revision
+//! orphaned (`--cascade=orphan`) are adopted by a new DaemonSet with nothing made anew, and
+//! deleting the DaemonSet deletes its pods; a quota of one pod gets one created and upstream's
 //! `FailedCreate` events for the others, retried with backoff until the quota grows.
 //!
 //! The pods are created unbound and the server's scheduler binds each to the node its
@@ -668,8 +669,79 @@ async fn quota_refuses_daemon_pods(c: &Cluster) -> Result<()> {
 async fn deleting_the_daemonset_deletes_its_pods(c: &Cluster) -> Result<()> {
     c.kubectl_stdin(&["apply", "-f", "-"], Some(&ds_yaml("gone", "g:1", "", "")))?;
     wait_running_on(&c.client, "gone", &["sim-0", "sim-1", "sim-2"]).await?;
-    c.kubectl(&["delete", "ds", "gone", "--timeout=60s"])?;
     let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let names = |pods: &[Pod]| {
+        let mut v: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+        v.sort();
+        v
+    };
+    let before = names(
+        &api.list(&ListParams::default().labels("app=gone"))
+            .await?
+            .items,
+    );
+
+    // Orphaned, then adopted again by a new DaemonSet of the same template: the same pods
+    // and revision, nothing made anew.
+    c.kubectl(&["delete", "ds", "gone", "--cascade=orphan", "--timeout=60s"])?;
+    wait_for("the pods orphaned", WAIT, || async {
+        let pods = api
+            .list(&ListParams::default().labels("app=gone"))
+            .await?
+            .items;
+        Ok(pods
+            .iter()
+            .all(|p| p.owner_references().is_empty())
+            .then_some(()))
+    })
+    .await?;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&ds_yaml("gone", "g:1", "", "")))?;
+    let uid = {
+        let dss: Api<DaemonSet> = Api::namespaced(c.client.clone(), "default");
+        dss.get("gone").await?.uid().unwrap_or_default()
+    };
+    wait_for("the pods adopted", WAIT, || async {
+        let pods = api
+            .list(&ListParams::default().labels("app=gone"))
+            .await?
+            .items;
+        let adopted = pods.len() == 3
+            && pods
+                .iter()
+                .all(|p| p.owner_references().iter().any(|o| o.uid == uid));
+        Ok(adopted.then_some(()))
+    })
+    .await?;
+    let revisions: Api<ControllerRevision> = Api::namespaced(c.client.clone(), "default");
+    wait_for("the revision adopted", WAIT, || async {
+        let list = revisions
+            .list(&ListParams::default().labels("app=gone"))
+            .await?
+            .items;
+        let adopted = list.len() == 1
+            && list[0]
+                .owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true));
+        Ok(adopted.then_some(()))
+    })
+    .await?;
+    wait_for("the status of the adopted pods", WAIT, || async {
+        let s = ds_status(&c.client, "gone").await?;
+        Ok(
+            (s["numberAvailable"] == json!(3) && s["updatedNumberScheduled"] == json!(3))
+                .then_some(()),
+        )
+    })
+    .await?;
+    let after = names(
+        &api.list(&ListParams::default().labels("app=gone"))
+            .await?
+            .items,
+    );
+    ensure!(before == after, "{before:?} became {after:?}");
+
+    c.kubectl(&["delete", "ds", "gone", "--timeout=60s"])?;
     wait_for("the pods gone", WAIT, || async {
         let left = api
             .list(&ListParams::default().labels("app=gone"))
@@ -679,7 +751,6 @@ async fn deleting_the_daemonset_deletes_its_pods(c: &Cluster) -> Result<()> {
         Ok((left == 0).then_some(()))
     })
     .await?;
-    let revisions: Api<ControllerRevision> = Api::namespaced(c.client.clone(), "default");
     wait_for("the revisions gone", WAIT, || async {
         let left = revisions
             .list(&ListParams::default().labels("app=gone"))
