@@ -19,7 +19,9 @@
 //! OrderedReady creation and scale down back, minReadySeconds delays the next pod, OnDelete
 //! replaces only what is deleted by hand, `ordinals.start` numbers from 5 and `rollout restart`
 //! replaces the highest first, and a set deleted with `--cascade=orphan` and applied again
-//! adopts its pods and revision.
+//! adopts its pods and revision; `maxUnavailable: 2` rolls two pods at a time (never more
+//! unavailable, highest first) and `revisionHistoryLimit: 1` keeps one old revision; a pod
+//! whose phase turns Failed is deleted and made again.
 //!
 //! The server's scheduler binds the pods to the simulated nodes, which report them Running
 //! and Ready and finish their deletions, as kubelets would.
@@ -301,6 +303,34 @@ spec:
       resources:
         requests:
           storage: 1Gi
+"#;
+
+/// A rolling update two pods at a time, and a short history.
+const WIDE: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: wide
+spec:
+  serviceName: wide
+  replicas: 4
+  revisionHistoryLimit: 1
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxUnavailable: 2
+  selector:
+    matchLabels:
+      app: wide
+  template:
+    metadata:
+      labels:
+        app: wide
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: wide
+        image: nginx:1.25
 "#;
 
 // ---------------------------------------------------------------------------------------
@@ -1581,7 +1611,142 @@ async fn start_ordinal(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// The most pods of `names` not Running and Ready (or missing) after any one event.
+fn most_unavailable(log: &[Seen], names: &[&str]) -> usize {
+    let mut healthy: HashMap<&str, bool> = names.iter().map(|n| (*n, true)).collect();
+    let mut most = 0;
+    for s in log {
+        if let Some(h) = healthy.get_mut(s.name.as_str()) {
+            *h = s.healthy();
+        }
+        most = most.max(healthy.values().filter(|h| !**h).count());
+    }
+    most
+}
+
+/// maxUnavailable 2: the rollout replaces two pods at a time, highest ordinals first, never
+/// more; revisionHistoryLimit 1 keeps one old revision.
+async fn max_unavailable(c: &Cluster) -> Result<()> {
+    let client = &c.client;
+    let names = ["wide-0", "wide-1", "wide-2", "wide-3"];
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(WIDE))?;
+    rollout_status(c, "sts/wide")?;
+    wait_settled(client, "wide", 4).await?;
+    let mut pods = wait_pods(client, "app=wide", &names).await?;
+    for (round, image_ref) in ["nginx:1.26", "nginx:1.27"].iter().enumerate() {
+        let before = uids(&pods);
+        let log = PodLog::start(client, "app=wide").await?;
+        c.kubectl(&["set", "image", "sts/wide", &format!("wide={image_ref}")])?;
+        rollout_status(c, "sts/wide")?;
+        let set = wait_for("the update to settle", WAIT, || async {
+            let set = wait_settled(client, "wide", 4).await?;
+            let s = set.status.clone().unwrap_or_default();
+            let done = s
+                .current_revision
+                .as_deref()
+                .is_some_and(|r| pods.iter().all(|p| revision(p) != r));
+            Ok(done.then_some(set))
+        })
+        .await?;
+        let rev = set
+            .status
+            .and_then(|s| s.current_revision)
+            .unwrap_or_default();
+        let events = log
+            .wait("every pod replaced", 0, |l| {
+                names.iter().all(|n| {
+                    l.iter()
+                        .any(|s| s.name == *n && s.healthy() && s.revision == rev)
+                })
+            })
+            .await?;
+        let most = most_unavailable(&events, &names);
+        ensure!(
+            most == 2,
+            "round {round}: at most {most} pods unavailable at once: {events:#?}"
+        );
+        // The two highest went first, together: both gone before either of the two lowest.
+        let gone = |n: &str| {
+            first(&events, |s| {
+                s.name == n && Some(&s.uid) == before.get(n) && s.going()
+            })
+            .unwrap_or(usize::MAX)
+        };
+        ensure!(
+            gone("wide-3").max(gone("wide-2")) < gone("wide-1").min(gone("wide-0")),
+            "round {round}: not the highest two first: {events:#?}"
+        );
+        pods = wait_pods(client, "app=wide", &names).await?;
+        ensure!(
+            pods.iter().all(|p| image(p) == *image_ref),
+            "images {:?}",
+            pods.iter().map(image).collect::<Vec<_>>()
+        );
+    }
+    // Three revisions made, the live one and one more kept.
+    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), "default");
+    let kept = wait_for("the history truncated", WAIT, || async {
+        let mut revs: Vec<i64> = revisions
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|r| r.revision)
+            .collect();
+        revs.sort();
+        Ok((revs == [2, 3]).then_some(revs))
+    })
+    .await;
+    if kept.is_err() {
+        let revs: Vec<(String, i64)> = revisions
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|r| (r.name_any(), r.revision))
+            .collect();
+        bail!("revisions left: {revs:?}");
+    }
+    Ok(())
+}
+
+/// A pod that failed is deleted and made again under its name.
+async fn failed_pod_replaced(c: &Cluster) -> Result<()> {
+    let client = &c.client;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(ORD))?;
+    rollout_status(c, "sts/ord")?;
+    let pods = wait_pods(client, "app=ord", &["ord-5", "ord-6"]).await?;
+    let before = uids(&pods);
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let patch = serde_json::json!({"status": {"phase": "Failed"}});
+    api.patch_status("ord-6", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    wait_for("ord-6 made again", WAIT, || async {
+        let p = api.get_opt("ord-6").await?;
+        Ok(
+            p.filter(|p| p.uid().as_ref() != before.get("ord-6") && is_ready(p))
+                .map(|_| ()),
+        )
+    })
+    .await?;
+    let pods = wait_pods(client, "app=ord", &["ord-5", "ord-6"]).await?;
+    ensure!(
+        pods[0].uid().as_ref() == before.get("ord-5"),
+        "ord-5 replaced too"
+    );
+    wait_event(
+        client,
+        "ord",
+        "SuccessfulDelete",
+        "delete Pod ord-6 in StatefulSet ord successful",
+    )
+    .await?;
+    Ok(())
+}
+
 on_both_datastores!(nodes: 3;
+    max_unavailable,
+    failed_pod_replaced,
     unready_pod_blocks,
     orphan_and_adopt,
     start_ordinal,
