@@ -545,17 +545,15 @@ impl Objects {
                 }
             }
             let mut obj = current.obj.clone();
-            let mut finalizers = meta::finalizers(&obj);
-            match opts.propagation.as_deref() {
-                Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
-                    finalizers.push("orphan".into())
-                }
-                Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
-                    finalizers.push("foregroundDeletion".into())
-                }
-                _ => {}
-            }
             let graceful = graceful_seconds(info, &obj, opts.grace_period_seconds);
+            // A pod whose graceful deletion is under way keeps its finalizers (upstream's
+            // `errAlreadyDeleting`); anything else gets the garbage collector's finalizers
+            // the delete asks for.
+            let finalizers = if meta::is_deleting(&obj) && graceful.is_some() {
+                meta::finalizers(&obj)
+            } else {
+                gc_finalizers(&meta::finalizers(&obj), opts.propagation.as_deref())
+            };
             if finalizers.is_empty() && graceful.is_none() {
                 if opts.dry_run {
                     return Ok(Deleted::Gone(obj));
@@ -587,7 +585,9 @@ impl Objects {
                     );
                 }
             }
-            if !finalizers.is_empty() {
+            if finalizers.is_empty() {
+                m.remove("finalizers");
+            } else {
                 m.insert("finalizers".into(), json!(finalizers));
             }
             if m.get("generation").is_some() {
@@ -774,6 +774,42 @@ impl Objects {
 
 /// The grace period a delete waits for, if any: only pods bound to a node wait (for their
 /// kubelet to stop them); everything else goes at once.
+/// Upstream's `deletionFinalizersForGarbageCollection`: the object's finalizers with the
+/// garbage collector's as the delete's propagationPolicy says (`Orphan`: `orphan`,
+/// `Foreground`: `foregroundDeletion`, `Background`: neither), or, when it says nothing, as
+/// the first of the two the object has says. Unchanged as a set, the list is kept as it is.
+pub fn gc_finalizers(current: &[String], propagation: Option<&str>) -> Vec<String> {
+    const ORPHAN: &str = "orphan";
+    const FOREGROUND: &str = "foregroundDeletion";
+    let (orphan, foreground) = match propagation {
+        Some("Orphan") => (true, false),
+        Some("Foreground") => (false, true),
+        Some(_) => (false, false),
+        None => match current.iter().find(|f| *f == ORPHAN || *f == FOREGROUND) {
+            Some(f) if f == ORPHAN => (true, false),
+            Some(_) => (false, true),
+            None => (false, false),
+        },
+    };
+    let mut wanted: Vec<String> = current
+        .iter()
+        .filter(|f| *f != ORPHAN && *f != FOREGROUND)
+        .cloned()
+        .collect();
+    if orphan {
+        wanted.push(ORPHAN.to_owned());
+    }
+    if foreground {
+        wanted.push(FOREGROUND.to_owned());
+    }
+    let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    if set(&wanted) == set(current) {
+        current.to_vec()
+    } else {
+        wanted
+    }
+}
+
 fn graceful_seconds(info: &ResourceInfo, obj: &Value, requested: Option<i64>) -> Option<i64> {
     if !info.group.is_empty() || info.plural != "pods" {
         return None;
@@ -802,6 +838,45 @@ fn graceful_seconds(info: &ResourceInfo, obj: &Value, requested: Option<i64>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delete_sets_the_garbage_collectors_finalizers_as_upstream() {
+        let v = |f: &[&str]| f.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+        let cases: &[(&[&str], Option<&str>, &[&str])] = &[
+            (&[], None, &[]),
+            (&[], Some("Background"), &[]),
+            (&[], Some("Orphan"), &["orphan"]),
+            (&[], Some("Foreground"), &["foregroundDeletion"]),
+            (
+                &["x/keep"],
+                Some("Foreground"),
+                &["x/keep", "foregroundDeletion"],
+            ),
+            // Another policy replaces the one marked before; background removes both.
+            (
+                &["foregroundDeletion", "x/keep"],
+                Some("Orphan"),
+                &["x/keep", "orphan"],
+            ),
+            (&["orphan", "x/keep"], Some("Background"), &["x/keep"]),
+            // No policy: the object's own finalizer says, the first of the two if both.
+            (&["orphan"], None, &["orphan"]),
+            (
+                &["foregroundDeletion", "orphan"],
+                None,
+                &["foregroundDeletion"],
+            ),
+            // Unchanged as a set: the order is kept.
+            (&["orphan", "x/keep"], Some("Orphan"), &["orphan", "x/keep"]),
+        ];
+        for (current, policy, want) in cases {
+            assert_eq!(
+                gc_finalizers(&v(current), *policy),
+                v(want),
+                "{current:?} {policy:?}"
+            );
+        }
+    }
 
     /// The answer built from the stored bytes is byte for byte the encoding of the object
     /// with its resourceVersion, wherever the resourceVersion sorts among the metadata.
