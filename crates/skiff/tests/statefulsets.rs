@@ -12,7 +12,8 @@
 //! only web-2, then `partition: 0` web-1 and then web-0, `rollout history` lists the
 //! revisions and `rollout undo` goes back; a pod deleted by hand comes back under its name;
 //! deleting the set deletes its pods and keeps its claims. `podManagementPolicy: Parallel`
-//! creates every pod without waiting (none of them can even be scheduled). With
+//! creates every pod and its claim without waiting (none of them can even be scheduled); a
+//! burst of 20 makes no pod twice. With
 //! `persistentVolumeClaimRetentionPolicy.whenDeleted: Delete` the claims are owned by the set
 //! and the garbage collector deletes them with it; with `whenScaled: Delete` a scale down
 //! takes the claims of the pods it removes. Also: a pod whose readiness gate is unset holds
@@ -123,6 +124,17 @@ spec:
       containers:
       - name: par
         image: busybox
+        volumeMounts:
+        - name: data
+          mountPath: /data
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 1Gi
 "#;
 
 const DB: &str = r#"
@@ -1143,6 +1155,11 @@ async fn parallel(c: &Cluster) -> Result<()> {
         status.ready_replicas.unwrap_or(0) == 0,
         "status with nothing scheduled: {status:?}"
     );
+    let names: Vec<String> = claims(client).await?.iter().map(|c| c.name_any()).collect();
+    ensure!(
+        names == ["data-par-0", "data-par-1", "data-par-2"],
+        "claims of the Pending pods {names:?}"
+    );
     let out = c.kubectl(&["label", "node", "sim-1", "skiff-test=parallel"])?;
     ensure!(out.contains("node/sim-1 labeled"), "{out}");
     rollout_status(c, "sts/par")?;
@@ -1156,6 +1173,39 @@ async fn parallel(c: &Cluster) -> Result<()> {
             .collect::<Vec<_>>()
     );
     wait_settled(client, "par", 3).await?;
+    // A burst of 20 (slow-start batches), then down to 5: no name made twice.
+    let log = PodLog::start(client, "app=par").await?;
+    c.kubectl(&["scale", "sts/par", "--replicas=20"])?;
+    rollout_status(c, "sts/par")?;
+    let twenty: Vec<String> = (0..20).map(|i| format!("par-{i}")).collect();
+    let want: Vec<&str> = twenty.iter().map(String::as_str).collect();
+    let mut sorted = want.clone();
+    sorted.sort();
+    wait_pods(client, "app=par", &sorted).await?;
+    wait_settled(client, "par", 20).await?;
+    let out = c.kubectl(&["get", "sts", "par"])?;
+    ensure!(
+        out.contains("READY") && out.contains("20/20"),
+        "kubectl get sts: {out}"
+    );
+    c.kubectl(&["scale", "sts/par", "--replicas=5"])?;
+    wait_pods(
+        client,
+        "app=par",
+        &["par-0", "par-1", "par-2", "par-3", "par-4"],
+    )
+    .await?;
+    wait_settled(client, "par", 5).await?;
+    let mut uids_of: HashMap<String, Vec<String>> = HashMap::new();
+    for s in log.snapshot() {
+        let seen = uids_of.entry(s.name.clone()).or_default();
+        if !seen.contains(&s.uid) {
+            seen.push(s.uid);
+        }
+    }
+    let twice: Vec<_> = uids_of.iter().filter(|(_, u)| u.len() > 1).collect();
+    ensure!(twice.is_empty(), "pods made twice: {twice:?}");
+    ensure!(uids_of.len() == 20, "pods seen: {}", uids_of.len());
     // Scaled to 0 in parallel, then the set deleted.
     c.kubectl(&["scale", "sts/par", "--replicas=0"])?;
     wait_for("par's pods deleted", WAIT, || async {
