@@ -5,10 +5,11 @@
 //! `rollout restart`, deletion through the garbage collector (background and foreground),
 //! a bare ReplicaSet whose selector overlaps a Deployment's, and a ReplicationController.
 //!
-//! Pods need a scheduler and nodes to run. When the server's simulated nodes register, they
-//! (and the scheduler) do it; until those land, [`stand_in_nodes`] plays both: it binds each
-//! pod to one of three nodes, reports it Running and Ready, and finishes graceful deletes,
-//! as a kubelet would.
+//! The server's scheduler binds the pods to its three simulated nodes, which report them
+//! Running and Ready and finish their graceful deletes, as kubelets would. The nodes are
+//! small (4 CPUs, 16Gi) so that LeastAllocated tells them apart: on kwok's 32-CPU nodes the
+//! 100m a pod without requests counts for scores 99 everywhere, and the scheduler, which has
+//! no system default topology spread yet, would place the five pods at random.
 
 mod common;
 
@@ -19,8 +20,8 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context as _, Result};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, Pod, ReplicationController};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -49,112 +50,6 @@ spec:
       - name: web
         image: nginx:1.25
 "#;
-
-/// Binds pods to `stand-in-N`, reports them Running and Ready, and deletes the ones being
-/// deleted gracefully (a scheduler and three kubelets, in miniature), until dropped.
-struct StandIn(tokio::task::JoinHandle<()>);
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-async fn stand_in_nodes(client: Client) -> StandIn {
-    StandIn(tokio::spawn(async move {
-        let pods: Api<Pod> = Api::all(client.clone());
-        let mut next = 0usize;
-        let mut events = std::pin::pin!(watcher(pods, watcher::Config::default())
-            .default_backoff()
-            .applied_objects());
-        while let Some(Ok(pod)) = events.next().await {
-            let target = format!("stand-in-{}", next % NODES);
-            next += 1;
-            // Each pod on its own: a thousand pods must not wait for each other.
-            tokio::spawn(stand_in_step(client.clone(), pod, target));
-        }
-    }))
-}
-
-/// What the stand-in does about one pod's state: bind it to `target`, report it running,
-/// or finish its graceful delete.
-async fn stand_in_step(client: Client, pod: Pod, target: String) {
-    let ns = pod.namespace().unwrap_or_default();
-    let name = pod.name_any();
-    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    if pod.metadata.deletion_timestamp.is_some() {
-        if node.is_some() {
-            let dp = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(kube::api::Preconditions {
-                    uid: pod.metadata.uid.clone(),
-                    resource_version: None,
-                }),
-                ..DeleteParams::default()
-            };
-            let _ = api.delete(&name, &dp).await;
-        }
-        return;
-    }
-    let Some(node) = node else {
-        if pod.spec.as_ref().is_some_and(|s| s.node_selector.is_some()) {
-            // No stand-in node has labels: such a pod stays pending, as with a
-            // scheduler and no matching node.
-            return;
-        }
-        let binding = json!({
-            "apiVersion": "v1", "kind": "Binding",
-            "metadata": {"name": name, "namespace": ns},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": target}
-        });
-        let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
-        if let Ok(req) = http::Request::post(url)
-            .header("content-type", "application/json")
-            .body(binding.to_string().into_bytes())
-        {
-            let _ = client.request_text(req).await;
-        }
-        return;
-    };
-    let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-    if running || !node.starts_with("stand-in-") {
-        return;
-    }
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let status = json!({"status": {
-        "phase": "Running",
-        "podIP": "10.42.0.10",
-        "startTime": now,
-        "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-            {"type": "Ready", "status": "True", "lastTransitionTime": now},
-        ],
-    }});
-    let _ = api
-        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-        .await;
-}
-
-/// A cluster with three nodes: the server's simulated ones, or the stand-ins.
-async fn cluster(datastore: common::Datastore) -> Result<(Cluster, Option<StandIn>)> {
-    let c = Cluster::start(datastore, NODES).await?;
-    let nodes: Api<Node> = Api::all(c.client.clone());
-    let registered = wait_for("simulated nodes", Duration::from_secs(5), || async {
-        let n = nodes.list(&ListParams::default()).await?.items.len();
-        Ok((n >= NODES).then_some(()))
-    })
-    .await
-    .is_ok();
-    let stand_in = if registered {
-        None
-    } else {
-        Some(stand_in_nodes(c.client.clone()).await)
-    };
-    Ok((c, stand_in))
-}
 
 fn owner_uid(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
     meta.owner_references
@@ -568,7 +463,12 @@ async fn overlapping_selectors_do_not_fight(c: &Cluster) -> Result<()> {
         ))
     };
     wait_for("both settled", WAIT, || async {
-        Ok((settled().await? == (5, 2, Some(2), true)).then_some(()))
+        let got = settled().await?;
+        if got != (5, 2, Some(2), true) {
+            // The timeout's message: the last state seen.
+            bail!("(active pods, manual's, manual's ready, manual unowned) = {got:?}");
+        }
+        Ok(Some(()))
     })
     .await?;
     // Stable: a few seconds later nothing moved.
@@ -773,7 +673,12 @@ async fn replication_controllers_keep_their_pods(c: &Cluster) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a probe, run by hand: cargo test -p skiff --test deployments thousand -- --ignored --nocapture"]
 async fn thousand_replicas() -> Result<()> {
-    let (c, _nodes) = cluster(common::Datastore::Embedded).await?;
+    // 1,000 replicas plus a surge of 250 need more than kwok's 110 pods a node.
+    let c = Cluster::start_with(common::Datastore::Embedded, |a| {
+        a.simulated_nodes = NODES;
+        a.sim_capacity = "cpu=32,memory=256Gi,pods=500".into();
+    })
+    .await?;
     let big = WEB.replace("replicas: 5", "replicas: 1000");
     let t0 = std::time::Instant::now();
     c.kubectl_stdin(&["apply", "-f", "-"], Some(&big))?;
@@ -789,13 +694,22 @@ async fn thousand_replicas() -> Result<()> {
     Ok(())
 }
 
-macro_rules! with_nodes {
+/// A cluster with [`NODES`] small simulated nodes.
+async fn cluster(datastore: common::Datastore) -> Result<Cluster> {
+    Cluster::start_with(datastore, |a| {
+        a.simulated_nodes = NODES;
+        a.sim_capacity = "cpu=4,memory=16Gi,pods=110".into();
+    })
+    .await
+}
+
+macro_rules! on_small_nodes {
     ($($name:ident),* $(,)?) => {
         mod embedded {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() -> anyhow::Result<()> {
-                    let (cluster, _nodes) = super::cluster(super::common::Datastore::Embedded).await?;
+                    let cluster = super::cluster(super::common::Datastore::Embedded).await?;
                     super::$name(&cluster).await
                 }
             )*
@@ -804,7 +718,7 @@ macro_rules! with_nodes {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() -> anyhow::Result<()> {
-                    let (cluster, _nodes) = super::cluster(super::common::Datastore::Etcd).await?;
+                    let cluster = super::cluster(super::common::Datastore::Etcd).await?;
                     super::$name(&cluster).await
                 }
             )*
@@ -812,7 +726,7 @@ macro_rules! with_nodes {
     };
 }
 
-with_nodes!(
+on_small_nodes!(
     deployment_lifecycle,
     foreground_deletion,
     overlapping_selectors_do_not_fight,
