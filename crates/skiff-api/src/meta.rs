@@ -463,7 +463,10 @@ mod tests {
         check_type(node, &mut obj).unwrap();
         prepare_create(node, &mut obj, now(), "u-1", "abcde").unwrap();
         assert_eq!(obj["status"]["addresses"], status["addresses"]);
-        assert_eq!(obj["status"]["daemonEndpoints"], json!({"kubeletEndpoint": {"Port": 0}}));
+        assert_eq!(
+            obj["status"]["daemonEndpoints"],
+            json!({"kubeletEndpoint": {"Port": 0}})
+        );
         let pod = reg.get("", "v1", "pods").unwrap();
         let mut obj = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
         check_type(pod, &mut obj).unwrap();

@@ -558,7 +558,9 @@ impl Ctx {
             if track {
                 self.track(&json!({}), &mut candidate, None);
             }
-            self.app.admit_create(&self.info, &mut candidate, dry_run).await?;
+            self.app
+                .admit_create(&self.info, &mut candidate, dry_run)
+                .await?;
             // Kept only where a failed create has something to give back.
             let undo = self
                 .app

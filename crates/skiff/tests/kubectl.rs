@@ -1804,7 +1804,10 @@ fn objects_carry_the_fields_go_always_writes(c: &Cluster) -> Result<()> {
     );
     c.ok(&["create", "configmap", "cm", "--from-literal=a=b"])?;
     let cm = c.json(&["get", "configmap", "cm"])?;
-    ensure!(cm.get("status").is_none() && cm.get("spec").is_none(), "{cm}");
+    ensure!(
+        cm.get("status").is_none() && cm.get("spec").is_none(),
+        "{cm}"
+    );
     let rs = r#"{"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
         "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "rs"}},
                  "template": {"metadata": {"labels": {"app": "rs"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}"#;
@@ -1825,6 +1828,9 @@ fn objects_carry_the_fields_go_always_writes(c: &Cluster) -> Result<()> {
         "{pdb}"
     );
     let ns = c.json(&["get", "namespace", "default"])?;
-    ensure!(ns["status"] == serde_json::json!({"phase": "Active"}), "{ns}");
+    ensure!(
+        ns["status"] == serde_json::json!({"phase": "Active"}),
+        "{ns}"
+    );
     Ok(())
 }
