@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context as _, Result};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, Pod, ReplicationController};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
@@ -704,29 +704,7 @@ async fn cluster(datastore: common::Datastore) -> Result<Cluster> {
     // The scenarios count on every node being there (spreading is asserted). On etcd a
     // node's registration has been seen to take about 40 s under load (an open issue), so
     // wait for all of them, generously, before the scenario starts.
-    let nodes: Api<Node> = Api::all(c.client.clone());
-    wait_for(
-        "every simulated node Ready",
-        Duration::from_secs(90),
-        || async {
-            let ready = nodes
-                .list(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .filter(|n| {
-                    n.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|cs| {
-                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                        })
-                })
-                .count();
-            Ok((ready >= NODES).then_some(()))
-        },
-    )
-    .await?;
+    c.wait_nodes_ready(NODES).await?;
     Ok(c)
 }
 

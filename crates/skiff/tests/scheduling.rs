@@ -140,29 +140,7 @@ async fn small_cluster(datastore: common::Datastore, nodes: usize) -> Result<Clu
     .await?;
     // Every scenario counts the nodes (messages say 0/3); on etcd a node's registration has
     // been seen to take 30-40 s under load (an open issue), so wait for all of them first.
-    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());
-    wait_for(
-        "every simulated node Ready",
-        Duration::from_secs(90),
-        || async {
-            let ready = api
-                .list(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .filter(|n| {
-                    n.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|cs| {
-                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                        })
-                })
-                .count();
-            Ok((ready >= nodes).then_some(()))
-        },
-    )
-    .await?;
+    c.wait_nodes_ready(nodes).await?;
     Ok(c)
 }
 

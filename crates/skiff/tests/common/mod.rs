@@ -78,6 +78,35 @@ impl Cluster {
         })
     }
 
+    /// Waits (up to 90 s) until `n` nodes are Ready. On etcd a simulated node's registration
+    /// has been seen to take 30-40 s under load (an open issue), so scenarios that count
+    /// nodes wait for them first.
+    pub async fn wait_nodes_ready(&self, n: usize) -> Result<()> {
+        let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(self.client.clone());
+        wait_for(
+            "every simulated node Ready",
+            Duration::from_secs(90),
+            || async {
+                let ready = api
+                    .list(&Default::default())
+                    .await?
+                    .items
+                    .iter()
+                    .filter(|node| {
+                        node.status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .is_some_and(|cs| {
+                                cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                            })
+                    })
+                    .count();
+                Ok((ready >= n).then_some(()))
+            },
+        )
+        .await
+    }
+
     /// Runs the real kubectl; its stdout, or an error with its stderr.
     pub fn kubectl(&self, args: &[&str]) -> Result<String> {
         self.kubectl_stdin(args, None)
