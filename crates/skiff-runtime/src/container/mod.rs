@@ -1,0 +1,1 @@
+//! Containers: OCI bundles, the runtime driver, monitors and logs (see the crate docs).

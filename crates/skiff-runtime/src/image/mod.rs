@@ -1,0 +1,1 @@
+//! Images: references, pull, import, content store, snapshots (see the crate docs).

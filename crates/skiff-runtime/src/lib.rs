@@ -1,0 +1,12 @@
+//! skiff's container runtime, the layer containerd and runc play for upstream's kubelet.
+//!
+//! - [`image`]: image references, registry pull, tarball import, the content-addressed
+//!   blob store, layers unpacked once into snapshots, overlayfs root filesystems.
+//! - [`container`]: OCI bundles (config.json), the OCI runtime driver (runc by default),
+//!   the per-container monitor process that outlives the kubelet, CRI-format logs.
+//!
+//! The kubelet hands this crate plain descriptions (what to run, with which limits); it
+//! does not know Kubernetes API objects beyond that, and never the API server or store.
+
+pub mod container;
+pub mod image;
