@@ -42,7 +42,7 @@ pub fn apply_patch(
     content_type: &str,
     schema: Option<Schema<'_>>,
 ) -> Result<(), ApiError> {
-    http::apply_patch(obj, body, content_type, schema)
+    http::patch::apply_patch(obj, body, content_type, schema)
 }
 
 /// A PATCH of the object `name` of `info`'s kind as the server computes it before defaulting
@@ -55,7 +55,7 @@ pub fn patch(
     body: &[u8],
     content_type: &str,
 ) -> Result<Value, ApiError> {
-    let patched = http::patched(info, name, current, body, content_type)?;
+    let patched = http::patch::patched(info, name, current, body, content_type)?;
     http::normalize(info, &Query::default(), patched).map(|(obj, _warnings)| obj)
 }
 
@@ -71,6 +71,6 @@ pub fn request_options(info: &ResourceInfo, query: &str, body: &[u8]) -> Result<
         crate::objects::decode_continue(token)?;
     }
     query.dry_run()?;
-    http::delete_request(&query, body)?;
+    http::delete::delete_request(&query, body)?;
     Ok(())
 }

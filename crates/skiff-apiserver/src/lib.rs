@@ -1,7 +1,7 @@
 //! skiff's Kubernetes API server: the real Kubernetes API over HTTPS, served from the
 //! datastore (`skiff-store`) with the API logic of `skiff-api`.
 //!
-//! - [`http`]: routes, verbs, bodies, `Status` answers;
+//! - [`http`]: routes, verbs (one module per verb family), bodies, `Status` answers;
 //! - [`objects`]: the generic storage of every kind over the datastore;
 //! - [`watch`]: the watch cache (one datastore watch per resource, fanned out);
 //! - [`discovery`]: legacy and aggregated discovery;
