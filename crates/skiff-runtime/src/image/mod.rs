@@ -19,6 +19,7 @@
 
 pub mod import;
 pub mod manifest;
+pub mod pull;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
@@ -27,6 +28,7 @@ pub mod unpack;
 use std::path::{Path, PathBuf};
 
 pub use import::{import_archive, import_dir};
+pub use pull::{pull, DockerConfigJson, PullOptions, RegistriesConfig};
 pub use reference::{normalize, parse_reference};
 pub use snapshot::{remove_rootfs, unmount_rootfs, Snapshots};
 pub use store::{ImageRecord, Store};
