@@ -91,6 +91,52 @@ fn tracks_generation(info: &ResourceInfo) -> bool {
     )
 }
 
+/// The annotation in which apps/v1 carries a DaemonSet's template generation (upstream's
+/// `appsv1.DeprecatedTemplateGeneration`: the internal `spec.templateGeneration`, which the
+/// DaemonSet controller copies into its pods' `pod-template-generation` label).
+pub const DAEMONSET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+fn is_daemonset(info: &ResourceInfo) -> bool {
+    info.group == "apps" && info.plural == "daemonsets"
+}
+
+/// The template generation `obj` carries in [`DAEMONSET_TEMPLATE_GENERATION`], `None`
+/// without one. A value that is no integer is refused, as upstream's conversion into the
+/// internal version refuses it (`strconv.ParseInt`).
+fn template_generation(obj: &Value) -> Result<Option<i64>, ApiError> {
+    let Some(v) = obj
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(DAEMONSET_TEMPLATE_GENERATION))
+    else {
+        return Ok(None);
+    };
+    let text = v.as_str().unwrap_or_default();
+    text.parse::<i64>().map(Some).map_err(|e| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
+        ApiError::bad_request(format!("strconv.ParseInt: parsing {text:?}: {why}"))
+    })
+}
+
+fn set_template_generation(obj: &mut Value, generation: i64) -> Result<(), ApiError> {
+    let meta = metadata_mut(obj)?;
+    let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    if let Some(a) = annotations.as_object_mut() {
+        a.insert(
+            DAEMONSET_TEMPLATE_GENERATION.into(),
+            Value::String(generation.to_string()),
+        );
+    }
+    Ok(())
+}
+
 /// Checks `apiVersion` and `kind` against the URL's kind (filling them in when absent).
 pub fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
     let map = obj
@@ -172,6 +218,12 @@ pub fn prepare_create(
     suffix: &str,
 ) -> Result<(), ApiError> {
     let tracks = tracks_generation(info);
+    if is_daemonset(info) {
+        // Upstream's daemonSetStrategy.PrepareForCreate: the template generation a client
+        // gives is kept, but is at least 1.
+        let given = template_generation(obj)?.unwrap_or(0);
+        set_template_generation(obj, given.max(1))?;
+    }
     let meta = metadata_mut(obj)?;
     let name = meta
         .get("name")
@@ -252,6 +304,15 @@ pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value) -> Resu
     check_uid_unchanged(info, old, new)?;
     keep_server_fields(old, new)?;
     let spec_changed = !same_except(old, new, &["metadata", "status"]);
+    if is_daemonset(info) {
+        // Upstream's daemonSetStrategy.PrepareForUpdate: the client's template generation is
+        // ignored (though it must parse); the stored one goes up by one when the pod template
+        // changed. An object stored without one reads as 0, as upstream's conversion reads it.
+        template_generation(new)?;
+        let stored = template_generation(old).ok().flatten().unwrap_or(0);
+        let template_changed = old.pointer("/spec/template") != new.pointer("/spec/template");
+        set_template_generation(new, stored + i64::from(template_changed))?;
+    }
     if tracks {
         let generation = old
             .pointer("/metadata/generation")
@@ -537,6 +598,87 @@ mod tests {
             400
         );
         assert!(path_segment_problems("a/b").is_some() && path_segment_problems("..").is_some());
+    }
+
+    #[test]
+    fn a_daemonset_carries_its_template_generation() {
+        let reg = Registry::builtin();
+        let ds = reg.get("apps", "v1", "daemonsets").unwrap();
+        let tg =
+            |obj: &Value| obj["metadata"]["annotations"][DAEMONSET_TEMPLATE_GENERATION].clone();
+        let template = json!({"metadata": {"labels": {"app": "d"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+        // Created: 1, or what the client gave when that is at least 1.
+        let mut obj = json!({"metadata": {"name": "d"}, "spec": {"template": template}});
+        prepare_create(ds, &mut obj, now(), "u", "x").unwrap();
+        assert_eq!(tg(&obj), "1");
+        assert_eq!(obj["metadata"]["generation"], 1);
+        for (given, want) in [("0", "1"), ("-3", "1"), ("7", "7")] {
+            let mut obj = json!({"metadata": {"name": "d", "annotations": {
+                DAEMONSET_TEMPLATE_GENERATION: given, "other": "kept"}}});
+            prepare_create(ds, &mut obj, now(), "u", "x").unwrap();
+            assert_eq!(tg(&obj), want, "{given}");
+            assert_eq!(obj["metadata"]["annotations"]["other"], "kept");
+        }
+        let mut bad = json!({"metadata": {"name": "d", "annotations": {
+            DAEMONSET_TEMPLATE_GENERATION: "one"}}});
+        let e = prepare_create(ds, &mut bad, now(), "u", "x").unwrap_err();
+        assert_eq!(e.code, 400);
+        assert_eq!(
+            e.message,
+            r#"strconv.ParseInt: parsing "one": invalid syntax"#
+        );
+
+        // Updated: the stored value stands unless the template changed, whatever the client
+        // sends; a spec change elsewhere bumps only metadata.generation.
+        let old = obj.clone();
+        let mut same = old.clone();
+        same["metadata"]["annotations"][DAEMONSET_TEMPLATE_GENERATION] = json!("9");
+        prepare_update(ds, &old, &mut same).unwrap();
+        assert_eq!(
+            (tg(&same), same["metadata"]["generation"].clone()),
+            (json!("1"), json!(1))
+        );
+        let mut other_spec = old.clone();
+        other_spec["spec"]["minReadySeconds"] = json!(5);
+        prepare_update(ds, &old, &mut other_spec).unwrap();
+        assert_eq!(
+            (
+                tg(&other_spec),
+                other_spec["metadata"]["generation"].clone()
+            ),
+            (json!("1"), json!(2))
+        );
+        let mut changed = old.clone();
+        changed["metadata"]["annotations"] = json!({});
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx");
+        prepare_update(ds, &old, &mut changed).unwrap();
+        assert_eq!(
+            (tg(&changed), changed["metadata"]["generation"].clone()),
+            (json!("2"), json!(2))
+        );
+        let mut bad = json!({"metadata": {"name": "d", "annotations": {
+            DAEMONSET_TEMPLATE_GENERATION: "x"}}, "spec": {"template": template}});
+        assert_eq!(prepare_update(ds, &old, &mut bad).unwrap_err().code, 400);
+        // One stored without the annotation reads as generation 0.
+        let legacy =
+            json!({"metadata": {"name": "d", "generation": 1}, "spec": {"template": template}});
+        let mut kept = legacy.clone();
+        prepare_update(ds, &legacy, &mut kept).unwrap();
+        assert_eq!(tg(&kept), "0");
+
+        // A status update changes neither.
+        let mut status = json!({"metadata": {"name": "d", "annotations": {
+            DAEMONSET_TEMPLATE_GENERATION: "5"}}, "spec": {"template": {}}, "status": {"numberReady": 1}});
+        prepare_status_update(ds, &changed, &mut status).unwrap();
+        assert_eq!(tg(&status), "2");
+        assert_eq!(status["spec"], changed["spec"]);
+
+        // Other kinds are left alone.
+        let deploy = reg.get("apps", "v1", "deployments").unwrap();
+        let mut obj = json!({"metadata": {"name": "d"}});
+        prepare_create(deploy, &mut obj, now(), "u", "x").unwrap();
+        assert!(obj["metadata"].get("annotations").is_none());
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //! deleting the DaemonSet deletes its pods; a quota of one pod gets one created and upstream's
 //! `FailedCreate` events for the others, retried with backoff until the quota grows.
 //!
+//! The API server keeps the DaemonSet's template generation
+//! (`deprecated.daemonset.template.generation`: 1, then one more per template change, a
+//! client's value ignored) and the pods carry it as `pod-template-generation`.
+//!
 //! The pods are created unbound and the server's scheduler binds each to the node its
 //! `matchFields metadata.name` affinity names; the simulated nodes then run them.
 
@@ -209,6 +213,30 @@ async fn ds_status(client: &Client, name: &str) -> Result<serde_json::Value> {
     Ok(serde_json::to_value(api.get(name).await?.status)?)
 }
 
+/// The DaemonSet's `deprecated.daemonset.template.generation` annotation (which the API
+/// server keeps) and the `pod-template-generation` label of each of its live pods.
+async fn template_generations(client: &Client, name: &str) -> Result<(String, Vec<String>)> {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
+    let ds = api.get(name).await?;
+    let annotation = ds
+        .annotations()
+        .get("deprecated.daemonset.template.generation")
+        .cloned()
+        .unwrap_or_default();
+    let labels = pods_by_node(client, name)
+        .await?
+        .values()
+        .flatten()
+        .map(|p| {
+            p.labels()
+                .get("pod-template-generation")
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    Ok((annotation, labels))
+}
+
 async fn every_node_then_a_late_one(c: &Cluster) -> Result<()> {
     c.kubectl_stdin(
         &["apply", "-f", "-"],
@@ -255,6 +283,12 @@ async fn every_node_then_a_late_one(c: &Cluster) -> Result<()> {
     let revisions: Api<ControllerRevision> = Api::namespaced(c.client.clone(), "default");
     let rev = revisions.get(&format!("agent-{hash}")).await?;
     ensure!(rev.revision == 1, "{rev:?}");
+    // The API server's template generation, 1 on create, and the pods labeled with it.
+    let generations = template_generations(&c.client, "agent").await?;
+    ensure!(
+        generations == ("1".to_string(), vec!["1".to_string(); 3]),
+        "{generations:?}"
+    );
 
     let status = ds_status(&c.client, "agent").await?;
     for (field, want) in [
@@ -394,6 +428,22 @@ async fn rolling_update_and_undo(c: &Cluster) -> Result<()> {
     )?;
     wait_running_on(&c.client, "roll", &nodes).await?;
     c.kubectl(&["rollout", "status", "ds/roll", "--timeout=60s"])?;
+    let generations = template_generations(&c.client, "roll").await?;
+    ensure!(
+        generations == ("1".to_string(), vec!["1".to_string(); 3]),
+        "{generations:?}"
+    );
+    // A client's own value is not taken: the template generation is the server's.
+    c.kubectl(&[
+        "annotate",
+        "--overwrite",
+        "ds/roll",
+        "deprecated.daemonset.template.generation=7",
+    ])?;
+    ensure!(
+        template_generations(&c.client, "roll").await?.0 == "1",
+        "the annotation is the server's"
+    );
 
     // Every pod event from here on, in order.
     let (_watch, mut rx) = watch_pods(c, "roll");
@@ -418,6 +468,12 @@ async fn rolling_update_and_undo(c: &Cluster) -> Result<()> {
     let status = ds_status(&c.client, "roll").await?;
     ensure!(status["updatedNumberScheduled"] == json!(3), "{status}");
     ensure!(status["observedGeneration"] == json!(2), "{status}");
+    // The template changed: generation 2, on the DaemonSet and its new pods.
+    let generations = template_generations(&c.client, "roll").await?;
+    ensure!(
+        generations == ("2".to_string(), vec!["2".to_string(); 3]),
+        "{generations:?}"
+    );
 
     // The history kubectl reads: two revisions; undo goes back to the first template.
     let history = c.kubectl(&["rollout", "history", "ds/roll"])?;
@@ -449,6 +505,12 @@ async fn rolling_update_and_undo(c: &Cluster) -> Result<()> {
         Ok(back.then_some(()))
     })
     .await?;
+    // Undo writes the first template back: a template change, generation 3.
+    let generations = template_generations(&c.client, "roll").await?;
+    ensure!(
+        generations == ("3".to_string(), vec!["3".to_string(); 3]),
+        "{generations:?}"
+    );
     // The rollback renumbered the first revision: 2 and 3 now.
     let history = c.kubectl(&["rollout", "history", "ds/roll"])?;
     ensure!(
