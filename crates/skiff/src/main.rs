@@ -3,6 +3,8 @@
 use clap::Parser;
 use skiff::{agent, components, server};
 
+mod image;
+
 /// The server allocates and frees many small JSON trees per request; mimalloc does that far
 /// faster than glibc's malloc (whose frees and consolidation were a fifth of a create's CPU
 /// and as much as the decoding in a large Table LIST). Built without its requests for
@@ -28,6 +30,8 @@ enum Cli {
     /// Run the scheduler alone against an API server (HA setups, tests).
     #[command(hide = true)]
     Scheduler(components::SchedulerArgs),
+    /// Manage the node's images: import tarballs, list, remove, pull.
+    Image(image::ImageArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +59,7 @@ fn main() -> std::process::ExitCode {
             Cli::Agent(args) => agent::run(args).await,
             Cli::ControllerManager(args) => components::run_controller_manager(args).await,
             Cli::Scheduler(args) => components::run_scheduler(args).await,
+            Cli::Image(args) => image::run(args).await,
         }
     });
     match result {

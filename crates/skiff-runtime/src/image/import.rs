@@ -95,8 +95,14 @@ pub fn import_archive(store: &Store, path: &Path) -> Result<Vec<ImageRecord>> {
         let entries = archive
             .entries()
             .map_err(|e| archive_err(path, format!("not a tar archive: {e}")))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| archive_err(path, e.to_string()))?;
+        for (n, entry) in entries.enumerate() {
+            let mut entry = entry.map_err(|e| {
+                if n == 0 {
+                    archive_err(path, "not a tar archive (plain, gzip or zstd)")
+                } else {
+                    archive_err(path, e.to_string())
+                }
+            })?;
             if !matches!(
                 entry.header().entry_type(),
                 tar::EntryType::Regular | tar::EntryType::Continuous

@@ -33,6 +33,21 @@ pub use reference::{normalize, parse_reference};
 pub use snapshot::{remove_rootfs, unmount_rootfs, Snapshots};
 pub use store::{ImageRecord, Store};
 
+/// The node's image store under a data dir: `<data-dir>/agent/images-store`.
+pub fn store_root(data_dir: &Path) -> PathBuf {
+    data_dir.join("agent").join("images-store")
+}
+
+/// The air-gap directory whose tarballs are imported at start: `<data-dir>/agent/images`.
+pub fn airgap_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("agent").join("images")
+}
+
+/// The node's registries file (k3s's format): `<data-dir>/agent/registries.yaml`.
+pub fn registries_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("agent").join("registries.yaml")
+}
+
 /// What can go wrong with images. The pull variants ([`Error::NotFound`],
 /// [`Error::Unauthorized`], [`Error::Unreachable`]) are kept apart because the kubelet's
 /// `ErrImagePull` messages and retry decisions depend on which one it was.

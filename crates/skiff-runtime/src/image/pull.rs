@@ -142,7 +142,8 @@ fn key_matches(key: &str, registry: &str, repository: &str) -> Option<usize> {
     } else {
         path
     };
-    let path_ok = path.is_empty() || repository == path || repository.starts_with(&format!("{path}/"));
+    let path_ok =
+        path.is_empty() || repository == path || repository.starts_with(&format!("{path}/"));
     if !path_ok {
         return None;
     }

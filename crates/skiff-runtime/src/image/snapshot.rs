@@ -118,8 +118,8 @@ impl Snapshots {
         Ok(rootfs)
     }
 
-    /// Removes snapshots no image needs any more. Returns how many went. (The kubelet
-    /// removes only images no container uses, so no mounted snapshot is among them.)
+    /// Removes snapshots no image needs any more and no mounted rootfs uses. Returns how
+    /// many went. Half-unpacked `tmp-*` dirs left by a crash go too.
     pub fn gc(&self) -> Result<usize> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let keep: std::collections::HashSet<String> = self
@@ -128,11 +128,15 @@ impl Snapshots {
             .iter()
             .filter_map(|c| digest_hex(c).ok().map(str::to_owned))
             .collect();
+        // A snapshot still under a mounted rootfs stays whatever the records say (an image
+        // removed while a container runs: overlay forbids changing a mounted lower layer).
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut removed = 0;
         let dir = self.dir();
         for e in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !keep.contains(&name) {
+            let mounted = mounts.contains(&e.path().display().to_string());
+            if !keep.contains(&name) && !mounted {
                 fs::remove_dir_all(e.path()).map_err(io_err(&e.path()))?;
                 removed += 1;
             }
