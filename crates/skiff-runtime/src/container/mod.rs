@@ -5,4 +5,7 @@
 //! - [`monitor`]: the per-container monitor process (conmon's role) and its library side.
 //! - [`logs`]: reading CRI-format log files (tail, since, follow).
 
+pub mod logs;
+pub mod monitor;
+pub mod runtime;
 pub mod spec;
