@@ -50,7 +50,8 @@ impl EtcdConfig {
 /// The etcd backend. Cloning shares the connection.
 #[derive(Clone)]
 pub struct EtcdStore {
-    client: Client,
+    /// The connection watches use: a connection of their own (see [`EtcdStore::connect`]).
+    watches: Client,
     /// The kv client, with room for large range answers (cloned per call: cheap).
     kv: KvClient,
     config: EtcdConfig,
@@ -61,18 +62,35 @@ const MAX_RESPONSE_BYTES: usize = 1 << 30;
 
 impl EtcdStore {
     /// Connects to etcd and checks that it answers.
+    ///
+    /// Requests and watches go over two connections. On one HTTP/2 connection a watch
+    /// shares the connection's flow-control window and etcd's writer with every range
+    /// answer, and etcd has been seen to starve a watch stream for tens of seconds under
+    /// large concurrent reads (etcd-io/etcd#15402: "does not occur when the watch is created
+    /// on a separate client/connection"); a watch whose reader is slow can likewise hold
+    /// the shared window from requests. Keep-alive as kube-apiserver's etcd client: a ping
+    /// every 30 s, the connection given up when one is unanswered for 10 s.
     pub async fn connect(config: EtcdConfig) -> Result<Self> {
-        let options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(5))
-            .with_timeout(config.request_timeout)
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
-        let client = Client::connect(&config.endpoints, Some(options))
+        let options = || {
+            ConnectOptions::new()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(config.request_timeout)
+                .with_keep_alive(Duration::from_secs(30), Duration::from_secs(10))
+        };
+        let requests = Client::connect(&config.endpoints, Some(options()))
             .await
             .map_err(map_err)?;
-        let kv = client
+        let watches = Client::connect(&config.endpoints, Some(options()))
+            .await
+            .map_err(map_err)?;
+        let kv = requests
             .kv_client()
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
-        let store = Self { client, kv, config };
+        let store = Self {
+            watches,
+            kv,
+            config,
+        };
         store.current_revision().await?;
         Ok(store)
     }
@@ -469,7 +487,7 @@ impl EtcdWatch {
             .with_prev_key();
         let mut stream = self
             .store
-            .client
+            .watches
             .watch_client()
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
             .watch(self.prefix.clone(), Some(opts))
