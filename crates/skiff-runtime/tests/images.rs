@@ -4,7 +4,7 @@
 
 mod images_support;
 
-use images_support::{build, MountGuard, FULL_NAME};
+use images_support::{add_multi_arch, build, MountGuard, FULL_NAME};
 use skiff_runtime::image::{import_archive, import_dir, Snapshots, Store};
 use std::os::unix::fs::FileTypeExt;
 use std::process::Command;
@@ -222,4 +222,24 @@ fn import_dir_skips_what_it_already_imported() {
     // A missing directory is an empty one.
     let none = import_dir(&store, &dir.path().join("nope")).expect("missing dir");
     assert!(none.imported.is_empty());
+}
+
+#[test]
+fn a_multi_arch_archive_imports_the_host_platform() {
+    skip_unless_able!();
+    let images = build().expect("build test images");
+    let multi = add_multi_arch(&images).expect("multi-arch image");
+    assert_ne!(multi.host_id, multi.other_id);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let imported = import_archive(&store, &multi.archive).expect("import");
+    assert_eq!(imported.len(), 1);
+    assert_eq!(
+        imported[0].id, multi.host_id,
+        "the host's platform, not the first entry"
+    );
+    assert_eq!(
+        imported[0].names,
+        vec!["docker.io/library/busybox:multi".to_owned()]
+    );
 }

@@ -6,7 +6,7 @@
 mod images_support;
 
 use base64::Engine as _;
-use images_support::{build, MountGuard, Registry, FULL_NAME};
+use images_support::{add_multi_arch, build, MountGuard, Registry, FULL_NAME};
 use skiff_runtime::image::{
     pull, DockerConfigJson, Error, PullOptions, RegistriesConfig, Snapshots, Store,
 };
@@ -55,6 +55,16 @@ async fn pull_through_a_mirror_then_mount_and_a_missing_tag_is_not_found() {
         .expect("mount");
     assert!(rootfs.join("bin/busybox").is_file());
     assert!(!rootfs.join("etc/motd").exists());
+
+    // A multi-arch index resolves to the host's platform.
+    let multi = add_multi_arch(&images).expect("multi-arch image");
+    reg.push_tag(&images, "multi", "library/busybox:multi", None)
+        .expect("push index");
+    let m = pull(&store, "busybox:multi", &opts)
+        .await
+        .expect("pull multi-arch");
+    assert_eq!(m.id, multi.host_id);
+    assert_ne!(m.id, multi.other_id);
 
     let err = pull(&store, "busybox:nope", &opts)
         .await

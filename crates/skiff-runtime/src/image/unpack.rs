@@ -495,6 +495,20 @@ mod tests {
     }
 
     #[test]
+    fn zstd_layers_unpack() {
+        let t = tar_of(|b| file(b, "etc/zstd", b"compressed with zstd\n", 0o644));
+        let z =
+            ruzstd::encoding::compress_to_vec(&t[..], ruzstd::encoding::CompressionLevel::Fastest);
+        assert!(z.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]));
+        let dir = tempfile::tempdir().expect("tempdir");
+        unpack_layer(&z[..], dir.path(), &digest(&t)).expect("unpack zstd");
+        assert_eq!(
+            fs::read(dir.path().join("etc/zstd")).expect("read"),
+            b"compressed with zstd\n"
+        );
+    }
+
+    #[test]
     fn a_wrong_diff_id_is_an_error() {
         let t = tar_of(|b| file(b, "a", b"a", 0o644));
         let dir = tempfile::tempdir().expect("tempdir");

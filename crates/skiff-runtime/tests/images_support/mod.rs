@@ -221,12 +221,23 @@ impl Registry {
 
     /// Pushes the layout's image to `<this registry>/<repo_tag>`.
     pub fn push(&self, images: &TestImages, repo_tag: &str, creds: Option<&str>) -> Result<()> {
+        self.push_tag(images, "t", repo_tag, creds)
+    }
+
+    /// Pushes the layout's tag `tag` (all of an index's images) to `<registry>/<repo_tag>`.
+    pub fn push_tag(
+        &self,
+        images: &TestImages,
+        tag: &str,
+        repo_tag: &str,
+        creds: Option<&str>,
+    ) -> Result<()> {
         let mut cmd = Command::new("skopeo");
-        cmd.args(["copy", "-q", "--dest-tls-verify=false"]);
+        cmd.args(["copy", "-q", "--all", "--dest-tls-verify=false"]);
         if let Some(c) = creds {
             cmd.arg("--dest-creds").arg(c);
         }
-        cmd.arg(format!("oci:{}:t", images.layout.display()))
+        cmd.arg(format!("oci:{}:{tag}", images.layout.display()))
             .arg(format!("docker://{}/{repo_tag}", self.host()));
         run(&mut cmd)
     }
@@ -248,4 +259,105 @@ impl Drop for MountGuard {
             eprintln!("cleanup of {}: {e}", self.0.display());
         }
     }
+}
+
+/// A multi-arch image in the test layout under tag `multi`: an OCI index whose first entry
+/// is another architecture's image (config cmd `/bin/false`) and whose second is the test
+/// image for the host's architecture.
+pub struct MultiArch {
+    /// The image ID the host's platform must resolve to.
+    pub host_id: String,
+    pub other_id: String,
+    /// `oci-archive` of the index (`busybox:multi`).
+    pub archive: PathBuf,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn descriptor_of(layout: &Path, tag: &str) -> Result<serde_json::Value> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json"))?)?;
+    index["manifests"]
+        .as_array()
+        .and_then(|m| {
+            m.iter()
+                .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        })
+        .cloned()
+        .with_context(|| format!("tag {tag} not in the layout"))
+}
+
+fn config_id(layout: &Path, manifest_digest: &str) -> Result<String> {
+    let hex = manifest_digest.trim_start_matches("sha256:");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex))?)?;
+    m["config"]["digest"]
+        .as_str()
+        .map(str::to_owned)
+        .context("manifest without config digest")
+}
+
+pub fn add_multi_arch(images: &TestImages) -> Result<MultiArch> {
+    let layout = &images.layout;
+    let host_arch = skiff_runtime::image::manifest::host_platform().architecture;
+    let other_arch = if host_arch == "amd64" {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    run(Command::new("umoci").args([
+        "config",
+        "--image",
+        &format!("{}:t", layout.display()),
+        "--tag",
+        "other",
+        "--architecture",
+        other_arch,
+        "--config.cmd",
+        "/bin/false",
+    ]))?;
+    let host = descriptor_of(layout, "t")?;
+    let other = descriptor_of(layout, "other")?;
+    let entry = |d: &serde_json::Value, arch: &str| {
+        serde_json::json!({
+            "mediaType": d["mediaType"], "digest": d["digest"], "size": d["size"],
+            "platform": {"architecture": arch, "os": "linux"},
+        })
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&other, other_arch), entry(&host, &host_arch)],
+    });
+    let bytes = serde_json::to_vec(&index)?;
+    let hex = sha256_hex(&bytes);
+    std::fs::write(layout.join("blobs/sha256").join(&hex), &bytes)?;
+    let index_path = layout.join("index.json");
+    let mut top: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path)?)?;
+    top["manifests"]
+        .as_array_mut()
+        .context("index.json manifests")?
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": format!("sha256:{hex}"),
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }));
+    std::fs::write(&index_path, serde_json::to_vec(&top)?)?;
+    let archive = images.dir.path().join("busybox-multi.tar");
+    run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--all",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("oci-archive:{}:busybox:multi", archive.display()),
+    ]))?;
+    Ok(MultiArch {
+        host_id: config_id(layout, host["digest"].as_str().context("digest")?)?,
+        other_id: config_id(layout, other["digest"].as_str().context("digest")?)?,
+        archive,
+    })
 }
