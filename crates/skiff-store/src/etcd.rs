@@ -95,6 +95,22 @@ impl EtcdStore {
         Ok(store)
     }
 
+    /// `call`, given up with `Unavailable` after the request timeout. tonic's own timeout
+    /// ends when the answer's headers arrive; its body can still wait for flow-control
+    /// window without end, and no request may hang for ever.
+    async fn timed<T>(
+        &self,
+        call: impl std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        let limit = self.config.request_timeout;
+        match tokio::time::timeout(limit, call).await {
+            Ok(answer) => answer.map_err(map_err),
+            Err(_) => Err(Error::Unavailable(format!(
+                "etcd did not answer within {limit:?}"
+            ))),
+        }
+    }
+
     fn full_key(&self, key: &str) -> Vec<u8> {
         let mut full = Vec::with_capacity(self.config.prefix.len() + key.len());
         full.extend_from_slice(self.config.prefix.as_bytes());
@@ -129,7 +145,7 @@ impl EtcdStore {
             .when([compare])
             .and_then([then])
             .or_else([TxnOp::get(full, None)]);
-        let resp = self.kv.clone().txn(txn).await.map_err(map_err)?;
+        let resp = self.timed(self.kv.clone().txn(txn)).await?;
         if resp.succeeded() {
             return Ok(Ok(resp));
         }
@@ -146,16 +162,12 @@ impl EtcdStore {
         let readable = |rev: Revision| async move {
             let opts = GetOptions::new().with_count_only().with_revision(rev);
             match self
-                .kv
-                .clone()
-                .get(self.config.prefix.clone(), Some(opts))
+                .timed(self.kv.clone().get(self.config.prefix.clone(), Some(opts)))
                 .await
             {
                 Ok(_) => Ok(true),
-                Err(e) => match map_err(e) {
-                    Error::Compacted { .. } => Ok(false),
-                    other => Err(other),
-                },
+                Err(Error::Compacted { .. }) => Ok(false),
+                Err(other) => Err(other),
             }
         };
         if current <= 1 || readable(1).await? {
@@ -317,11 +329,8 @@ impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         validate_key(key)?;
         let resp = self
-            .kv
-            .clone()
-            .get(self.full_key(key), None)
-            .await
-            .map_err(map_err)?;
+            .timed(self.kv.clone().get(self.full_key(key), None))
+            .await?;
         resp.kvs().first().map(|kv| self.convert(kv)).transpose()
     }
 
@@ -346,10 +355,10 @@ impl Store for EtcdStore {
         if let Some(rev) = at_revision {
             opts = opts.with_revision(rev);
         }
-        let resp = match self.kv.clone().get(start, Some(opts)).await {
+        let resp = match self.timed(self.kv.clone().get(start, Some(opts))).await {
             Ok(resp) => resp,
             Err(e) => {
-                return Err(match map_err(e) {
+                return Err(match e {
                     Error::Compacted { .. } => self.compacted_error(at_revision.unwrap_or(0)).await,
                     Error::FutureRevision { .. } => Error::FutureRevision {
                         requested: at_revision.unwrap_or(0),
@@ -375,11 +384,8 @@ impl Store for EtcdStore {
     async fn count(&self, prefix: &str) -> Result<u64> {
         let opts = GetOptions::new().with_prefix().with_count_only();
         let resp = self
-            .kv
-            .clone()
-            .get(self.full_key(prefix), Some(opts))
-            .await
-            .map_err(map_err)?;
+            .timed(self.kv.clone().get(self.full_key(prefix), Some(opts)))
+            .await?;
         Ok(resp.count().max(0) as u64)
     }
 
@@ -413,13 +419,7 @@ impl Store for EtcdStore {
                 current,
             });
         }
-        match self
-            .kv
-            .clone()
-            .compact(revision, None)
-            .await
-            .map_err(map_err)
-        {
+        match self.timed(self.kv.clone().compact(revision, None)).await {
             // etcd refuses to compact to or before its compacted revision: nothing to do.
             Ok(_) | Err(Error::Compacted { .. }) => Ok(()),
             Err(e) => Err(e),
@@ -429,11 +429,8 @@ impl Store for EtcdStore {
     async fn current_revision(&self) -> Result<Revision> {
         let opts = GetOptions::new().with_count_only();
         let resp = self
-            .kv
-            .clone()
-            .get(self.config.prefix.clone(), Some(opts))
-            .await
-            .map_err(map_err)?;
+            .timed(self.kv.clone().get(self.config.prefix.clone(), Some(opts)))
+            .await?;
         header_revision(resp.header())
     }
 
@@ -485,16 +482,17 @@ impl EtcdWatch {
             .with_range(end)
             .with_start_revision(self.next)
             .with_prev_key();
-        let mut stream = self
+        let mut client = self
             .store
             .watches
             .watch_client()
-            .max_decoding_message_size(MAX_RESPONSE_BYTES)
-            .watch(self.prefix.clone(), Some(opts))
-            .await
-            .map_err(map_err)?;
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let mut stream = self
+            .store
+            .timed(client.watch(self.prefix.clone(), Some(opts)))
+            .await?;
         // The first answer says whether the watch was created or refused (compacted).
-        match stream.message().await.map_err(map_err)? {
+        match self.store.timed(stream.message()).await? {
             Some(resp) if resp.canceled() => return Err(self.canceled(&resp)),
             Some(resp) => self.take(&resp)?,
             None => return Err(Error::Unavailable("etcd closed the watch".into())),
