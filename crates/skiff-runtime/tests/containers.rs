@@ -209,6 +209,7 @@ impl Fixture {
             id: cfg.id.clone(),
             bundle,
             log_path: self.dir.join(format!("{}.log", cfg.id)),
+            stdin: false,
         })
     }
 
@@ -542,6 +543,70 @@ fn spec_runs_under_runc() -> Result<()> {
 #[test]
 fn spec_runs_under_crun() -> Result<()> {
     restricted_config_runs("crun")
+}
+
+#[test]
+fn stdin_is_a_fifo_the_container_reads() -> Result<()> {
+    let f = Fixture::new()?;
+    let c = f.containers("runc");
+    let mut req = f.request("stdin", &["cat"])?;
+    req.stdin = true;
+    let h = c.start(&req)?;
+    let fifo = h.stdin_path().context("no stdin fifo")?;
+    for word in ["hello", "again"] {
+        // Each writer comes and goes; cat sees no EOF in between.
+        let mut w = std::fs::OpenOptions::new().write(true).open(&fifo)?;
+        std::io::Write::write_all(&mut w, format!("{word}\n").as_bytes())?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while content(&f.log("stdin"), logs::Stream::Stdout).len() < 2 {
+        if Instant::now() > deadline {
+            bail!("cat did not echo: {:?}", f.log("stdin"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        content(&f.log("stdin"), logs::Stream::Stdout),
+        vec!["hello", "again"]
+    );
+    assert!(matches!(h.status(), ContainerStatus::Running(_)));
+    let e = h.stop(Duration::from_millis(200))?.context("no exit")?;
+    assert_eq!(e.exit_code, 137); // cat as pid 1 ignores SIGTERM
+    h.remove()?;
+    Ok(())
+}
+
+#[test]
+fn a_killed_monitor_leaves_the_status_unknown_and_the_container_removable() -> Result<()> {
+    let f = Fixture::new()?;
+    let c = f.containers("runc");
+    let h = c.start(&f.request("orphan", &["sleep", "1000"])?)?;
+    let monitor = h.monitor_pid().context("no monitor")?;
+    let st = Command::new("kill")
+        .args(["-9", &monitor.to_string()])
+        .status()?;
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.monitor_pid().is_some() {
+        if Instant::now() > deadline {
+            bail!("the monitor did not die");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        h.status(),
+        ContainerStatus::Unknown {
+            running: true,
+            reason: "the monitor is gone".into()
+        }
+    );
+    // No monitor, so no exit is recorded: wait says so at once instead of timing out.
+    let t = Instant::now();
+    assert_eq!(h.wait(Duration::from_secs(20)), None);
+    assert!(t.elapsed() < Duration::from_secs(20));
+    h.remove()?;
+    assert!(c.runtime.list()?.is_empty());
+    Ok(())
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {

@@ -92,6 +92,11 @@ pub struct MonitorConfig {
     pub log_path: PathBuf,
     #[serde(default = "default_max_line")]
     pub max_line: usize,
+    /// Give the container a stdin: the FIFO `<dir>/stdin`, which `attach` writers open.
+    /// The container holds it read-write, so it never sees EOF when a writer leaves
+    /// (Kubernetes' `stdin: true` without `stdinOnce`).
+    #[serde(default)]
+    pub stdin: bool,
 }
 
 fn default_max_line() -> usize {
@@ -103,6 +108,10 @@ fn default_max_line() -> usize {
 pub struct Started {
     pub pid: i32,
     pub monitor_pid: i32,
+    /// The monitor's start time (clock ticks since boot, /proc/PID/stat field 22): a pid
+    /// reused by another process after a reboot is not mistaken for the monitor.
+    #[serde(default)]
+    pub monitor_start_ticks: u64,
     /// RFC 3339.
     pub started_at: String,
 }
@@ -226,6 +235,24 @@ fn stage2(config_path: &Path) -> Result<(), String> {
     let pid_file = cfg.dir.join("pid");
     let runtime_log = cfg.dir.join("runtime.log");
     let _ = fs::remove_file(&runtime_log);
+    let stdin = if cfg.stdin {
+        let fifo = cfg.dir.join("stdin");
+        let _ = fs::remove_file(&fifo);
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| format!("mkfifo {}: {e}", fifo.display()))?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .map_err(|e| format!("{}: {e}", fifo.display()))?;
+        Stdio::from(f)
+    } else {
+        Stdio::null()
+    };
     let status = {
         // The command owns the pipes' write ends; dropping it closes our copies, so EOF on
         // the read ends means the container (and everything that inherited them) is done.
@@ -242,7 +269,7 @@ fn stage2(config_path: &Path) -> Result<(), String> {
             ],
         );
         cmd.env_remove(STAGE_ENV)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::from(out_w))
             .stderr(Stdio::from(err_w));
         cmd.status()
@@ -273,9 +300,11 @@ fn stage2(config_path: &Path) -> Result<(), String> {
                 pid_file.display()
             )
         })?;
+    let monitor_pid = rustix::process::getpid().as_raw_nonzero().get();
     let started = Started {
         pid,
-        monitor_pid: rustix::process::getpid().as_raw_nonzero().get(),
+        monitor_pid,
+        monitor_start_ticks: start_ticks(monitor_pid).unwrap_or(0),
         started_at: now_rfc3339(),
     };
     write_durably(
@@ -551,6 +580,8 @@ pub struct StartRequest {
     pub bundle: PathBuf,
     /// The CRI log file (appended to).
     pub log_path: PathBuf,
+    /// Give it a stdin FIFO (see [`MonitorConfig::stdin`]).
+    pub stdin: bool,
 }
 
 /// Where a container is in its life, from its files and the runtime.
@@ -612,6 +643,7 @@ impl Containers {
             dir: dir.clone(),
             log_path: req.log_path.clone(),
             max_line: MAX_LOG_LINE,
+            stdin: req.stdin,
         };
         let cfg_path = dir.join("monitor.json");
         let bytes = serde_json::to_vec_pretty(&cfg).map_err(|e| MonitorError::Monitor {
@@ -728,15 +760,31 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
-fn alive(pid: i32) -> bool {
-    Pid::from_raw(pid).is_some_and(|p| {
-        rustix::process::test_kill_process(p).is_ok()
-            // A zombie still answers kill(0); its state letter says it is gone.
-            && fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| s.rsplit(')').next().map(|r| !r.trim_start().starts_with('Z')))
-                .unwrap_or(false)
-    })
+/// The fields of /proc/PID/stat after the command name (field 3 onwards).
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+fn start_ticks(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Whether the monitor described by `s` is still running: the pid exists, is not a zombie,
+/// and started when the monitor did (not a reused pid).
+fn alive(s: &Started) -> bool {
+    if Pid::from_raw(s.monitor_pid).is_none() {
+        return false;
+    }
+    let Some(fields) = stat_fields(s.monitor_pid) else {
+        return false;
+    };
+    let zombie = fields.first().is_some_and(|st| st == "Z" || st == "X");
+    let same = s.monitor_start_ticks == 0
+        || fields.get(19).and_then(|t| t.parse::<u64>().ok()) == Some(s.monitor_start_ticks);
+    !zombie && same
 }
 
 impl ContainerHandle {
@@ -759,7 +807,7 @@ impl ContainerHandle {
                 reason: "never started".into(),
             };
         };
-        if alive(s.monitor_pid) {
+        if alive(&s) {
             return ContainerStatus::Running(s);
         }
         // The monitor may have written exit.json between the two reads.
@@ -777,15 +825,21 @@ impl ContainerHandle {
         }
     }
 
-    /// Waits up to `timeout` for the exit; `None` if it is still running then.
+    /// Waits up to `timeout` for the exit; `None` if it is still running then, or at once
+    /// when there is no monitor left to record one (see [`ContainerStatus::Unknown`]).
     pub fn wait(&self, timeout: Duration) -> Option<Exited> {
         let deadline = Instant::now() + timeout;
+        let mut polls = 0u32;
         loop {
             if let Some(e) = self.exited() {
                 return Some(e);
             }
             if Instant::now() >= deadline {
                 return None;
+            }
+            polls += 1;
+            if polls.is_multiple_of(10) && !self.started().is_some_and(|s| alive(&s)) {
+                return self.exited();
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -814,6 +868,11 @@ impl ContainerHandle {
         Ok(self.wait(Duration::from_secs(10)))
     }
 
+    /// The container's stdin FIFO, if it was started with one.
+    pub fn stdin_path(&self) -> Option<PathBuf> {
+        Some(self.dir.join("stdin")).filter(|p| p.exists())
+    }
+
     /// Removes the container from the runtime (forcefully) and its state directory. The
     /// log file stays (the kubelet removes logs with the pod).
     pub fn remove(&self) -> Result<(), MonitorError> {
@@ -827,7 +886,7 @@ impl ContainerHandle {
 
     /// The monitor's pid, if it is still alive.
     pub fn monitor_pid(&self) -> Option<i32> {
-        self.started().map(|s| s.monitor_pid).filter(|p| alive(*p))
+        self.started().filter(alive).map(|s| s.monitor_pid)
     }
 }
 
