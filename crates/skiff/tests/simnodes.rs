@@ -3,7 +3,8 @@
 //! with an address from that node's pod range; batch pods end Succeeded or Failed as their
 //! annotations say; a graceful delete is finished when its grace period runs out. Then the
 //! real binary: `skiff agent` joins over HTTPS with the join token and registers its nodes,
-//! and a wrong token is refused with a message that says what to check.
+//! and a wrong token is refused with a message that says what to check. A node that gets no
+//! pod range reports Ready=False and gets no pods.
 
 mod common;
 
@@ -405,5 +406,96 @@ async fn an_agent_joins_with_the_token_and_a_wrong_token_is_refused() -> Result<
         managers.iter().any(|m| m == "kubelet"),
         "managers: {managers:?}"
     );
+    Ok(())
+}
+
+/// A node that gets no pod range (the cluster CIDR holds one /24, there are two nodes) says
+/// so as upstream's kubelet does when its CNI has no configuration: Ready=False,
+/// `KubeletNotReady`, the runtime's network message; node lifecycle taints it `not-ready`,
+/// so the scheduler places pods on the node that has a range, and nothing stays Pending on
+/// a node that cannot give it an address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_pod_range_is_not_ready() -> Result<()> {
+    let cluster = Cluster::start_with(Datastore::Embedded, |a| {
+        a.simulated_nodes = 2;
+        a.cluster_cidr = "10.42.0.0/24".into();
+    })
+    .await?;
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let (ready, not_ready) = wait_for("one node Ready, one not", WAIT, || async {
+        let list = nodes.list(&ListParams::default()).await?;
+        let with = |status: &str| {
+            list.items
+                .iter()
+                .filter(|n| condition(n, "Ready").map(|c| c.0).as_deref() == Some(status))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let (t, f) = (with("True"), with("False"));
+        Ok((t.len() == 1 && f.len() == 1).then(|| (t[0].clone(), f[0].clone())))
+    })
+    .await?;
+    ensure!(ready.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()) == Some("10.42.0.0/24"));
+    ensure!(not_ready
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.as_ref())
+        .is_none());
+    let message = not_ready
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        condition(&not_ready, "Ready") == Some(("False".into(), Some("KubeletNotReady".into())))
+            && message.starts_with("container runtime network not ready: NetworkReady=false"),
+        "the node without a range reports: {message}"
+    );
+    let not_ready_name = not_ready.metadata.name.clone().unwrap_or_default();
+    wait_for(
+        "the not-ready taint on the node without a range",
+        WAIT,
+        || async {
+            let node = nodes.get(&not_ready_name).await?;
+            let tainted = node
+                .spec
+                .and_then(|s| s.taints)
+                .unwrap_or_default()
+                .iter()
+                .any(|t| t.key == "node.kubernetes.io/not-ready" && t.effect == "NoSchedule");
+            Ok(tainted.then_some(()))
+        },
+    )
+    .await?;
+
+    // Pods go to the node that can give them an address, and run there.
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "default");
+    for i in 0..4 {
+        let mut p = pod(&format!("p{i}"), "", "Always", &[]);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.node_name = None;
+        }
+        pods.create(&PostParams::default(), &p).await?;
+    }
+    let ready_name = ready.metadata.name.clone().unwrap_or_default();
+    wait_for(
+        "four pods Running on the node with a range",
+        WAIT,
+        || async {
+            let list = pods.list(&ListParams::default()).await?;
+            let running = list
+                .items
+                .iter()
+                .filter(|p| phase(p) == Some("Running"))
+                .filter(|p| {
+                    p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&ready_name)
+                })
+                .count();
+            Ok((running == 4).then_some(()))
+        },
+    )
+    .await?;
     Ok(())
 }

@@ -389,6 +389,7 @@ impl Driver {
                     &n.name,
                     n.ip,
                     now,
+                    n.pool.is_some(),
                     n.observed.as_ref(),
                 );
                 let patch = node::status_patch(&status);
@@ -667,6 +668,7 @@ impl Driver {
             &n.name,
             n.ip,
             now,
+            n.pool.is_some(),
             n.observed.as_ref(),
         );
         if node::status_differs(&desired, n.observed.as_ref()) {

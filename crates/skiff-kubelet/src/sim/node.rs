@@ -84,7 +84,8 @@ pub fn labels(config: &SimConfig, name: &str) -> BTreeMap<String, String> {
     labels
 }
 
-/// The Node to register: metadata, and the status its first report would post.
+/// The Node to register: metadata, and the status its first report would post (not Ready
+/// yet: a new node has no podCIDR until the control plane allocates one).
 pub fn node_object(
     config: &SimConfig,
     host: &Host,
@@ -111,12 +112,15 @@ pub fn node_object(
             ..ObjectMeta::default()
         },
         spec: None,
-        status: Some(node_status(config, host, name, ip, now, None)),
+        status: Some(node_status(config, host, name, ip, now, false, None)),
     }
 }
 
 /// One of the conditions a kubelet posts: (type, status, reason, message).
-const CONDITIONS: [(&str, &str, &str, &str); 4] = [
+type Condition = (&'static str, &'static str, &'static str, &'static str);
+
+/// The conditions a kubelet posts, Ready last.
+const CONDITIONS: [Condition; 4] = [
     (
         "MemoryPressure",
         "False",
@@ -143,18 +147,33 @@ const CONDITIONS: [(&str, &str, &str, &str); 4] = [
     ),
 ];
 
+/// Ready while the pod network is not: a node without a podCIDR has no CNI configuration
+/// yet, and upstream's kubelet reports what containerd says then.
+const NETWORK_NOT_READY: Condition = (
+    "Ready",
+    "False",
+    "KubeletNotReady",
+    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized",
+);
+
 /// The status a node reports at `now`: every condition's heartbeat is `now`; a condition
-/// keeps its `lastTransitionTime` from `observed` while its status stays the same.
+/// keeps its `lastTransitionTime` from `observed` while its status stays the same. The node
+/// is Ready only once it has a pod network (`network_ready`: a podCIDR to give pods IPs from).
 pub fn node_status(
     config: &SimConfig,
     host: &Host,
     name: &str,
     ip: Ipv4Addr,
     now: Timestamp,
+    network_ready: bool,
     observed: Option<&NodeStatus>,
 ) -> NodeStatus {
     let conditions = CONDITIONS
         .iter()
+        .map(|c| match c.0 {
+            "Ready" if !network_ready => &NETWORK_NOT_READY,
+            _ => c,
+        })
         .map(|(kind, status, reason, message)| {
             let transition = observed
                 .and_then(|o| o.conditions.as_ref())
@@ -385,12 +404,12 @@ mod tests {
                 ),
                 ("DiskPressure", "False", Some("KubeletHasNoDiskPressure")),
                 ("PIDPressure", "False", Some("KubeletHasSufficientPID")),
-                ("Ready", "True", Some("KubeletReady")),
+                ("Ready", "False", Some("KubeletNotReady")),
             ]
         );
         assert_eq!(
             conditions[3].message.as_deref(),
-            Some("kubelet is posting ready status")
+            Some("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized")
         );
         let addresses: Vec<_> = status
             .addresses
@@ -424,10 +443,11 @@ mod tests {
             "sim-0",
             ip,
             at("2026-01-01T00:00:00Z"),
+            true,
             None,
         );
         let later = at("2026-01-01T00:05:00Z");
-        let again = node_status(&config, &host(), "sim-0", ip, later, Some(&first));
+        let again = node_status(&config, &host(), "sim-0", ip, later, true, Some(&first));
         let ready = |s: &NodeStatus| {
             s.conditions
                 .as_ref()
@@ -452,7 +472,7 @@ mod tests {
             c.reason = Some("NodeStatusUnknown".into());
         }
         assert!(status_differs(&again, Some(&unknown)));
-        let recovered = node_status(&config, &host(), "sim-0", ip, later, Some(&unknown));
+        let recovered = node_status(&config, &host(), "sim-0", ip, later, true, Some(&unknown));
         assert_eq!(ready(&recovered).last_transition_time, Some(Time(later)));
 
         // Another writer's extra condition or capacity does not count as a difference.
@@ -479,6 +499,36 @@ mod tests {
             );
         }
         assert!(status_differs(&again, Some(&smaller)));
+    }
+
+    /// Without a pod network the node is not Ready (and says why); once it has one, Ready
+    /// turns True with a new transition time, and the change is worth posting.
+    #[test]
+    fn ready_waits_for_the_pod_network() {
+        let config = SimConfig::default();
+        let ip = Ipv4Addr::new(10, 41, 0, 1);
+        let t0 = at("2026-01-01T00:00:00Z");
+        let waiting = node_status(&config, &host(), "sim-0", ip, t0, false, None);
+        let ready = |s: &NodeStatus| {
+            s.conditions
+                .as_ref()
+                .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready").cloned())
+                .expect("ready")
+        };
+        assert_eq!(ready(&waiting).status, "False");
+        assert_eq!(ready(&waiting).reason.as_deref(), Some("KubeletNotReady"));
+        let t1 = at("2026-01-01T00:00:03Z");
+        let up = node_status(&config, &host(), "sim-0", ip, t1, true, Some(&waiting));
+        assert_eq!(ready(&up).status, "True");
+        assert_eq!(ready(&up).last_transition_time, Some(Time(t1)));
+        assert!(status_differs(&up, Some(&waiting)));
+        // The other conditions did not change: they keep their first transition.
+        let memory = up
+            .conditions
+            .as_ref()
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "MemoryPressure"))
+            .and_then(|c| c.last_transition_time.clone());
+        assert_eq!(memory, Some(Time(t0)));
     }
 
     #[test]
