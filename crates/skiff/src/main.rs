@@ -35,6 +35,16 @@ enum Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    // `skiff container-monitor <monitor.json>` (hidden): the per-container monitor, run
+    // before the logger and the async runtime so that it stays one small thread.
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next().is_some_and(|a| a == "container-monitor") {
+        let code = match argv.next() {
+            Some(config) => skiff_runtime::container::monitor::run(config.as_ref()),
+            None => 2,
+        };
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
