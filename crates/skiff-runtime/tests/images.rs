@@ -242,4 +242,7 @@ fn a_multi_arch_archive_imports_the_host_platform() {
         imported[0].names,
         vec!["docker.io/library/busybox:multi".to_owned()]
     );
+    // The other platform's blobs do not stay behind in the store.
+    assert!(store.has_blob(&multi.host_id));
+    assert!(!store.has_blob(&multi.other_id));
 }

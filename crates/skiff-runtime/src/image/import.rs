@@ -142,7 +142,8 @@ pub fn import_archive(store: &Store, path: &Path) -> Result<Vec<ImageRecord>> {
             "neither an OCI image layout (index.json) nor a docker save archive (manifest.json)",
         ));
     };
-    drop(lease);
+    // What no image references (other platforms' blobs, stray files) goes again.
+    store.release(lease)?;
     Ok(images)
 }
 

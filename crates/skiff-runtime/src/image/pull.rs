@@ -454,7 +454,7 @@ async fn pull_from(
     blobs.extend(m.layers.iter().cloned());
     let mut fetched = 0u64;
     for b in &blobs {
-        lease.hold(&b.digest);
+        lease.hold(&b.digest)?;
         if store.has_blob(&b.digest) {
             continue;
         }
@@ -483,6 +483,7 @@ async fn pull_from(
         names: vec![name.clone()],
         pinned: false,
     })?;
+    store.release(lease)?;
     tracing::info!(
         image = %name,
         endpoint = %ep.host,

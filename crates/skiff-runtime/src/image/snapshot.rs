@@ -55,7 +55,7 @@ impl Snapshots {
                 let started = std::time::Instant::now();
                 let final_dir = fs_dir.parent().map(Path::to_path_buf).unwrap_or_default();
                 let tmp = tempfile::Builder::new()
-                    .prefix("tmp-")
+                    .prefix(&format!("tmp-{}-", std::process::id()))
                     .tempdir_in(self.dir())
                     .map_err(io_err(&self.dir()))?;
                 let blob = self.store.open_blob(&layer.digest)?;
@@ -119,7 +119,7 @@ impl Snapshots {
     }
 
     /// Removes snapshots no image needs any more and no mounted rootfs uses. Returns how
-    /// many went. Half-unpacked `tmp-*` dirs left by a crash go too.
+    /// many went. Half-unpacked `tmp-<pid>-*` dirs of processes that are gone go too.
     pub fn gc(&self) -> Result<usize> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let keep: std::collections::HashSet<String> = self
@@ -136,7 +136,13 @@ impl Snapshots {
         for e in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let mounted = mounts.contains(&e.path().display().to_string());
-            if !keep.contains(&name) && !mounted {
+            // `tmp-<pid>-...`: an unpack under way in a live process (the agent's).
+            let unpacking = name
+                .strip_prefix("tmp-")
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists());
+            if !keep.contains(&name) && !mounted && !unpacking {
                 fs::remove_dir_all(e.path()).map_err(io_err(&e.path()))?;
                 removed += 1;
             }

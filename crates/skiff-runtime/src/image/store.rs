@@ -19,17 +19,20 @@
 //!
 //! Blobs that no record references are removed by [`Store::gc_blobs`] unless a [`Lease`]
 //! holds them: a pull or import leases what it writes until its record is in the index.
+//! Leases are files (`<root>/leases/<pid>-<n>`, one digest a line) so that `skiff image rm`
+//! in one process spares what the agent is pulling in another; a lease or temp blob of a
+//! process that is gone is stale and removed.
 
 use super::manifest::{self, ImageConfig, Manifest};
 use super::reference::{self, parse_reference};
 use super::{io_err, Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One layer of an image, as its manifest lists it.
@@ -115,37 +118,58 @@ pub struct NewImage {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
-    leases: Arc<Mutex<HashMap<String, usize>>>,
 }
 
-/// Holds blobs against [`Store::gc_blobs`] while an operation has written them but not yet
-/// recorded the image that references them.
+/// Holds blobs against [`Store::gc_blobs`] (of any process) while an operation has
+/// written them but not yet recorded the image that references them.
 #[derive(Debug)]
 pub struct Lease {
-    leases: Arc<Mutex<HashMap<String, usize>>>,
+    dir: PathBuf,
+    file: Option<(PathBuf, File)>,
     held: Vec<String>,
 }
 
+static LEASE_SEQ: AtomicU64 = AtomicU64::new(0);
+
 impl Lease {
-    pub fn hold(&mut self, digest: &str) {
-        let mut l = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        *l.entry(digest.to_owned()).or_default() += 1;
+    pub fn hold(&mut self, digest: &str) -> Result<()> {
+        if self.file.is_none() {
+            let n = LEASE_SEQ.fetch_add(1, Ordering::Relaxed);
+            let path = self.dir.join(format!("{}-{n}", std::process::id()));
+            let f = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            self.file = Some((path, f));
+        }
+        if let Some((path, f)) = &mut self.file {
+            writeln!(f, "{digest}").map_err(io_err(path))?;
+        }
         self.held.push(digest.to_owned());
+        Ok(())
+    }
+
+    /// The digests this lease holds.
+    pub fn held(&self) -> &[String] {
+        &self.held
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let mut l = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        for d in self.held.drain(..) {
-            if let Some(n) = l.get_mut(&d) {
-                *n -= 1;
-                if *n == 0 {
-                    l.remove(&d);
-                }
-            }
+        if let Some((path, _)) = self.file.take() {
+            let _ = fs::remove_file(path);
         }
     }
+}
+
+/// Is the process that named a file `<pid>-...` still running?
+fn owner_alive(name: &str) -> bool {
+    name.split('-')
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists())
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
@@ -228,7 +252,7 @@ impl BlobWriter {
         let tmp_path = file.path().to_path_buf();
         file.flush().map_err(io_err(&tmp_path))?;
         file.as_file().sync_all().map_err(io_err(&tmp_path))?;
-        lease.hold(&actual);
+        lease.hold(&actual)?;
         let dest = store.blob_path(&actual)?;
         if dest.exists() {
             return Ok((actual, size));
@@ -246,21 +270,22 @@ impl Store {
     /// Opens (creating) the store under `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root = root.into();
-        for d in ["blobs/sha256", "blobs/tmp", "snapshots"] {
+        for d in ["blobs/sha256", "blobs/tmp", "snapshots", "leases"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
-        // Temp blobs left by a crash are never content: clear them.
-        let tmp = root.join("blobs/tmp");
-        if let Ok(entries) = fs::read_dir(&tmp) {
-            for e in entries.flatten() {
-                let _ = fs::remove_file(e.path());
+        // Temp blobs and leases of processes that are gone are never content: clear them
+        // (those of a live process, say the agent mid-pull, are its).
+        for d in ["blobs/tmp", "leases"] {
+            if let Ok(entries) = fs::read_dir(root.join(d)) {
+                for e in entries.flatten() {
+                    if !owner_alive(&e.file_name().to_string_lossy()) {
+                        let _ = fs::remove_file(e.path());
+                    }
+                }
             }
         }
-        Ok(Store {
-            root,
-            leases: Arc::default(),
-        })
+        Ok(Store { root })
     }
 
     pub fn root(&self) -> &Path {
@@ -269,7 +294,8 @@ impl Store {
 
     pub fn lease(&self) -> Lease {
         Lease {
-            leases: self.leases.clone(),
+            dir: self.root.join("leases"),
+            file: None,
             held: Vec::new(),
         }
     }
@@ -288,7 +314,10 @@ impl Store {
             digest_hex(e)?;
         }
         let tmp = self.root.join("blobs/tmp");
-        let file = tempfile::NamedTempFile::new_in(&tmp).map_err(io_err(&tmp))?;
+        let file = tempfile::Builder::new()
+            .prefix(&format!("{}-", std::process::id()))
+            .tempfile_in(&tmp)
+            .map_err(io_err(&tmp))?;
         Ok(BlobWriter {
             file,
             hasher: Sha256::new(),
@@ -589,6 +618,36 @@ impl Store {
 
     /// Deletes blobs no image record references and no lease holds. Returns bytes freed.
     pub fn gc_blobs(&self) -> Result<u64> {
+        self.gc_blobs_among(None)
+    }
+
+    /// After an operation: deletes those of `lease`'s blobs that no image record ended up
+    /// referencing (an archive's other platforms, its unused files), and drops the lease.
+    pub fn release(&self, lease: Lease) -> Result<u64> {
+        let held = lease.held().to_vec();
+        drop(lease);
+        self.gc_blobs_among(Some(&held))
+    }
+
+    /// Digests held by the leases of live processes; stale lease files are removed.
+    fn live_leases(&self) -> HashSet<String> {
+        let mut out = HashSet::new();
+        let Ok(entries) = fs::read_dir(self.root.join("leases")) else {
+            return out;
+        };
+        for e in entries.flatten() {
+            if !owner_alive(&e.file_name().to_string_lossy()) {
+                let _ = fs::remove_file(e.path());
+                continue;
+            }
+            if let Ok(text) = fs::read_to_string(e.path()) {
+                out.extend(text.lines().map(str::to_owned));
+            }
+        }
+        out
+    }
+
+    fn gc_blobs_among(&self, only: Option<&[String]>) -> Result<u64> {
         let index = self.load_index()?;
         let mut referenced: HashSet<String> = HashSet::new();
         for r in index.images.values() {
@@ -596,18 +655,16 @@ impl Store {
             referenced.insert(r.config_digest.clone());
             referenced.extend(r.layers.iter().map(|l| l.digest.clone()));
         }
-        let leased: HashSet<String> = self
-            .leases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let leased = self.live_leases();
+        let only: Option<HashSet<&String>> = only.map(|o| o.iter().collect());
         let dir = self.root.join("blobs/sha256");
         let mut freed = 0;
         for e in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
             let digest = format!("sha256:{}", e.file_name().to_string_lossy());
-            if referenced.contains(&digest) || leased.contains(&digest) {
+            if referenced.contains(&digest)
+                || leased.contains(&digest)
+                || only.as_ref().is_some_and(|o| !o.contains(&digest))
+            {
                 continue;
             }
             freed += e.metadata().map_or(0, |m| m.len());
@@ -862,6 +919,45 @@ mod tests {
         drop(lease);
         store.gc_blobs().expect("gc");
         assert!(!store.has_blob(&d));
+    }
+
+    #[test]
+    fn leases_are_files_and_those_of_dead_processes_are_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut lease = store.lease();
+        let d = store
+            .put_bytes(b"held by a live process", &mut lease)
+            .expect("put");
+        // Another Store value (as another process would open) sees the lease.
+        let other = Store::open(dir.path()).expect("open again");
+        other.gc_blobs().expect("gc");
+        assert!(store.has_blob(&d));
+        // A lease of a process that is gone holds nothing. (pid_max is at most 2^22.)
+        let orphan = store
+            .put_bytes(b"held by a dead process", &mut store.lease())
+            .expect("put");
+        std::fs::write(dir.path().join("leases/4294967-0"), format!("{orphan}\n")).expect("write");
+        other.gc_blobs().expect("gc");
+        assert!(!store.has_blob(&orphan));
+        assert!(!dir.path().join("leases/4294967-0").exists());
+        // Releasing a lease deletes what it held and nothing references.
+        let kept = image(&store, b"layer-kept", "kept:v1", false);
+        let mut lease2 = store.lease();
+        let extra = store
+            .put_bytes(b"an archive's other platform", &mut lease2)
+            .expect("put");
+        lease2.hold(&kept.layers[0].digest).expect("hold");
+        store.release(lease2).expect("release");
+        assert!(!store.has_blob(&extra));
+        assert!(store.has_blob(&kept.layers[0].digest));
+        drop(lease);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("leases"))
+                .expect("leases")
+                .count(),
+            0
+        );
     }
 
     #[test]
