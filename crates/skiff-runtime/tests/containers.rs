@@ -106,6 +106,7 @@ impl Drop for HugetlbV1 {
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "sleep", "cat", "head", "tail", "dd", "tr", "id", "true", "touch", "ls", "grep",
+    "mount", "mkdir", "test",
 ];
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -606,6 +607,29 @@ fn a_killed_monitor_leaves_the_status_unknown_and_the_container_removable() -> R
     assert!(t.elapsed() < Duration::from_secs(20));
     h.remove()?;
     assert!(c.runtime.list()?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_privileged_container_gets_all_capabilities_and_the_host_devices() -> Result<()> {
+    let f = Fixture::new()?;
+    let c = f.containers("runc");
+    let script = "grep CapEff /proc/self/status; test -c /dev/null && echo chardev; \
+                  mkdir -p /tmp/m && mount -t tmpfs none /tmp/m && echo mounted";
+    let mut cfg = f.config("privileged", &["sh", "-c", script]);
+    cfg.privileged = true;
+    cfg.host_devices = spec::host_devices(Path::new("/dev"))?;
+    cfg.host_capabilities = spec::current_capabilities()?;
+    let h = c.start(&f.request_for(&cfg)?)?;
+    let e = exited(&h)?;
+    let out = content(&f.log("privileged"), logs::Stream::Stdout);
+    assert_eq!(e.exit_code, 0, "{out:?} {:?}", f.log("privileged"));
+    // The default set is 00000000a80425fb; privileged has every capability the kernel has.
+    let capeff = out[0].split_whitespace().last().unwrap_or_default();
+    let bits = u64::from_str_radix(capeff, 16)?;
+    assert!(bits.count_ones() >= 38, "{capeff}");
+    assert_eq!(&out[1..], ["chardev", "mounted"]);
+    h.remove()?;
     Ok(())
 }
 

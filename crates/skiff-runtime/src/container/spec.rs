@@ -12,7 +12,7 @@
 //! to use, kept here because it is about the image config, not the pod API.
 //!
 //! Pure: reads no file, touches no host. Host devices for privileged containers are passed
-//! in ([`ContainerConfig::host_devices`]), not discovered here.
+//! in ([`ContainerConfig::host_devices`]); [`host_devices`] lists them for the caller.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -169,6 +169,11 @@ pub struct ContainerConfig {
     pub cgroup_parent: String,
     /// Devices made for privileged containers (the host's, listed by the caller).
     pub host_devices: Vec<Device>,
+    /// What "all capabilities" means (privileged, `add: [ALL]`): the ones the runtime can
+    /// grant, i.e. the caller's bounding set ([`current_capabilities`]; containerd's
+    /// `WithAllCurrentCapabilities`). Empty means [`ALL_CAPABILITIES`]. Asking for one the
+    /// runtime lacks fails `runc create` ("unable to apply caps: operation not permitted").
+    pub host_capabilities: Vec<String>,
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -288,14 +293,25 @@ fn cap_name(name: &str) -> String {
 /// The capability set after `add`/`drop`, in containerd's order: `ALL` in add gives every
 /// capability, `ALL` in drop empties the set, then the single adds, then the single drops
 /// (so `add: [ALL], drop: [CHOWN]` is everything but CAP_CHOWN).
-pub fn effective_capabilities(changes: &CapabilityChanges, privileged: bool) -> BTreeSet<String> {
+pub fn effective_capabilities(
+    changes: &CapabilityChanges,
+    privileged: bool,
+    host: &[String],
+) -> BTreeSet<String> {
+    let all = || -> BTreeSet<String> {
+        if host.is_empty() {
+            ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect()
+        } else {
+            host.iter().cloned().collect()
+        }
+    };
     if privileged {
-        return ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        return all();
     }
     let is_all = |c: &String| c.trim().eq_ignore_ascii_case("ALL");
     let mut set: BTreeSet<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
     if changes.add.iter().any(is_all) {
-        set = ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        set = all();
     }
     if changes.drop.iter().any(is_all) {
         set.clear();
@@ -492,9 +508,10 @@ pub fn build_spec_json(c: &ContainerConfig) -> Result<Value, SpecError> {
     if c.id.is_empty() || c.id.contains('/') {
         return Err(SpecError::Invalid(format!("bad container id {:?}", c.id)));
     }
-    let caps: Vec<String> = effective_capabilities(&c.capabilities, c.privileged)
-        .into_iter()
-        .collect();
+    let caps: Vec<String> =
+        effective_capabilities(&c.capabilities, c.privileged, &c.host_capabilities)
+            .into_iter()
+            .collect();
     let mut env = c.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH_ENV.to_string());
@@ -639,6 +656,74 @@ pub fn build_spec_json(c: &ContainerConfig) -> Result<Value, SpecError> {
         spec["annotations"] = json!(c.annotations);
     }
     Ok(spec)
+}
+
+/// The capabilities in this process's bounding set (`CapBnd` of /proc/self/status), by
+/// name: what a runtime started by it can grant.
+pub fn current_capabilities() -> std::io::Result<Vec<String>> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(str::trim)
+        .ok_or_else(|| std::io::Error::other("no CapBnd in /proc/self/status"))?;
+    let bits = u64::from_str_radix(hex, 16).map_err(std::io::Error::other)?;
+    Ok(capabilities_from_mask(bits))
+}
+
+/// The names of the capabilities set in `mask` (bit n = capability n); bits past the
+/// ones we know are left out.
+pub fn capabilities_from_mask(mask: u64) -> Vec<String> {
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+/// The host's device nodes under `/dev` (not /dev/pts, /dev/shm, /dev/mqueue), for a
+/// privileged container's [`ContainerConfig::host_devices`] (containerd's
+/// `WithHostDevices`). The one function here that reads the host.
+pub fn host_devices(dev: &Path) -> std::io::Result<Vec<Device>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut dirs = vec![dev.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                let skip = ["pts", "shm", "mqueue"].iter().any(|s| path == dev.join(s));
+                if !skip {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                'c'
+            } else if ft.is_block_device() {
+                'b'
+            } else {
+                continue;
+            };
+            let rdev = meta.rdev();
+            out.push(Device {
+                path: Path::new("/dev").join(path.strip_prefix(dev).unwrap_or(&path)),
+                kind,
+                major: i64::from(rustix::fs::major(rdev)),
+                minor: i64::from(rustix::fs::minor(rdev)),
+                file_mode: meta.mode() & 0o7777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }
 
 /// Writes `config.json` for `c` into `bundle` (which must exist).
@@ -908,6 +993,7 @@ mod tests {
                 drop: vec!["CHOWN".into()],
             },
             false,
+            &[],
         );
         assert_eq!(all_but_chown.len(), ALL_CAPABILITIES.len() - 1);
         assert!(!all_but_chown.contains("CAP_CHOWN"));
@@ -917,6 +1003,7 @@ mod tests {
                 drop: vec!["all".into()],
             },
             false,
+            &[],
         );
         assert_eq!(
             only_net_bind.into_iter().collect::<Vec<_>>(),
@@ -941,6 +1028,34 @@ mod tests {
             resolve_command(&ep, &cmd, &s(&["/bin/sh"]), &s(&["-c"])),
             s(&["/bin/sh", "-c"])
         );
+    }
+
+    #[test]
+    fn all_means_the_hosts_capabilities_when_given() {
+        // 0x...a80425fb is containerd's default set, bit for bit.
+        let mut default: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        default.sort();
+        let mut from_mask = capabilities_from_mask(0xa80425fb);
+        from_mask.sort();
+        assert_eq!(from_mask, default);
+        let host = capabilities_from_mask(0x3fffffffff & !(1 << 21)); // no CAP_SYS_ADMIN
+        let privileged = effective_capabilities(&CapabilityChanges::default(), true, &host);
+        assert_eq!(privileged.len(), 37);
+        assert!(!privileged.contains("CAP_SYS_ADMIN"));
+        assert!(current_capabilities()
+            .expect("CapBnd")
+            .contains(&"CAP_CHOWN".to_string()));
+    }
+
+    #[test]
+    fn host_devices_include_dev_null() {
+        let devs = host_devices(Path::new("/dev")).expect("read /dev");
+        let null = devs
+            .iter()
+            .find(|d| d.path == Path::new("/dev/null"))
+            .expect("/dev/null");
+        assert_eq!((null.kind, null.major, null.minor), ('c', 1, 3));
+        assert!(!devs.iter().any(|d| d.path.starts_with("/dev/pts")));
     }
 
     #[test]
