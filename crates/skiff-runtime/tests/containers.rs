@@ -633,6 +633,42 @@ fn a_privileged_container_gets_all_capabilities_and_the_host_devices() -> Result
     Ok(())
 }
 
+#[test]
+fn sigusr1_makes_the_monitor_reopen_a_rotated_log() -> Result<()> {
+    let f = Fixture::new()?;
+    let c = f.containers("runc");
+    let h = c.start(&f.request(
+        "rotate",
+        &["sh", "-c", "while true; do echo tick; sleep 0.05; done"],
+    )?)?;
+    let log = f.dir.join("rotate.log");
+    let wait_for_lines = |path: &Path| -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while logs::lines(&std::fs::read(path).unwrap_or_default()).is_empty() {
+            if Instant::now() > deadline {
+                bail!("no lines in {}", path.display());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    };
+    wait_for_lines(&log)?;
+    let rotated = f.dir.join("rotate.log.1");
+    std::fs::rename(&log, &rotated)?;
+    let monitor = h.monitor_pid().context("no monitor")?;
+    assert!(Command::new("kill")
+        .args(["-USR1", &monitor.to_string()])
+        .status()?
+        .success());
+    wait_for_lines(&log)?;
+    assert!(logs::lines(&std::fs::read(&rotated)?)
+        .iter()
+        .all(|l| l.content == b"tick"));
+    h.stop(Duration::from_millis(100))?;
+    h.remove()?;
+    Ok(())
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() - 1) as f64 * p).round() as usize]
