@@ -4,6 +4,9 @@
 //! its resources taken; the watch's bound pod later confirms it, a failed binding forgets
 //! it. Pods bound to a node the cache does not know yet are kept aside until it appears.
 //!
+//! It also keeps the selectors of Services, ReplicationControllers, ReplicaSets and
+//! StatefulSets ([`Workloads`]), which PodTopologySpread's system defaults read.
+//!
 //! The cycle borrows the cache as its [`Snapshot`]: the scheduling loop owns the cache and
 //! applies watch events between cycles, so nothing is copied per cycle.
 
@@ -14,6 +17,7 @@ use k8s_openapi::api::core::v1::Node;
 
 use crate::framework::Snapshot;
 use crate::types::{NodeInfo, PodInfo};
+use crate::workloads::{Kind, Workload, Workloads};
 
 /// Where the cache has a pod.
 #[derive(Clone, Debug)]
@@ -31,6 +35,7 @@ pub struct Cache {
     orphans: HashMap<String, Vec<Arc<PodInfo>>>,
     image_nodes: HashMap<String, usize>,
     namespaces: Arc<HashMap<String, BTreeMap<String, String>>>,
+    workloads: Workloads,
     nodes_with_affinity_pods: usize,
     nodes_with_required_anti_affinity_pods: usize,
 }
@@ -65,6 +70,7 @@ impl Cache {
             nodes: &self.nodes,
             image_nodes: &self.image_nodes,
             namespaces: &self.namespaces,
+            workloads: &self.workloads,
             nodes_with_affinity_pods: self.nodes_with_affinity_pods,
             nodes_with_required_anti_affinity_pods: self.nodes_with_required_anti_affinity_pods,
         }
@@ -259,6 +265,20 @@ impl Cache {
             .iter()
             .map(|(uid, p)| (uid.clone(), p.assumed))
             .collect()
+    }
+
+    /// A Service, ReplicationController, ReplicaSet or StatefulSet added or changed.
+    pub fn upsert_workload(&mut self, w: Workload) {
+        self.workloads.upsert(w);
+    }
+
+    pub fn remove_workload(&mut self, kind: Kind, namespace: &str, name: &str) {
+        self.workloads.remove(kind, namespace, name);
+    }
+
+    /// Every `(namespace, name)` of `kind` (for relists).
+    pub fn workload_keys(&self, kind: Kind) -> Vec<(String, String)> {
+        self.workloads.keys(kind)
     }
 
     pub fn namespace_names(&self) -> Vec<String> {

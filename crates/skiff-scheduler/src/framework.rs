@@ -20,6 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::types::{NodeInfo, PodInfo};
+use crate::workloads::Workloads;
 
 /// The highest score a plugin gives a node.
 pub const MAX_NODE_SCORE: i64 = 100;
@@ -203,6 +204,9 @@ pub struct Snapshot<'a> {
     pub image_nodes: &'a HashMap<String, usize>,
     /// Namespace -> its labels.
     pub namespaces: &'a Arc<HashMap<String, BTreeMap<String, String>>>,
+    /// The selectors of Services, ReplicationControllers, ReplicaSets and StatefulSets
+    /// (PodTopologySpread's system defaults).
+    pub workloads: &'a Workloads,
     /// How many nodes have pods with affinity terms, and with required anti-affinity.
     pub nodes_with_affinity_pods: usize,
     pub nodes_with_required_anti_affinity_pods: usize,

@@ -15,5 +15,6 @@ pub mod resources;
 pub mod schedule_one;
 pub mod scheduler;
 pub mod types;
+pub mod workloads;
 
 pub use scheduler::{run, Config, Error};

@@ -1,6 +1,8 @@
 //! The scheduler as a client of the Kubernetes API (upstream's `pkg/scheduler/scheduler.go`
 //! and `schedule_one.go` around the pure cycle): watches of nodes, pods, namespaces and
-//! PodDisruptionBudgets feed the [`Cache`] and the [`Queue`]; one loop, on a thread of its
+//! PodDisruptionBudgets feed the [`Cache`] and the [`Queue`] (and watches of Services,
+//! ReplicationControllers, ReplicaSets and StatefulSets the cache's selectors for
+//! PodTopologySpread's system defaults); one loop, on a thread of its
 //! own, pops the next pod, runs the cycle over the cache, assumes the pod on the chosen
 //! node and hands the binding (`pods/binding`) and its `Scheduled` event to the async
 //! side, then goes on with the next pod without waiting. A pod that fits nowhere runs
@@ -18,7 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -34,6 +37,7 @@ use crate::preemption::{self, Outcome, Pdb};
 use crate::queue::{Queue, Queued, Timing};
 use crate::schedule_one::{Algorithm, Nominated, ScheduleError};
 use crate::types::PodInfo;
+use crate::workloads::{Kind, Workload};
 
 /// Settings of the scheduler (upstream's KubeSchedulerConfiguration, the parts we have).
 #[derive(Clone, Debug)]
@@ -71,6 +75,14 @@ impl Default for Config {
 
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 
+/// The kinds whose selectors the scheduler watches, in the order of `Loop::workload_relists`.
+const WORKLOAD_KINDS: [Kind; 4] = [
+    Kind::Service,
+    Kind::ReplicationController,
+    Kind::ReplicaSet,
+    Kind::StatefulSet,
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the scheduling loop stopped: {0}")]
@@ -83,6 +95,9 @@ enum Input {
     Pod(Box<watcher::Event<Pod>>),
     Pdb(Box<watcher::Event<PodDisruptionBudget>>),
     Namespace(Box<watcher::Event<Namespace>>),
+    /// A Service, ReplicationController, ReplicaSet or StatefulSet, reduced to its selector
+    /// on the async side.
+    Workload(Kind, watcher::Event<Workload>),
     /// A binding's outcome.
     Bound {
         pod: Arc<PodInfo>,
@@ -123,6 +138,32 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         Api::<Namespace>::all(client.clone()),
         tx.clone(),
         Input::Namespace,
+    ));
+    watches.spawn(forward(
+        Api::<Service>::all(client.clone()),
+        tx.clone(),
+        |e| workload_input(Kind::Service, *e, Workload::of_service),
+    ));
+    watches.spawn(forward(
+        Api::<ReplicationController>::all(client.clone()),
+        tx.clone(),
+        |e| {
+            workload_input(
+                Kind::ReplicationController,
+                *e,
+                Workload::of_replication_controller,
+            )
+        },
+    ));
+    watches.spawn(forward(
+        Api::<ReplicaSet>::all(client.clone()),
+        tx.clone(),
+        |e| workload_input(Kind::ReplicaSet, *e, Workload::of_replica_set),
+    ));
+    watches.spawn(forward(
+        Api::<StatefulSet>::all(client.clone()),
+        tx.clone(),
+        |e| workload_input(Kind::StatefulSet, *e, Workload::of_stateful_set),
     ));
     let side = ApiSide {
         client: client.clone(),
@@ -167,6 +208,19 @@ where
             Err(e) => tracing::debug!(error = %e, "scheduler watch"),
         }
     }
+}
+
+/// A watch event of one of the selector kinds, with the object reduced to its selector (the
+/// loop never holds the whole object).
+fn workload_input<K>(kind: Kind, e: watcher::Event<K>, reduce: fn(&K) -> Workload) -> Input {
+    let e = match e {
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(o) => watcher::Event::InitApply(reduce(&o)),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+        watcher::Event::Apply(o) => watcher::Event::Apply(reduce(&o)),
+        watcher::Event::Delete(o) => watcher::Event::Delete(reduce(&o)),
+    };
+    Input::Workload(kind, e)
 }
 
 fn is_terminal(pod: &Pod) -> bool {
@@ -221,6 +275,8 @@ struct Loop {
     pods: Relist,
     pdb_relist: Relist,
     namespaces: Relist,
+    /// One per selector kind, in [`WORKLOAD_KINDS`] order.
+    workload_relists: [Relist; 4],
     side: ApiSide,
     last_leftover_flush: Instant,
 }
@@ -244,6 +300,7 @@ impl Loop {
             pods: Relist::default(),
             pdb_relist: Relist::default(),
             namespaces: Relist::default(),
+            workload_relists: Default::default(),
             side,
             last_leftover_flush: Instant::now(),
         }
@@ -266,8 +323,12 @@ impl Loop {
                 self.last_leftover_flush = now;
                 self.queue.flush_unschedulable_leftover(now);
             }
-            // Upstream waits for its informers to sync before the first cycle.
-            if self.nodes.synced && self.pods.synced {
+            // Upstream waits for its informers to sync before the first cycle (the listers
+            // of the system default spreading's selectors included).
+            if self.nodes.synced
+                && self.pods.synced
+                && self.workload_relists.iter().all(|r| r.synced)
+            {
                 if let Some(pod) = self.queue.pop(now) {
                     self.schedule_one(pod);
                     continue;
@@ -293,6 +354,7 @@ impl Loop {
             Input::Pod(e) => self.on_pod_event(*e),
             Input::Pdb(e) => self.on_pdb_event(*e),
             Input::Namespace(e) => self.on_namespace_event(*e),
+            Input::Workload(kind, e) => self.on_workload_event(kind, e),
             Input::Bound {
                 pod,
                 attempts,
@@ -551,6 +613,32 @@ impl Loop {
         if changed {
             self.queue
                 .move_unschedulable(|p| p.has_affinity(), Instant::now());
+        }
+    }
+
+    // ---- the selectors of Services, ReplicationControllers, ReplicaSets, StatefulSets ----
+
+    fn on_workload_event(&mut self, kind: Kind, e: watcher::Event<Workload>) {
+        let slot = WORKLOAD_KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+        let relist = &mut self.workload_relists[slot];
+        let key = |w: &Workload| format!("{}/{}", w.namespace, w.name);
+        match e {
+            watcher::Event::Init => relist.init(),
+            watcher::Event::InitApply(w) => {
+                relist.see(&key(&w));
+                self.cache.upsert_workload(w);
+            }
+            watcher::Event::InitDone => {
+                let seen = relist.done();
+                for (ns, name) in self.cache.workload_keys(kind) {
+                    if !seen.contains(&format!("{ns}/{name}")) {
+                        self.cache.remove_workload(kind, &ns, &name);
+                    }
+                }
+            }
+            // Scoring only: no parked pod can become schedulable by it.
+            watcher::Event::Apply(w) => self.cache.upsert_workload(w),
+            watcher::Event::Delete(w) => self.cache.remove_workload(kind, &w.namespace, &w.name),
         }
     }
 

@@ -29,6 +29,9 @@ pub static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
 /// The well-known hostname label (`kubernetes.io/hostname`).
 pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
 
+/// The well-known zone label (`topology.kubernetes.io/zone`).
+pub const LABEL_TOPOLOGY_ZONE: &str = "topology.kubernetes.io/zone";
+
 /// A parsed label selector, with upstream's distinction between an absent selector (selects
 /// nothing) and an empty one (selects everything).
 #[derive(Clone, Debug, Default)]
@@ -71,6 +74,26 @@ impl Selector {
             reqs.push(r);
         }
         Ok(())
+    }
+
+    /// `key=value` for each entry of `set` (upstream's `labels.Set.AsSelectorPreValidated`:
+    /// an entry that would not validate is left out rather than failing).
+    pub fn from_set<'a>(set: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let requirements = set
+            .into_iter()
+            .filter_map(|(k, v)| Requirement::new(k, Operator::Equals, vec![v.to_owned()]).ok())
+            .collect();
+        Self {
+            requirements: Some(requirements),
+        }
+    }
+
+    /// Adds the requirements of `other` (upstream's `selector.Add(other.Requirements()...)`:
+    /// a selector that selects nothing has none to add; one that selects nothing stays so).
+    pub fn add_all(&mut self, other: &Selector) {
+        if let (Some(reqs), Some(more)) = (&mut self.requirements, &other.requirements) {
+            reqs.extend(more.iter().cloned());
+        }
     }
 
     /// Whether the selector has no requirements (selects everything); upstream's `Empty()`.

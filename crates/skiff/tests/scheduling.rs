@@ -3,6 +3,8 @@
 //! nowhere stays Pending with upstream's `PodScheduled=False` message and a
 //! `FailedScheduling` event, and is scheduled once a node with room joins; nodeSelector,
 //! cordoned and tainted nodes, required anti-affinity and topology spread as upstream;
+//! the replicas of a Deployment spread by count (the system default topology spread) where
+//! LeastAllocated alone would crowd them onto the emptier nodes;
 //! preemption of a lower-priority pod for a higher one (`nominatedNodeName`, `Preempted`);
 //! a pod for another scheduler is left alone.
 
@@ -141,6 +143,23 @@ async fn small_cluster(datastore: common::Datastore, nodes: usize) -> Result<Clu
     // Every scenario counts the nodes (messages say 0/3); on etcd a node's registration has
     // been seen to take 30-40 s under load (an open issue), so wait for all of them first.
     c.wait_nodes_ready(nodes).await?;
+    // Ready is not enough: until the node lifecycle controller lifts a new node's
+    // `not-ready` taint, pods wait, and the first node it lifts it from takes them all.
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());
+    wait_for("the nodes without taints", WAIT, || async {
+        let list = api.list(&ListParams::default()).await?.items;
+        let untainted = list
+            .iter()
+            .filter(|n| {
+                n.spec
+                    .as_ref()
+                    .and_then(|s| s.taints.as_ref())
+                    .is_none_or(|t| t.is_empty())
+            })
+            .count();
+        Ok((untainted >= nodes).then_some(()))
+    })
+    .await?;
     Ok(c)
 }
 
@@ -194,6 +213,80 @@ spec:
             && described.contains(&format!("Successfully assigned default/{name} to {node}")),
         "{described}"
     );
+    Ok(())
+}
+
+/// Upstream's system default spreading (PodTopologySpread, hostname maxSkew 3, selector
+/// from the ReplicaSet): sim-0 holds unrelated pods, so LeastAllocated alone would put all
+/// six replicas on sim-1 and sim-2 (3/3); spreading by count puts two on each node.
+async fn replicas_spread_by_count_over_least_allocated(c: &Cluster) -> Result<()> {
+    // 15% of sim-0's cpu and memory, bound by name (the scheduler only counts them).
+    for i in 0..3 {
+        let pod = pod_json(
+            &format!("load{i}"),
+            json!({"nodeName": "sim-0", "containers": [{"name": "c", "image": "nginx",
+                "resources": {"requests": {"cpu": "50m", "memory": "200Mi"}}}]}),
+        )?;
+        create(&c.client, pod).await?;
+    }
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    wait_for("the load pods running", WAIT, || async {
+        let mut running = 0;
+        for i in 0..3 {
+            let p = pods.get(&format!("load{i}")).await?;
+            if p.status.and_then(|s| s.phase).as_deref() == Some("Running") {
+                running += 1;
+            }
+        }
+        Ok((running == 3).then_some(()))
+    })
+    .await?;
+    // The ReplicaSet first, with no pods: the scheduler has its selector by the time the
+    // scale-up creates them.
+    let deploy = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: spread}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: spread}}
+  template:
+    metadata: {labels: {app: spread}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - {name: c, image: nginx, resources: {requests: {cpu: 25m, memory: 100Mi}}}
+"#;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(deploy))?;
+    let sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(c.client.clone(), "default");
+    wait_for("the ReplicaSet", WAIT, || async {
+        let list = sets
+            .list(&ListParams::default().labels("app=spread"))
+            .await?;
+        Ok((!list.items.is_empty()).then_some(()))
+    })
+    .await?;
+    c.kubectl(&["scale", "deployment/spread", "--replicas=6"])?;
+    c.kubectl(&["rollout", "status", "deployment/spread", "--timeout=60s"])?;
+    let list = pods
+        .list(&ListParams::default().labels("app=spread"))
+        .await?;
+    let mut per_node = std::collections::BTreeMap::<String, usize>::new();
+    for p in &list.items {
+        let node = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .context("unbound")?;
+        *per_node.entry(node).or_default() += 1;
+    }
+    if !(per_node.len() == 3 && per_node.values().all(|n| *n == 2)) {
+        // What the scheduler saw of the nodes, for the failure's report.
+        let nodes = c.kubectl(&["describe", "nodes"])?;
+        let events = c.kubectl(&["get", "events", "-o", "wide"])?;
+        anyhow::bail!("replicas per node: {per_node:?}\n{nodes}\n{events}");
+    }
     Ok(())
 }
 
@@ -388,6 +481,7 @@ macro_rules! scenarios {
 
 scenarios!(
     pods_spread_with_scheduled_events: 3,
+    replicas_spread_by_count_over_least_allocated: 3,
     a_pod_that_fits_nowhere_waits_for_a_node: 3,
     selectors_cordons_and_taints: 3,
     anti_affinity_and_spread: 3,

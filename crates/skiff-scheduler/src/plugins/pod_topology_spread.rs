@@ -5,9 +5,13 @@
 //! Upstream: `pkg/scheduler/framework/plugins/podtopologyspread` (`filtering.go`,
 //! `scoring.go`, `common.go`).
 //!
-//! Not here: the system default constraints (hostname 3, zone 5, `ScheduleAnyway`, with a
-//! selector from the pod's Services, ReplicaSets and StatefulSets): a pod without
-//! constraints of its own is not spread by this plugin (LeastAllocated still spreads it).
+//! A pod with no constraints of its own is scored with the system default constraints
+//! (upstream's default profile, `defaultingType: System`): hostname with maxSkew 3 and zone
+//! with maxSkew 5, both `ScheduleAnyway`, over the pods its Services and its ReplicaSet,
+//! ReplicationController or StatefulSet select ([`crate::workloads`]); none when nothing
+//! selects it. Nodes without a zone label are still spread by hostname then.
+//!
+//! Not here: `defaultingType: List` (configured default constraints): skiff has one profile.
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,7 +21,8 @@ use crate::framework::{
 };
 use crate::plugins::names;
 use crate::types::{
-    is_do_not_schedule, untolerated_taint, NodeInfo, PodInfo, SpreadConstraint, LABEL_HOSTNAME,
+    is_do_not_schedule, untolerated_taint, NodeInfo, PodInfo, Selector, SpreadConstraint,
+    LABEL_HOSTNAME, LABEL_TOPOLOGY_ZONE,
 };
 
 pub const ERR_REASON_CONSTRAINTS_NOT_MATCH: &str =
@@ -180,13 +185,51 @@ impl Filter for PodTopologySpread {
     }
 }
 
+/// The system default constraints (upstream's `systemDefaultConstraints`, the default
+/// profile's `defaultingType: System`): scoring only, for a pod with no constraints of its
+/// own, over the pods `selector` (its Services' and controller's) selects.
+fn system_default_constraints(selector: Selector) -> Vec<SpreadConstraint> {
+    let constraint = |key: &str, max_skew| SpreadConstraint {
+        max_skew,
+        topology_key: key.to_owned(),
+        hard: false,
+        selector: selector.clone(),
+        min_domains: 1,
+        honor_node_affinity: true,
+        honor_node_taints: false,
+    };
+    vec![
+        constraint(LABEL_HOSTNAME, 3),
+        constraint(LABEL_TOPOLOGY_ZONE, 5),
+    ]
+}
+
+/// Whether the pod names spread constraints of its own (any kind: then no system default
+/// applies, as upstream's `initPreScoreState`).
+fn has_own_constraints(pod: &PodInfo) -> bool {
+    pod.pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.topology_spread_constraints.as_ref())
+        .is_some_and(|c| !c.is_empty())
+}
+
 /// PreScore state: matching pods per domain per `ScheduleAnyway` constraint (hostname
 /// constraints are counted per node in Score), and the nodes without every topology key.
 #[derive(Clone, Debug, Default)]
 struct ScoreState {
+    /// The system default constraints, when they apply (the pod has none then, so
+    /// [`ScoreState::constraints`] is these or the pod's own soft ones).
+    defaults: Vec<SpreadConstraint>,
     ignored: HashSet<String>,
     counts: Vec<HashMap<String, i64>>,
     weights: Vec<f64>,
+}
+
+impl ScoreState {
+    fn constraints<'a>(&'a self, pod: &'a PodInfo) -> impl Iterator<Item = &'a SpreadConstraint> {
+        self.defaults.iter().chain(soft(pod))
+    }
 }
 
 impl StateData for ScoreState {
@@ -201,48 +244,68 @@ impl PreScore for PodTopologySpread {
         nodes: &[&NodeInfo],
         snapshot: &Snapshot,
     ) -> Status {
-        let n = soft(pod).count();
-        if n == 0 || nodes.is_empty() {
+        if nodes.is_empty() {
             return Status::skip();
         }
-        let mut s = ScoreState {
-            ignored: HashSet::new(),
-            counts: vec![HashMap::new(); n],
-            weights: vec![0.0; n],
-        };
+        let mut s = ScoreState::default();
+        if !has_own_constraints(pod) {
+            let selector = snapshot.workloads.default_selector(pod);
+            if selector.is_empty() {
+                return Status::skip();
+            }
+            s.defaults = system_default_constraints(selector);
+        }
+        let n = s.constraints(pod).count();
+        if n == 0 {
+            return Status::skip();
+        }
+        // Only the pod's own constraints require every topology key on a node: with the
+        // system defaults a node without a zone label is still spread by hostname.
+        let require_all = s.defaults.is_empty();
+        s.counts = vec![HashMap::new(); n];
         for node in nodes {
-            if !has_all_keys(node, soft(pod)) {
+            if require_all && !has_all_keys(node, s.constraints(pod)) {
                 s.ignored.insert(node.name.clone());
                 continue;
             }
-            for (i, c) in soft(pod).enumerate() {
+            for (i, c) in s.defaults.iter().chain(soft(pod)).enumerate() {
                 if c.topology_key == LABEL_HOSTNAME {
                     continue;
                 }
-                let v = &node.labels()[&c.topology_key];
-                if !s.counts[i].contains_key(v.as_str()) {
-                    s.counts[i].insert(v.clone(), 0);
+                let v = node
+                    .labels()
+                    .get(&c.topology_key)
+                    .map_or("", String::as_str);
+                if !s.counts[i].contains_key(v) {
+                    s.counts[i].insert(v.to_owned(), 0);
                 }
             }
         }
-        for (i, c) in soft(pod).enumerate() {
-            let size = if c.topology_key == LABEL_HOSTNAME {
-                nodes.len() - s.ignored.len()
-            } else {
-                s.counts[i].len()
-            };
-            s.weights[i] = ((size + 2) as f64).ln();
-        }
+        s.weights = s
+            .constraints(pod)
+            .enumerate()
+            .map(|(i, c)| {
+                let size = if c.topology_key == LABEL_HOSTNAME {
+                    nodes.len() - s.ignored.len()
+                } else {
+                    s.counts[i].len()
+                };
+                ((size + 2) as f64).ln()
+            })
+            .collect();
         for node in snapshot.nodes {
-            if !has_all_keys(node, soft(pod)) {
+            if require_all && !has_all_keys(node, s.constraints(pod)) {
                 continue;
             }
-            for (i, c) in soft(pod).enumerate() {
+            for (i, c) in s.defaults.iter().chain(soft(pod)).enumerate() {
                 if c.topology_key == LABEL_HOSTNAME || !node_included(c, pod, node) {
                     continue;
                 }
-                let v = &node.labels()[&c.topology_key];
-                if let Some(slot) = s.counts[i].get_mut(v.as_str()) {
+                let v = node
+                    .labels()
+                    .get(&c.topology_key)
+                    .map_or("", String::as_str);
+                if let Some(slot) = s.counts[i].get_mut(v) {
                     *slot += count_matching(node, c, &pod.namespace);
                 }
             }
@@ -261,7 +324,7 @@ impl Score for PodTopologySpread {
             return 0;
         }
         let mut score = 0.0;
-        for (i, c) in soft(pod).enumerate() {
+        for (i, c) in s.constraints(pod).enumerate() {
             if let Some(v) = node.labels().get(&c.topology_key) {
                 let count = if c.topology_key == LABEL_HOSTNAME {
                     count_matching(node, c, &pod.namespace)
@@ -303,7 +366,9 @@ impl Score for PodTopologySpread {
 mod tests {
     use super::*;
     use crate::framework::Code;
+    use crate::framework::Framework;
     use crate::plugins::testing::*;
+    use crate::workloads::Workload;
     use serde_json::json;
     use std::sync::Arc;
 
@@ -496,5 +561,178 @@ mod tests {
         PodTopologySpread.normalize(&st, &p, &nodes, &mut scores);
         // 100*(3+0-s)/3; the node without the key gets 0.
         assert_eq!(scores, [0, 33, 100, 0]);
+    }
+
+    /// A pod of ReplicaSet `web-1` (what a Deployment makes), requesting 100m / 200Mi.
+    fn replica(name: &str) -> Arc<PodInfo> {
+        pod_with(
+            name,
+            json!({"labels": {"app": "web", "pod-template-hash": "1"}, "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs-uid",
+                 "controller": true}]}),
+            json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}}}]}),
+        )
+    }
+
+    /// A world whose ReplicaSet `web-1` selects `app=web, pod-template-hash=1`.
+    fn with_replica_set(nodes: Vec<NodeInfo>) -> World {
+        let mut world = World::new(nodes);
+        let rs = serde_json::from_value(
+            json!({"metadata": {"name": "web-1", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "web", "pod-template-hash": "1"}},
+                     "template": {}}}),
+        )
+        .expect("a ReplicaSet");
+        world.workloads.upsert(Workload::of_replica_set(&rs));
+        world
+    }
+
+    /// PreScore's status, then each node's normalized score.
+    fn scores(world: &World, p: &PodInfo) -> (Code, Vec<i64>) {
+        let snap = world.snapshot();
+        let mut st = CycleState::default();
+        let nodes: Vec<&NodeInfo> = world.nodes.iter().collect();
+        let code = PodTopologySpread.pre_score(&mut st, p, &nodes, &snap).code;
+        let mut scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| PodTopologySpread.score(&st, p, n, &snap))
+            .collect();
+        PodTopologySpread.normalize(&st, p, &nodes, &mut scores);
+        (code, scores)
+    }
+
+    #[test]
+    fn system_defaults_spread_the_pods_of_a_replica_set() {
+        // Three nodes without zone labels, 2, 1 and 0 replicas: hostname weight ln(3+2),
+        // raw 2*1.61+2 = 5, 1.61+2 = 4 and 2; normalized 100*(5+2-s)/5. The zone default
+        // adds nothing on nodes without the label, and does not make them ignored.
+        let world = with_replica_set(vec![
+            with_pods(plain_node("a", json!({})), &[replica("r1"), replica("r2")]),
+            with_pods(plain_node("b", json!({})), &[replica("r3")]),
+            plain_node("c", json!({})),
+        ]);
+        assert_eq!(
+            scores(&world, &replica("p")),
+            (Code::Success, vec![40, 60, 100])
+        );
+        // With zones, both count: zone z1 (a, b) holds 3 replicas, z2 (c) none; weights
+        // ln(3+2) for hostname and ln(2+2) for zone, maxSkew-1 = 2 and 4.
+        let world = with_replica_set(vec![
+            with_pods(
+                plain_node("a", json!({LABEL_TOPOLOGY_ZONE: "z1"})),
+                &[replica("r1"), replica("r2")],
+            ),
+            with_pods(
+                plain_node("b", json!({LABEL_TOPOLOGY_ZONE: "z1"})),
+                &[replica("r3")],
+            ),
+            plain_node("c", json!({LABEL_TOPOLOGY_ZONE: "z2"})),
+        ]);
+        // a: 3.22+2 + 4.16+4 = 13.4 -> 13; b: 1.61+2 + 8.16 = 11.8 -> 12; c: 2 + 4 = 6.
+        // 100*(13+6-s)/13.
+        assert_eq!(
+            scores(&world, &replica("p")),
+            (Code::Success, vec![46, 53, 100])
+        );
+        // Other namespaces' pods and pods the selector does not take do not count.
+        let stranger = pod_with(
+            "s",
+            json!({"namespace": "other", "labels": {"app": "web", "pod-template-hash": "1"}}),
+            json!({}),
+        );
+        let world = with_replica_set(vec![
+            with_pods(plain_node("a", json!({})), &[stranger, web("w1")]),
+            plain_node("b", json!({})),
+        ]);
+        assert_eq!(
+            scores(&world, &replica("p")),
+            (Code::Success, vec![100, 100])
+        );
+    }
+
+    #[test]
+    fn system_defaults_apply_only_to_pods_something_selects_without_constraints() {
+        let world = with_replica_set(vec![
+            with_pods(plain_node("a", json!({})), &[replica("r1"), replica("r2")]),
+            plain_node("b", json!({})),
+        ]);
+        // No Service or controller selects the pod: no default, Skip.
+        let lone = pod_labeled(
+            "lone",
+            json!({"app": "web", "pod-template-hash": "1"}),
+            json!({}),
+        );
+        assert_eq!(scores(&world, &lone).0, Code::Skip);
+        // Its own soft constraint (over pods labeled app=db: none) replaces the defaults.
+        let own = pod_with(
+            "own",
+            json!({"labels": {"app": "web", "pod-template-hash": "1"}, "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs-uid",
+                 "controller": true}]}),
+            json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": LABEL_HOSTNAME,
+                "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app": "db"}}}]}),
+        );
+        assert_eq!(scores(&world, &own), (Code::Success, vec![100, 100]));
+        // Only hard constraints of its own: no soft ones and no defaults either.
+        let mut hard = own.pod.as_ref().clone();
+        if let Some(c) = hard
+            .spec
+            .as_mut()
+            .and_then(|s| s.topology_spread_constraints.as_mut())
+        {
+            c[0].when_unsatisfiable = "DoNotSchedule".into();
+        }
+        let hard = PodInfo::new(Arc::new(hard));
+        assert_eq!(scores(&world, &hard).0, Code::Skip);
+        // The same pod without constraints is spread by the defaults: weight ln(2+2), raw
+        // 2*1.39+2 = 5 and 2, so 100*(5+2-s)/5.
+        assert_eq!(
+            scores(&world, &replica("p")),
+            (Code::Success, vec![40, 100])
+        );
+        // A Service that selects the lone pod gives it a default selector too.
+        let mut world = world;
+        let svc =
+            serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web"}}}))
+            .expect("a Service");
+        world.workloads.upsert(Workload::of_service(&svc));
+        assert_eq!(scores(&world, &lone), (Code::Success, vec![40, 100]));
+    }
+
+    #[test]
+    fn a_replica_goes_to_the_node_with_fewest_replicas_over_least_allocated() {
+        use crate::schedule_one::{Algorithm, Nominated};
+        // Equal nodes; a and b hold a replica each, c an unrelated pod of 1 cpu / 2Gi, so
+        // LeastAllocated prefers a and b (95 against 72). The system default gives c 100
+        // and a, b 50, at weight 2: c wins. A pod nothing selects goes to a or b.
+        let unrelated = pod_requesting("big", "1", "2Gi");
+        let world = with_replica_set(vec![
+            with_pods(
+                node("a", json!({}), "4", "8Gi", json!({})),
+                &[replica("r1")],
+            ),
+            with_pods(
+                node("b", json!({}), "4", "8Gi", json!({})),
+                &[replica("r2")],
+            ),
+            with_pods(node("c", json!({}), "4", "8Gi", json!({})), &[unrelated]),
+        ]);
+        let snap = world.snapshot();
+        let nominated = Nominated::new();
+        let lone = pod_with(
+            "lone",
+            json!({"labels": {"app": "solo"}}),
+            json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}}}]}),
+        );
+        for seed in 0..8 {
+            let mut algo = Algorithm::seeded(Framework::default_plugins(), 1, seed);
+            let got = algo
+                .schedule_pod(&replica("p"), &snap, &nominated)
+                .expect("fits");
+            assert_eq!(got.node, "c", "seed {seed}");
+            let got = algo.schedule_pod(&lone, &snap, &nominated).expect("fits");
+            assert_ne!(got.node, "c", "seed {seed}");
+        }
     }
 }

@@ -79,6 +79,7 @@ pub struct World {
     pub nodes: Vec<NodeInfo>,
     pub images: HashMap<String, usize>,
     pub namespaces: Arc<HashMap<String, BTreeMap<String, String>>>,
+    pub workloads: crate::workloads::Workloads,
 }
 
 impl World {
@@ -104,6 +105,7 @@ impl World {
             nodes,
             images,
             namespaces,
+            workloads: crate::workloads::Workloads::new(),
         }
     }
 
@@ -112,6 +114,7 @@ impl World {
             nodes: &self.nodes,
             image_nodes: &self.images,
             namespaces: &self.namespaces,
+            workloads: &self.workloads,
             nodes_with_affinity_pods: self
                 .nodes
                 .iter()
