@@ -15,6 +15,7 @@
 //!    lines longer than 16 KiB split into `P` parts), reaps the container's init, reads the
 //!    OOM-kill counter of the container's memory cgroup (v1 `memory.oom_control`, v2
 //!    `memory.events`), writes `exit.json` durably (temp, fsync, rename, fsync dir) and exits.
+//!    (`monitor.json` and `started.json` are written atomically but not synced.)
 //!    SIGUSR1 reopens the log file (for rotation).
 //!
 //! The library side ([`Containers`], [`ContainerHandle`]) starts monitors, reads their files
@@ -189,15 +190,28 @@ fn now_rfc3339() -> String {
 
 /// Writes `bytes` to `path` durably: temp file, fsync, rename, fsync of the directory.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomically(path, bytes, true)
+}
+
+/// Temp file and rename: readers see the old file or the whole new one. With `sync`, also
+/// fsync of the file before and of the directory after the rename (survives power loss).
+/// Only `exit.json` is synced: the rest describes running processes, which a power loss
+/// ends anyway, and two fsyncs would be most of a start's latency on a busy disk.
+fn write_atomically(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
     }
     fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    if sync {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn open_log(path: &Path) -> std::io::Result<File> {
@@ -307,9 +321,10 @@ fn stage2(config_path: &Path) -> Result<(), String> {
         monitor_start_ticks: start_ticks(monitor_pid).unwrap_or(0),
         started_at: now_rfc3339(),
     };
-    write_durably(
+    write_atomically(
         &cfg.dir.join("started.json"),
         &serde_json::to_vec(&started).map_err(|e| e.to_string())?,
+        false,
     )
     .map_err(|e| format!("started.json: {e}"))?;
     report(&format!("ok {pid}"));
@@ -650,7 +665,7 @@ impl Containers {
             id: req.id.clone(),
             message: e.to_string(),
         })?;
-        write_durably(&cfg_path, &bytes).map_err(io_err("writing", &cfg_path))?;
+        write_atomically(&cfg_path, &bytes, false).map_err(io_err("writing", &cfg_path))?;
         let mlog_path = dir.join("monitor.log");
         let mlog = open_log(&mlog_path).map_err(io_err("opening", &mlog_path))?;
         let mut child = Command::new(&self.monitor.program)
