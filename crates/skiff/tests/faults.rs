@@ -229,6 +229,33 @@ fn is_ready(p: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// Where `app=<app>`'s pods are and what the nodes look like, for a failure's message.
+async fn placement(client: &Client, app: &str) -> Result<String> {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let mut out = String::new();
+    for n in nodes.list(&ListParams::default()).await?.items {
+        let ready = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.clone());
+        let taints: Vec<String> = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|t| format!("{}:{}", t.key, t.effect))
+            .collect();
+        out += &format!("node {} ready={ready:?} taints={taints:?}; ", n.name_any());
+    }
+    for p in live_pods(client, app).await? {
+        out += &format!("pod {} on {:?}; ", p.name_any(), pod_node(&p));
+    }
+    Ok(out)
+}
+
 /// The live (not terminating) pods of `app=<app>`.
 async fn live_pods(client: &Client, app: &str) -> Result<Vec<Pod>> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -272,15 +299,14 @@ spec:
 async fn a_silent_nodes_pods_are_replaced_elsewhere(datastore: common::Datastore) -> Result<()> {
     let c = common::Cluster::start_with(datastore, |a| {
         a.simulated_nodes = 2;
-        a.node_monitor_grace_period = Duration::from_secs(3);
+        // Above the simulated nodes' 10 s Lease renewals (upstream: 40 s over 10 s): the
+        // live nodes never look silent between two renewals, only the one that stops.
+        a.node_monitor_grace_period = Duration::from_secs(20);
     })
     .await?;
     let lone = extra_nodes(&c.client, "lone-", "10.98.0.1")?;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());
-    wait_for("three nodes", WAIT, || async {
-        Ok((nodes.list(&ListParams::default()).await?.items.len() == 3).then_some(()))
-    })
-    .await?;
+    c.wait_nodes_ready(3).await?;
     c.kubectl_stdin(
         &["apply", "-f", "-"],
         Some(&deployment_yaml("web", 9, Some(2))),
@@ -292,7 +318,11 @@ async fn a_silent_nodes_pods_are_replaced_elsewhere(datastore: common::Datastore
         .filter(|p| pod_node(p) == "lone-0")
         .map(|p| p.name_any())
         .collect();
-    ensure!(!on_lone.is_empty(), "the scheduler put nothing on lone-0");
+    ensure!(
+        !on_lone.is_empty(),
+        "the scheduler put nothing on lone-0: {}",
+        placement(&c.client, "web").await?
+    );
     // The node goes silent: no more Lease renewals or status.
     drop(lone);
     wait_for("lone-0 to be NotReady", WAIT, || async {
@@ -319,7 +349,11 @@ async fn a_silent_nodes_pods_are_replaced_elsewhere(datastore: common::Datastore
             .all(|name| live.iter().all(|p| &p.name_any() != name));
         Ok((away.len() == 9 && live.len() == 9 && gone).then_some(live))
     })
-    .await?;
+    .await;
+    let replaced = match replaced {
+        Ok(live) => live,
+        Err(e) => anyhow::bail!("{e:#}: {}", placement(&c.client, "web").await?),
+    };
     ensure!(
         replaced.iter().all(|p| pod_node(p).starts_with("sim-")),
         "a replacement went to the silent node"
@@ -332,11 +366,7 @@ async fn a_silent_nodes_pods_are_replaced_elsewhere(datastore: common::Datastore
 async fn a_node_deleted_mid_rollout(datastore: common::Datastore) -> Result<()> {
     let c = common::Cluster::start(datastore, 2).await?;
     let gone = extra_nodes(&c.client, "gone-", "10.97.0.1")?;
-    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());
-    wait_for("three nodes", WAIT, || async {
-        Ok((nodes.list(&ListParams::default()).await?.items.len() == 3).then_some(()))
-    })
-    .await?;
+    c.wait_nodes_ready(3).await?;
     c.kubectl_stdin(
         &["apply", "-f", "-"],
         Some(&deployment_yaml("roll", 6, None)),

@@ -78,9 +78,10 @@ impl Cluster {
         })
     }
 
-    /// Waits (up to 90 s) until `n` nodes are Ready. On etcd a simulated node's registration
-    /// has been seen to take 30-40 s under load (an open issue), so scenarios that count
-    /// nodes wait for them first.
+    /// Waits (up to 90 s) until `n` nodes are Ready and rid of the `not-ready` taint (a new
+    /// node registers not Ready, until its podCIDR comes). On etcd a simulated node's
+    /// registration has been seen to take 30-40 s under load (an open issue), so scenarios
+    /// that count nodes wait for them first.
     pub async fn wait_nodes_ready(&self, n: usize) -> Result<()> {
         let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(self.client.clone());
         wait_for(
@@ -93,12 +94,22 @@ impl Cluster {
                     .items
                     .iter()
                     .filter(|node| {
-                        node.status
+                        let ready = node
+                            .status
                             .as_ref()
                             .and_then(|s| s.conditions.as_ref())
                             .is_some_and(|cs| {
                                 cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                            })
+                            });
+                        // Node lifecycle lifts the not-ready taint a moment after Ready.
+                        let untainted = node
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.taints.as_ref())
+                            .is_none_or(|ts| {
+                                ts.iter().all(|t| t.key != "node.kubernetes.io/not-ready")
+                            });
+                        ready && untainted
                     })
                     .count();
                 Ok((ready >= n).then_some(()))
