@@ -147,8 +147,8 @@ pub struct ContainerConfig {
     pub rootfs: PathBuf,
     /// The final argv (see [`resolve_command`]).
     pub args: Vec<String>,
-    /// `NAME=value` entries, image env first, then the pod's (later wins, as the kubelet
-    /// merges them). A `PATH` is added when none is given.
+    /// `NAME=value` entries, image env first, then the pod's (a later entry replaces an
+    /// earlier one of the same name). A default `PATH` and `HOSTNAME` come first.
     pub env: Vec<String>,
     /// Empty means `/`.
     pub working_dir: String,
@@ -418,8 +418,8 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Value {
     json!({"destination": dest, "type": typ, "source": source, "options": options})
 }
 
-/// The default mounts of a CRI container (containerd's defaults minus `/run`, plus the
-/// cgroup filesystem, read-only unless privileged).
+/// The default mounts of a CRI container, in containerd's order (its defaults minus `/run`,
+/// then the cgroup filesystem, read-only unless privileged).
 pub fn default_mounts(privileged: bool) -> Vec<Value> {
     let ro = if privileged { "rw" } else { "ro" };
     vec![
@@ -444,6 +444,12 @@ pub fn default_mounts(privileged: bool) -> Vec<Value> {
             ],
         ),
         mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        mount(
             "/dev/mqueue",
             "mqueue",
             "mqueue",
@@ -455,12 +461,6 @@ pub fn default_mounts(privileged: bool) -> Vec<Value> {
             "cgroup",
             "cgroup",
             &["nosuid", "noexec", "nodev", "relatime", ro],
-        ),
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
         ),
     ]
 }
@@ -512,9 +512,21 @@ pub fn build_spec_json(c: &ContainerConfig) -> Result<Value, SpecError> {
         effective_capabilities(&c.capabilities, c.privileged, &c.host_capabilities)
             .into_iter()
             .collect();
-    let mut env = c.env.clone();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, DEFAULT_PATH_ENV.to_string());
+    // containerd's order: the default PATH, HOSTNAME, then the given entries, each
+    // replacing an earlier one of the same name in place (oci.WithEnv).
+    let mut env: Vec<String> = vec![DEFAULT_PATH_ENV.to_string()];
+    if let Some(h) = &c.hostname {
+        env.push(format!("HOSTNAME={h}"));
+    }
+    for e in &c.env {
+        let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+        match env
+            .iter_mut()
+            .find(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) == key)
+        {
+            Some(slot) => *slot = e.clone(),
+            None => env.push(e.clone()),
+        }
     }
     let cwd = if c.working_dir.is_empty() {
         "/"
@@ -550,9 +562,15 @@ pub fn build_spec_json(c: &ContainerConfig) -> Result<Value, SpecError> {
         .iter()
         .filter_map(|(_, m)| m["destination"].as_str().map(str::to_string))
         .collect();
+    // A supplied /dev replaces every default mount under it too.
+    let dev_taken = taken.contains("/dev");
     let mut mounts: Vec<Value> = default_mounts(c.privileged)
         .into_iter()
-        .filter(|m| m["destination"].as_str().is_none_or(|d| !taken.contains(d)))
+        .filter(|m| {
+            m["destination"]
+                .as_str()
+                .is_none_or(|d| !(taken.contains(d) || dev_taken && d.starts_with("/dev/")))
+        })
         .collect();
     mounts.extend(user_mounts.into_iter().map(|(_, m)| m));
 
@@ -776,10 +794,10 @@ mod tests {
             {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
             {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
             {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", sys]},
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", sys]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
         ])
     }
 
@@ -815,7 +833,7 @@ mod tests {
     fn pod_container_snapshot() {
         let mut c = base();
         c.working_dir = "/work".into();
-        c.env = vec!["PATH=/bin".into(), "B=2".into()];
+        c.env = vec!["PATH=/bin".into(), "B=2".into(), "B=3".into()];
         c.user = UserIds {
             uid: 1000,
             gid: 1000,
@@ -886,7 +904,7 @@ mod tests {
                 "terminal": false,
                 "user": {"uid": 1000, "gid": 1000, "additionalGids": [10, 20]},
                 "args": ["/bin/sh", "-c", "echo hi"],
-                "env": ["PATH=/bin", "B=2"],
+                "env": ["PATH=/bin", "HOSTNAME=web-0", "B=3"],
                 "cwd": "/work",
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
                 "noNewPrivileges": true,
@@ -1056,6 +1074,25 @@ mod tests {
             .expect("/dev/null");
         assert_eq!((null.kind, null.major, null.minor), ('c', 1, 3));
         assert!(!devs.iter().any(|d| d.path.starts_with("/dev/pts")));
+    }
+
+    #[test]
+    fn a_supplied_dev_replaces_every_default_mount_under_it() {
+        let mut c = base();
+        c.mounts.push(BindMount {
+            host_path: "/host/dev".into(),
+            container_path: "/dev".into(),
+            readonly: false,
+            propagation: Propagation::Private,
+        });
+        let v = render(&c);
+        let dests: Vec<&str> = v["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .filter_map(|m| m["destination"].as_str())
+            .collect();
+        assert_eq!(dests, vec!["/proc", "/sys", "/sys/fs/cgroup", "/dev"]);
     }
 
     #[test]
