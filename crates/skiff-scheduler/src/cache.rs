@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::Node;
 use crate::framework::Snapshot;
 use crate::types::{NodeInfo, PodInfo};
 use crate::workloads::{Kind, Workload, Workloads};
+use crate::zone_counts::{zone_of, ZoneCounts};
 
 /// Where the cache has a pod.
 #[derive(Clone, Debug)]
@@ -36,6 +37,8 @@ pub struct Cache {
     image_nodes: HashMap<String, usize>,
     namespaces: Arc<HashMap<String, BTreeMap<String, String>>>,
     workloads: Workloads,
+    /// The pods on `nodes` by namespace, labels and zone.
+    zone_counts: ZoneCounts,
     nodes_with_affinity_pods: usize,
     nodes_with_required_anti_affinity_pods: usize,
 }
@@ -71,6 +74,7 @@ impl Cache {
             image_nodes: &self.image_nodes,
             namespaces: &self.namespaces,
             workloads: &self.workloads,
+            zone_counts: &self.zone_counts,
             nodes_with_affinity_pods: self.nodes_with_affinity_pods,
             nodes_with_required_anti_affinity_pods: self.nodes_with_required_anti_affinity_pods,
         }
@@ -108,6 +112,19 @@ impl Cache {
         out
     }
 
+    /// Adds `pod` to node `i` (counters and zone counts kept).
+    fn node_add_pod(&mut self, i: usize, pod: Arc<PodInfo>) {
+        self.zone_counts.add(&pod, zone_of(&self.nodes[i]), 1);
+        self.with_node(i, |n| n.add_pod(pod));
+    }
+
+    /// Removes the pod `uid` from node `i`, if there.
+    fn node_remove_pod(&mut self, i: usize, uid: &str) -> Option<Arc<PodInfo>> {
+        let pod = self.with_node(i, |n| n.remove_pod(uid))?;
+        self.zone_counts.add(&pod, zone_of(&self.nodes[i]), -1);
+        Some(pod)
+    }
+
     fn count_images(&mut self, images: &BTreeMap<String, i64>, add: bool) {
         for name in images.keys() {
             if add {
@@ -129,7 +146,15 @@ impl Cache {
             // Compared through a fresh NodeInfo of the new object.
             let fresh = NodeInfo::new(node.clone());
             let before = filter_view(&self.nodes[i]) == filter_view(&fresh);
+            let old_zone = zone_of(&self.nodes[i]).to_owned();
             self.nodes[i].set_node(node);
+            let new_zone = zone_of(&self.nodes[i]).to_owned();
+            if old_zone != new_zone {
+                for p in &self.nodes[i].pods {
+                    self.zone_counts.add(p, &old_zone, -1);
+                    self.zone_counts.add(p, &new_zone, 1);
+                }
+            }
             if old_images != self.nodes[i].images {
                 self.count_images(&old_images, false);
                 let new_images = self.nodes[i].images.clone();
@@ -148,7 +173,7 @@ impl Cache {
         self.nodes.push(info);
         self.index.insert(name.clone(), i);
         for pod in self.orphans.remove(&name).unwrap_or_default() {
-            self.with_node(i, |n| n.add_pod(pod));
+            self.node_add_pod(i, pod);
         }
         NodeChange::Added
     }
@@ -158,13 +183,10 @@ impl Cache {
         let Some(i) = self.index.remove(name) else {
             return;
         };
-        let pods = self.with_node(i, |n| {
-            let pods: Vec<Arc<PodInfo>> = n.pods.clone();
-            for p in &pods {
-                n.remove_pod(&p.uid);
-            }
-            pods
-        });
+        let pods: Vec<Arc<PodInfo>> = self.nodes[i].pods.clone();
+        for p in &pods {
+            self.node_remove_pod(i, &p.uid);
+        }
         let info = self.nodes.swap_remove(i);
         self.count_images(&info.images, false);
         if i < self.nodes.len() {
@@ -178,14 +200,14 @@ impl Cache {
 
     fn place(&mut self, pod: Arc<PodInfo>, node: &str) {
         match self.index.get(node) {
-            Some(&i) => self.with_node(i, |n| n.add_pod(pod)),
+            Some(&i) => self.node_add_pod(i, pod),
             None => self.orphans.entry(node.to_owned()).or_default().push(pod),
         }
     }
 
     fn unplace(&mut self, uid: &str, node: &str) -> Option<Arc<PodInfo>> {
         match self.index.get(node) {
-            Some(&i) => self.with_node(i, |n| n.remove_pod(uid)),
+            Some(&i) => self.node_remove_pod(i, uid),
             None => {
                 let list = self.orphans.get_mut(node)?;
                 let j = list.iter().position(|p| p.uid == uid)?;
@@ -390,5 +412,66 @@ mod tests {
         assert_eq!(c.snapshot().image_nodes.get("nginx:1.25"), Some(&1));
         c.remove_node("b");
         assert!(c.snapshot().image_nodes.is_empty());
+    }
+
+    #[test]
+    fn zone_counts_follow_pods_and_nodes() {
+        let check = |c: &Cache| {
+            let s = c.snapshot();
+            assert!(
+                s.zone_counts.same_as(&ZoneCounts::of_nodes(s.nodes)),
+                "{:?} against {:?}",
+                s.zone_counts,
+                ZoneCounts::of_nodes(s.nodes)
+            );
+        };
+        let zone = "topology.kubernetes.io/zone";
+        let mut c = Cache::new();
+        c.upsert_node(node_obj("a", json!({zone: "z1"})));
+        c.upsert_node(node_obj("b", json!({})));
+        let web = |name: &str, node: &str| {
+            pod_with(
+                name,
+                json!({"labels": {"app": "web"}}),
+                json!({"nodeName": node}),
+            )
+        };
+        c.upsert_bound_pod(web("w1", "a"));
+        c.upsert_bound_pod(web("w2", "b"));
+        c.assume(&web("w3", ""), "a");
+        check(&c);
+        assert_eq!(c.snapshot().zone_counts.label_set_count("default"), 1);
+        c.forget("uid-w3");
+        check(&c);
+        // A bound pod moved, relabeled, terminating.
+        c.upsert_bound_pod(web("w1", "b"));
+        check(&c);
+        c.upsert_bound_pod(pod_with(
+            "w2",
+            json!({"labels": {"app": "db"}}),
+            json!({"nodeName": "b"}),
+        ));
+        check(&c);
+        assert_eq!(c.snapshot().zone_counts.label_set_count("default"), 2);
+        c.upsert_bound_pod(pod_with(
+            "w2",
+            json!({"labels": {"app": "db"}, "deletionTimestamp": "2026-01-01T00:00:00Z"}),
+            json!({"nodeName": "b"}),
+        ));
+        check(&c);
+        // A node's zone changes; a node goes (its pods aside) and comes back.
+        c.upsert_node(node_obj("b", json!({zone: "z2"})));
+        check(&c);
+        c.remove_node("b");
+        check(&c);
+        c.upsert_bound_pod(web("w4", "b"));
+        check(&c);
+        c.upsert_node(node_obj("b", json!({zone: "z1"})));
+        check(&c);
+        for uid in ["uid-w1", "uid-w2", "uid-w4"] {
+            c.remove_pod(uid);
+        }
+        check(&c);
+        assert_eq!(c.snapshot().zone_counts.label_set_count("default"), 0);
     }
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::types::{NodeInfo, PodInfo};
 use crate::workloads::Workloads;
+use crate::zone_counts::ZoneCounts;
 
 /// The highest score a plugin gives a node.
 pub const MAX_NODE_SCORE: i64 = 100;
@@ -207,6 +208,8 @@ pub struct Snapshot<'a> {
     /// The selectors of Services, ReplicationControllers, ReplicaSets and StatefulSets
     /// (PodTopologySpread's system defaults).
     pub workloads: &'a Workloads,
+    /// The pods on `nodes` by namespace, labels and zone (for the system default spreading).
+    pub zone_counts: &'a ZoneCounts,
     /// How many nodes have pods with affinity terms, and with required anti-affinity.
     pub nodes_with_affinity_pods: usize,
     pub nodes_with_required_anti_affinity_pods: usize,

@@ -16,5 +16,6 @@ pub mod schedule_one;
 pub mod scheduler;
 pub mod types;
 pub mod workloads;
+pub mod zone_counts;
 
 pub use scheduler::{run, Config, Error};

@@ -9,7 +9,9 @@
 //! (upstream's default profile, `defaultingType: System`): hostname with maxSkew 3 and zone
 //! with maxSkew 5, both `ScheduleAnyway`, over the pods its Services and its ReplicaSet,
 //! ReplicationController or StatefulSet select ([`crate::workloads`]); none when nothing
-//! selects it. Nodes without a zone label are still spread by hostname then.
+//! selects it. Nodes without a zone label are still spread by hostname then. Their zone
+//! counts come from the cache's pods per label set and zone ([`crate::zone_counts`]) rather
+//! than from every node's pods, when that gives the same numbers.
 //!
 //! Not here: `defaultingType: List` (configured default constraints): skiff has one profile.
 
@@ -293,25 +295,69 @@ impl PreScore for PodTopologySpread {
                 ((size + 2) as f64).ln()
             })
             .collect();
-        for node in snapshot.nodes {
-            if require_all && !has_all_keys(node, s.constraints(pod)) {
-                continue;
-            }
-            for (i, c) in s.defaults.iter().chain(soft(pod)).enumerate() {
-                if c.topology_key == LABEL_HOSTNAME || !node_included(c, pod, node) {
-                    continue;
-                }
-                let v = node
-                    .labels()
-                    .get(&c.topology_key)
-                    .map_or("", String::as_str);
-                if let Some(slot) = s.counts[i].get_mut(v) {
-                    *slot += count_matching(node, c, &pod.namespace);
-                }
-            }
+        if by_label_sets(&s, pod, snapshot) {
+            count_by_label_sets(&mut s, pod, snapshot);
+        } else {
+            count_by_nodes(&mut s, pod, snapshot, require_all);
         }
         state.write(s);
         Status::success()
+    }
+}
+
+/// Whether the system defaults' zone counts can come from the cache's per-label-set counts
+/// ([`crate::zone_counts`]): every node counts for them (no required node affinity to
+/// honor; taints are ignored and no topology key is required), and the pod's namespace has
+/// fewer distinct label sets than there are nodes to visit. The counts are the same.
+fn by_label_sets(s: &ScoreState, pod: &PodInfo, snapshot: &Snapshot) -> bool {
+    !s.defaults.is_empty()
+        && pod.node_affinity.is_empty()
+        && s.defaults.iter().all(|c| {
+            !c.honor_node_taints
+                && (c.topology_key == LABEL_HOSTNAME || c.topology_key == LABEL_TOPOLOGY_ZONE)
+        })
+        && snapshot.zone_counts.label_set_count(&pod.namespace) < snapshot.nodes.len()
+}
+
+/// Adds the matching pods of every included node to their domain's count (hostname
+/// constraints are counted in Score), as upstream's PreScore does.
+fn count_by_nodes(s: &mut ScoreState, pod: &PodInfo, snapshot: &Snapshot, require_all: bool) {
+    for node in snapshot.nodes {
+        if require_all && !has_all_keys(node, s.constraints(pod)) {
+            continue;
+        }
+        for (i, c) in s.defaults.iter().chain(soft(pod)).enumerate() {
+            if c.topology_key == LABEL_HOSTNAME || !node_included(c, pod, node) {
+                continue;
+            }
+            let v = node
+                .labels()
+                .get(&c.topology_key)
+                .map_or("", String::as_str);
+            if let Some(slot) = s.counts[i].get_mut(v) {
+                *slot += count_matching(node, c, &pod.namespace);
+            }
+        }
+    }
+}
+
+/// The same for the system defaults' zone constraint from the per-label-set counts: the
+/// label sets of the pod's namespace that the selector takes, their pods per zone.
+fn count_by_label_sets(s: &mut ScoreState, pod: &PodInfo, snapshot: &Snapshot) {
+    for (i, c) in s.defaults.iter().enumerate() {
+        if c.topology_key != LABEL_TOPOLOGY_ZONE {
+            continue;
+        }
+        for (labels, per_zone) in snapshot.zone_counts.label_sets(&pod.namespace) {
+            if !c.selector.matches(labels) {
+                continue;
+            }
+            for (zone, n) in per_zone {
+                if let Some(slot) = s.counts[i].get_mut(zone.as_str()) {
+                    *slot += n;
+                }
+            }
+        }
     }
 }
 
@@ -734,5 +780,88 @@ mod tests {
             let got = algo.schedule_pod(&lone, &snap, &nominated).expect("fits");
             assert_ne!(got.node, "c", "seed {seed}");
         }
+    }
+
+    #[test]
+    fn zone_counts_by_label_sets_are_the_counts_by_nodes() {
+        let in_ns = |name: &str, ns: &str, labels: serde_json::Value| {
+            pod_with(name, json!({"namespace": ns, "labels": labels}), json!({}))
+        };
+        let terminating = pod_with(
+            "t",
+            json!({"labels": {"app": "web", "pod-template-hash": "1"},
+                   "deletionTimestamp": "2026-01-01T00:00:00Z"}),
+            json!({}),
+        );
+        let world = with_replica_set(vec![
+            with_pods(
+                plain_node("a1", json!({LABEL_TOPOLOGY_ZONE: "a"})),
+                &[replica("r1"), replica("r2"), web("w1"), terminating],
+            ),
+            with_pods(
+                plain_node("a2", json!({LABEL_TOPOLOGY_ZONE: "a"})),
+                &[
+                    replica("r3"),
+                    in_ns(
+                        "o1",
+                        "other",
+                        json!({"app": "web", "pod-template-hash": "1"}),
+                    ),
+                ],
+            ),
+            with_pods(
+                plain_node("b1", json!({LABEL_TOPOLOGY_ZONE: "b"})),
+                &[replica("r4")],
+            ),
+            with_pods(plain_node("x", json!({})), &[replica("r5"), replica("r6")]),
+            plain_node("c1", json!({LABEL_TOPOLOGY_ZONE: "c"})),
+        ]);
+        let snap = world.snapshot();
+        let p = replica("p");
+        let nodes: Vec<&NodeInfo> = world.nodes.iter().collect();
+        // Only some nodes feasible (domains a, "" and c): the other domains are not counted.
+        for feasible in [&nodes[..], &nodes[2..], &nodes[..1]] {
+            let mut st = CycleState::default();
+            assert!(PodTopologySpread
+                .pre_score(&mut st, &p, feasible, &snap)
+                .is_success());
+            let Some(s) = st.read::<ScoreState>() else {
+                panic!("no state");
+            };
+            assert!(by_label_sets(s, &p, &snap), "fewer label sets than nodes");
+            let mut by_nodes = s.clone();
+            for c in &mut by_nodes.counts {
+                c.values_mut().for_each(|v| *v = 0);
+            }
+            let mut by_sets = by_nodes.clone();
+            count_by_nodes(&mut by_nodes, &p, &snap, false);
+            count_by_label_sets(&mut by_sets, &p, &snap);
+            assert_eq!(by_nodes.counts, by_sets.counts);
+            assert_eq!(by_nodes.counts, s.counts);
+        }
+        let mut st = CycleState::default();
+        PodTopologySpread.pre_score(&mut st, &p, &nodes, &snap);
+        let counts = &st.read::<ScoreState>().expect("state").counts[1];
+        let want: HashMap<String, i64> = [
+            ("a".into(), 3),
+            ("b".into(), 1),
+            ("c".into(), 0),
+            ("".into(), 2),
+        ]
+        .into();
+        assert_eq!(counts, &want);
+        // A pod with required node affinity visits the nodes (some may not count).
+        let picky = pod_with(
+            "picky",
+            json!({"labels": {"app": "web", "pod-template-hash": "1"}, "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs-uid",
+                 "controller": true}]}),
+            json!({"nodeSelector": {LABEL_TOPOLOGY_ZONE: "a"}}),
+        );
+        let mut st = CycleState::default();
+        PodTopologySpread.pre_score(&mut st, &picky, &nodes[..2], &snap);
+        let s = st.read::<ScoreState>().expect("state");
+        assert!(!by_label_sets(s, &picky, &snap));
+        assert_eq!(s.counts[1], HashMap::from([("a".to_string(), 3)]));
     }
 }

@@ -80,6 +80,7 @@ pub struct World {
     pub images: HashMap<String, usize>,
     pub namespaces: Arc<HashMap<String, BTreeMap<String, String>>>,
     pub workloads: crate::workloads::Workloads,
+    pub zone_counts: crate::zone_counts::ZoneCounts,
 }
 
 impl World {
@@ -102,10 +103,11 @@ impl World {
             .collect(),
         );
         Self {
-            nodes,
             images,
             namespaces,
             workloads: crate::workloads::Workloads::new(),
+            zone_counts: crate::zone_counts::ZoneCounts::of_nodes(&nodes),
+            nodes,
         }
     }
 
@@ -115,6 +117,7 @@ impl World {
             image_nodes: &self.images,
             namespaces: &self.namespaces,
             workloads: &self.workloads,
+            zone_counts: &self.zone_counts,
             nodes_with_affinity_pods: self
                 .nodes
                 .iter()
