@@ -4,9 +4,12 @@
 //!   blob store, layers unpacked once into snapshots, overlayfs root filesystems.
 //! - [`container`]: OCI bundles (config.json), the OCI runtime driver (runc by default),
 //!   the per-container monitor process that outlives the kubelet, CRI-format logs.
+//! - [`sandbox`]: pod sandboxes: pinned network/IPC/UTS namespaces, the pod network
+//!   through CNI plugins, the pod's /etc/hosts, /etc/resolv.conf and /etc/hostname.
 //!
 //! The kubelet hands this crate plain descriptions (what to run, with which limits); it
 //! does not know Kubernetes API objects beyond that, and never the API server or store.
 
 pub mod container;
 pub mod image;
+pub mod sandbox;
