@@ -320,6 +320,18 @@ fn two_pods_reach_each_other_the_gateway_and_the_host() -> Result<()> {
     ));
     t.sandboxes.remove("a")?;
     ping_from(None, ip_b)?;
+
+    // CHECK passes while the network is intact and fails once eth0 is gone; remove then
+    // still clears everything, the masquerade rules included.
+    t.sandboxes.check_network("b")?;
+    let net_b = format!("--net={}", ns_b.display());
+    nsenter(&[net_b.as_str(), "ip", "link", "del", "eth0"])?;
+    let err = t
+        .sandboxes
+        .check_network("b")
+        .err()
+        .context("CHECK should fail without eth0")?;
+    assert!(err.to_string().contains("CHECK"), "{err}");
     t.sandboxes.remove("b")?;
     assert!(t.veths().is_empty());
     assert!(t.leases().is_empty());
@@ -348,9 +360,9 @@ fn remove_after_the_namespace_is_gone_releases_the_lease() -> Result<()> {
     t.sandboxes.remove("gone")?;
     assert!(t.leases().is_empty());
     assert!(t.sandboxes.list()?.is_empty());
-    // The bridge plugin (1.1.1) only removes its masquerade rules when it can still find
-    // the pod's interface; with the namespace gone they stay (the guard deletes them).
-    eprintln!("rules left by the bridge plugin: {:?}", t.rules());
+    // The bridge plugin (1.1.1) leaves its masquerade rules when the namespace is gone;
+    // skiff deletes them by name.
+    assert_eq!(t.rules(), vec![]);
     Ok(())
 }
 
@@ -545,6 +557,14 @@ fn floor_timings() -> Result<()> {
         let list = NetworkList::load_dir(&t.dir.path().join("cni"))?;
         Cni::new(list, vec![PathBuf::from("/usr/lib/cni")])
     };
+    let bridge_only = Cni::new(
+        NetworkList {
+            plugins: cni.network.plugins[..1].to_vec(),
+            ..cni.network.clone()
+        },
+        cni.bin_dirs.clone(),
+    );
+    let (mut add_bridge, mut del_bridge) = (vec![], vec![]);
     // Warm up the bridge once (its creation is a one-off per node).
     t.sandboxes.create(&t.config("warm"))?;
     for i in 0..20 {
@@ -568,6 +588,23 @@ fn floor_timings() -> Result<()> {
         sandbox::unpin(&net)?;
         result?;
 
+        let bare = dir.join("bare");
+        sandbox::pin_namespaces(Some(&bare), None, None, None)?;
+        let att = skiff_runtime::sandbox::cni::Attachment {
+            container_id: format!("bare{i}"),
+            netns: Some(bare.clone()),
+            ifname: "eth0".into(),
+            ..Default::default()
+        };
+        let start = Instant::now();
+        let result = bridge_only.add(&att);
+        add_bridge.push(start.elapsed());
+        let start = Instant::now();
+        bridge_only.del(&att, result.as_ref().ok())?;
+        del_bridge.push(start.elapsed());
+        sandbox::unpin(&bare)?;
+        result?;
+
         let id = format!("s{i}");
         let start = Instant::now();
         t.sandboxes.create(&t.config(&id))?;
@@ -578,10 +615,13 @@ fn floor_timings() -> Result<()> {
     }
     println!(
         "p50 over 20: pinned netns {:?}, CNI ADD (bridge+host-local+portmap) {:?}, DEL {:?}; \
+         bridge+host-local alone ADD {:?}, DEL {:?}; \
          whole sandbox create (net+ipc+uts, loopback, ADD, files) {:?}, remove {:?}",
         p50(pin),
         p50(add),
         p50(del),
+        p50(add_bridge),
+        p50(del_bridge),
         p50(create),
         p50(remove)
     );

@@ -353,7 +353,59 @@ impl Cni {
                 first_err.get_or_insert(e);
             }
         }
+        self.clear_bridge_masquerade(att, cached);
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// The bridge plugin (1.1) deletes its ipMasq rules only when it still finds the pod's
+    /// interface, so a DEL after the namespace (or just its eth0) went leaves them: a
+    /// POSTROUTING rule per pod IP and a `CNI-<hash>` chain. They are named after the
+    /// network and the container id (the plugins' `utils.FormatChainName`/`FormatComment`),
+    /// so skiff deletes them itself when the chain is still there, best-effort as the
+    /// plugin does (one `iptables -S` when there is nothing left, about 2 ms).
+    fn clear_bridge_masquerade(&self, att: &Attachment, cached: Option<&Value>) {
+        let masq = self.network.plugins.iter().any(|p| {
+            p.get("type").and_then(Value::as_str) == Some("bridge")
+                && p.get("ipMasq").and_then(Value::as_bool) == Some(true)
+        });
+        let ips = cached.map(result_ips).unwrap_or_default();
+        if !masq || ips.is_empty() {
+            return;
+        }
+        let chain = masquerade_chain(&self.network.name, &att.container_id);
+        let comment = format!("name: {:?} id: {:?}", self.network.name, att.container_id);
+        for ip in &ips {
+            let (tool, host) = match ip {
+                IpAddr::V4(_) => ("iptables", format!("{ip}/32")),
+                IpAddr::V6(_) => ("ip6tables", format!("{ip}/128")),
+            };
+            let run = |args: &[&str]| {
+                Command::new(tool)
+                    .args(["-w", "-t", "nat"])
+                    .args(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            if !run(&["-S", &chain]) {
+                continue;
+            }
+            run(&[
+                "-D",
+                "POSTROUTING",
+                "-s",
+                &host,
+                "-j",
+                &chain,
+                "-m",
+                "comment",
+                "--comment",
+                &comment,
+            ]);
+            run(&["-F", &chain]);
+            run(&["-X", &chain]);
+        }
     }
 
     /// CHECK (CNI >= 0.4.0): every plugin in order against the cached ADD result.
@@ -466,6 +518,14 @@ fn exec_plugin(
         })
 }
 
+/// The plugins' per-container chain name: `CNI-` and the first 24 hex digits of
+/// sha512(network name + container id).
+fn masquerade_chain(network: &str, container_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha512::digest(format!("{network}{container_id}").as_bytes());
+    format!("CNI-{}", &hex::encode(digest)[..24])
+}
+
 /// The pod's IPs from an ADD result: 1.0/0.3/0.4's `ips` (those on an interface inside the
 /// sandbox, or without an interface index), or 0.2's `ip4`/`ip6`.
 pub fn result_ips(result: &Value) -> Vec<IpAddr> {
@@ -561,6 +621,15 @@ mod tests {
             json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}])
         );
         assert_eq!(portmap["prevResult"], prev);
+    }
+
+    #[test]
+    fn masquerade_chain_as_the_plugins_name_it() {
+        // Seen on this machine: network "skiff-test-76bf5", container "gone".
+        assert_eq!(
+            masquerade_chain("skiff-test-76bf5", "gone"),
+            "CNI-d467ed3763a0fa37b28937a6"
+        );
     }
 
     #[test]

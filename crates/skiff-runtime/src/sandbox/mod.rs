@@ -342,6 +342,16 @@ impl Sandboxes {
         })
     }
 
+    /// CNI CHECK against the cached ADD result: whether the pod's network is still as ADD
+    /// left it (a sandbox on the host network, or not yet networked, has nothing to check).
+    pub fn check_network(&self, id: &str) -> Result<()> {
+        let sandbox = self.get(id)?;
+        match (&sandbox.netns, &self.cni, &sandbox.cni_result) {
+            (Some(_), Some(cni), Some(result)) => Ok(cni.check(&sandbox.attachment(), result)?),
+            _ => Ok(()),
+        }
+    }
+
     /// The ids under the state directory, sorted (a directory without a readable state
     /// file is listed too, so that [`Sandboxes::remove`] can clear it).
     pub fn list(&self) -> Result<Vec<String>> {
