@@ -483,6 +483,8 @@ fn a_missing_command_surfaces_the_runtimes_message() -> Result<()> {
     );
     // Nothing is left running or half-created.
     assert!(c.runtime.list()?.is_empty(), "{:?}", c.runtime.list()?);
+    assert!(c.list()?.is_empty());
+    assert!(!c.state_dir.join("missing").exists());
     Ok(())
 }
 
@@ -570,6 +572,10 @@ fn stdin_is_a_fifo_the_container_reads() -> Result<()> {
         content(&f.log("stdin"), logs::Stream::Stdout),
         vec!["hello", "again"]
     );
+    assert!(matches!(h.status(), ContainerStatus::Running(_)));
+    // A second start of a running id is refused and leaves the first alone.
+    let again = c.start(&req).expect_err("started twice");
+    assert!(again.to_string().contains("already running"), "{again}");
     assert!(matches!(h.status(), ContainerStatus::Running(_)));
     let e = h.stop(Duration::from_millis(200))?.context("no exit")?;
     assert_eq!(e.exit_code, 137); // cat as pid 1 ignores SIGTERM

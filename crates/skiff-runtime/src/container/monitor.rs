@@ -647,6 +647,14 @@ impl Containers {
             });
         }
         let dir = self.dir(&req.id);
+        if let Some(s) = read_json::<Started>(&dir.join("started.json")) {
+            if alive(&s) {
+                return Err(MonitorError::Monitor {
+                    id: req.id.clone(),
+                    message: "already running".into(),
+                });
+            }
+        }
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         for stale in ["exit.json", "started.json", "pid"] {
             let _ = fs::remove_file(dir.join(stale));
@@ -696,8 +704,8 @@ impl Containers {
         let got = rx.recv_timeout(self.start_timeout);
         let _ = child.wait(); // stage 1 exits right after spawning stage 2
         let handle = self.open_dir(&req.id)?;
-        match got {
-            Ok(Some(r)) if r.starts_with("ok ") => Ok(handle),
+        let result = match got {
+            Ok(Some(r)) if r.starts_with("ok ") => return Ok(handle),
             Ok(Some(r)) => match r.strip_prefix("runtime-error ") {
                 Some(m) => Err(MonitorError::Runtime(m.to_string())),
                 None => Err(MonitorError::Monitor {
@@ -719,7 +727,10 @@ impl Containers {
                     message: format!("no report within {:?}", self.start_timeout),
                 })
             }
-        }
+        };
+        // A start that failed leaves nothing behind: no container, no state directory.
+        let _ = handle.remove();
+        result
     }
 
     fn open_dir(&self, id: &str) -> Result<ContainerHandle, MonitorError> {
