@@ -13,6 +13,7 @@
 //! The pod worker (the part with I/O) reads the API objects and the runtime's state, calls
 //! these, and acts on what they return. Each module names the upstream file it follows.
 
+pub mod backoff;
 pub mod convert;
 pub mod env;
 pub mod qos;
