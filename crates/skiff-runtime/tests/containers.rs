@@ -17,7 +17,9 @@ use skiff_runtime::container::monitor::{
     self, ContainerHandle, ContainerStatus, Containers, MonitorCommand, MonitorError, StartRequest,
 };
 use skiff_runtime::container::runtime::Runtime;
-use skiff_runtime::container::spec::{self, ContainerConfig, Seccomp, UserIds};
+use skiff_runtime::container::spec::{
+    self, ContainerConfig, NamespaceMode, Namespaces, Seccomp, UserIds,
+};
 
 /// The monitor, when this binary is re-executed as one.
 #[test]
@@ -106,7 +108,7 @@ impl Drop for HugetlbV1 {
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "sleep", "cat", "head", "tail", "dd", "tr", "id", "true", "touch", "ls", "grep",
-    "mount", "mkdir", "test",
+    "mount", "mkdir", "test", "hostname", "ps",
 ];
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -671,6 +673,109 @@ fn sigusr1_makes_the_monitor_reopen_a_rotated_log() -> Result<()> {
         .iter()
         .all(|l| l.content == b"tick"));
     h.stop(Duration::from_millis(100))?;
+    h.remove()?;
+    Ok(())
+}
+
+/// A stand-in pod sandbox: a process holding new net, ipc, uts and pid namespaces
+/// (`unshare`), killed on drop.
+struct NamespaceHolder {
+    unshare: std::process::Child,
+    pid: i32,
+}
+
+impl NamespaceHolder {
+    fn start(hostname: &str) -> Result<NamespaceHolder> {
+        let mut unshare = Command::new("unshare")
+            .args([
+                "--net",
+                "--ipc",
+                "--uts",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "sh",
+                "-c",
+            ])
+            .arg(format!("hostname {hostname} && exec sleep 1000"))
+            .stdin(Stdio::null())
+            .spawn()?;
+        let me = unshare.id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // The sleeping child of unshare, once it is in its namespaces with the hostname.
+            let child = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+                .ok()
+                .and_then(|c| {
+                    c.split_whitespace()
+                        .next()
+                        .and_then(|p| p.parse::<i32>().ok())
+                });
+            if let Some(pid) = child {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "sleep" {
+                    return Ok(NamespaceHolder { unshare, pid });
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = unshare.kill();
+                let _ = unshare.wait();
+                bail!("the namespace holder did not come up");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn ns(&self, kind: &str) -> NamespaceMode {
+        NamespaceMode::Path(format!("/proc/{}/ns/{kind}", self.pid).into())
+    }
+}
+
+impl Drop for NamespaceHolder {
+    fn drop(&mut self) {
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+#[test]
+fn containers_join_the_sandboxs_namespaces_by_path() -> Result<()> {
+    let f = Fixture::new()?;
+    let holder = NamespaceHolder::start("pod-a")?;
+    let c = f.containers("runc");
+    let script = "hostname; echo $HOSTNAME; ls /sys/class/net; echo pid=$$";
+    let mut shared = f.config("joined", &["sh", "-c", script]);
+    shared.hostname = Some("pod-a".into());
+    shared.namespaces = Namespaces {
+        network: holder.ns("net"),
+        ipc: holder.ns("ipc"),
+        uts: holder.ns("uts"),
+        pid: NamespaceMode::Private,
+    };
+    let h = c.start(&f.request_for(&shared)?)?;
+    let e = exited(&h)?;
+    let out = content(&f.log("joined"), logs::Stream::Stdout);
+    assert_eq!(e.exit_code, 0, "{out:?}");
+    // The sandbox's hostname and network (a new netns has only lo), its own pid namespace.
+    assert_eq!(out, vec!["pod-a", "pod-a", "lo", "pid=1"]);
+    h.remove()?;
+
+    // shareProcessNamespace: the sandbox's pid namespace, so the container is not pid 1 and
+    // sees the holder's process.
+    let mut pidshare = f.config("pidshare", &["sh", "-c", "echo pid=$$; ps -o comm"]);
+    pidshare.hostname = None;
+    pidshare.namespaces = Namespaces {
+        network: holder.ns("net"),
+        ipc: holder.ns("ipc"),
+        uts: holder.ns("uts"),
+        pid: holder.ns("pid"),
+    };
+    let h = c.start(&f.request_for(&pidshare)?)?;
+    let e = exited(&h)?;
+    let out = content(&f.log("pidshare"), logs::Stream::Stdout);
+    assert_eq!(e.exit_code, 0, "{out:?}");
+    assert_ne!(out[0], "pid=1", "{out:?}");
+    assert!(out.iter().any(|l| l.trim() == "sleep"), "{out:?}");
     h.remove()?;
     Ok(())
 }

@@ -153,6 +153,8 @@ pub struct ContainerConfig {
     /// Empty means `/`.
     pub working_dir: String,
     pub user: UserIds,
+    /// The pod's hostname: `HOSTNAME` in the env, and the UTS hostname when the container
+    /// has a UTS namespace of its own (a pod's containers join the sandbox's instead).
     pub hostname: Option<String>,
     pub capabilities: CapabilityChanges,
     pub privileged: bool,
@@ -667,7 +669,9 @@ pub fn build_spec_json(c: &ContainerConfig) -> Result<Value, SpecError> {
         "mounts": mounts,
         "linux": linux,
     });
-    if let Some(h) = &c.hostname {
+    // Only a container with a UTS namespace of its own sets its hostname; one that joins
+    // the sandbox's has the sandbox's (runc refuses to set it there), and keeps HOSTNAME.
+    if let (Some(h), NamespaceMode::Private) = (&c.hostname, &c.namespaces.uts) {
         spec["hostname"] = json!(h);
     }
     if !c.annotations.is_empty() {
@@ -899,7 +903,6 @@ mod tests {
         ]);
         let expected = json!({
             "ociVersion": "1.0.2-dev",
-            "hostname": "web-0",
             "process": {
                 "terminal": false,
                 "user": {"uid": 1000, "gid": 1000, "additionalGids": [10, 20]},
