@@ -415,6 +415,14 @@ fn orphans_from_a_crash_are_listed_and_removed() -> Result<()> {
         restarted.create(&t.config("x")),
         Err(SandboxError::NoNetwork)
     ));
+    // A networked sandbox is released with the network it was attached with, even by a
+    // kubelet that has no CNI configuration loaded (the state caches it).
+    let s = t.sandboxes.create(&t.config("cached"))?;
+    assert_eq!(t.leases(), vec![s.ips[0].to_string()]);
+    restarted.remove("cached")?;
+    assert!(t.leases().is_empty());
+    assert!(t.veths().is_empty());
+    assert_eq!(t.rules(), vec![]);
     assert!(matches!(
         restarted.remove("../etc"),
         Err(SandboxError::InvalidId(_))

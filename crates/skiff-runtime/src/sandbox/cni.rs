@@ -63,7 +63,8 @@ pub enum CniError {
 pub type Result<T, E = CniError> = std::result::Result<T, E>;
 
 /// A network configuration list.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NetworkList {
     pub name: String,
     pub cni_version: String,

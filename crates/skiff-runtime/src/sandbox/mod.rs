@@ -103,7 +103,11 @@ pub struct Sandbox {
     pub ipc: Option<PathBuf>,
     pub uts: Option<PathBuf>,
     pub port_mappings: Vec<PortMapping>,
-    /// The CNI ADD result, cached for DEL and CHECK (libcni caches it the same way).
+    /// The network ADD ran with, cached so that DEL releases what ADD made even when the
+    /// node's configuration changed or is not loaded (libcni caches it the same way).
+    #[serde(default)]
+    pub cni_network: Option<cni::NetworkList>,
+    /// The CNI ADD result, cached for DEL and CHECK.
     pub cni_result: Option<Value>,
     pub ips: Vec<IpAddr>,
     pub hosts_file: PathBuf,
@@ -169,7 +173,8 @@ impl Sandbox {
     }
 }
 
-/// The node's sandboxes: a state directory and the CNI network pods get.
+/// The node's sandboxes: a state directory and the CNI network pods get. Every call
+/// blocks (plugins run for tens of milliseconds): async callers use `spawn_blocking`.
 #[derive(Clone, Debug)]
 pub struct Sandboxes {
     root: PathBuf,
@@ -235,6 +240,11 @@ impl Sandboxes {
             ipc: (!config.host_ipc).then(|| ns_dir.join("ipc")),
             uts: own_uts.then(|| ns_dir.join("uts")),
             port_mappings: config.port_mappings.clone(),
+            cni_network: self
+                .cni
+                .as_ref()
+                .filter(|_| !config.host_network)
+                .map(|c| c.network.clone()),
             cni_result: None,
             ips: vec![],
             hosts_file: dir.join("hosts"),
@@ -305,6 +315,20 @@ impl Sandboxes {
         self.write_state(sandbox)
     }
 
+    /// The network a sandbox was attached with (its cached copy, else the node's), run
+    /// from the node's plugin directories (else the default ones).
+    fn cni_for(&self, sandbox: &Sandbox) -> Option<Cni> {
+        let bin_dirs = match &self.cni {
+            Some(c) => c.bin_dirs.clone(),
+            None => cni::DEFAULT_BIN_DIRS.iter().map(PathBuf::from).collect(),
+        };
+        let network = sandbox
+            .cni_network
+            .clone()
+            .or_else(|| self.cni.as_ref().map(|c| c.network.clone()))?;
+        Some(Cni::new(network, bin_dirs))
+    }
+
     fn write_state(&self, sandbox: &Sandbox) -> Result<()> {
         let dir = self.root.join(&sandbox.id);
         let path = dir.join(STATE_FILE);
@@ -346,7 +370,7 @@ impl Sandboxes {
     /// left it (a sandbox on the host network, or not yet networked, has nothing to check).
     pub fn check_network(&self, id: &str) -> Result<()> {
         let sandbox = self.get(id)?;
-        match (&sandbox.netns, &self.cni, &sandbox.cni_result) {
+        match (&sandbox.netns, self.cni_for(&sandbox), &sandbox.cni_result) {
             (Some(_), Some(cni), Some(result)) => Ok(cni.check(&sandbox.attachment(), result)?),
             _ => Ok(()),
         }
@@ -389,7 +413,7 @@ impl Sandboxes {
     }
 
     fn tear_down(&self, sandbox: &Sandbox) -> Result<()> {
-        if let (Some(netns), Some(cni)) = (&sandbox.netns, &self.cni) {
+        if let (Some(netns), Some(cni)) = (&sandbox.netns, self.cni_for(sandbox)) {
             let mut att = sandbox.attachment();
             // The spec lets DEL run without a namespace; plugins then release what they
             // can (host-local its lease, portmap its rules).
