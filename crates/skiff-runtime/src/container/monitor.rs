@@ -170,9 +170,12 @@ fn stage1() -> i32 {
         }
     };
     let _ = args.next();
+    // In `/`, so that the monitor keeps no directory of its caller busy (the paths it is
+    // given are absolute).
     match Command::new(exe)
         .args(args)
         .env(STAGE_ENV, "2")
+        .current_dir("/")
         .stdin(Stdio::null())
         .spawn()
     {
@@ -646,7 +649,8 @@ impl Containers {
                 message: "bad container id".into(),
             });
         }
-        let dir = self.dir(&req.id);
+        let abs = |p: &Path| std::path::absolute(p).map_err(io_err("resolving", p));
+        let dir = abs(&self.dir(&req.id))?;
         if let Some(s) = read_json::<Started>(&dir.join("started.json")) {
             if alive(&s) {
                 return Err(MonitorError::Monitor {
@@ -659,12 +663,17 @@ impl Containers {
         for stale in ["exit.json", "started.json", "pid"] {
             let _ = fs::remove_file(dir.join(stale));
         }
+        let mut runtime = self.runtime.clone();
+        runtime.root = abs(&runtime.root)?;
+        if runtime.binary.components().count() > 1 {
+            runtime.binary = abs(&runtime.binary)?; // a bare name is looked up in PATH
+        }
         let cfg = MonitorConfig {
             id: req.id.clone(),
-            bundle: req.bundle.clone(),
-            runtime: self.runtime.clone(),
+            bundle: abs(&req.bundle)?,
+            runtime,
             dir: dir.clone(),
-            log_path: req.log_path.clone(),
+            log_path: abs(&req.log_path)?,
             max_line: MAX_LOG_LINE,
             stdin: req.stdin,
         };
