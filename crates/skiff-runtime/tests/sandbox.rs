@@ -621,6 +621,13 @@ fn floor_timings() -> Result<()> {
         t.sandboxes.remove(&id)?;
         remove.push(start.elapsed());
     }
+    t.sandboxes.remove("warm")?;
+    // Twenty cycles of everything leave nothing behind.
+    assert!(t.sandboxes.list()?.is_empty());
+    assert!(t.leases().is_empty());
+    assert!(t.veths().is_empty());
+    assert_eq!(t.rules(), vec![]);
+    assert_eq!(mounts_under(t.dir.path()), Vec::<String>::new());
     println!(
         "p50 over 20: pinned netns {:?}, CNI ADD (bridge+host-local+portmap) {:?}, DEL {:?}; \
          bridge+host-local alone ADD {:?}, DEL {:?}; \
@@ -633,5 +640,59 @@ fn floor_timings() -> Result<()> {
         p50(create),
         p50(remove)
     );
+    Ok(())
+}
+
+/// Mounts under `dir` (pinned namespaces left behind would show here).
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = dir.display().to_string();
+    info.lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_burst_of_sandboxes_in_parallel_gets_distinct_ips_and_leaves_nothing() -> Result<()> {
+    let t = TestNet::new()?;
+    // The bridge exists before the burst, as on a node that runs pods.
+    t.sandboxes.create(&t.config("first"))?;
+    let start = Instant::now();
+    let made: Vec<Result<IpAddr>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12)
+            .map(|i| {
+                let t = &t;
+                scope.spawn(move || -> Result<IpAddr> {
+                    let s = t.sandboxes.create(&t.config(&format!("p{i}")))?;
+                    s.ips.first().copied().context("no IP")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| bail!("a create panicked")))
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    let mut ips = made.into_iter().collect::<Result<Vec<_>>>()?;
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 12, "distinct IPs: {ips:?}");
+    assert_eq!(t.veths().len(), 13);
+    println!("12 sandboxes created in parallel in {elapsed:?}");
+    let ids = t.sandboxes.list()?;
+    std::thread::scope(|scope| {
+        for id in &ids {
+            let t = &t;
+            scope.spawn(move || t.sandboxes.remove(id));
+        }
+    });
+    assert!(t.sandboxes.list()?.is_empty());
+    assert!(t.leases().is_empty());
+    assert!(t.veths().is_empty());
+    assert_eq!(t.rules(), vec![]);
+    assert_eq!(mounts_under(t.dir.path()), Vec::<String>::new());
     Ok(())
 }
