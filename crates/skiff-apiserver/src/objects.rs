@@ -124,6 +124,83 @@ fn owned(stored: Cow<'_, Value>) -> Option<Value> {
     }
 }
 
+/// Whether storing `new` over `current` would store what is stored already: the objects are
+/// equal but for `metadata.resourceVersion`, which is never stored. Upstream's
+/// `GuaranteedUpdate` (etcd3 `store.go`) encodes the new object with its resourceVersion
+/// cleared and, when the bytes are the stored ones, writes nothing and answers the stored
+/// object; this is that comparison on the decoded objects (no encoding, no copy).
+pub fn unchanged(current: &Value, new: &Value) -> bool {
+    equal_but_metadata(current, new, &["resourceVersion"])
+}
+
+/// Upstream's `IgnoreManagedFieldsTimestampsTransformer`: when `new` differs from `current`
+/// only in the times of its managed fields (as many entries, in the same order, each equal
+/// but for its `time`; the rest of the object equal), it gets `current`'s times back, so
+/// that a write changing nothing else is seen as the no-op it is ([`unchanged`]). An entry
+/// added or removed, or any other change, leaves `new` as it is.
+pub fn keep_managed_fields_times(current: &Value, new: &mut Value) {
+    let managed = |o: &Value| {
+        o.pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .cloned()
+    };
+    let (Some(old), Some(now)) = (
+        current
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array),
+        new.pointer("/metadata/managedFields")
+            .and_then(Value::as_array),
+    ) else {
+        return;
+    };
+    if old.is_empty() || old.len() != now.len() {
+        return;
+    }
+    let mut times_moved = false;
+    for (a, b) in old.iter().zip(now) {
+        if !equal_but(a, b, &["time"]) {
+            return;
+        }
+        times_moved |= a.get("time") != b.get("time");
+    }
+    if !times_moved || !equal_but_metadata(current, new, &["resourceVersion", "managedFields"]) {
+        return;
+    }
+    if let (Some(old), Some(m)) = (
+        managed(current),
+        new.get_mut("metadata").and_then(Value::as_object_mut),
+    ) {
+        m.insert("managedFields".into(), Value::Array(old));
+    }
+}
+
+/// `a == b` for objects but for their members `skip` (non-objects: `a == b`).
+fn equal_but(a: &Value, b: &Value, skip: &[&str]) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let counted = |m: &serde_json::Map<String, Value>| {
+        m.keys().filter(|k| !skip.contains(&k.as_str())).count()
+    };
+    counted(a) == counted(b)
+        && a.iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .all(|(k, v)| b.get(k) == Some(v))
+}
+
+/// `a == b` for objects but for the members `skip` of their `metadata`.
+fn equal_but_metadata(a: &Value, b: &Value, skip: &[&str]) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| match b.get(k) {
+            None => false,
+            Some(w) if k == "metadata" => equal_but(v, w, skip),
+            Some(w) => v == w,
+        })
+}
+
 /// An object as stored: its JSON without `metadata.resourceVersion` (the store's revision is
 /// the resourceVersion; it is never stored).
 fn encode(obj: &Value) -> Result<Bytes, ApiError> {
@@ -481,7 +558,8 @@ impl Objects {
 
     /// Reads, changes and writes an object, retrying when another writer got there first
     /// (upstream's GuaranteedUpdate). `change` gets the current object; it answers the new
-    /// one, or `None` to leave it as it is.
+    /// one, or `None` to leave it as it is. A new object that is the current one (see
+    /// [`unchanged`]) is not written either.
     pub async fn update_with<F>(
         &self,
         info: &ResourceInfo,
@@ -498,6 +576,11 @@ impl Objects {
             let Some(new) = change(&current)? else {
                 return Ok(current.obj);
             };
+            let mut new = new;
+            keep_managed_fields_times(&current.obj, &mut new);
+            if unchanged(&current.obj, &new) {
+                return Ok(current.obj);
+            }
             match self.replace(info, new, current.rev, dry_run).await {
                 Err(e) if e.code == 409 && e.reason == "Conflict" => continue,
                 other => return other,
@@ -566,7 +649,8 @@ impl Objects {
             }
             // Mark for deletion: the finalizers' owners (or the kubelet) finish it.
             let m = meta::metadata_mut(&mut obj)?;
-            if !m.contains_key("deletionTimestamp") {
+            let first_mark = !m.contains_key("deletionTimestamp");
+            if first_mark {
                 let grace = graceful.unwrap_or(0);
                 let at = now + chrono::Duration::seconds(grace);
                 m.insert("deletionTimestamp".into(), json!(meta::timestamp(at)));
@@ -590,7 +674,10 @@ impl Objects {
             } else {
                 m.insert("finalizers".into(), json!(finalizers));
             }
-            if m.get("generation").is_some() {
+            // The generation counts the mark once (upstream's `markAsDeleting` and
+            // `BeforeDelete`): a delete repeated while finalizers hold the object changes
+            // nothing, and writes nothing.
+            if first_mark && m.get("generation").is_some() {
                 let g = m.get("generation").and_then(Value::as_i64).unwrap_or(0);
                 m.insert("generation".into(), json!(g + 1));
             }
@@ -921,6 +1008,113 @@ mod tests {
             let (bytes, slot) = encode_with_slot(&obj).unwrap();
             assert_eq!(bytes, without(&obj));
             assert_eq!(slot, None, "{obj}");
+        }
+    }
+
+    #[test]
+    fn an_object_differing_only_in_its_resource_version_is_unchanged() {
+        let current = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "resourceVersion": "7", "labels": {"a": "b"}},
+            "data": {"k": "v"}});
+        let mut same = current.clone();
+        same["metadata"]["resourceVersion"] = json!("3");
+        assert!(unchanged(&current, &same));
+        // Without one (a write that names none) it is the same object too.
+        if let Some(m) = same["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        assert!(unchanged(&current, &same));
+        assert!(unchanged(&same, &current));
+        for changed in [
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "resourceVersion": "7", "labels": {"a": "b"}},
+                "data": {"k": "w"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "resourceVersion": "7", "labels": {"a": "c"}},
+                "data": {"k": "v"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "resourceVersion": "7"}, "data": {"k": "v"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "resourceVersion": "7", "labels": {"a": "b"}},
+                "data": {"k": "v"}, "immutable": true}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"},
+                "metadata": {"name": "c", "resourceVersion": "7", "labels": {"a": "b"},
+                    "managedFields": [{"manager": "m", "operation": "Update",
+                        "time": "2026-01-01T00:00:00Z"}]}}),
+        ] {
+            assert!(!unchanged(&current, &changed), "{changed}");
+            assert!(!unchanged(&changed, &current), "{changed}");
+        }
+        // A nested resourceVersion is data like any other.
+        let nested =
+            json!({"metadata": {"name": "r"}, "data": {"metadata": {"resourceVersion": "1"}}});
+        let mut other = nested.clone();
+        other["data"]["metadata"]["resourceVersion"] = json!("2");
+        assert!(!unchanged(&nested, &other));
+    }
+
+    #[test]
+    fn managed_fields_times_alone_are_no_change() {
+        let entry = |manager: &str, time: &str| {
+            json!({"manager": manager, "operation": "Apply", "apiVersion": "v1", "time": time,
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:k": {}}}})
+        };
+        let object = |data: &str, entries: Vec<Value>| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": data},
+                "metadata": {"name": "c", "resourceVersion": "5", "managedFields": entries}})
+        };
+        let current = object(
+            "v",
+            vec![
+                entry("a", "2026-01-01T00:00:00Z"),
+                entry("b", "2026-01-02T00:00:00Z"),
+            ],
+        );
+        // Only a time moved: the old times come back, and the write is a no-op.
+        let mut new = object(
+            "v",
+            vec![
+                entry("a", "2026-12-07T02:00:00Z"),
+                entry("b", "2026-01-02T00:00:00Z"),
+            ],
+        );
+        new["metadata"]["resourceVersion"] = json!("4");
+        keep_managed_fields_times(&current, &mut new);
+        assert_eq!(
+            new["metadata"]["managedFields"],
+            current["metadata"]["managedFields"]
+        );
+        assert!(unchanged(&current, &new));
+        // Anything else changed too, or an entry more: the times stand.
+        for mut other in [
+            object(
+                "w",
+                vec![
+                    entry("a", "2026-12-07T02:00:00Z"),
+                    entry("b", "2026-01-02T00:00:00Z"),
+                ],
+            ),
+            object("v", vec![entry("a", "2026-12-07T02:00:00Z")]),
+            object(
+                "v",
+                vec![
+                    entry("a", "2026-12-07T02:00:00Z"),
+                    entry("b", "2026-01-02T00:00:00Z"),
+                    entry("c", "2026-12-07T02:00:00Z"),
+                ],
+            ),
+            object(
+                "v",
+                vec![
+                    entry("a", "2026-12-07T02:00:00Z"),
+                    entry("c", "2026-01-02T00:00:00Z"),
+                ],
+            ),
+        ] {
+            let before = other.clone();
+            keep_managed_fields_times(&current, &mut other);
+            assert_eq!(other, before);
+            assert!(!unchanged(&current, &other));
         }
     }
 

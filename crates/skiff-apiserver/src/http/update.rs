@@ -117,7 +117,8 @@ impl Ctx {
         self.write_over(&current, new, prepare, track).await
     }
 
-    /// Writes `new` over `current` (just read), on condition that it is still current.
+    /// Writes `new` over `current` (just read), on condition that it is still current; a
+    /// write that would store `current` as it is does not happen (`current` is the answer).
     pub(super) async fn write_over(
         &self,
         current: &crate::objects::Stored,
@@ -184,6 +185,16 @@ impl Ctx {
             self.app.settle_update(&allocation, false).await;
             gone?;
             return Ok(new);
+        }
+        // A write that changes nothing is not written: the answer is the object as it is,
+        // at its resourceVersion, and no watch sees an event (upstream's `GuaranteedUpdate`
+        // compares the encoded object with the stored bytes). The managed fields take part:
+        // a write that changes nothing moves no field, and a time that moved all the same
+        // is put back (upstream's `IgnoreManagedFieldsTimestampsTransformer`).
+        crate::objects::keep_managed_fields_times(&current.obj, &mut new);
+        if crate::objects::unchanged(&current.obj, &new) {
+            self.app.settle_update(&allocation, false).await;
+            return Ok(current.obj.clone());
         }
         let result = self
             .app
