@@ -18,6 +18,7 @@ pub mod convert;
 pub mod env;
 pub mod qos;
 pub mod resources;
+pub mod status;
 
 use std::collections::BTreeMap;
 
