@@ -27,6 +27,17 @@ pub const DEFAULT_BIN_DIRS: &[&str] = &["/usr/lib/cni", "/opt/cni/bin"];
 /// The file name skiff writes its default network under.
 pub const DEFAULT_CONFLIST_NAME: &str = "10-skiff.conflist";
 
+/// Where skiff writes (and, without `--cni-conf-dir`, reads) the node's network
+/// configuration: `<data-dir>/agent/cni`.
+pub fn default_conf_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("agent").join("cni")
+}
+
+/// host-local's lease directory for skiff's own network: `<data-dir>/agent/cni-ipam`.
+pub fn default_ipam_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("agent").join("cni-ipam")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CniError {
     #[error("no CNI network configuration in {0}")]
@@ -169,7 +180,7 @@ impl DefaultNetwork {
             name: "skiff".into(),
             bridge: "cni0".into(),
             pod_cidr: pod_cidr.into(),
-            ipam_data_dir: data_dir.join("agent").join("cni-ipam"),
+            ipam_data_dir: default_ipam_dir(data_dir),
         }
     }
 
@@ -593,6 +604,37 @@ mod tests {
         assert!(!single.plugins[0].contains_key("name"));
         assert!(NetworkList::parse(r#"{"name":"n","plugins":[{"x":1}]}"#, Path::new("x")).is_err());
         assert!(NetworkList::parse("not json", Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn the_first_configuration_by_name_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let conf_dir = default_conf_dir(&data);
+        let written = DefaultNetwork::for_node(&data, "10.42.3.0/24")
+            .write(&conf_dir)
+            .unwrap();
+        assert_eq!(written, data.join("agent/cni/10-skiff.conflist"));
+        let list = NetworkList::load_dir(&conf_dir).unwrap();
+        assert_eq!(list.name, "skiff");
+        assert_eq!(
+            list.plugins[0]["ipam"]["dataDir"],
+            data.join("agent/cni-ipam").display().to_string()
+        );
+        // A user's file sorting first is the one used; other extensions are ignored.
+        std::fs::write(conf_dir.join("00-notes.txt"), "not a config").unwrap();
+        std::fs::write(
+            conf_dir.join("05-mine.conf"),
+            r#"{"cniVersion":"1.0.0","name":"mine","type":"ptp"}"#,
+        )
+        .unwrap();
+        assert_eq!(NetworkList::load_dir(&conf_dir).unwrap().name, "mine");
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(matches!(
+            NetworkList::load_dir(&empty),
+            Err(CniError::NoConfig(_))
+        ));
     }
 
     #[test]
