@@ -18,6 +18,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::convert::pod_desc;
 use super::is_sidecar;
+use super::status::{ObservedContainer, ObservedState, WaitingReason};
 
 /// The first back-off (`backOffPeriod`).
 pub const INITIAL_BACKOFF: SignedDuration = SignedDuration::from_secs(10);
@@ -215,6 +216,49 @@ pub fn should_restart(pod: &Pod, container: &Container, init: bool, last: LastRu
     }
 }
 
+/// What the pod worker should do with one container now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContainerAction {
+    /// Nothing: it runs, or it is done for good.
+    Leave,
+    /// (Re)start it.
+    Start,
+    /// Not yet: it waits in CrashLoopBackOff until `retry_at`.
+    BackOff {
+        reason: WaitingReason,
+        retry_at: Timestamp,
+    },
+}
+
+/// The restart decision and the back-off together, for a container whose latest
+/// instance is `latest` (upstream's `computePodActions` asking `ShouldContainerBeRestarted`,
+/// then `doBackOff` before the start). Init-container ordering is the caller's.
+pub fn container_action(
+    pod: &Pod,
+    container: &Container,
+    init: bool,
+    latest: Option<&ObservedContainer>,
+    backoff: &mut CrashLoopBackOff,
+    now: Timestamp,
+) -> ContainerAction {
+    let last = latest.map_or(LastRun::None, ObservedContainer::last_run);
+    if !should_restart(pod, container, init, last) {
+        return ContainerAction::Leave;
+    }
+    if let Some(o) = latest.filter(|o| o.state == ObservedState::Exited) {
+        let finished = o.finished_at.unwrap_or(o.created_at);
+        if let BackoffDecision::Wait { backoff, retry_at } =
+            backoff.check(&stable_key(pod, container), finished, now)
+        {
+            return ContainerAction::BackOff {
+                reason: WaitingReason::crash_loop(backoff, &container.name, pod),
+                retry_at,
+            };
+        }
+    }
+    ContainerAction::Start
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +415,69 @@ mod tests {
             false,
             Exited { exit_code: 1 }
         ));
+    }
+
+    /// The pod worker's walk through a crash loop: start, back off with upstream's
+    /// message, start again when the window is over; nothing for a Never pod.
+    #[test]
+    fn container_actions() {
+        let p = pod(
+            json!({"metadata": {"name": "web", "namespace": "shop", "uid": "u"},
+            "spec": {"containers": [{"name": "app", "image": "x"}]}}),
+        );
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        let mut b = CrashLoopBackOff::default();
+        assert_eq!(
+            container_action(&p, &c, false, None, &mut b, t(0)),
+            ContainerAction::Start
+        );
+        let mut o = ObservedContainer {
+            name: "app".into(),
+            id: "a1".into(),
+            state: ObservedState::Running,
+            created_at: t(0),
+            started_at: Some(t(0)),
+            finished_at: None,
+            exit_code: 0,
+            oom_killed: false,
+            start_error: None,
+            message: None,
+            restart_count: 0,
+            image: "x".into(),
+            image_id: "x@sha".into(),
+        };
+        assert_eq!(
+            container_action(&p, &c, false, Some(&o), &mut b, t(1)),
+            ContainerAction::Leave
+        );
+        o.state = ObservedState::Exited;
+        o.exit_code = 1;
+        o.finished_at = Some(t(2));
+        assert_eq!(
+            container_action(&p, &c, false, Some(&o), &mut b, t(2)),
+            ContainerAction::Start
+        );
+        o.finished_at = Some(t(3));
+        let want = ContainerAction::BackOff {
+            reason: WaitingReason {
+                reason: "CrashLoopBackOff".into(),
+                message: "back-off 10s restarting failed container=app pod=web_shop(u)".into(),
+            },
+            retry_at: t(13),
+        };
+        assert_eq!(
+            container_action(&p, &c, false, Some(&o), &mut b, t(4)),
+            want
+        );
+        assert_eq!(
+            container_action(&p, &c, false, Some(&o), &mut b, t(13)),
+            ContainerAction::Start
+        );
+        let mut never = p.clone();
+        never.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+        assert_eq!(
+            container_action(&never, &c, false, Some(&o), &mut b, t(100)),
+            ContainerAction::Leave
+        );
     }
 }

@@ -105,7 +105,8 @@ impl ObservedContainer {
         }
     }
 
-    fn last_run(&self) -> LastRun {
+    /// What the restart decision needs to know of this instance.
+    pub fn last_run(&self) -> LastRun {
         match self.state {
             ObservedState::Created => LastRun::Created,
             ObservedState::Running => LastRun::Running,
@@ -123,6 +124,37 @@ impl ObservedContainer {
 pub struct WaitingReason {
     pub reason: String,
     pub message: String,
+}
+
+impl WaitingReason {
+    /// `CrashLoopBackOff` with upstream's message.
+    pub fn crash_loop(
+        backoff: k8s_openapi::jiff::SignedDuration,
+        container: &str,
+        pod: &Pod,
+    ) -> Self {
+        Self {
+            reason: reasons::CRASH_LOOP_BACK_OFF.into(),
+            message: super::backoff::crash_loop_message(backoff, container, pod),
+        }
+    }
+
+    /// `CreateContainerConfigError`: the container's config could not be built (a missing
+    /// ConfigMap or key, a user that cannot run).
+    pub fn config_error(err: &super::convert::ConvertError) -> Self {
+        Self {
+            reason: reasons::CREATE_CONTAINER_CONFIG_ERROR.into(),
+            message: err.to_string(),
+        }
+    }
+
+    /// `CreateContainerError`: the runtime refused to create it.
+    pub fn create_error(message: impl Into<String>) -> Self {
+        Self {
+            reason: reasons::CREATE_CONTAINER_ERROR.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Probe results for one container. `None`: no such probe (the container counts as
