@@ -415,6 +415,18 @@ fn orphans_from_a_crash_are_listed_and_removed() -> Result<()> {
         restarted.create(&t.config("x")),
         Err(SandboxError::NoNetwork)
     ));
+    // A torn state file (a power loss mid-write): the lease is still released by id.
+    let s = t.sandboxes.create(&t.config("torn"))?;
+    assert_eq!(t.leases(), vec![s.ips[0].to_string()]);
+    std::fs::write(
+        t.sandboxes.root().join("torn/sandbox.json"),
+        b"{\"id\": \"to",
+    )?;
+    assert!(t.sandboxes.get("torn").is_err());
+    t.sandboxes.remove("torn")?;
+    assert!(t.leases().is_empty());
+    assert!(t.veths().is_empty());
+    assert!(t.sandboxes.list()?.is_empty());
     // A networked sandbox is released with the network it was attached with, even by a
     // kubelet that has no CNI configuration loaded (the state caches it).
     let s = t.sandboxes.create(&t.config("cached"))?;

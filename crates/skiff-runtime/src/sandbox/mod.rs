@@ -401,8 +401,23 @@ impl Sandboxes {
         let dir = self.dir(id)?;
         match self.get(id) {
             Ok(sandbox) => self.tear_down(&sandbox),
-            // No usable state: unpin whatever namespace files are there.
+            Err(SandboxError::NotFound(_)) if !dir.exists() => Ok(()),
+            // A directory without usable state (a crash before its first write, a torn
+            // file): DEL with the node's network by id alone, which is all host-local
+            // needs to release a lease, then unpin whatever namespace files are there.
             Err(SandboxError::NotFound(_)) | Err(SandboxError::State(..)) => {
+                let netns = dir.join("ns").join("net");
+                if let Some(cni) = &self.cni {
+                    let att = Attachment {
+                        container_id: id.to_string(),
+                        netns: is_pinned(&netns).then(|| netns.clone()),
+                        ifname: cni::POD_IFNAME.into(),
+                        ..Default::default()
+                    };
+                    if let Err(e) = cni.del(&att, None) {
+                        tracing::warn!(sandbox = id, error = %e, "CNI DEL of a sandbox without state");
+                    }
+                }
                 for ns in ["net", "ipc", "uts"] {
                     unpin(&dir.join("ns").join(ns))?;
                 }
