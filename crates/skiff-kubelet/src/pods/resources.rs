@@ -108,26 +108,34 @@ fn max_into(into: &mut Amounts, from: &Amounts) {
 /// The pod's effective amounts (`PodRequests`/`PodLimits` of component-helpers): app
 /// containers and sidecars summed; each regular init container needs its own amount plus
 /// the sidecars started before it, and the pod the larger of that and the sum. `of` picks a
-/// container's list.
-fn pod_amounts(pod: &Pod, of: impl Fn(&Container) -> Amounts) -> Amounts {
+/// container's list; `each` sees what upstream hands its `ContainerFn` (an app container's
+/// own list, a sidecar's running sidecar total, an init container's own plus sidecars).
+fn pod_amounts(
+    pod: &Pod,
+    of: impl Fn(&Container) -> Amounts,
+    mut each: impl FnMut(&Amounts),
+) -> Amounts {
     let mut sum = Amounts::new();
     for c in spec_containers(pod) {
-        add(&mut sum, &of(c));
+        let own = of(c);
+        each(&own);
+        add(&mut sum, &own);
     }
     let mut sidecars = Amounts::new();
     let mut init_max = Amounts::new();
     for c in spec_init_containers(pod) {
         let own = of(c);
-        if is_sidecar(c) {
+        let seen = if is_sidecar(c) {
             add(&mut sum, &own);
             add(&mut sidecars, &own);
-            // A sidecar also runs beside the init containers after it.
-            max_into(&mut init_max, &sidecars);
+            sidecars.clone()
         } else {
             let mut with = own;
             add(&mut with, &sidecars);
-            max_into(&mut init_max, &with);
-        }
+            with
+        };
+        each(&seen);
+        max_into(&mut init_max, &seen);
     }
     max_into(&mut sum, &init_max);
     sum
@@ -148,16 +156,17 @@ fn overhead(pod: &Pod) -> Amounts {
 /// The pod's requests, as upstream's `PodRequests` (overhead added), over defaulted
 /// container requests (a limit with no request requests the limit).
 pub(crate) fn pod_requests(pod: &Pod) -> Amounts {
-    let mut out = pod_amounts(pod, super::container_requests);
+    let mut out = pod_amounts(pod, super::container_requests, |_| {});
     add(&mut out, &overhead(pod));
     out
 }
 
-/// The pod's limits, as upstream's `PodLimits` (overhead added to the limits that exist).
-pub(crate) fn pod_limits(pod: &Pod) -> Amounts {
-    let mut out = pod_amounts(pod, container_limits);
+/// The pod's limits, as upstream's `PodLimits` (overhead added to the non-zero limits);
+/// `each` as in [`pod_amounts`].
+fn pod_limits(pod: &Pod, each: impl FnMut(&Amounts)) -> Amounts {
+    let mut out = pod_amounts(pod, container_limits, each);
     for (k, v) in overhead(pod) {
-        if let Some(e) = out.get_mut(&k) {
+        if let Some(e) = out.get_mut(&k).filter(|e| **e != 0) {
             *e += v;
         }
     }
@@ -180,18 +189,17 @@ pub struct PodResourceConfig {
 /// since every container has one.
 pub fn pod_resource_config(pod: &Pod) -> PodResourceConfig {
     let requests = pod_requests(pod);
-    let limits = pod_limits(pod);
     let mut cpu_limits_declared = true;
     let mut memory_limits_declared = true;
-    for c in spec_containers(pod).iter().chain(spec_init_containers(pod)) {
-        let l = container_limits(c);
+    // As upstream's ContainerFn: every list the aggregation sees must have the limit.
+    let limits = pod_limits(pod, |l| {
         if l.get("cpu").copied().unwrap_or(0) == 0 {
             cpu_limits_declared = false;
         }
         if l.get("memory").copied().unwrap_or(0) == 0 {
             memory_limits_declared = false;
         }
-    }
+    });
     let shares = milli_cpu_to_shares(milli(requests.get("cpu").copied().unwrap_or(0)));
     let quota = milli_cpu_to_quota(milli(limits.get("cpu").copied().unwrap_or(0)));
     let memory = whole(limits.get("memory").copied().unwrap_or(0));
@@ -404,5 +412,29 @@ mod tests {
             "containers": [{"name": "a", "image": "i", "resources": {"requests": {"cpu": "500m"}}}]}}));
         // max(500m + 100m, 2 + 100m) = 2100m
         assert_eq!(pod_requests(&p).get("cpu"), Some(&2_100_000_000));
+    }
+
+    /// Init containers take part in "every container declares a limit" the way upstream's
+    /// `ContainerFn` sees them: a regular init container with its sidecars' limits.
+    #[test]
+    fn init_containers_and_limits_declared() {
+        let lim = json!({"requests": {"cpu": "100m"}, "limits": {"cpu": "200m", "memory": "64Mi"}});
+        let mk = |init: serde_json::Value| {
+            pod(json!({"metadata": {"name": "p", "uid": "u"}, "spec": {
+                "initContainers": init,
+                "containers": [{"name": "a", "image": "i", "resources": lim}]}}))
+        };
+        let plain = mk(json!([{"name": "init", "image": "i"}]));
+        assert_eq!(pod_resource_config(&plain).cpu_quota, None);
+        let with_sidecar = mk(json!([
+            {"name": "side", "image": "i", "restartPolicy": "Always", "resources": lim},
+            {"name": "init", "image": "i"}]));
+        let got = pod_resource_config(&with_sidecar);
+        // Sum of app + sidecar limits: 400m, 128Mi.
+        assert_eq!(
+            (got.cpu_quota, got.memory_limit),
+            (Some(40_000), Some(134_217_728))
+        );
+        assert_eq!(got.cpu_shares, Some(204));
     }
 }
