@@ -427,6 +427,17 @@ fn orphans_from_a_crash_are_listed_and_removed() -> Result<()> {
     assert!(t.leases().is_empty());
     assert!(t.veths().is_empty());
     assert!(t.sandboxes.list()?.is_empty());
+    // Leases whose sandbox is unknown (state lost) are released; live ones are kept.
+    let live = t.sandboxes.create(&t.config("live"))?;
+    let ghost = format!("10.244.{}.250", t.octet);
+    let lease_dir = t.dir.path().join("ipam").join(&t.name);
+    std::fs::write(lease_dir.join(&ghost), "ghost\r\neth0")?;
+    assert_eq!(
+        t.sandboxes.release_orphan_leases()?,
+        vec![ghost.parse::<IpAddr>()?]
+    );
+    assert_eq!(t.leases(), vec![live.ips[0].to_string()]);
+    t.sandboxes.remove("live")?;
     // A networked sandbox is released with the network it was attached with, even by a
     // kubelet that has no CNI configuration loaded (the state caches it).
     let s = t.sandboxes.create(&t.config("cached"))?;

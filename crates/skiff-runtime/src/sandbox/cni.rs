@@ -530,6 +530,72 @@ fn exec_plugin(
         })
 }
 
+/// host-local's lease directory for a network: its `dataDir` (default
+/// `/var/lib/cni/networks`) joined with the network's name; `None` when the network does
+/// not use host-local.
+pub fn host_local_dir(network: &NetworkList) -> Option<PathBuf> {
+    let ipam = network
+        .plugins
+        .iter()
+        .filter_map(|p| p.get("ipam"))
+        .find(|i| i.get("type").and_then(Value::as_str) == Some("host-local"))?;
+    let data_dir = ipam
+        .get("dataDir")
+        .and_then(Value::as_str)
+        .unwrap_or("/var/lib/cni/networks");
+    Some(Path::new(data_dir).join(&network.name))
+}
+
+/// Deletes host-local leases (files named by IP, holding the container id on their first
+/// line) whose container `is_live` says is gone, under host-local's own lock, and returns
+/// their IPs. The safety net for leases whose sandbox state was lost (CNI 1.1's GC verb,
+/// which these plugins predate).
+pub fn release_orphan_leases(dir: &Path, is_live: &dyn Fn(&str) -> bool) -> Result<Vec<IpAddr>> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| CniError::Io(p, e)
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(CniError::Io(dir.to_path_buf(), e)),
+    };
+    let lock_path = dir.join("lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| CniError::Io(lock_path.clone(), e.into()))?;
+    let mut released = vec![];
+    for entry in entries.flatten() {
+        let Some(ip) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<IpAddr>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let owner = text.lines().next().unwrap_or_default().trim();
+        if owner.is_empty() || is_live(owner) {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => released.push(ip),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CniError::Io(path, e)),
+        }
+    }
+    released.sort();
+    Ok(released)
+}
+
 /// The plugins' per-container chain name: `CNI-` and the first 24 hex digits of
 /// sha512(network name + container id).
 fn masquerade_chain(network: &str, container_id: &str) -> String {

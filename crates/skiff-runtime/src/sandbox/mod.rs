@@ -376,6 +376,23 @@ impl Sandboxes {
         }
     }
 
+    /// Releases host-local leases of the node's network held by no sandbox in the state
+    /// directory (their state was lost): for a kubelet's start, after it has removed the
+    /// sandboxes it no longer wants. Returns the released IPs.
+    pub fn release_orphan_leases(&self) -> Result<Vec<IpAddr>> {
+        let Some(dir) = self
+            .cni
+            .as_ref()
+            .and_then(|c| cni::host_local_dir(&c.network))
+        else {
+            return Ok(vec![]);
+        };
+        let live = self.list()?;
+        Ok(cni::release_orphan_leases(&dir, &|id| {
+            live.iter().any(|l| l == id)
+        })?)
+    }
+
     /// The ids under the state directory, sorted (a directory without a readable state
     /// file is listed too, so that [`Sandboxes::remove`] can clear it).
     pub fn list(&self) -> Result<Vec<String>> {
