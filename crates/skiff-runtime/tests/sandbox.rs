@@ -480,6 +480,7 @@ fn host_network_pods_share_the_nodes_network_and_hostname() -> Result<()> {
         std::fs::read_to_string(&s.hostname_file)?,
         format!("{node}\n")
     );
+    assert_eq!(s.hostname, node);
     t.sandboxes.remove("hostnet")?;
     assert!(t.sandboxes.list()?.is_empty());
     Ok(())

@@ -95,6 +95,9 @@ pub struct Sandbox {
     pub pod_name: String,
     pub pod_namespace: String,
     pub pod_uid: String,
+    /// What the pod sees as its hostname (the node's for hostNetwork pods): for the
+    /// containers' `HOSTNAME`. A container's own `ContainerConfig::hostname` stays `None`
+    /// when [`Sandbox::uts`] is the host's (runc cannot set one without a UTS namespace).
     pub hostname: String,
     pub host_network: bool,
     pub host_ipc: bool,
@@ -226,14 +229,22 @@ impl Sandboxes {
             Err(e) => return Err(SandboxError::Io(dir, e)),
         }
         let ns_dir = dir.join("ns");
-        // hostNetwork implies the host's UTS namespace (containerd drops both).
+        // hostNetwork implies the host's UTS namespace (containerd drops both), so the
+        // pod's hostname is the node's.
         let own_uts = !config.host_network;
+        let hostname = if own_uts {
+            config.hostname.clone()
+        } else {
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| config.hostname.clone())
+        };
         let mut sandbox = Sandbox {
             id: config.id.clone(),
             pod_name: config.pod_name.clone(),
             pod_namespace: config.pod_namespace.clone(),
             pod_uid: config.pod_uid.clone(),
-            hostname: config.hostname.clone(),
+            hostname,
             host_network: config.host_network,
             host_ipc: config.host_ipc,
             netns: (!config.host_network).then(|| ns_dir.join("net")),
@@ -297,17 +308,13 @@ impl Sandboxes {
             })
         };
         let resolv = files::resolv_conf(&files::pod_dns_config(&config.dns));
-        let hostname = if config.host_network {
-            nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| config.hostname.clone())
-        } else {
-            config.hostname.clone()
-        };
         for (path, text) in [
             (&sandbox.hosts_file, hosts),
             (&sandbox.resolv_conf, resolv),
-            (&sandbox.hostname_file, files::hostname_file(&hostname)),
+            (
+                &sandbox.hostname_file,
+                files::hostname_file(&sandbox.hostname),
+            ),
         ] {
             std::fs::write(path, text).map_err(|e| SandboxError::Io(path.clone(), e))?;
         }
