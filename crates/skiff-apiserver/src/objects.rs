@@ -770,24 +770,31 @@ impl Objects {
         }
     }
 
-    /// Every object of `info` (in `ns`, or everywhere), `page` at a time: one consistent
-    /// snapshot, continued by token.
-    pub fn pages<'a>(
+    /// Every stored object of `info`, as stored (bytes, not decoded), `page` at a time.
+    pub fn stored_pages<'a>(
         &'a self,
         info: &'a ResourceInfo,
-        ns: Option<&'a str>,
         page: usize,
-    ) -> impl futures::Stream<Item = Result<Vec<Value>, ApiError>> + Send + 'a {
-        // The state: the token to continue from, or `None` once the last page was read.
-        futures::stream::try_unfold(Some(None::<String>), move |state| async move {
-            let Some(token) = state else {
-                return Ok(None);
-            };
-            let listed = self
-                .list(info, ns, page, token.as_deref(), None, &|_| Ok(true))
-                .await?;
-            let next = listed.continue_token.filter(|t| !t.is_empty()).map(Some);
-            Ok(Some((listed.items, next)))
+    ) -> impl futures::Stream<Item = Result<Vec<skiff_store::KeyValue>, ApiError>> + Send + 'a {
+        let prefix = info.list_prefix(None);
+        // The state: the key to continue after, or `None` once the last page was read.
+        futures::stream::try_unfold(Some((None::<String>, None::<Revision>)), move |state| {
+            let prefix = prefix.clone();
+            async move {
+                let Some((after, at)) = state else {
+                    return Ok(None);
+                };
+                let read = self
+                    .store
+                    .range(&prefix, after.as_deref(), page, at)
+                    .await
+                    .map_err(|e| store_error(info, "", e))?;
+                let next = match read.kvs.last() {
+                    Some(last) if read.more => Some((Some(last.key.clone()), Some(read.revision))),
+                    _ => None,
+                };
+                Ok(Some((read.kvs, next)))
+            }
         })
     }
 
