@@ -140,26 +140,9 @@ async fn small_cluster(datastore: common::Datastore, nodes: usize) -> Result<Clu
         a.sim_capacity = "cpu=1,memory=4Gi,pods=110".into();
     })
     .await?;
-    // Every scenario counts the nodes (messages say 0/3); on etcd a node's registration has
-    // been seen to take 30-40 s under load (an open issue), so wait for all of them first.
+    // Every scenario counts the nodes (messages say 0/3), and the first node rid of its
+    // `not-ready` taint would take every waiting pod: wait for all of them.
     c.wait_nodes_ready(nodes).await?;
-    // Ready is not enough: until the node lifecycle controller lifts a new node's
-    // `not-ready` taint, pods wait, and the first node it lifts it from takes them all.
-    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.client.clone());
-    wait_for("the nodes without taints", WAIT, || async {
-        let list = api.list(&ListParams::default()).await?.items;
-        let untainted = list
-            .iter()
-            .filter(|n| {
-                n.spec
-                    .as_ref()
-                    .and_then(|s| s.taints.as_ref())
-                    .is_none_or(|t| t.is_empty())
-            })
-            .count();
-        Ok((untainted >= nodes).then_some(()))
-    })
-    .await?;
     Ok(c)
 }
 
