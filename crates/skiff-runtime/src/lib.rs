@@ -7,9 +7,13 @@
 //! - [`sandbox`]: pod sandboxes: pinned network/IPC/UTS namespaces, the pod network
 //!   through CNI plugins, the pod's /etc/hosts, /etc/resolv.conf and /etc/hostname.
 //!
+//! - [`cri`]: the [`cri::PodRuntime`] trait the kubelet drives (CRI's runtime and image
+//!   services as one trait).
+//!
 //! The kubelet hands this crate plain descriptions (what to run, with which limits); it
 //! does not know Kubernetes API objects beyond that, and never the API server or store.
 
 pub mod container;
+pub mod cri;
 pub mod image;
 pub mod sandbox;
