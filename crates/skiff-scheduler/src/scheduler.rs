@@ -197,7 +197,13 @@ where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     K::DynamicType: Default,
 {
-    let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+    // Without managed fields, as upstream's scheduler informers keep objects
+    // (`TransformStripManagedFields`): no plugin reads them, and a cached pod holds on to
+    // its whole object.
+    let stream = watcher(api, watcher::Config::default())
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .default_backoff();
+    let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
         match event {
             Ok(e) => {
