@@ -10,3 +10,4 @@
 
 pub mod pods;
 pub mod sim;
+pub mod volumes;

@@ -1,0 +1,122 @@
+//! projected volumes: configMap, secret, downwardAPI and serviceAccountToken sources in one
+//! directory.
+//!
+//! Upstream: `pkg/volume/projected/projected.go` (`collectData`): each source's files as
+//! its own plugin makes them (a missing optional object adds nothing), the token as the
+//! file `path` with `defaultMode`; every failing source is reported, aggregated.
+//! `clusterTrustBundle` and `podCertificate` sources are skipped. A token is re-requested
+//! only when the one on disk is older than 80% of its `expirationSeconds` (upstream's token
+//! manager `requiresRefresh`), so a refresh does not rewrite the volume each time; when
+//! [`VolumeObjects::token`] gives none, no `token` file is written.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ProjectedVolumeSource, Secret};
+
+use super::atomic_writer::{Payload, DATA_DIR};
+use super::configmap::file;
+use super::downwardapi::aggregate;
+use super::{configmap, downwardapi, secret, NodeFacts, VolumeObjects};
+
+/// `ProjectedVolumeSourceDefaultMode`.
+pub const DEFAULT_MODE: i32 = 0o644;
+/// The API server's default `expirationSeconds`.
+pub const DEFAULT_EXPIRATION: i64 = 3600;
+
+/// A token written under `dir` younger than 80% of `expiration`.
+fn fresh_token(dir: &Path, path: &str, expiration: i64) -> Option<Vec<u8>> {
+    let p = dir.join(DATA_DIR).join(path);
+    let age = fs::metadata(&p)
+        .ok()?
+        .modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())?;
+    let ttl = Duration::from_secs(u64::try_from(expiration).ok()?.saturating_mul(8) / 10);
+    (age < ttl).then(|| fs::read(&p).ok()).flatten()
+}
+
+/// The files of a projected volume whose directory is (or will be) `dir`.
+pub async fn collect(
+    src: &ProjectedVolumeSource,
+    pod: &Pod,
+    ns: &str,
+    objects: &dyn VolumeObjects,
+    node: &NodeFacts,
+    dir: &Path,
+) -> Result<Payload, String> {
+    let default_mode = src.default_mode.unwrap_or(DEFAULT_MODE);
+    let mut out = Payload::new();
+    let mut errs = Vec::new();
+    for s in src.sources.iter().flatten() {
+        if let Some(c) = &s.config_map {
+            let optional = c.optional.unwrap_or(false);
+            let cm = match objects.config_map(ns, &c.name).await {
+                Ok(Some(cm)) => cm,
+                Ok(None) if optional => ConfigMap::default(),
+                Ok(None) => {
+                    errs.push(format!("configmap \"{}\" not found", c.name));
+                    continue;
+                }
+                Err(e) => {
+                    errs.push(e);
+                    continue;
+                }
+            };
+            match configmap::make_payload(c.items.as_deref(), &cm, Some(default_mode), optional) {
+                Ok(p) => out.extend(p),
+                Err(e) => errs.push(e),
+            }
+        } else if let Some(c) = &s.secret {
+            let optional = c.optional.unwrap_or(false);
+            let sec = match objects.secret(ns, &c.name).await {
+                Ok(Some(s)) => s,
+                Ok(None) if optional => Secret::default(),
+                Ok(None) => {
+                    errs.push(format!("secret \"{}\" not found", c.name));
+                    continue;
+                }
+                Err(e) => {
+                    errs.push(e);
+                    continue;
+                }
+            };
+            match secret::make_payload(c.items.as_deref(), &sec, Some(default_mode), optional) {
+                Ok(p) => out.extend(p),
+                Err(e) => errs.push(e),
+            }
+        } else if let Some(d) = &s.downward_api {
+            match downwardapi::collect_data(
+                d.items.as_deref().unwrap_or_default(),
+                pod,
+                &node.allocatable,
+                Some(default_mode),
+            ) {
+                Ok(p) => out.extend(p),
+                Err(e) => errs.push(e),
+            }
+        } else if let Some(t) = &s.service_account_token {
+            let expiration = t.expiration_seconds.unwrap_or(DEFAULT_EXPIRATION);
+            if let Some(token) = fresh_token(dir, &t.path, expiration) {
+                out.insert(t.path.clone(), file(token, default_mode));
+                continue;
+            }
+            let sa = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.service_account_name.as_deref())
+                .filter(|s| !s.is_empty())
+                .unwrap_or("default");
+            let audience = t.audience.as_deref().filter(|a| !a.is_empty());
+            match objects.token(ns, sa, audience, expiration, pod).await {
+                Ok(Some(token)) => {
+                    out.insert(t.path.clone(), file(token.into_bytes(), default_mode));
+                }
+                Ok(None) => {}
+                Err(e) => errs.push(e),
+            }
+        }
+    }
+    aggregate(errs).map(|()| out)
+}
