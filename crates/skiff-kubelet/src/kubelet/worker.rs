@@ -1,0 +1,748 @@
+//! One pod's worker (upstream's `pod_workers.go` + `SyncPod` of
+//! `kuberuntime_manager.go`): a task per pod that, each time the pod changes or its
+//! containers do, reads the runtime's view of the pod, asks [`compute_pod_actions`] what to
+//! do, does it, and posts the status [`generate_pod_status`] makes. A deleted pod is
+//! terminated (containers stopped within the grace period, sandbox and cgroup removed) and
+//! then removed from the API with grace 0, as upstream's status manager does.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodStatus, Secret, Service};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use skiff_runtime::cri::{ContainerMeta, ImageInfo, PodCgroup, PodRuntime};
+use skiff_runtime::image::pull::DockerConfigJson;
+use skiff_runtime::sandbox::Sandbox;
+use tokio::sync::{watch, Notify};
+
+use super::actions::{compute_pod_actions, PodActions, PodView, SandboxView};
+use super::sandbox::{sandbox_config, SandboxSettings};
+use super::users::EtcFiles;
+use super::view::{observe, KIND_LABEL, TERMINATION_MESSAGE_PATH_LABEL};
+use crate::pods::backoff::CrashLoopBackOff;
+use crate::pods::convert::{container_config, ContainerInputs, SandboxNamespaces};
+use crate::pods::env::{EnvInputs, Objects};
+use crate::pods::status::{
+    generate_pod_status, ObservedContainer, ObservedState, ProbeResults, StatusInputs,
+    WaitingReason,
+};
+use crate::pods::{qos, resources, spec_containers, spec_init_containers};
+
+/// What every pod worker of a node shares.
+pub struct Shared {
+    pub client: kube::Client,
+    pub runtime: Arc<dyn PodRuntime>,
+    pub node_name: String,
+    /// `<data-dir>/agent`.
+    pub agent_dir: PathBuf,
+    pub sandbox: SandboxSettings,
+    /// The node's memory in bytes (Burstable `oom_score_adj`).
+    pub memory_capacity: i64,
+    pub allocatable: BTreeMap<String, Quantity>,
+    /// The node's IPs, primary first (`status.hostIP(s)`, hostNetwork pods' IPs).
+    pub host_ips: Vec<String>,
+}
+
+/// Image pull back-off: 10 s doubling to 5 min, as the kubelet's image puller.
+const IMAGE_BACKOFF_INITIAL: SignedDuration = SignedDuration::from_secs(10);
+const IMAGE_BACKOFF_MAX: SignedDuration = SignedDuration::from_secs(300);
+/// A pod with something running is looked at again at least this often (upstream's
+/// resync period is a minute; the PLEG wakes workers on container changes sooner).
+const RESYNC: Duration = Duration::from_secs(10);
+/// How soon a failed step (a sandbox, a volume, the API) is retried.
+const RETRY: Duration = Duration::from_secs(2);
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn name_of(pod: &Pod) -> (String, String, String) {
+    (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+        pod.metadata.uid.clone().unwrap_or_default(),
+    )
+}
+
+/// A pod's worker state, kept between syncs (upstream's per-pod caches: the reason cache,
+/// the back-off, the status manager's last status).
+pub struct Worker {
+    shared: Arc<Shared>,
+    uid: String,
+    backoff: CrashLoopBackOff,
+    image_backoff: CrashLoopBackOff,
+    /// Why containers wait (ErrImagePull, CreateContainerConfigError, ...), by name.
+    waiting: BTreeMap<String, WaitingReason>,
+    /// Starts the runtime refused (StartError): the runtime keeps nothing of them.
+    failed_starts: Vec<ObservedContainer>,
+    last_status: Option<PodStatus>,
+    terminal: bool,
+}
+
+/// How a worker is driven: the latest pod (None once the API no longer has it) and a
+/// wake-up for container changes.
+pub struct WorkerInput {
+    pub pod: watch::Receiver<Option<Arc<Pod>>>,
+    pub wake: Arc<Notify>,
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, uid: String) -> Self {
+        Worker {
+            shared,
+            uid,
+            backoff: CrashLoopBackOff::default(),
+            image_backoff: CrashLoopBackOff::new(IMAGE_BACKOFF_INITIAL, IMAGE_BACKOFF_MAX),
+            waiting: BTreeMap::new(),
+            failed_starts: Vec::new(),
+            last_status: None,
+            terminal: false,
+        }
+    }
+
+    /// Runs until the pod is gone from the API and from the node.
+    pub async fn run(mut self, mut input: WorkerInput) {
+        loop {
+            let pod = input.pod.borrow_and_update().clone();
+            let next = match pod {
+                None => {
+                    // Deleted from the API (by us after termination, or by force).
+                    if let Err(e) = self.cleanup().await {
+                        tracing::warn!(pod_uid = %self.uid, error = %e, "cleaning up a deleted pod; retrying");
+                        Some(RETRY)
+                    } else {
+                        return;
+                    }
+                }
+                Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
+                    match self.terminate(&pod).await {
+                        Ok(()) => None,
+                        Err(e) => {
+                            tracing::warn!(pod_uid = %self.uid, error = %e, "terminating a pod; retrying");
+                            Some(RETRY)
+                        }
+                    }
+                }
+                Some(pod) => match self.sync(&pod).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::warn!(pod_uid = %self.uid, error = %e, "syncing a pod; retrying");
+                        Some(RETRY)
+                    }
+                },
+            };
+            let sleep = next.unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                changed = input.pod.changed() => {
+                    if changed.is_err() {
+                        // The manager is gone (the kubelet stops): leave the containers.
+                        return;
+                    }
+                }
+                _ = input.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// The runtime's view of this pod, with the failed starts merged in.
+    async fn view(&self) -> Result<(PodView, Option<Sandbox>), String> {
+        let rt = &self.shared.runtime;
+        let sandboxes = rt.list_sandboxes().await.map_err(|e| e.to_string())?;
+        let mut sandbox = None;
+        for s in sandboxes.into_iter().filter(|s| s.pod_uid == self.uid) {
+            let ready = match rt.sandbox_status(&s.id).await {
+                Ok(Some((_, state))) => {
+                    state == skiff_runtime::sandbox::SandboxState::Ready && s.ready
+                }
+                _ => false,
+            };
+            if sandbox.as_ref().is_none_or(|(_, r)| !r && ready) {
+                sandbox = Some((s, ready));
+            }
+        }
+        let t = now();
+        let mut containers: Vec<ObservedContainer> = rt
+            .list_containers()
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .filter(|c| c.meta.pod_uid == self.uid)
+            .map(|c| observe(c, t))
+            .collect();
+        containers.extend(self.failed_starts.iter().cloned());
+        let view = PodView {
+            sandbox: sandbox.as_ref().map(|(s, ready)| SandboxView {
+                id: s.id.clone(),
+                ready: *ready,
+            }),
+            containers,
+        };
+        Ok((view, sandbox.map(|(s, _)| s)))
+    }
+
+    /// One sync of a live pod. Returns when to sync again (None: on the next change).
+    async fn sync(&mut self, pod: &Pod) -> Result<Option<Duration>, String> {
+        let (view, sandbox) = self.view().await?;
+        let actions = if self.terminal {
+            PodActions {
+                terminal: true,
+                ..Default::default()
+            }
+        } else {
+            compute_pod_actions(pod, &view, &mut self.backoff, now())
+        };
+        self.waiting
+            .retain(|name, w| w.reason != "CrashLoopBackOff" || actions.waiting.contains_key(name));
+        self.waiting.extend(actions.waiting.clone());
+        let mut sandbox = sandbox;
+        if actions.kill_pod {
+            self.stop_containers(&view, pod_grace(pod)).await?;
+            if actions.create_sandbox {
+                // The old sandbox and its containers go; their logs stay.
+                for c in &view.containers {
+                    self.shared
+                        .runtime
+                        .remove_container(&c.id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                if let Some(s) = sandbox.take() {
+                    self.shared
+                        .runtime
+                        .remove_sandbox(&s.id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                self.failed_starts.clear();
+            }
+        }
+        if actions.terminal {
+            self.terminal = true;
+        }
+        let mut next = actions
+            .retry_at
+            .map(|t| Duration::try_from(t.duration_since(now())).unwrap_or_default());
+        if actions.create_sandbox && !actions.terminal {
+            match self.create_sandbox(pod).await {
+                Ok(s) => sandbox = Some(s),
+                Err(e) => {
+                    tracing::warn!(pod_uid = %self.uid, error = %e, "creating the pod sandbox");
+                    self.post_status(pod, false).await?;
+                    return Ok(Some(RETRY));
+                }
+            }
+        }
+        if let Some(sb) = sandbox.as_ref().filter(|_| !actions.start.is_empty()) {
+            let pull_secrets = self.pull_secrets(pod).await;
+            for name in &actions.start {
+                if let Some(wait) = self
+                    .start_container(pod, sb, &view, name, &pull_secrets)
+                    .await
+                {
+                    next = Some(next.map_or(wait, |n: Duration| n.min(wait)));
+                }
+            }
+        }
+        let running = self.post_status(pod, sandbox.is_some()).await?;
+        if running {
+            next = Some(next.map_or(RESYNC, |n| n.min(RESYNC)));
+        }
+        Ok(next)
+    }
+
+    async fn create_sandbox(&self, pod: &Pod) -> Result<Sandbox, String> {
+        let rt = &self.shared.runtime;
+        let prc = resources::pod_resource_config(pod);
+        let cgroup = PodCgroup {
+            path: qos::pod_cgroup_parent(pod),
+            cpu_shares: prc.cpu_shares,
+            cpu_quota: prc.cpu_quota,
+            cpu_period: prc.cpu_period,
+            memory_limit: prc.memory_limit,
+            pids_limit: None,
+        };
+        rt.ensure_pod_cgroup(&cgroup)
+            .await
+            .map_err(|e| e.to_string())?;
+        let config = sandbox_config(pod, &new_id(), &self.shared.sandbox);
+        rt.run_sandbox(config).await.map_err(|e| e.to_string())
+    }
+
+    /// The pod's `imagePullSecrets` as docker configs (missing ones are skipped, as
+    /// upstream does with a warning).
+    async fn pull_secrets(&self, pod: &Pod) -> Vec<DockerConfigJson> {
+        let (ns, _, _) = name_of(pod);
+        let api: Api<Secret> = Api::namespaced(self.shared.client.clone(), &ns);
+        let mut out = Vec::new();
+        let refs = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.image_pull_secrets.clone())
+            .unwrap_or_default();
+        for r in refs {
+            let Ok(Some(secret)) = api.get_opt(&r.name).await else {
+                tracing::warn!(secret = %r.name, "image pull secret not found");
+                continue;
+            };
+            let data = secret.data.unwrap_or_default();
+            let bytes = data
+                .get(".dockerconfigjson")
+                .or_else(|| data.get(".dockercfg"))
+                .map(|b| b.0.clone());
+            if let Some(cfg) = bytes.and_then(|b| DockerConfigJson::parse(&b).ok()) {
+                out.push(cfg);
+            }
+        }
+        out
+    }
+
+    /// The image for `container` per its pull policy. `Err(wait)`: the container waits
+    /// (its reason recorded) and is tried again after `wait`.
+    async fn ensure_image(
+        &mut self,
+        container: &Container,
+        secrets: &[DockerConfigJson],
+    ) -> Result<ImageInfo, Duration> {
+        let image = container.image.clone().unwrap_or_default();
+        let rt = &self.shared.runtime;
+        let policy = container
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| default_pull_policy(&image).to_owned());
+        let present = rt.image_status(&image).await.ok().flatten();
+        if let Some(info) = present.clone().filter(|_| policy != "Always") {
+            return Ok(info);
+        }
+        if policy == "Never" {
+            self.waiting.insert(
+                container.name.clone(),
+                WaitingReason {
+                    reason: "ErrImageNeverPull".into(),
+                    message: format!(
+                        "Container image \"{image}\" is not present with pull policy of Never"
+                    ),
+                },
+            );
+            return Err(RESYNC);
+        }
+        let key = format!("{}/{image}", self.uid);
+        let t = now();
+        if self.image_backoff.in_backoff_since(&key, t, t) {
+            self.waiting.insert(
+                container.name.clone(),
+                WaitingReason {
+                    reason: "ImagePullBackOff".into(),
+                    message: format!("Back-off pulling image \"{image}\""),
+                },
+            );
+            let wait = self
+                .image_backoff
+                .get(&key)
+                .and_then(|d| Duration::try_from(d).ok())
+                .unwrap_or(RETRY);
+            return Err(wait);
+        }
+        match rt.pull_image(&image, secrets).await {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                self.image_backoff.next(&key, t, t);
+                self.waiting.insert(
+                    container.name.clone(),
+                    WaitingReason {
+                        reason: "ErrImagePull".into(),
+                        message: format!("failed to pull and unpack image \"{image}\": {e}"),
+                    },
+                );
+                Err(RETRY)
+            }
+        }
+    }
+
+    /// ConfigMaps and Secrets the container's env names, fetched for the env builder.
+    async fn env_objects(&self, ns: &str, container: &Container) -> Objects {
+        let mut objects = Objects::default();
+        let mut cms = Vec::new();
+        let mut secrets = Vec::new();
+        for e in container.env_from.iter().flatten() {
+            if let Some(r) = &e.config_map_ref {
+                cms.push(r.name.clone());
+            }
+            if let Some(r) = &e.secret_ref {
+                secrets.push(r.name.clone());
+            }
+        }
+        for e in container.env.iter().flatten() {
+            let Some(v) = &e.value_from else { continue };
+            if let Some(r) = &v.config_map_key_ref {
+                cms.push(r.name.clone());
+            }
+            if let Some(r) = &v.secret_key_ref {
+                secrets.push(r.name.clone());
+            }
+        }
+        let cm_api: Api<ConfigMap> = Api::namespaced(self.shared.client.clone(), ns);
+        for n in cms {
+            if let Ok(Some(cm)) = cm_api.get_opt(&n).await {
+                objects = objects.with_config_map(cm);
+            }
+        }
+        let s_api: Api<Secret> = Api::namespaced(self.shared.client.clone(), ns);
+        for n in secrets {
+            if let Ok(Some(s)) = s_api.get_opt(&n).await {
+                objects = objects.with_secret(s);
+            }
+        }
+        objects
+    }
+
+    /// The Services whose variables a container gets: its namespace's (with
+    /// `enableServiceLinks`) and `kubernetes` in `default`.
+    async fn services(&self, pod: &Pod) -> Vec<Service> {
+        let (ns, _, _) = name_of(pod);
+        let mut out = Vec::new();
+        let links = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
+        if links {
+            let api: Api<Service> = Api::namespaced(self.shared.client.clone(), &ns);
+            if let Ok(list) = api.list(&ListParams::default()).await {
+                out.extend(list.items);
+            }
+        }
+        if ns != "default" || !links {
+            let api: Api<Service> = Api::namespaced(self.shared.client.clone(), "default");
+            if let Ok(Some(k)) = api.get_opt("kubernetes").await {
+                out.push(k);
+            }
+        }
+        out
+    }
+
+    /// Pulls, creates and starts container `name`. Returns when to retry if it could not.
+    async fn start_container(
+        &mut self,
+        pod: &Pod,
+        sandbox: &Sandbox,
+        view: &PodView,
+        name: &str,
+        secrets: &[DockerConfigJson],
+    ) -> Option<Duration> {
+        let (ns, pod_name, uid) = name_of(pod);
+        let init = spec_init_containers(pod).iter().any(|c| c.name == name);
+        let container = spec_init_containers(pod)
+            .iter()
+            .chain(spec_containers(pod))
+            .find(|c| c.name == name)?
+            .clone();
+        let image = match self.ensure_image(&container, secrets).await {
+            Ok(i) => i,
+            Err(wait) => return Some(wait),
+        };
+        let attempt = view
+            .latest(name)
+            .map_or(0, |c| u32::try_from(c.restart_count).unwrap_or(0) + 1);
+        let id = new_id();
+        let log_dir = self
+            .shared
+            .agent_dir
+            .join("logs")
+            .join(format!("{ns}_{pod_name}_{uid}"))
+            .join(name);
+        let mut labels = BTreeMap::new();
+        labels.insert(KIND_LABEL.into(), if init { "init" } else { "app" }.into());
+        labels.insert(
+            TERMINATION_MESSAGE_PATH_LABEL.into(),
+            container
+                .termination_message_path
+                .clone()
+                .unwrap_or_else(|| "/dev/termination-log".into()),
+        );
+        let meta = ContainerMeta {
+            pod_uid: uid.clone(),
+            pod_name: pod_name.clone(),
+            pod_namespace: ns.clone(),
+            sandbox_id: sandbox.id.clone(),
+            name: name.to_owned(),
+            attempt,
+            image: container.image.clone().unwrap_or_default(),
+            image_id: image.id.clone(),
+            image_ref: image
+                .repo_digests
+                .first()
+                .cloned()
+                .unwrap_or_else(|| image.id.clone()),
+            log_path: log_dir.join(format!("{attempt}.log")),
+            labels,
+        };
+        if let Err(e) = std::fs::create_dir_all(&log_dir) {
+            self.waiting.insert(
+                name.to_owned(),
+                WaitingReason::create_error(format!("creating the log directory: {e}")),
+            );
+            return Some(RETRY);
+        }
+        let rt = self.shared.runtime.clone();
+        let prepared = match rt.create_container(&id, &image, meta.clone()).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.waiting
+                    .insert(name.to_owned(), WaitingReason::create_error(e.to_string()));
+                return Some(RETRY);
+            }
+        };
+        let term_dir = self
+            .shared
+            .agent_dir
+            .join("pods")
+            .join(&uid)
+            .join("containers")
+            .join(name);
+        let term_log = term_dir.join(&id);
+        let term_ok = std::fs::create_dir_all(&term_dir)
+            .and_then(|_| std::fs::write(&term_log, b""))
+            .is_ok();
+        let objects = self.env_objects(&ns, &container).await;
+        let services = self.services(pod).await;
+        let pod_ips: Vec<String> = if sandbox.host_network {
+            self.shared.host_ips.clone()
+        } else {
+            sandbox.ips.iter().map(|ip| ip.to_string()).collect()
+        };
+        let users = EtcFiles::read(&prepared.rootfs);
+        let readonly = container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.read_only_root_filesystem)
+            == Some(true);
+        let inputs = ContainerInputs {
+            id: id.clone(),
+            rootfs: prepared.rootfs.clone(),
+            env: EnvInputs {
+                objects: &objects,
+                services: &services,
+                node_allocatable: &self.shared.allocatable,
+                pod_ips: &pod_ips,
+                host_ips: &self.shared.host_ips,
+            },
+            sandbox: SandboxNamespaces {
+                network: sandbox.netns.clone(),
+                ipc: sandbox.ipc.clone(),
+                uts: sandbox.uts.clone(),
+                // shareProcessNamespace is not built yet: the sandbox pins no pid
+                // namespace, so each container has its own.
+                pid: None,
+            },
+            mounts: sandbox.mounts(readonly),
+            termination_log: term_ok.then_some(term_log),
+            memory_capacity: self.shared.memory_capacity,
+            cluster_domain: &self.shared.sandbox.cluster_domain,
+            users: Some(&users),
+            host_devices: Vec::new(),
+            host_capabilities: Vec::new(),
+            annotations: BTreeMap::new(),
+        };
+        let converted = match container_config(pod, &container, &image.config, inputs) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = rt.remove_container(&id).await;
+                self.waiting
+                    .insert(name.to_owned(), WaitingReason::config_error(&e));
+                return Some(RETRY);
+            }
+        };
+        if let Err(e) = rt.start_container(&id, &converted.config).await {
+            let t = now();
+            let _ = rt.remove_container(&id).await;
+            self.failed_starts.push(ObservedContainer {
+                name: name.to_owned(),
+                id,
+                state: ObservedState::Exited,
+                created_at: t,
+                started_at: None,
+                finished_at: Some(t),
+                exit_code: 128,
+                oom_killed: false,
+                start_error: Some(e.to_string()),
+                message: None,
+                restart_count: i32::try_from(attempt).unwrap_or(i32::MAX),
+                image: meta.image,
+                image_id: meta.image_ref,
+            });
+            self.waiting.remove(name);
+            return Some(RETRY);
+        }
+        self.waiting.remove(name);
+        None
+    }
+
+    /// Stops every running container of the pod with `grace` (concurrently).
+    async fn stop_containers(&self, view: &PodView, grace: Duration) -> Result<(), String> {
+        let rt = &self.shared.runtime;
+        let stops = view
+            .containers
+            .iter()
+            .filter(|c| matches!(c.state, ObservedState::Running | ObservedState::Unknown))
+            .map(|c| rt.stop_container(&c.id, grace));
+        for r in futures::future::join_all(stops).await {
+            r.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Posts the pod's status when it changed. Returns whether a container runs.
+    async fn post_status(&mut self, pod: &Pod, sandbox_ready: bool) -> Result<bool, String> {
+        let (view, sandbox) = self.view().await?;
+        let probes: BTreeMap<String, ProbeResults> = BTreeMap::new();
+        let pod_ips: Vec<String> = match &sandbox {
+            Some(s) if s.host_network => self.shared.host_ips.clone(),
+            Some(s) => s.ips.iter().map(|ip| ip.to_string()).collect(),
+            None => Vec::new(),
+        };
+        let status = generate_pod_status(
+            pod,
+            &StatusInputs {
+                observed: &view.containers,
+                waiting: &self.waiting,
+                probes: &probes,
+                sandbox_ready: sandbox_ready && sandbox.is_some(),
+                pod_is_terminal: self.terminal,
+                pod_ips: &pod_ips,
+                host_ips: &self.shared.host_ips,
+                previous: self.last_status.as_ref(),
+                now: now(),
+            },
+        );
+        let running = view
+            .containers
+            .iter()
+            .any(|c| c.state == ObservedState::Running);
+        if self.last_status.as_ref() == Some(&status) {
+            return Ok(running);
+        }
+        let (ns, name, uid) = name_of(pod);
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
+        let patch = crate::sim::pod::status_patch(&uid, &status);
+        api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.last_status = Some(status);
+        Ok(running)
+    }
+
+    /// A pod being deleted: stop its containers within the grace period, post the final
+    /// status, remove everything of it from the node, then delete it with grace 0.
+    async fn terminate(&mut self, pod: &Pod) -> Result<(), String> {
+        let (view, _) = self.view().await?;
+        self.stop_containers(&view, pod_grace(pod)).await?;
+        self.terminal = true;
+        // The final status shows the containers terminated.
+        let _ = self.post_status(pod, false).await;
+        self.cleanup().await?;
+        let (ns, name, uid) = name_of(pod);
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Removes every container, the sandbox, the pod's cgroup and files. Idempotent.
+    async fn cleanup(&mut self) -> Result<(), String> {
+        let rt = &self.shared.runtime;
+        let (view, _) = self.view().await?;
+        self.stop_containers(&view, Duration::from_secs(2)).await?;
+        for c in view.containers.iter().filter(|c| c.start_error.is_none()) {
+            rt.remove_container(&c.id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        for s in rt.list_sandboxes().await.map_err(|e| e.to_string())? {
+            if s.pod_uid == self.uid {
+                rt.remove_sandbox(&s.id).await.map_err(|e| e.to_string())?;
+            }
+        }
+        self.failed_starts.clear();
+        let pod_dir = self.shared.agent_dir.join("pods").join(&self.uid);
+        match std::fs::remove_dir_all(&pod_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("removing {}: {e}", pod_dir.display())),
+        }
+        Ok(())
+    }
+}
+
+/// The grace period a pod's containers get: the deletion's, else the spec's (default 30).
+fn pod_grace(pod: &Pod) -> Duration {
+    let secs = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+/// The API server's default (`SetDefaults_Container`): `Always` for `:latest` or no tag,
+/// else `IfNotPresent`.
+pub fn default_pull_policy(image: &str) -> &'static str {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    match last.split_once(':') {
+        Some((_, tag)) if tag != "latest" => "IfNotPresent",
+        _ if image.contains('@') => "IfNotPresent",
+        _ => "Always",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policy_defaults_as_the_api_server() {
+        assert_eq!(default_pull_policy("busybox"), "Always");
+        assert_eq!(default_pull_policy("busybox:latest"), "Always");
+        assert_eq!(default_pull_policy("busybox:1.36"), "IfNotPresent");
+        assert_eq!(default_pull_policy("127.0.0.1:5000/busybox"), "Always");
+        assert_eq!(
+            default_pull_policy("127.0.0.1:5000/busybox:v1"),
+            "IfNotPresent"
+        );
+        assert_eq!(default_pull_policy("busybox@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn grace_comes_from_the_deletion_then_the_spec() {
+        let mut pod = Pod::default();
+        assert_eq!(pod_grace(&pod), Duration::from_secs(30));
+        pod.spec = Some(Default::default());
+        pod.spec.as_mut().unwrap().termination_grace_period_seconds = Some(5);
+        assert_eq!(pod_grace(&pod), Duration::from_secs(5));
+        pod.metadata.deletion_grace_period_seconds = Some(1);
+        assert_eq!(pod_grace(&pod), Duration::from_secs(1));
+    }
+}
