@@ -8,6 +8,7 @@
 //! **Architecture invariant:** this crate talks to the cluster only through the Kubernetes
 //! API (kube-rs); it never depends on `skiff-store` or `skiff-apiserver`.
 
+pub mod kubelet;
 pub mod pods;
 pub mod sim;
 pub mod volumes;
