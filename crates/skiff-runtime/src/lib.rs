@@ -9,11 +9,15 @@
 //!
 //! - [`cri`]: the [`cri::PodRuntime`] trait the kubelet drives (CRI's runtime and image
 //!   services as one trait).
+//! - [`testing`]: [`testing::RecordingRuntime`], the in-memory double of that trait for
+//!   the kubelet's unit tests.
 //!
 //! The kubelet hands this crate plain descriptions (what to run, with which limits); it
 //! does not know Kubernetes API objects beyond that, and never the API server or store.
 
 pub mod container;
 pub mod cri;
+pub mod exec;
 pub mod image;
 pub mod sandbox;
+pub mod testing;
