@@ -21,3 +21,7 @@ pub mod table;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod validation;
+
+/// The Kubernetes version skiff serves (`/version`'s `gitVersion`), also the kubelet's
+/// `nodeInfo.kubeletVersion`.
+pub const GIT_VERSION: &str = "v1.33.0+skiff";

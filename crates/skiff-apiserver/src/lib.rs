@@ -45,7 +45,7 @@ use crate::objects::Objects;
 /// The Kubernetes version skiff serves (k8s-openapi's `v1_33` types).
 pub const KUBE_MAJOR: &str = "1";
 pub const KUBE_MINOR: &str = "33";
-pub const GIT_VERSION: &str = "v1.33.0+skiff";
+pub const GIT_VERSION: &str = skiff_api::GIT_VERSION;
 
 /// The namespaces every cluster starts with.
 pub const SYSTEM_NAMESPACES: &[&str] =
