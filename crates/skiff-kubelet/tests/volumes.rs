@@ -436,3 +436,59 @@ async fn missing_configmap_fails_until_it_exists() -> Result<()> {
     ensure!(!root.path().join(uid).exists());
     Ok(())
 }
+
+#[tokio::test]
+async fn fs_group_owns_volumes_and_unchanged_refresh_writes_nothing() -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let root = Root::new()?;
+    let vm = VolumeManager::new(root.path());
+    let objects = Objects::default();
+    objects.put_secret("s", "k", "v");
+    let uid = "0a1b2c3d-0000-4000-8000-000000000004";
+    let mut p = pod(
+        uid,
+        vec![
+            secret_volume("creds", "s"),
+            empty_dir("data", false, None),
+            Volume {
+                name: "sa".into(),
+                projected: Some(ProjectedVolumeSource {
+                    sources: Some(vec![VolumeProjection {
+                        service_account_token: Some(ServiceAccountTokenProjection {
+                            path: "token".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
+                    default_mode: Some(0o644),
+                }),
+                ..Default::default()
+            },
+        ],
+    );
+    if let Some(spec) = p.spec.as_mut() {
+        spec.security_context = Some(k8s_openapi::api::core::v1::PodSecurityContext {
+            fs_group: Some(2345),
+            ..Default::default()
+        });
+    }
+    let vols = vm.setup(&p, &objects, &node()).await?;
+    let meta = |v: &str, f: &str| fs::metadata(vols.volumes[v].path.join(f));
+    let secret = meta("creds", "k")?;
+    ensure!(secret.gid() == 2345, "secret gid {}", secret.gid());
+    ensure!(
+        secret.permissions().mode() & 0o7777 == 0o440,
+        "0400 | 0440: {:o}",
+        secret.permissions().mode()
+    );
+    let token = meta("sa", "token")?;
+    ensure!(token.permissions().mode() & 0o7777 == 0o640 && token.gid() == 2345);
+    let data = fs::metadata(&vols.volumes["data"].path)?;
+    ensure!(data.gid() == 2345 && data.permissions().mode() & 0o7777 == 0o2777);
+    let before = fs::read_link(vols.volumes["creds"].path.join("..data"))?;
+    ensure!(!vm.refresh(&p, &objects, &node()).await?, "nothing changed");
+    ensure!(fs::read_link(vols.volumes["creds"].path.join("..data"))? == before);
+    vm.teardown(uid).await?;
+    ensure!(!root.path().join(uid).exists());
+    Ok(())
+}

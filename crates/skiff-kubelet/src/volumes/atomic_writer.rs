@@ -8,13 +8,16 @@
 //! the payload and removes the old directory. A reader therefore sees the old set of
 //! files or the new one, never a half-written file.
 //!
-//! Unlike upstream's (which compares contents only), a changed file mode is an update too.
-//! Blocking: call from `spawn_blocking`.
+//! Unlike upstream's (which compares contents only), a changed file mode or group is an
+//! update too. With a pod's `fsGroup` ([`write_owned`]) the files get what upstream's
+//! `SetVolumeOwnership` (`pkg/volume/volume_linux.go`) gives a read-only volume after the
+//! write: group `fsGroup`, modes `| 0440`, directories `| 02550`; done while writing, so an
+//! unchanged payload is still recognised as unchanged. Blocking: call from `spawn_blocking`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{lchown, symlink, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 /// The data symlink's name.
@@ -149,15 +152,23 @@ fn walk(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) -> io::Result<()> 
     Ok(())
 }
 
-/// Whether `file` differs from what `old_dir` holds (missing, other bytes or other mode).
-fn differs(old_dir: &Path, path: &str, file: &FileProjection) -> io::Result<bool> {
+/// Whether `file` differs from what `old_dir` holds (missing, other bytes, mode or group).
+fn differs(
+    old_dir: &Path,
+    path: &str,
+    file: &FileProjection,
+    gid: Option<u32>,
+) -> io::Result<bool> {
     let p = old_dir.join(path);
     let meta = match fs::symlink_metadata(&p) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
         Err(e) => return Err(e),
     };
-    if !meta.is_file() || meta.permissions().mode() & 0o7777 != file.mode & 0o7777 {
+    if !meta.is_file()
+        || meta.permissions().mode() & 0o7777 != file.mode & 0o7777
+        || gid.is_some_and(|g| meta.gid() != g)
+    {
         return Ok(true);
     }
     Ok(fs::read(&p)? != file.data)
@@ -166,7 +177,35 @@ fn differs(old_dir: &Path, path: &str, file: &FileProjection) -> io::Result<bool
 /// Projects `payload` into `target` (which must exist). Returns whether anything changed
 /// on disk (false: the current data already is the payload).
 pub fn write(target: &Path, payload: &Payload) -> Result<bool, WriteError> {
-    let payload = validate_payload(payload)?;
+    write_owned(target, payload, None)
+}
+
+/// Directory bits `SetVolumeOwnership` adds for a read-only volume.
+const DIR_GROUP_MASK: u32 = 0o2550;
+
+/// Gives `path` the group `gid` and adds `mask` to its mode.
+fn own(path: &Path, gid: u32, mask: u32) -> Result<(), WriteError> {
+    lchown(path, None, Some(gid)).map_err(io_err("chown", path))?;
+    let mode = fs::metadata(path)
+        .map_err(io_err("stat", path))?
+        .permissions()
+        .mode();
+    if mode & mask != mask {
+        fs::set_permissions(path, fs::Permissions::from_mode((mode | mask) & 0o7777))
+            .map_err(io_err("chmod", path))?;
+    }
+    Ok(())
+}
+
+/// [`write`] for a pod with `fsGroup` `gid` (None: as [`write`]).
+pub fn write_owned(target: &Path, payload: &Payload, gid: Option<u32>) -> Result<bool, WriteError> {
+    let mut payload = validate_payload(payload)?;
+    if let Some(g) = gid {
+        for f in payload.values_mut() {
+            f.mode |= 0o440;
+        }
+        own(target, g, DIR_GROUP_MASK)?;
+    }
     let data_link = target.join(DATA_DIR);
     let old_ts = match fs::read_link(&data_link) {
         Ok(p) => Some(p),
@@ -186,7 +225,7 @@ pub fn write(target: &Path, payload: &Payload) -> Result<bool, WriteError> {
         to_remove = old_paths.difference(&new_paths).cloned().collect();
         let mut changed = false;
         for (path, file) in &payload {
-            if differs(old, path, file).map_err(io_err("comparing", old))? {
+            if differs(old, path, file, gid).map_err(io_err("comparing", old))? {
                 changed = true;
                 break;
             }
@@ -216,7 +255,10 @@ pub fn write(target: &Path, payload: &Payload) -> Result<bool, WriteError> {
     fs::set_permissions(&ts_dir, fs::Permissions::from_mode(0o755))
         .map_err(io_err("chmod", &ts_dir))
         .map_err(cleanup)?;
-    write_payload(&ts_dir, &payload).map_err(cleanup)?;
+    if let Some(g) = gid {
+        own(&ts_dir, g, DIR_GROUP_MASK).map_err(cleanup)?;
+    }
+    write_payload(&ts_dir, &payload, gid).map_err(cleanup)?;
     let ts_name = ts_dir
         .file_name()
         .map(PathBuf::from)
@@ -253,11 +295,22 @@ pub fn write(target: &Path, payload: &Payload) -> Result<bool, WriteError> {
     Ok(true)
 }
 
-fn write_payload(dir: &Path, payload: &Payload) -> Result<(), WriteError> {
+fn write_payload(dir: &Path, payload: &Payload, gid: Option<u32>) -> Result<(), WriteError> {
     for (path, file) in payload {
         let full = dir.join(path);
         if let Some(parent) = full.parent() {
             fs::create_dir_all(parent).map_err(io_err("creating directory", parent))?;
+            if let Some(g) = gid {
+                // Each directory between the data directory and the file.
+                let mut p = parent;
+                while p != dir && p.starts_with(dir) {
+                    own(p, g, DIR_GROUP_MASK)?;
+                    match p.parent() {
+                        Some(up) => p = up,
+                        None => break,
+                    }
+                }
+            }
         }
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -268,6 +321,9 @@ fn write_payload(dir: &Path, payload: &Payload) -> Result<(), WriteError> {
         // The exact mode whatever the umask (upstream's Chmod after WriteFile).
         f.set_permissions(fs::Permissions::from_mode(file.mode & 0o7777))
             .map_err(io_err("chmod", &full))?;
+        if let Some(g) = gid {
+            lchown(&full, None, Some(g)).map_err(io_err("chown", &full))?;
+        }
     }
     Ok(())
 }

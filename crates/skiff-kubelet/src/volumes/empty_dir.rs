@@ -62,6 +62,33 @@ pub fn setup_tmpfs(path: &Path, size: Option<i64>) -> io::Result<()> {
     mounts::mount_tmpfs(path, size)
 }
 
+/// Upstream's `SetVolumeOwnership` for a writable volume with the pod's `fsGroup`: every
+/// file and directory under `dir` gets group `gid` and `| 0660` (directories also
+/// `| 02110`, setgid so new files inherit the group); symlinks are chowned, not chmodded.
+/// Walks everything each time (upstream's default `fsGroupChangePolicy: Always`).
+pub fn set_ownership(dir: &Path, gid: u32) -> io::Result<()> {
+    use std::os::unix::fs::lchown;
+    let meta = fs::symlink_metadata(dir)?;
+    lchown(dir, None, Some(gid))?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mut mask = 0o660;
+    if meta.is_dir() {
+        mask |= 0o2110;
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & mask != mask {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode | mask))?;
+    }
+    if meta.is_dir() {
+        for entry in fs::read_dir(dir)? {
+            set_ownership(&entry?.path(), gid)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,9 @@
 //! `emptyDir.medium: Memory`, secret, downwardAPI and projected volumes. hostPath and
 //! PVC-bound hostPath/local volumes are used directly as the container's bind-mount source.
 //! What is mounted is read back from `/proc/self/mountinfo`, so teardown also undoes what a
-//! previous kubelet left. Not done: fsGroup ownership (`SetVolumeOwnership`), SELinux
-//! relabelling, subPath bind mounts against symlink races (upstream's
+//! previous kubelet left. The pod's `fsGroup` owns emptyDir and the API-data volumes
+//! (`SetVolumeOwnership`). Not done: `fsGroupChangePolicy: OnRootMismatch` (always walked),
+//! fsGroup on PVC-backed volumes, SELinux relabelling, subPath bind mounts against symlink races (upstream's
 //! `PrepareSafeSubpath`: here the resolved path is checked to stay inside the volume).
 
 pub mod api;
@@ -141,6 +142,7 @@ enum Plan {
     Dir {
         dir: PathBuf,
         tmpfs: Option<Option<i64>>,
+        fs_group: Option<u32>,
     },
     /// A host path, checked against its type.
     Host {
@@ -153,6 +155,7 @@ enum Plan {
         dir: PathBuf,
         tmpfs: Option<Option<i64>>,
         payload: Payload,
+        fs_group: Option<u32>,
     },
 }
 
@@ -286,6 +289,14 @@ impl VolumeManager {
             .unwrap_or_default();
         let mem =
             |size: Option<&Quantity>| Some(empty_dir::memory_size(&node.allocatable, pod, size));
+        // The pod's fsGroup: group owner of emptyDir, configMap, secret, downwardAPI and
+        // projected volumes (upstream's SetVolumeOwnership; not hostPath, not PVCs here).
+        let fs_group = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.as_ref())
+            .and_then(|s| s.fs_group)
+            .and_then(|g| u32::try_from(g).ok());
         let mut plans = Vec::new();
         for v in volumes {
             let err = setup_err(v);
@@ -297,6 +308,7 @@ impl VolumeManager {
                 Plan::Dir {
                     dir: self.volume_dir(&uid, EMPTY_DIR, &v.name),
                     tmpfs: memory.then(|| mem(ed.size_limit.as_ref())).flatten(),
+                    fs_group,
                 }
             } else if let Some(hp) = &v.host_path {
                 if only_files {
@@ -321,6 +333,7 @@ impl VolumeManager {
                     dir: self.volume_dir(&uid, CONFIG_MAP, &v.name),
                     tmpfs: None,
                     payload,
+                    fs_group,
                 }
             } else if let Some(src) = &v.secret {
                 let name = src.secret_name.clone().unwrap_or_default();
@@ -337,6 +350,7 @@ impl VolumeManager {
                     dir: self.volume_dir(&uid, SECRET, &v.name),
                     tmpfs: mem(None),
                     payload,
+                    fs_group,
                 }
             } else if let Some(src) = &v.downward_api {
                 let payload = downwardapi::collect_data(
@@ -350,16 +364,19 @@ impl VolumeManager {
                     dir: self.volume_dir(&uid, DOWNWARD_API, &v.name),
                     tmpfs: mem(None),
                     payload,
+                    fs_group,
                 }
             } else if let Some(src) = &v.projected {
                 let dir = self.volume_dir(&uid, PROJECTED, &v.name);
-                let payload = projected::collect(src, pod, &ns, objects, node, &dir)
-                    .await
-                    .map_err(&err)?;
+                let payload =
+                    projected::collect(src, pod, &ns, objects, node, &dir, fs_group.is_some())
+                        .await
+                        .map_err(&err)?;
                 Plan::Files {
                     dir,
                     tmpfs: mem(None),
                     payload,
+                    fs_group,
                 }
             } else if let Some(claim) = &v.persistent_volume_claim {
                 if only_files {
@@ -409,8 +426,15 @@ fn apply(plans: Vec<(String, Plan)>) -> Result<(PodVolumes, bool), VolumeError> 
             .map_err(|e| err(e.to_string()))
         };
         let vol = match plan {
-            Plan::Dir { dir, tmpfs } => {
+            Plan::Dir {
+                dir,
+                tmpfs,
+                fs_group,
+            } => {
                 prepare(&dir, tmpfs)?;
+                if let Some(g) = fs_group {
+                    empty_dir::set_ownership(&dir, g).map_err(|e| err(e.to_string()))?;
+                }
                 MountedVolume {
                     path: dir,
                     readonly: false,
@@ -428,9 +452,11 @@ fn apply(plans: Vec<(String, Plan)>) -> Result<(PodVolumes, bool), VolumeError> 
                 dir,
                 tmpfs,
                 payload,
+                fs_group,
             } => {
                 prepare(&dir, tmpfs)?;
-                changed |= atomic_writer::write(&dir, &payload).map_err(|e| err(e.to_string()))?;
+                changed |= atomic_writer::write_owned(&dir, &payload, fs_group)
+                    .map_err(|e| err(e.to_string()))?;
                 MountedVolume {
                     path: dir,
                     readonly: true,

@@ -45,6 +45,7 @@ pub async fn collect(
     objects: &dyn VolumeObjects,
     node: &NodeFacts,
     dir: &Path,
+    has_fs_group: bool,
 ) -> Result<Payload, String> {
     let default_mode = src.default_mode.unwrap_or(DEFAULT_MODE);
     let mut out = Payload::new();
@@ -98,8 +99,10 @@ pub async fn collect(
             }
         } else if let Some(t) = &s.service_account_token {
             let expiration = t.expiration_seconds.unwrap_or(DEFAULT_EXPIRATION);
+            // With an fsGroup the token is 0600, which the ownership step makes 0640.
+            let mode = if has_fs_group { 0o600 } else { default_mode };
             if let Some(token) = fresh_token(dir, &t.path, expiration) {
-                out.insert(t.path.clone(), file(token, default_mode));
+                out.insert(t.path.clone(), file(token, mode));
                 continue;
             }
             let sa = pod
@@ -111,7 +114,7 @@ pub async fn collect(
             let audience = t.audience.as_deref().filter(|a| !a.is_empty());
             match objects.token(ns, sa, audience, expiration, pod).await {
                 Ok(Some(token)) => {
-                    out.insert(t.path.clone(), file(token.into_bytes(), default_mode));
+                    out.insert(t.path.clone(), file(token.into_bytes(), mode));
                 }
                 Ok(None) => {}
                 Err(e) => errs.push(e),
