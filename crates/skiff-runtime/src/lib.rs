@@ -15,9 +15,11 @@
 //! The kubelet hands this crate plain descriptions (what to run, with which limits); it
 //! does not know Kubernetes API objects beyond that, and never the API server or store.
 
+pub mod cgroups;
 pub mod container;
 pub mod cri;
 pub mod exec;
 pub mod image;
+pub mod local;
 pub mod sandbox;
 pub mod testing;
