@@ -28,6 +28,8 @@ struct Objects {
     config_maps: Mutex<BTreeMap<String, ConfigMap>>,
     secrets: Mutex<BTreeMap<String, Secret>>,
     tokens: Mutex<u32>,
+    claims: Mutex<BTreeMap<String, PersistentVolumeClaim>>,
+    pvs: Mutex<BTreeMap<String, PersistentVolume>>,
 }
 
 impl Objects {
@@ -71,11 +73,13 @@ impl VolumeObjects for Objects {
         let m = self.secrets.lock().map_err(|e| e.to_string())?;
         Ok(m.get(name).cloned())
     }
-    async fn pvc(&self, _: &str, _: &str) -> Result<Option<PersistentVolumeClaim>, String> {
-        Ok(None)
+    async fn pvc(&self, _: &str, name: &str) -> Result<Option<PersistentVolumeClaim>, String> {
+        let m = self.claims.lock().map_err(|e| e.to_string())?;
+        Ok(m.get(name).cloned())
     }
-    async fn pv(&self, _: &str) -> Result<Option<PersistentVolume>, String> {
-        Ok(None)
+    async fn pv(&self, name: &str) -> Result<Option<PersistentVolume>, String> {
+        let m = self.pvs.lock().map_err(|e| e.to_string())?;
+        Ok(m.get(name).cloned())
     }
     async fn token(
         &self,
@@ -489,6 +493,132 @@ async fn fs_group_owns_volumes_and_unchanged_refresh_writes_nothing() -> Result<
     ensure!(!vm.refresh(&p, &objects, &node()).await?, "nothing changed");
     ensure!(fs::read_link(vols.volumes["creds"].path.join("..data"))? == before);
     vm.teardown(uid).await?;
+    ensure!(!root.path().join(uid).exists());
+    Ok(())
+}
+
+#[tokio::test]
+async fn host_path_and_bound_claim_are_bind_sources() -> Result<()> {
+    use k8s_openapi::api::core::v1::{
+        HostPathVolumeSource, LocalVolumeSource, ObjectReference, PersistentVolumeClaimSpec,
+        PersistentVolumeClaimStatus, PersistentVolumeClaimVolumeSource, PersistentVolumeSpec,
+    };
+    let root = Root::new()?;
+    let host = tempfile::tempdir()?;
+    let vm = VolumeManager::new(root.path());
+    let objects = Objects::default();
+    let uid = "0a1b2c3d-0000-4000-8000-000000000005";
+    let local = host.path().join("local-pv");
+    fs::create_dir(&local)?;
+    let claim = |phase: &str, volume: Option<&str>| PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            uid: Some("claim-uid".into()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            volume_name: volume.map(Into::into),
+            ..Default::default()
+        }),
+        status: Some(PersistentVolumeClaimStatus {
+            phase: Some(phase.into()),
+            ..Default::default()
+        }),
+    };
+    if let Ok(mut m) = objects.claims.lock() {
+        m.insert("data".into(), claim("Pending", None));
+    }
+    let host_vol = |name: &str, path: &Path, typ: Option<&str>| Volume {
+        name: name.into(),
+        host_path: Some(HostPathVolumeSource {
+            path: path.to_string_lossy().into_owned(),
+            type_: typ.map(Into::into),
+        }),
+        ..Default::default()
+    };
+    let claim_vol = Volume {
+        name: "pvc".into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: "data".into(),
+            read_only: Some(true),
+        }),
+        ..Default::default()
+    };
+    let made = host.path().join("made/by/type");
+    let untyped = host.path().join("untyped");
+    let p = pod(
+        uid,
+        vec![
+            host_vol("made", &made, Some("DirectoryOrCreate")),
+            host_vol("untyped", &untyped, None),
+            claim_vol.clone(),
+        ],
+    );
+    let err = vm
+        .setup(&p, &objects, &node())
+        .await
+        .err()
+        .context("pending claim")?;
+    ensure!(
+        err.to_string()
+            == "error processing PVC ns/data: PVC ns/data has non-bound phase (\"Pending\") or empty pvc.Spec.VolumeName (\"\")",
+        "{err}"
+    );
+    if let Ok(mut m) = objects.claims.lock() {
+        m.insert("data".into(), claim("Bound", Some("pv1")));
+    }
+    if let Ok(mut m) = objects.pvs.lock() {
+        m.insert(
+            "pv1".into(),
+            PersistentVolume {
+                spec: Some(PersistentVolumeSpec {
+                    local: Some(LocalVolumeSource {
+                        path: local.to_string_lossy().into_owned(),
+                        fs_type: None,
+                    }),
+                    claim_ref: Some(ObjectReference {
+                        uid: Some("claim-uid".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+    }
+    let vols = vm.setup(&p, &objects, &node()).await?;
+    ensure!(made.is_dir() && untyped.is_dir());
+    ensure!(vols.volumes["made"].path == made && !vols.volumes["made"].readonly);
+    ensure!(vols.volumes["pvc"].path == local && vols.volumes["pvc"].readonly);
+    ensure!(
+        mountinfo_under(&root.path().join(uid))?.is_empty(),
+        "no mounts made"
+    );
+    let binds = vols.mounts_for(&p.spec.as_ref().context("spec")?.containers[0], &[])?;
+    ensure!(binds.iter().any(|b| b.host_path == local && b.readonly));
+
+    // A typed hostPath that is not what it says fails with upstream's message.
+    let file = host.path().join("a-file");
+    fs::write(&file, "x")?;
+    let bad = pod(uid, vec![host_vol("bad", &file, Some("Directory"))]);
+    let err = vm
+        .setup(&bad, &objects, &node())
+        .await
+        .err()
+        .context("not a dir")?;
+    ensure!(
+        err.to_string()
+            == format!(
+                "MountVolume.SetUp failed for volume \"bad\" : hostPath type check failed: {} is not a directory",
+                file.display()
+            ),
+        "{err}"
+    );
+    vm.teardown(uid).await?;
+    ensure!(
+        local.is_dir() && made.is_dir(),
+        "teardown leaves host paths alone"
+    );
     ensure!(!root.path().join(uid).exists());
     Ok(())
 }

@@ -177,7 +177,10 @@ fn check_uid(uid: &str) -> Result<(), VolumeError> {
     }
 }
 
-/// The volume manager of one node.
+/// The volume manager of one node. Calls for one pod must not overlap (the pod worker
+/// serialises them, as upstream's atomic writer requires); different pods are independent.
+/// A `refresh` after `teardown` would set the volumes up again: the caller stops
+/// refreshing first.
 #[derive(Clone, Debug)]
 pub struct VolumeManager {
     root: PathBuf,
@@ -446,6 +449,11 @@ fn apply(plans: Vec<(String, Plan)>) -> Result<(PodVolumes, bool), VolumeError> 
                 readonly,
             } => {
                 host_path::check_type(&path, typ.as_deref()).map_err(err)?;
+                // Without a type a missing path is made a directory: containerd's CRI does
+                // so for every missing bind source (WithMounts), and skiff has no containerd.
+                if typ.as_deref().unwrap_or("").is_empty() && fs::symlink_metadata(&path).is_err() {
+                    fs::create_dir_all(&path).map_err(|e| err(e.to_string()))?;
+                }
                 MountedVolume { path, readonly }
             }
             Plan::Files {
