@@ -10,5 +10,6 @@
 
 pub mod kubelet;
 pub mod pods;
+pub mod probes;
 pub mod sim;
 pub mod volumes;
