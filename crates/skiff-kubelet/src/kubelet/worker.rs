@@ -14,6 +14,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodStatus, Secret, S
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::Resource;
 use skiff_runtime::cri::{ContainerMeta, ImageInfo, PodCgroup, PodRuntime};
 use skiff_runtime::image::pull::DockerConfigJson;
 use skiff_runtime::sandbox::Sandbox;
@@ -31,6 +33,7 @@ use crate::pods::status::{
     WaitingReason,
 };
 use crate::pods::{qos, resources, spec_containers, spec_init_containers};
+use crate::volumes::{ApiObjects, NodeFacts, PodVolumes, VolumeManager};
 
 /// What every pod worker of a node shares.
 pub struct Shared {
@@ -45,6 +48,8 @@ pub struct Shared {
     pub allocatable: BTreeMap<String, Quantity>,
     /// The node's IPs, primary first (`status.hostIP(s)`, hostNetwork pods' IPs).
     pub host_ips: Vec<String>,
+    /// `<data-dir>/agent/pods`.
+    pub volumes: VolumeManager,
 }
 
 /// Image pull back-off: 10 s doubling to 5 min, as the kubelet's image puller.
@@ -55,6 +60,9 @@ const IMAGE_BACKOFF_MAX: SignedDuration = SignedDuration::from_secs(300);
 const RESYNC: Duration = Duration::from_secs(10);
 /// How soon a failed step (a sandbox, a volume, the API) is retried.
 const RETRY: Duration = Duration::from_secs(2);
+/// How often a running pod's configMap/secret/downwardAPI volumes are re-rendered
+/// (upstream: the sync period, a minute, plus the object cache's TTL).
+const VOLUME_REFRESH: Duration = Duration::from_secs(30);
 
 fn now() -> Timestamp {
     Timestamp::now()
@@ -85,6 +93,9 @@ pub struct Worker {
     failed_starts: Vec<ObservedContainer>,
     last_status: Option<PodStatus>,
     terminal: bool,
+    volumes: Option<PodVolumes>,
+    volumes_refreshed: Option<std::time::Instant>,
+    recorder: Option<Recorder>,
 }
 
 /// How a worker is driven: the latest pod (None once the API no longer has it) and a
@@ -105,6 +116,9 @@ impl Worker {
             failed_starts: Vec::new(),
             last_status: None,
             terminal: false,
+            volumes: None,
+            volumes_refreshed: None,
+            recorder: None,
         }
     }
 
@@ -241,6 +255,11 @@ impl Worker {
                 }
             }
         }
+        let volumes_ready = actions.terminal || self.ensure_volumes(pod).await;
+        if !volumes_ready {
+            self.post_status(pod, sandbox.is_some()).await?;
+            return Ok(Some(RETRY));
+        }
         if let Some(sb) = sandbox.as_ref().filter(|_| !actions.start.is_empty()) {
             let pull_secrets = self.pull_secrets(pod).await;
             for name in &actions.start {
@@ -257,6 +276,70 @@ impl Worker {
             next = Some(next.map_or(RESYNC, |n| n.min(RESYNC)));
         }
         Ok(next)
+    }
+
+    /// Records an event about the pod (reporting component `kubelet`, this node).
+    async fn event(&mut self, pod: &Pod, warning: bool, reason: &str, note: String) {
+        let recorder = self.recorder.get_or_insert_with(|| {
+            Recorder::new(
+                self.shared.client.clone(),
+                Reporter {
+                    controller: "kubelet".into(),
+                    instance: Some(self.shared.node_name.clone()),
+                },
+            )
+        });
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: reason.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &pod.object_ref(&())).await {
+            tracing::debug!(reason, error = %e, "recording an event failed");
+        }
+    }
+
+    fn node_facts(&self) -> NodeFacts {
+        NodeFacts {
+            allocatable: self.shared.allocatable.clone(),
+            node_name: self.shared.node_name.clone(),
+        }
+    }
+
+    /// Sets up the pod's volumes once, and re-renders their contents now and then. An error
+    /// is a `FailedMount` event; the pod waits in ContainerCreating and is retried.
+    async fn ensure_volumes(&mut self, pod: &Pod) -> bool {
+        let objects = ApiObjects {
+            client: self.shared.client.clone(),
+        };
+        let facts = self.node_facts();
+        if self.volumes.is_none() {
+            match self.shared.volumes.setup(pod, &objects, &facts).await {
+                Ok(v) => {
+                    self.volumes = Some(v);
+                    self.volumes_refreshed = Some(std::time::Instant::now());
+                }
+                Err(e) => {
+                    self.event(pod, true, "FailedMount", e.to_string()).await;
+                    return false;
+                }
+            }
+        } else if self
+            .volumes_refreshed
+            .is_none_or(|t| t.elapsed() >= VOLUME_REFRESH)
+        {
+            if let Err(e) = self.shared.volumes.refresh(pod, &objects, &facts).await {
+                tracing::debug!(pod_uid = %self.uid, error = %e, "refreshing volumes");
+            }
+            self.volumes_refreshed = Some(std::time::Instant::now());
+        }
+        true
     }
 
     async fn create_sandbox(&self, pod: &Pod) -> Result<Sandbox, String> {
@@ -309,6 +392,7 @@ impl Worker {
     /// (its reason recorded) and is tried again after `wait`.
     async fn ensure_image(
         &mut self,
+        pod: &Pod,
         container: &Container,
         secrets: &[DockerConfigJson],
     ) -> Result<ImageInfo, Duration> {
@@ -351,15 +435,44 @@ impl Worker {
                 .unwrap_or(RETRY);
             return Err(wait);
         }
+        let started = std::time::Instant::now();
+        let rt = rt.clone();
+        self.event(pod, false, "Pulling", format!("Pulling image \"{image}\""))
+            .await;
         match rt.pull_image(&image, secrets).await {
-            Ok(info) => Ok(info),
+            Ok(info) => {
+                {
+                    let took = started.elapsed();
+                    self.event(
+                        pod,
+                        false,
+                        "Pulled",
+                        format!(
+                            "Successfully pulled image \"{image}\" in {took:.3?} ({took:.3?} including waiting). Image size: {} bytes.",
+                            info.size
+                        ),
+                    )
+                    .await;
+                }
+                Ok(info)
+            }
             Err(e) => {
                 self.image_backoff.next(&key, t, t);
+                let message = format!("failed to pull and unpack image \"{image}\": {e}");
+                self.event(
+                    pod,
+                    true,
+                    "Failed",
+                    format!("Failed to pull image \"{image}\": {message}"),
+                )
+                .await;
+                self.event(pod, true, "Failed", "Error: ErrImagePull".into())
+                    .await;
                 self.waiting.insert(
                     container.name.clone(),
                     WaitingReason {
                         reason: "ErrImagePull".into(),
-                        message: format!("failed to pull and unpack image \"{image}\": {e}"),
+                        message,
                     },
                 );
                 Err(RETRY)
@@ -445,7 +558,7 @@ impl Worker {
             .chain(spec_containers(pod))
             .find(|c| c.name == name)?
             .clone();
-        let image = match self.ensure_image(&container, secrets).await {
+        let image = match self.ensure_image(pod, &container, secrets).await {
             Ok(i) => i,
             Err(wait) => return Some(wait),
         };
@@ -520,6 +633,33 @@ impl Worker {
             sandbox.ips.iter().map(|ip| ip.to_string()).collect()
         };
         let users = EtcFiles::read(&prepared.rootfs);
+        // subPathExpr expands with the container's own variables.
+        let env = {
+            let env_inputs = EnvInputs {
+                objects: &objects,
+                services: &services,
+                node_allocatable: &self.shared.allocatable,
+                pod_ips: &pod_ips,
+                host_ips: &self.shared.host_ips,
+            };
+            crate::pods::env::make_environment(pod, &container, &env_inputs)
+                .map(|e| e.vars)
+                .unwrap_or_default()
+        };
+        let volume_mounts = match self
+            .volumes
+            .as_ref()
+            .map(|v| v.mounts_for(&container, &env))
+        {
+            Some(Ok(m)) => m,
+            None => Vec::new(),
+            Some(Err(e)) => {
+                let _ = rt.remove_container(&id).await;
+                self.waiting
+                    .insert(name.to_owned(), WaitingReason::create_error(e.to_string()));
+                return Some(RETRY);
+            }
+        };
         let readonly = container
             .security_context
             .as_ref()
@@ -543,7 +683,11 @@ impl Worker {
                 // namespace, so each container has its own.
                 pid: None,
             },
-            mounts: sandbox.mounts(readonly),
+            mounts: sandbox
+                .mounts(readonly)
+                .into_iter()
+                .chain(volume_mounts)
+                .collect(),
             termination_log: term_ok.then_some(term_log),
             memory_capacity: self.shared.memory_capacity,
             cluster_domain: &self.shared.sandbox.cluster_domain,
@@ -564,6 +708,7 @@ impl Worker {
         if let Err(e) = rt.start_container(&id, &converted.config).await {
             let t = now();
             let _ = rt.remove_container(&id).await;
+            self.event(pod, true, "Failed", format!("Error: {e}")).await;
             self.failed_starts.push(ObservedContainer {
                 name: name.to_owned(),
                 id,
@@ -583,6 +728,8 @@ impl Worker {
             return Some(RETRY);
         }
         self.waiting.remove(name);
+        self.event(pod, false, "Started", format!("Started container {name}"))
+            .await;
         None
     }
 
@@ -682,6 +829,12 @@ impl Worker {
             }
         }
         self.failed_starts.clear();
+        self.shared
+            .volumes
+            .teardown(&self.uid)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.volumes = None;
         let pod_dir = self.shared.agent_dir.join("pods").join(&self.uid);
         match std::fs::remove_dir_all(&pod_dir) {
             Ok(()) => {}

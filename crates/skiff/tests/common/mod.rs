@@ -60,6 +60,9 @@ impl Cluster {
         args.bind_address = "127.0.0.1".parse()?;
         args.datastore_endpoint = etcd.as_ref().map(|e| e.endpoint());
         args.watch_bookmark_interval_ms = 60_000;
+        // No real node: the control-plane scenarios run on simulated nodes; tests of the
+        // real kubelet turn it back on.
+        args.disable_agent = true;
         change(&mut args);
         let running = server::start(&args).await?;
         let kubeconfig = running.kubeconfig.clone();

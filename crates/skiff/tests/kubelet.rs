@@ -1,0 +1,388 @@
+//! The kubelet's pod workers against a real in-process server, on the recording runtime
+//! double (no host access): pods bound to the node run, fail, crash-loop, wait for images,
+//! run init containers in order, and are terminated and removed; a restarted kubelet adopts
+//! running containers without starting them again.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use common::{wait_for, Cluster, Datastore};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+use skiff_kubelet::kubelet::sandbox::SandboxSettings;
+use skiff_kubelet::kubelet::Shared;
+use skiff_kubelet::volumes::VolumeManager;
+use skiff_runtime::cri::PodRuntime;
+use skiff_runtime::image::manifest::ImageConfig;
+use skiff_runtime::testing::{Call, RecordingRuntime};
+
+const NODE: &str = "kubelet-test";
+
+struct Kubelet {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn cluster() -> Result<Cluster> {
+    let c = Cluster::start(Datastore::Embedded, 0).await?;
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": NODE}}))?;
+    nodes.create(&PostParams::default(), &node).await?;
+    Ok(c)
+}
+
+fn kubelet(c: &Cluster, rt: &RecordingRuntime) -> Kubelet {
+    let agent_dir = c.dir.path().join("agent");
+    let client = c.running.local_client(
+        &format!("system:node:{NODE}"),
+        &["system:nodes", "system:authenticated"],
+        "kubelet/test",
+    );
+    let runtime: Arc<dyn PodRuntime> = Arc::new(rt.clone());
+    let shared = Shared {
+        client,
+        runtime,
+        node_name: NODE.into(),
+        volumes: VolumeManager::new(agent_dir.join("pods")),
+        agent_dir,
+        sandbox: SandboxSettings {
+            cluster_dns: vec!["10.43.0.10".into()],
+            cluster_domain: "cluster.local".into(),
+            host_resolv_conf: Some("nameserver 1.1.1.1\n".into()),
+            node_hosts: "127.0.0.1 localhost\n".into(),
+        },
+        memory_capacity: 8 << 30,
+        allocatable: BTreeMap::new(),
+        host_ips: vec!["10.0.0.5".into()],
+    };
+    Kubelet {
+        task: tokio::spawn(skiff_kubelet::kubelet::run(shared)),
+    }
+}
+
+fn runtime_with_busybox() -> RecordingRuntime {
+    let rt = RecordingRuntime::new();
+    rt.add_image(RecordingRuntime::image(
+        "docker.io/library/busybox:1.36",
+        ImageConfig::default(),
+    ));
+    rt
+}
+
+async fn create_pod(c: &Cluster, spec: serde_json::Value) -> Result<Pod> {
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let mut spec = spec;
+    spec["nodeName"] = json!(NODE);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": spec,
+    }))?;
+    Ok(api.create(&PostParams::default(), &pod).await?)
+}
+
+/// Waits until `check` accepts the pod's status.
+async fn wait_pod(c: &Cluster, what: &str, check: impl Fn(&Pod) -> bool) -> Result<Pod> {
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let last = std::sync::Mutex::new(None);
+    let got = wait_for(what, Duration::from_secs(30), || {
+        let api = api.clone();
+        let last = &last;
+        let ok = &check;
+        async move {
+            let p = api.get("p").await?;
+            let hit = ok(&p);
+            if let Ok(mut l) = last.lock() {
+                *l = Some(p.clone());
+            }
+            Ok(hit.then_some(p))
+        }
+    })
+    .await;
+    let seen = last.lock().ok().and_then(|mut l| l.take());
+    got.with_context(|| format!("last seen: {:#?}", seen.and_then(|p| p.status)))
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+fn container_state(p: &Pod, init: bool) -> serde_json::Value {
+    let s = p.status.clone().unwrap_or_default();
+    let list = if init {
+        s.init_container_statuses
+    } else {
+        s.container_statuses
+    };
+    serde_json::to_value(list.unwrap_or_default()).unwrap_or_default()
+}
+
+fn starts(rt: &RecordingRuntime) -> Vec<String> {
+    let names: BTreeMap<String, String> = rt
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::CreateContainer { id, meta, .. } => Some((id.clone(), meta.name.clone())),
+            _ => None,
+        })
+        .collect();
+    rt.calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::StartContainer { id, .. } => names.get(id).cloned(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_runs_and_its_status_says_so() -> Result<()> {
+    let c = cluster().await?;
+    let rt = runtime_with_busybox();
+    let _k = kubelet(&c, &rt);
+    create_pod(
+        &c,
+        json!({"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}),
+    )
+    .await?;
+    let p = wait_pod(&c, "the pod Running and Ready", |p| {
+        phase(p) == "Running" && container_state(p, false)[0]["ready"] == json!(true)
+    })
+    .await?;
+    let s = p.status.clone().unwrap_or_default();
+    let cs = container_state(&p, false);
+    assert!(cs[0]["state"]["running"]["startedAt"].is_string(), "{cs}");
+    assert!(cs[0]["containerID"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("skiff://")));
+    assert_eq!(cs[0]["restartCount"], json!(0));
+    assert_eq!(s.host_ip.as_deref(), Some("10.0.0.5"));
+    assert!(s.pod_ip.is_some(), "a pod IP from the sandbox");
+    let conditions: BTreeMap<String, String> = s
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.type_, c.status))
+        .collect();
+    for t in [
+        "Ready",
+        "ContainersReady",
+        "Initialized",
+        "PodScheduled",
+        "PodReadyToStartContainers",
+    ] {
+        assert_eq!(
+            conditions.get(t).map(String::as_str),
+            Some("True"),
+            "{t}: {conditions:?}"
+        );
+    }
+    // The container got the pod's command and the sandbox's namespaces and files.
+    let (id, _) = rt
+        .containers()
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .next()
+        .context("one container")?;
+    let config = rt.started_config(&id).context("its config")?;
+    assert_eq!(config.args, vec!["sleep", "3600"]);
+    assert!(config
+        .mounts
+        .iter()
+        .any(|m| m.container_path.ends_with("resolv.conf")));
+    assert_eq!(starts(&rt), vec!["c"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_container_fails_a_never_pod_and_crash_loops_an_always_pod() -> Result<()> {
+    let c = cluster().await?;
+    let rt = runtime_with_busybox();
+    rt.exit_on_start("c", 3, false);
+    let _k = kubelet(&c, &rt);
+    create_pod(
+        &c,
+        json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1.36"}]}),
+    )
+    .await?;
+    let p = wait_pod(&c, "the pod Failed", |p| phase(p) == "Failed").await?;
+    let cs = container_state(&p, false);
+    assert_eq!(cs[0]["state"]["terminated"]["exitCode"], json!(3), "{cs}");
+    assert_eq!(cs[0]["state"]["terminated"]["reason"], json!("Error"));
+    assert_eq!(starts(&rt), vec!["c"], "never restarted");
+
+    // The same under Always: restarted once at once, then CrashLoopBackOff.
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    api.delete("p", &DeleteParams::default()).await?;
+    wait_for("the failed pod gone", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move { Ok(api.get_opt("p").await?.is_none().then_some(())) }
+    })
+    .await?;
+    create_pod(
+        &c,
+        json!({"containers": [{"name": "c", "image": "busybox:1.36"}]}),
+    )
+    .await?;
+    let p = wait_pod(&c, "CrashLoopBackOff", |p| {
+        container_state(p, false)[0]["state"]["waiting"]["reason"] == json!("CrashLoopBackOff")
+    })
+    .await?;
+    let cs = container_state(&p, false);
+    assert!(cs[0]["restartCount"].as_i64() >= Some(1), "{cs}");
+    assert_eq!(
+        cs[0]["lastState"]["terminated"]["exitCode"],
+        json!(3),
+        "{cs}"
+    );
+    assert!(
+        cs[0]["state"]["waiting"]["message"].as_str().is_some_and(
+            |m| m.starts_with("back-off 10s restarting failed container=c pod=p_default")
+        )
+    );
+    assert_eq!(phase(&p), "Running");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_run_in_order_before_the_app() -> Result<()> {
+    let c = cluster().await?;
+    let rt = runtime_with_busybox();
+    rt.exit_on_start("i1", 0, false);
+    rt.exit_on_start("i2", 0, false);
+    let _k = kubelet(&c, &rt);
+    create_pod(
+        &c,
+        json!({
+            "initContainers": [
+                {"name": "i1", "image": "busybox:1.36"},
+                {"name": "i2", "image": "busybox:1.36"}
+            ],
+            "containers": [{"name": "c", "image": "busybox:1.36"}]
+        }),
+    )
+    .await?;
+    let p = wait_pod(&c, "the pod Running", |p| phase(p) == "Running").await?;
+    assert_eq!(starts(&rt), vec!["i1", "i2", "c"]);
+    let init = container_state(&p, true);
+    assert_eq!(
+        init[0]["state"]["terminated"]["reason"],
+        json!("Completed"),
+        "{init}"
+    );
+    assert_eq!(
+        init[1]["state"]["terminated"]["reason"],
+        json!("Completed"),
+        "{init}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_follow_the_pull_policy_and_failures_wait() -> Result<()> {
+    let c = cluster().await?;
+    let rt = runtime_with_busybox();
+    rt.fail_pull(
+        "docker.io/library/nope:v1",
+        skiff_runtime::testing::PullFailure::NotFound("not found".into()),
+    );
+    let _k = kubelet(&c, &rt);
+    create_pod(
+        &c,
+        json!({"containers": [
+            {"name": "never", "image": "missing:v1", "imagePullPolicy": "Never"},
+            {"name": "bad", "image": "nope:v1"}
+        ]}),
+    )
+    .await?;
+    let p = wait_pod(&c, "both containers waiting for their images", |p| {
+        let cs = container_state(p, false);
+        let reasons: Vec<_> = cs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                s["state"]["waiting"]["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        reasons.contains(&"ErrImageNeverPull".to_owned())
+            && reasons
+                .iter()
+                .any(|r| r == "ErrImagePull" || r == "ImagePullBackOff")
+    })
+    .await?;
+    let cs = container_state(&p, false);
+    let never = cs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == json!("never"))
+        .context("never")?;
+    assert_eq!(
+        never["state"]["waiting"]["message"],
+        json!("Container image \"missing:v1\" is not present with pull policy of Never")
+    );
+    assert_eq!(phase(&p), "Pending");
+    assert!(starts(&rt).is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_pod_is_stopped_removed_and_gone_and_a_restart_adopts_containers() -> Result<()> {
+    let c = cluster().await?;
+    let rt = runtime_with_busybox();
+    let k = kubelet(&c, &rt);
+    create_pod(
+        &c,
+        json!({"terminationGracePeriodSeconds": 5,
+               "containers": [{"name": "c", "image": "busybox:1.36"}]}),
+    )
+    .await?;
+    wait_pod(&c, "the pod Running", |p| phase(p) == "Running").await?;
+
+    // A restarted kubelet finds the running container and starts nothing new.
+    drop(k);
+    let before = starts(&rt).len();
+    let _k = kubelet(&c, &rt);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(starts(&rt).len(), before, "no container started twice");
+    assert_eq!(rt.containers().len(), 1);
+
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    api.delete("p", &DeleteParams::default()).await?;
+    wait_for("the pod gone from the API", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move { Ok(api.get_opt("p").await?.is_none().then_some(())) }
+    })
+    .await?;
+    let stops: Vec<Duration> = rt
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::StopContainer { grace, .. } => Some(*grace),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stops.first(), Some(&Duration::from_secs(5)), "{stops:?}");
+    wait_for("nothing left in the runtime", Duration::from_secs(10), || {
+        let rt = rt.clone();
+        async move { Ok((rt.containers().is_empty() && rt.sandboxes().is_empty()).then_some(())) }
+    })
+    .await?;
+    Ok(())
+}
