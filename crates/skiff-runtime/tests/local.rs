@@ -1,0 +1,514 @@
+//! LocalRuntime through the `PodRuntime` trait, for real: an image built from
+//! busybox-static with umoci and imported, a sandbox with CNI (bridge + host-local),
+//! containers run by runc under monitors, a pod cgroup on this host's cgroup v1.
+//!
+//! Needs root, runc, umoci, skopeo, busybox-static and the CNI plugins (scripts/test.sh
+//! installs them). The monitor is this test binary re-executed (`monitor_entry`). The Drop
+//! guard removes containers, rootfs mounts, sandboxes, the test bridge, its iptables rules
+//! and the cgroups even when a test fails.
+
+mod images_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use skiff_runtime::cgroups::{Cgroups, Version};
+use skiff_runtime::container::monitor::{self, MonitorCommand};
+use skiff_runtime::container::spec::{ContainerConfig, NamespaceMode};
+use skiff_runtime::cri::{
+    ContainerInfo, ContainerMeta, ContainerState, CriError, ImageInfo, PodCgroup, PodRuntime,
+};
+use skiff_runtime::image::{self, Store};
+use skiff_runtime::local::{LocalConfig, LocalRuntime};
+use skiff_runtime::sandbox::cni::{Cni, DefaultNetwork, NetworkList};
+use skiff_runtime::sandbox::files::{DnsInput, DnsPolicy};
+use skiff_runtime::sandbox::{self as sb, Sandbox, SandboxConfig, Sandboxes};
+
+/// The monitor, when this binary is re-executed as one.
+#[test]
+fn monitor_entry() {
+    let Some(last) = std::env::args().next_back() else {
+        return;
+    };
+    if last.ends_with("monitor.json") {
+        std::process::exit(monitor::run(Path::new(&last)));
+    }
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+struct Node {
+    data: tempfile::TempDir,
+    _images: images_support::TestImages,
+    network: String,
+    bridge: String,
+    cni: Cni,
+    /// The test's cgroup top; pods go below it.
+    cgroup_top: String,
+}
+
+impl Node {
+    fn new() -> Result<Node> {
+        let data = tempfile::Builder::new()
+            .prefix("skiff-local-")
+            .tempdir_in("/var/tmp")?;
+        let images = images_support::build()?;
+        let store = Store::open(image::store_root(data.path()))?;
+        image::import_archive(&store, &images.oci_archive)?;
+        let seq = SEQ.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{:x}{seq}", std::process::id() % 0xfff);
+        let net = DefaultNetwork {
+            name: format!("skiff-localtest-{tag}"),
+            bridge: format!("skl{tag}"),
+            pod_cidr: format!(
+                "10.245.{}.0/24",
+                (std::process::id() as usize * 3 + seq) % 250
+            ),
+            ipam_data_dir: data.path().join("agent/cni-ipam"),
+        };
+        let conf = net.write(&data.path().join("agent/cni"))?;
+        let list = NetworkList::load_dir(conf.parent().context("conf dir")?)?;
+        Ok(Node {
+            cni: Cni::new(list, vec![PathBuf::from("/usr/lib/cni")]),
+            network: net.name,
+            bridge: net.bridge,
+            cgroup_top: format!("/skiff-local-test-{}-{seq}", std::process::id()),
+            _images: images,
+            data,
+        })
+    }
+
+    /// A LocalRuntime on this node's data dir (a new one per call: a "restarted kubelet").
+    fn runtime(&self) -> Result<LocalRuntime> {
+        let monitor = MonitorCommand {
+            program: std::env::current_exe()?,
+            args: vec![
+                "--exact".into(),
+                "monitor_entry".into(),
+                "--nocapture".into(),
+                "--quiet".into(),
+            ],
+        };
+        let mut config = LocalConfig::new(self.data.path(), monitor);
+        config.cni = Some(self.cni.clone());
+        Ok(LocalRuntime::new(config)?)
+    }
+
+    fn pod_cgroup(&self, uid: &str) -> String {
+        format!("{}/pod{uid}", self.cgroup_top)
+    }
+
+    fn mounts_under_data(&self) -> Vec<String> {
+        let d = self.data.path().display().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&d))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let agent = self.data.path().join("agent");
+        let containers = agent.join("containers");
+        if let Ok(entries) = std::fs::read_dir(&containers) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(containers.join("runc"))
+                    .args(["delete", "--force", &id])
+                    .stderr(Stdio::null())
+                    .status();
+                let _ = image::unmount_rootfs(&e.path());
+            }
+        }
+        let sandboxes =
+            Sandboxes::new(sb::sandboxes_root(self.data.path()), Some(self.cni.clone()));
+        for id in sandboxes.list().unwrap_or_default() {
+            if let Err(e) = sandboxes.remove(&id) {
+                eprintln!("cleanup: sandbox {id}: {e}");
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        if let Ok(out) = Command::new("iptables").args(["-t", "nat", "-S"]).output() {
+            for rule in String::from_utf8_lossy(&out.stdout).lines() {
+                if rule.starts_with("-A ") && rule.contains(&format!("\\\"{}\\\"", self.network)) {
+                    let del = format!("iptables -t nat {}", rule.replacen("-A ", "-D ", 1));
+                    let _ = Command::new("sh").args(["-c", &del]).status();
+                }
+            }
+        }
+        let _ = Cgroups::detect().remove(&self.cgroup_top);
+    }
+}
+
+fn sandbox_config(id: &str, uid: &str) -> SandboxConfig {
+    SandboxConfig {
+        id: id.into(),
+        pod_name: "web".into(),
+        pod_namespace: "shop".into(),
+        pod_uid: uid.into(),
+        hostname: "web".into(),
+        host_network: false,
+        host_ipc: false,
+        port_mappings: vec![],
+        domain: None,
+        host_aliases: vec![],
+        node_hosts: String::new(),
+        dns: DnsInput {
+            policy: DnsPolicy::ClusterFirst,
+            host_network: false,
+            namespace: "shop".into(),
+            cluster_dns: vec!["10.43.0.10".into()],
+            cluster_domain: "cluster.local".into(),
+            host_resolv_conf: Some(String::new()),
+            dns_config: None,
+        },
+    }
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+struct Made {
+    id: String,
+    config: ContainerConfig,
+}
+
+/// Creates container `name` of the pod with `args`, ready to start.
+async fn create(
+    rt: &LocalRuntime,
+    node: &Node,
+    sandbox: &Sandbox,
+    image: &ImageInfo,
+    cgroup: &str,
+    name: &str,
+    args: &[&str],
+) -> Result<Made> {
+    let id = new_id();
+    let meta = ContainerMeta {
+        pod_uid: sandbox.pod_uid.clone(),
+        pod_name: sandbox.pod_name.clone(),
+        pod_namespace: sandbox.pod_namespace.clone(),
+        sandbox_id: sandbox.id.clone(),
+        name: name.into(),
+        attempt: 0,
+        image: images_support::NAME.into(),
+        image_id: image.id.clone(),
+        image_ref: image.repo_digests.first().cloned().unwrap_or_default(),
+        log_path: node
+            .data
+            .path()
+            .join("agent/logs/shop_web_uid")
+            .join(name)
+            .join("0.log"),
+        labels: Default::default(),
+    };
+    let prepared = rt.create_container(&id, image, meta).await?;
+    let config = ContainerConfig {
+        id: id.clone(),
+        rootfs: prepared.rootfs,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: vec!["PATH=/bin".into()],
+        cgroup_parent: cgroup.into(),
+        mounts: sandbox.mounts(false),
+        namespaces: sandbox.namespaces(NamespaceMode::Private),
+        ..Default::default()
+    };
+    Ok(Made { id, config })
+}
+
+async fn wait_exited(rt: &LocalRuntime, id: &str, within: Duration) -> Result<ContainerInfo> {
+    let deadline = Instant::now() + within;
+    loop {
+        let info = rt.container_status(id).await?.context("container gone")?;
+        if matches!(info.state, ContainerState::Exited { .. }) {
+            return Ok(info);
+        }
+        if Instant::now() > deadline {
+            bail!("{id} did not exit: {:?}", info.state);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn exit_code(info: &ContainerInfo) -> Option<(i32, bool)> {
+    match info.state {
+        ContainerState::Exited {
+            exit_code,
+            oom_killed,
+            ..
+        } => Some((exit_code, oom_killed)),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_through_the_trait_and_a_restarted_runtime() -> Result<()> {
+    if let Some(why) = images_support::skip_reason() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    let node = Node::new()?;
+    let rt = node.runtime()?;
+
+    // Images in every reference form.
+    let image = rt
+        .image_status(images_support::NAME)
+        .await?
+        .context("imported image")?;
+    for name in [
+        images_support::FULL_NAME.to_owned(),
+        image.id.clone(),
+        image.repo_digests[0].clone(),
+    ] {
+        let found = rt.image_status(&name).await?;
+        assert_eq!(found.map(|i| i.id), Some(image.id.clone()), "{name}");
+    }
+    assert!(rt
+        .image_status("docker.io/library/absent:1")
+        .await?
+        .is_none());
+    assert!(rt.image_status("NOT a reference").await?.is_none());
+    let usage = rt.image_fs_usage().await?;
+    assert!(usage.used_bytes > 0 && usage.capacity_bytes >= usage.available_bytes);
+    assert!(rt.version().await?.starts_with("runc://"));
+
+    // A pod cgroup with limits, read back from the v1 files.
+    let cgroups = Cgroups::detect();
+    let pod_cg = PodCgroup {
+        path: node.pod_cgroup("uid1"),
+        cpu_shares: Some(512),
+        cpu_quota: Some(50_000),
+        cpu_period: Some(100_000),
+        memory_limit: Some(128 << 20),
+        pids_limit: Some(64),
+    };
+    rt.ensure_pod_cgroup(&pod_cg).await?;
+    if cgroups.version() == Version::V1 {
+        let read = |c: &str, f: &str| -> Result<String> {
+            Ok(
+                std::fs::read_to_string(cgroups.dir(c, &pod_cg.path)?.join(f))?
+                    .trim()
+                    .to_owned(),
+            )
+        };
+        assert_eq!(read("cpu", "cpu.shares")?, "512");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us")?, "50000");
+        assert_eq!(read("cpu", "cpu.cfs_period_us")?, "100000");
+        assert_eq!(
+            read("memory", "memory.limit_in_bytes")?,
+            (128u64 << 20).to_string()
+        );
+        assert_eq!(read("pids", "pids.max")?, "64");
+        // An update lifts the quota.
+        rt.ensure_pod_cgroup(&PodCgroup {
+            cpu_quota: None,
+            ..pod_cg.clone()
+        })
+        .await?;
+        assert_eq!(read("cpu", "cpu.cfs_quota_us")?, "-1");
+    }
+
+    let sandbox = rt.run_sandbox(sandbox_config(&new_id(), "uid1")).await?;
+    assert!(!sandbox.ips.is_empty());
+
+    // Two containers: one runs, one exits 3; and one whose command does not exist.
+    let web = create(
+        &rt,
+        &node,
+        &sandbox,
+        &image,
+        &pod_cg.path,
+        "web",
+        &["sleep", "1000"],
+    )
+    .await?;
+    let once = create(
+        &rt,
+        &node,
+        &sandbox,
+        &image,
+        &pod_cg.path,
+        "once",
+        &["sh", "-c", "echo hi; exit 3"],
+    )
+    .await?;
+    let bad = create(&rt, &node, &sandbox, &image, &pod_cg.path, "bad", &["nope"]).await?;
+    assert_eq!(
+        rt.container_status(&web.id).await?.map(|i| i.state),
+        Some(ContainerState::Created)
+    );
+    rt.start_container(&web.id, &web.config).await?;
+    rt.start_container(&once.id, &once.config).await?;
+    match rt.start_container(&bad.id, &bad.config).await {
+        Err(CriError::Start(m)) => assert!(
+            m.contains("\"nope\": executable file not found in $PATH"),
+            "runc's message: {m}"
+        ),
+        other => bail!("a missing command started: {other:?}"),
+    }
+    assert_eq!(
+        exit_code(&rt.container_status(&bad.id).await?.context("bad")?),
+        Some((128, false))
+    );
+    let once_info = wait_exited(&rt, &once.id, Duration::from_secs(20)).await?;
+    assert_eq!(exit_code(&once_info), Some((3, false)));
+    assert_eq!(once_info.meta.name, "once");
+    let log = std::fs::read_to_string(&once_info.meta.log_path)?;
+    assert!(log.contains(" stdout F hi"), "{log}");
+    assert!(matches!(
+        rt.container_status(&web.id).await?.map(|i| i.state),
+        Some(ContainerState::Running { .. })
+    ));
+    // The container's cgroup nests in the pod's.
+    if cgroups.version() == Version::V1 {
+        let c = cgroups.dir("memory", &format!("{}/{}", pod_cg.path, web.id))?;
+        assert!(c.is_dir(), "{} missing", c.display());
+    }
+
+    // A restarted runtime sees and controls all of it.
+    drop(rt);
+    let rt2 = node.runtime()?;
+    let listed = rt2.list_containers().await?;
+    let mut names: Vec<&str> = listed.iter().map(|c| c.meta.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["bad", "once", "web"]);
+    assert_eq!(rt2.list_sandboxes().await?.len(), 1);
+    // sleep as pid 1 ignores SIGTERM: SIGKILL after the grace.
+    rt2.stop_container(&web.id, Duration::from_millis(300))
+        .await?;
+    assert_eq!(
+        exit_code(&rt2.container_status(&web.id).await?.context("web")?),
+        Some((137, false))
+    );
+    assert!(rt2.start_container(&web.id, &web.config).await.is_err());
+
+    // Removal leaves nothing.
+    for id in [&web.id, &once.id, &bad.id] {
+        rt2.remove_container(id).await?;
+        rt2.remove_container(id).await?;
+        assert!(rt2.container_status(id).await?.is_none());
+    }
+    rt2.remove_sandbox(&sandbox.id).await?;
+    rt2.remove_sandbox(&sandbox.id).await?;
+    rt2.remove_pod_cgroup(&pod_cg.path).await?;
+    rt2.remove_pod_cgroup(&pod_cg.path).await?;
+    assert!(rt2.list_containers().await?.is_empty());
+    assert!(rt2.list_sandboxes().await?.is_empty());
+    assert_eq!(node.mounts_under_data(), Vec::<String>::new());
+    assert!(!cgroups.exists(&pod_cg.path), "pod cgroup left");
+    if let Some(ns) = &sandbox.netns {
+        assert!(!ns.exists(), "netns pin left: {}", ns.display());
+    }
+    let left: Vec<String> = std::fs::read_dir(node.data.path().join("agent/containers"))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "runc")
+        .collect();
+    assert!(left.is_empty(), "container dirs left: {left:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_memory_limit_oom_kills_and_is_reported() -> Result<()> {
+    if let Some(why) = images_support::skip_reason() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    let node = Node::new()?;
+    let rt = node.runtime()?;
+    let image = rt
+        .image_status(images_support::NAME)
+        .await?
+        .context("imported image")?;
+    let pod_cg = PodCgroup {
+        path: node.pod_cgroup("uid2"),
+        memory_limit: Some(16 << 20),
+        ..PodCgroup::default()
+    };
+    rt.ensure_pod_cgroup(&pod_cg).await?;
+    let sandbox = rt.run_sandbox(sandbox_config(&new_id(), "uid2")).await?;
+    // The string doubles without bound; only the pod's limit stops it.
+    let hog = create(
+        &rt,
+        &node,
+        &sandbox,
+        &image,
+        &pod_cg.path,
+        "hog",
+        &["sh", "-c", "x=a; while true; do x=$x$x; done"],
+    )
+    .await?;
+    rt.start_container(&hog.id, &hog.config).await?;
+    let info = wait_exited(&rt, &hog.id, Duration::from_secs(60)).await?;
+    assert_eq!(exit_code(&info), Some((137, true)), "{:?}", info.state);
+    rt.remove_container(&hog.id).await?;
+    rt.remove_sandbox(&sandbox.id).await?;
+    rt.remove_pod_cgroup(&pod_cg.path).await?;
+    assert!(!Cgroups::detect().exists(&pod_cg.path));
+    assert_eq!(node.mounts_under_data(), Vec::<String>::new());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_create_leaves_nothing_and_pull_errors_are_kept_apart() -> Result<()> {
+    if let Some(why) = images_support::skip_reason() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    let node = Node::new()?;
+    let rt = node.runtime()?;
+    let image = rt
+        .image_status(images_support::NAME)
+        .await?
+        .context("imported image")?;
+    // An image record without its snapshots' layers cannot give a rootfs.
+    let missing = ImageInfo {
+        id: format!("sha256:{}", "0".repeat(64)),
+        ..image.clone()
+    };
+    let id = new_id();
+    let meta = ContainerMeta {
+        name: "x".into(),
+        ..ContainerMeta::default()
+    };
+    assert!(matches!(
+        rt.create_container(&id, &missing, meta.clone()).await,
+        Err(CriError::NotFound(_))
+    ));
+    assert!(rt
+        .create_container("../escape", &image, meta.clone())
+        .await
+        .is_err());
+    assert!(!node.data.path().join("agent/containers").join(&id).exists());
+    let made = rt.create_container(&id, &image, meta.clone()).await?;
+    assert!(made.rootfs.join("bin/busybox").exists());
+    assert!(matches!(
+        rt.create_container(&id, &image, meta).await,
+        Err(CriError::Create(_))
+    ));
+    rt.remove_container(&id).await?;
+    assert_eq!(node.mounts_under_data(), Vec::<String>::new());
+
+    // Nothing listens on port 1: unreachable is a Pull error, not ImageNotFound.
+    match rt.pull_image("127.0.0.1:1/app:v1", &[]).await {
+        Err(CriError::Pull(_)) => {}
+        other => bail!("unreachable registry: {other:?}"),
+    }
+    Ok(())
+}
