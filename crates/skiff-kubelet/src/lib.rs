@@ -10,6 +10,7 @@
 
 pub mod kubelet;
 pub mod pods;
+pub mod server;
 pub mod probes;
 pub mod sim;
 pub mod volumes;
