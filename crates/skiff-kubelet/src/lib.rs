@@ -9,6 +9,7 @@
 //! API (kube-rs); it never depends on `skiff-store` or `skiff-apiserver`.
 
 pub mod kubelet;
+pub mod node;
 pub mod pods;
 pub mod server;
 pub mod probes;

@@ -10,27 +10,26 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus,
-    NodeSystemInfo,
+    DaemonEndpoint, Node, NodeAddress, NodeDaemonEndpoints, NodeStatus, NodeSystemInfo,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use serde_json::{json, Value};
 
 use super::config::SimConfig;
 use super::ids::hex_digest;
+use crate::node::common::{self, uuid_like, DISK_OK, MEMORY_OK, NETWORK_NOT_READY, PID_OK, READY};
+// The pure helpers shared with the real node, under the names the driver uses.
+pub use crate::node::common::{
+    arch, last_heartbeat, lease, lease_renewal, status_differs, status_patch, KUBELET_PORT,
+    LEASE_NAMESPACE,
+};
 
 /// The label every simulated node carries (as kwok's nodes carry `type=kwok`), for selectors.
 pub const TYPE_LABEL: &str = "type";
 pub const TYPE_VALUE: &str = "simulated";
 /// The annotation that says a node is simulated (kwok's is `kwok.x-k8s.io/node: fake`).
 pub const SIMULATED_ANNOTATION: &str = "sim.skiff.dev/node";
-/// Where node Leases live.
-pub const LEASE_NAMESPACE: &str = "kube-node-lease";
-/// The kubelet's port, published in `status.daemonEndpoints`.
-pub const KUBELET_PORT: i32 = 10250;
 
 /// The name of node `index`.
 pub fn node_name(config: &SimConfig, index: usize) -> String {
@@ -41,20 +40,6 @@ pub fn node_name(config: &SimConfig, index: usize) -> String {
 pub fn node_ip(config: &SimConfig, index: usize) -> Ipv4Addr {
     let index = u32::try_from(index).unwrap_or(u32::MAX);
     Ipv4Addr::from(u32::from(config.node_ip_start).wrapping_add(index))
-}
-
-/// GOARCH of this machine, as `kubernetes.io/arch` spells it.
-pub fn arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "powerpc64" => "ppc64le",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        "arm" => "arm",
-        "x86" => "386",
-        other => other,
-    }
 }
 
 /// What does not change between a node's status reports.
@@ -69,17 +54,8 @@ pub struct Host {
 /// The labels a kubelet sets on its node (hostname, os, arch and their beta twins), the
 /// simulated marker, then the configured extras.
 pub fn labels(config: &SimConfig, name: &str) -> BTreeMap<String, String> {
-    let mut labels: BTreeMap<String, String> = [
-        ("beta.kubernetes.io/arch", arch()),
-        ("beta.kubernetes.io/os", "linux"),
-        ("kubernetes.io/arch", arch()),
-        ("kubernetes.io/hostname", name),
-        ("kubernetes.io/os", "linux"),
-        (TYPE_LABEL, TYPE_VALUE),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let mut labels = common::default_labels(name);
+    labels.insert(TYPE_LABEL.to_owned(), TYPE_VALUE.to_owned());
     labels.extend(config.labels.clone());
     labels
 }
@@ -100,10 +76,7 @@ pub fn node_object(
             annotations: Some(
                 [
                     (SIMULATED_ANNOTATION, "true"),
-                    (
-                        "volumes.kubernetes.io/controller-managed-attach-detach",
-                        "true",
-                    ),
+                    (common::CONTROLLER_MANAGED_ATTACH_DETACH, "true"),
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -115,46 +88,6 @@ pub fn node_object(
         status: Some(node_status(config, host, name, ip, now, false, None)),
     }
 }
-
-/// One of the conditions a kubelet posts: (type, status, reason, message).
-type Condition = (&'static str, &'static str, &'static str, &'static str);
-
-/// The conditions a kubelet posts, Ready last.
-const CONDITIONS: [Condition; 4] = [
-    (
-        "MemoryPressure",
-        "False",
-        "KubeletHasSufficientMemory",
-        "kubelet has sufficient memory available",
-    ),
-    (
-        "DiskPressure",
-        "False",
-        "KubeletHasNoDiskPressure",
-        "kubelet has no disk pressure",
-    ),
-    (
-        "PIDPressure",
-        "False",
-        "KubeletHasSufficientPID",
-        "kubelet has sufficient PID available",
-    ),
-    (
-        "Ready",
-        "True",
-        "KubeletReady",
-        "kubelet is posting ready status",
-    ),
-];
-
-/// Ready while the pod network is not: a node without a podCIDR has no CNI configuration
-/// yet, and upstream's kubelet reports what containerd says then.
-const NETWORK_NOT_READY: Condition = (
-    "Ready",
-    "False",
-    "KubeletNotReady",
-    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized",
-);
 
 /// The status a node reports at `now`: every condition's heartbeat is `now`; a condition
 /// keeps its `lastTransitionTime` from `observed` while its status stays the same. The node
@@ -168,29 +101,12 @@ pub fn node_status(
     network_ready: bool,
     observed: Option<&NodeStatus>,
 ) -> NodeStatus {
-    let conditions = CONDITIONS
-        .iter()
-        .map(|c| match c.0 {
-            "Ready" if !network_ready => &NETWORK_NOT_READY,
-            _ => c,
-        })
-        .map(|(kind, status, reason, message)| {
-            let transition = observed
-                .and_then(|o| o.conditions.as_ref())
-                .and_then(|cs| cs.iter().find(|c| c.type_ == *kind))
-                .filter(|c| c.status == *status)
-                .and_then(|c| c.last_transition_time.clone())
-                .unwrap_or(Time(now));
-            NodeCondition {
-                type_: (*kind).to_owned(),
-                status: (*status).to_owned(),
-                reason: Some((*reason).to_owned()),
-                message: Some((*message).to_owned()),
-                last_heartbeat_time: Some(Time(now)),
-                last_transition_time: Some(transition),
-            }
-        })
-        .collect();
+    let ready = if network_ready {
+        READY
+    } else {
+        NETWORK_NOT_READY
+    };
+    let conditions = common::conditions(&[MEMORY_OK, DISK_OK, PID_OK, ready], now, observed);
     NodeStatus {
         addresses: Some(vec![
             NodeAddress {
@@ -225,134 +141,11 @@ pub fn node_status(
     }
 }
 
-/// 32 hex digits as a UUID (8-4-4-4-12).
-fn uuid_like(hex: &str) -> String {
-    let part = |a: usize, b: usize| hex.get(a..b).unwrap_or("0");
-    format!(
-        "{}-{}-{}-{}-{}",
-        part(0, 8),
-        part(8, 12),
-        part(12, 16),
-        part(16, 20),
-        part(20, 32)
-    )
-}
-
-/// The strategic merge patch of `nodes/<name>/status` that posts `status`.
-pub fn status_patch(status: &NodeStatus) -> Value {
-    json!({ "status": status })
-}
-
-/// The parts of a status that a report sets, without the times (heartbeats move at every
-/// report; a transition time follows from the status): conditions and addresses by type.
-fn comparable(status: &NodeStatus) -> Value {
-    let mut value = serde_json::to_value(status).unwrap_or(Value::Null);
-    if let Some(map) = value.as_object_mut() {
-        if let Some(Value::Array(conditions)) = map.remove("conditions") {
-            let by_type: serde_json::Map<String, Value> = conditions
-                .into_iter()
-                .filter_map(|mut c| {
-                    let kind = c.get("type")?.as_str()?.to_owned();
-                    if let Some(c) = c.as_object_mut() {
-                        c.remove("lastHeartbeatTime");
-                        c.remove("lastTransitionTime");
-                    }
-                    Some((kind, c))
-                })
-                .collect();
-            map.insert("conditions".into(), Value::Object(by_type));
-        }
-        if let Some(Value::Array(addresses)) = map.remove("addresses") {
-            let by_type: serde_json::Map<String, Value> = addresses
-                .into_iter()
-                .filter_map(|a| {
-                    Some((
-                        a.get("type")?.as_str()?.to_owned(),
-                        a.get("address")?.clone(),
-                    ))
-                })
-                .collect();
-            map.insert("addresses".into(), Value::Object(by_type));
-        }
-    }
-    value
-}
-
-/// Whether `part` is in `whole`: every key of an object with a value in `whole`'s that
-/// holds it, arrays element by element, anything else equal.
-fn is_within(part: &Value, whole: &Value) -> bool {
-    match (part, whole) {
-        (Value::Object(p), Value::Object(w)) => p
-            .iter()
-            .all(|(k, v)| w.get(k).is_some_and(|wv| is_within(v, wv))),
-        (Value::Array(p), Value::Array(w)) => {
-            p.len() == w.len() && p.iter().zip(w).all(|(a, b)| is_within(a, b))
-        }
-        _ => part == whole,
-    }
-}
-
-/// Whether the node's status says something other than what a report would post (a
-/// condition another component changed, such as the node lifecycle controller's `Unknown`;
-/// a capacity or address that differs): then the report goes out at once.
-pub fn status_differs(desired: &NodeStatus, observed: Option<&NodeStatus>) -> bool {
-    match observed {
-        None => true,
-        Some(observed) => !is_within(&comparable(desired), &comparable(observed)),
-    }
-}
-
-/// When the node last reported: its Ready condition's heartbeat.
-pub fn last_heartbeat(observed: Option<&NodeStatus>) -> Option<Timestamp> {
-    observed?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")?
-        .last_heartbeat_time
-        .as_ref()
-        .map(|t| t.0)
-}
-
-/// The node's Lease as upstream's node lease controller creates it: held by the node, owned
-/// by the Node (so it goes when the Node goes).
-pub fn lease(name: &str, node_uid: &str, duration_seconds: i32, now: Timestamp) -> Lease {
-    Lease {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            namespace: Some(LEASE_NAMESPACE.to_owned()),
-            owner_references: Some(vec![OwnerReference {
-                api_version: "v1".into(),
-                kind: "Node".into(),
-                name: name.to_owned(),
-                uid: node_uid.to_owned(),
-                ..OwnerReference::default()
-            }]),
-            ..ObjectMeta::default()
-        },
-        spec: Some(LeaseSpec {
-            holder_identity: Some(name.to_owned()),
-            lease_duration_seconds: Some(duration_seconds),
-            renew_time: Some(MicroTime(now)),
-            ..LeaseSpec::default()
-        }),
-    }
-}
-
-/// The merge patch that renews a node's Lease at `now`.
-pub fn lease_renewal(name: &str, duration_seconds: i32, now: Timestamp) -> Value {
-    json!({
-        "spec": {
-            "holderIdentity": name,
-            "leaseDurationSeconds": duration_seconds,
-            "renewTime": MicroTime(now),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::NodeCondition;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn host() -> Host {
         Host {
@@ -529,25 +322,5 @@ mod tests {
             .and_then(|cs| cs.iter().find(|c| c.type_ == "MemoryPressure"))
             .and_then(|c| c.last_transition_time.clone());
         assert_eq!(memory, Some(Time(t0)));
-    }
-
-    #[test]
-    fn leases_are_held_and_owned_by_their_node() {
-        let now = at("2026-01-01T00:00:00.123456Z");
-        let l = lease("sim-0", "uid-1", 40, now);
-        assert_eq!(l.metadata.namespace.as_deref(), Some("kube-node-lease"));
-        let owner = &l.metadata.owner_references.clone().unwrap_or_default()[0];
-        assert_eq!(
-            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
-            ("Node", "sim-0", "uid-1")
-        );
-        let spec = l.spec.expect("spec");
-        assert_eq!(spec.holder_identity.as_deref(), Some("sim-0"));
-        assert_eq!(spec.lease_duration_seconds, Some(40));
-        assert_eq!(
-            lease_renewal("sim-0", 40, now),
-            json!({"spec": {"holderIdentity": "sim-0", "leaseDurationSeconds": 40,
-                "renewTime": "2026-01-01T00:00:00.123456Z"}})
-        );
     }
 }
