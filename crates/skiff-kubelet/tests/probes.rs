@@ -487,3 +487,228 @@ async fn readiness_failure_threshold_flips_back_without_a_kill() -> Result<()> {
     assert_eq!(mgr.results("uid-1", "app").ready, Some(false));
     Ok(())
 }
+
+// --- lifecycle hooks -----------------------------------------------------------------
+
+mod hooks {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Lifecycle, LifecycleHandler, SleepAction};
+    use skiff_kubelet::probes::hooks::{
+        post_start, pre_stop, remaining_grace, run_handler, POST_START_HOOK_ERROR,
+    };
+
+    fn with_lifecycle(
+        post_start: Option<LifecycleHandler>,
+        pre_stop: Option<LifecycleHandler>,
+    ) -> Container {
+        Container {
+            name: "app".into(),
+            lifecycle: Some(Lifecycle {
+                post_start,
+                pre_stop,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn exec_post_start_failure_is_upstreams() -> Result<()> {
+        let rt = RecordingRuntime::new();
+        let c1 = running(&rt, "c1").await?;
+        rt.answer_exec(
+            &["sh", "-c", "exit 3"],
+            ExecAnswer {
+                exit_code: 3,
+                stdout: b"out".to_vec(),
+                stderr: b"bad".to_vec(),
+                timed_out: false,
+            },
+        );
+        let h = LifecycleHandler {
+            exec: exec(&["sh", "-c", "exit 3"]),
+            ..Default::default()
+        };
+        let c = with_lifecycle(Some(h), None);
+        let p = pod(c.clone());
+        let f = post_start(&rt, &p, &c, &c1.id, Some(LOCAL))
+            .await
+            .err()
+            .context("a failure")?;
+        assert_eq!(
+            (f.event.type_, f.event.reason, f.event.message.as_str()),
+            ("Warning", "FailedPostStartHook", "PostStartHook failed")
+        );
+        assert_eq!(
+            (f.reason, f.kill_message),
+            (POST_START_HOOK_ERROR, "FailedPostStartHook")
+        );
+        assert_eq!(
+            f.message,
+            "Exec lifecycle hook ([sh -c exit 3]) for Container \"app\" in Pod \"web_default(uid-1)\" failed - error: command 'sh -c exit 3' exited with 3: bad, message: \"outbad\""
+        );
+        assert!(f
+            .to_string()
+            .starts_with("PostStartHookError: Exec lifecycle hook"));
+        assert!(rt
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::ExecSync { id, .. } if id == "c1")));
+
+        // A succeeding hook, and a container without one.
+        let ok = LifecycleHandler {
+            exec: exec(&["true"]),
+            ..Default::default()
+        };
+        let c = with_lifecycle(Some(ok), None);
+        assert!(post_start(&rt, &p, &c, "c1", Some(LOCAL)).await.is_ok());
+        assert!(
+            post_start(&rt, &p, &Container::default(), "c1", Some(LOCAL))
+                .await
+                .is_ok()
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn http_hooks_count_any_response_and_fail_on_no_server() -> Result<()> {
+        let srv = http_server().await?;
+        let rt = RecordingRuntime::new();
+        let get = |path: &str, port: u16| LifecycleHandler {
+            http_get: Some(HTTPGetAction {
+                path: Some(path.into()),
+                port: IntOrString::Int(i32::from(port)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let c = Container {
+            name: "app".into(),
+            ..Default::default()
+        };
+        let p = pod(c.clone());
+        run_handler(&rt, &p, &c, "c1", Some(LOCAL), &get("/ok", srv.addr.port())).await?;
+        // A 500 is still a response: hooks do not look at the status.
+        run_handler(
+            &rt,
+            &p,
+            &c,
+            "c1",
+            Some(LOCAL),
+            &get("/fail", srv.addr.port()),
+        )
+        .await?;
+        let closed = closed_port().await?;
+        let e = run_handler(&rt, &p, &c, "c1", Some(LOCAL), &get("/stop", closed))
+            .await
+            .err()
+            .context("no server")?;
+        assert!(
+            e.message.starts_with("HTTP lifecycle hook (/stop) for Container \"app\" in Pod \"web_default(uid-1)\" failed - error: "),
+            "{}",
+            e.message
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn tcp_socket_is_no_handler() -> Result<()> {
+        let rt = RecordingRuntime::new();
+        let h = LifecycleHandler {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(80),
+                host: None,
+            }),
+            ..Default::default()
+        };
+        let c = Container {
+            name: "app".into(),
+            ..Default::default()
+        };
+        let e = run_handler(&rt, &pod(c.clone()), &c, "c1", Some(LOCAL), &h)
+            .await
+            .err()
+            .context("an error")?;
+        assert!(
+            e.message
+                .starts_with("Cannot run handler: invalid handler: "),
+            "{}",
+            e.message
+        );
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pre_stop_sleep_is_bounded_by_the_grace_period() -> Result<()> {
+        let rt = RecordingRuntime::new();
+        let sleep = |s: i64| LifecycleHandler {
+            sleep: Some(SleepAction { seconds: s }),
+            ..Default::default()
+        };
+        let c = with_lifecycle(None, Some(sleep(100)));
+        let p = pod(c.clone());
+        let before = tokio::time::Instant::now();
+        let o = pre_stop(&rt, &p, &c, "c1", Some(LOCAL), Duration::from_secs(5))
+            .await
+            .context("a hook")?;
+        assert!(o.timed_out);
+        assert_eq!(o.event, None);
+        assert_eq!(tokio::time::Instant::now() - before, Duration::from_secs(5));
+        assert_eq!(remaining_grace(5, Duration::from_secs(5)), 2);
+
+        let c = with_lifecycle(None, Some(sleep(3)));
+        let before = tokio::time::Instant::now();
+        let o = pre_stop(&rt, &p, &c, "c1", Some(LOCAL), Duration::from_secs(30))
+            .await
+            .context("a hook")?;
+        assert!(!o.timed_out);
+        assert_eq!(tokio::time::Instant::now() - before, Duration::from_secs(3));
+        // A zero grace period runs no hook; no hook, nothing.
+        assert_eq!(
+            pre_stop(&rt, &p, &c, "c1", Some(LOCAL), Duration::ZERO).await,
+            None
+        );
+        assert_eq!(
+            pre_stop(
+                &rt,
+                &p,
+                &Container::default(),
+                "c1",
+                Some(LOCAL),
+                Duration::from_secs(30)
+            )
+            .await,
+            None
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn failed_pre_stop_records_failed_pre_stop_hook() -> Result<()> {
+        let rt = RecordingRuntime::new();
+        let c1 = running(&rt, "c1").await?;
+        rt.answer_exec(&["stop"], ExecAnswer::new(1, "no"));
+        let h = LifecycleHandler {
+            exec: exec(&["stop"]),
+            ..Default::default()
+        };
+        let c = with_lifecycle(None, Some(h));
+        let o = pre_stop(
+            &rt,
+            &pod(c.clone()),
+            &c,
+            &c1.id,
+            Some(LOCAL),
+            Duration::from_secs(30),
+        )
+        .await
+        .context("a hook")?;
+        let e = o.event.context("an event")?;
+        assert_eq!(
+            (e.type_, e.reason, e.message.as_str()),
+            ("Warning", "FailedPreStopHook", "PreStopHook failed")
+        );
+        assert!(!o.timed_out);
+        Ok(())
+    }
+}
