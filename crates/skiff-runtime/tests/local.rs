@@ -512,3 +512,59 @@ async fn a_failed_create_leaves_nothing_and_pull_errors_are_kept_apart() -> Resu
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_use_the_pods_secrets_and_the_nodes_registries_file() -> Result<()> {
+    if let Some(why) = images_support::skip_reason() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    let node = Node::new()?;
+    let reg = images_support::Registry::start(Some(("puller", "s3cret")))?;
+    reg.push(&node._images, "team/app:v1", Some("puller:s3cret"))?;
+    // The node's registries.yaml says the registry speaks plain HTTP.
+    std::fs::write(
+        image::registries_file(node.data.path()),
+        format!(
+            "mirrors:\n  \"{0}\":\n    endpoint: [\"http://{0}\"]\n",
+            reg.host()
+        ),
+    )?;
+    let rt = node.runtime()?;
+    let name = format!("{}/team/app:v1", reg.host());
+    match rt.pull_image(&name, &[]).await {
+        Err(CriError::Pull(m)) => assert!(m.contains("pull access denied"), "{m}"),
+        other => bail!("anonymous pull: {other:?}"),
+    }
+    let secret = |host: &str| {
+        skiff_runtime::image::DockerConfigJson::parse(
+            format!(r#"{{"auths": {{"{host}": {{"username": "puller", "password": "s3cret"}}}}}}"#)
+                .as_bytes(),
+        )
+    };
+    // Two secrets merged; the second has the registry's credentials.
+    let secrets = [secret("other.example:5000")?, secret(&reg.host())?];
+    let pulled = rt.pull_image(&name, &secrets).await?;
+    // The same image as the imported busybox:t (same config): one image, both names.
+    assert!(pulled.repo_tags.contains(&name), "{:?}", pulled.repo_tags);
+    assert_eq!(
+        rt.image_status(&name).await?.map(|i| i.id),
+        Some(pulled.id.clone())
+    );
+    match rt
+        .pull_image(&format!("{}/team/absent:v1", reg.host()), &secrets)
+        .await
+    {
+        Err(CriError::ImageNotFound(_)) => {}
+        other => bail!("a missing tag: {other:?}"),
+    }
+    rt.remove_image(&name).await?;
+    rt.remove_image(&name).await?;
+    assert!(rt.image_status(&name).await?.is_none());
+    // Removing a name untags (as crictl rmi): the imported name still has the image.
+    assert_eq!(
+        rt.image_status(images_support::NAME).await?.map(|i| i.id),
+        Some(pulled.id)
+    );
+    Ok(())
+}
