@@ -123,3 +123,124 @@ pub async fn collect(
     }
     aggregate(errs).map(|()| out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use k8s_openapi::api::core::v1::{
+        ConfigMapProjection, PersistentVolume, PersistentVolumeClaim, SecretProjection,
+        ServiceAccountTokenProjection, VolumeProjection,
+    };
+
+    struct Objs;
+
+    #[async_trait]
+    impl VolumeObjects for Objs {
+        async fn config_map(&self, _: &str, name: &str) -> Result<Option<ConfigMap>, String> {
+            Ok((name == "ca").then(|| ConfigMap {
+                data: Some([("ca.crt".to_string(), "CA".to_string())].into()),
+                ..Default::default()
+            }))
+        }
+        async fn secret(&self, _: &str, _: &str) -> Result<Option<Secret>, String> {
+            Ok(None)
+        }
+        async fn pvc(&self, _: &str, _: &str) -> Result<Option<PersistentVolumeClaim>, String> {
+            Ok(None)
+        }
+        async fn pv(&self, _: &str) -> Result<Option<PersistentVolume>, String> {
+            Ok(None)
+        }
+        async fn token(
+            &self,
+            _: &str,
+            sa: &str,
+            aud: Option<&str>,
+            exp: i64,
+            _: &Pod,
+        ) -> Result<Option<String>, String> {
+            Ok(Some(format!("{sa}/{}/{exp}", aud.unwrap_or("-"))))
+        }
+    }
+
+    fn cm(name: &str, optional: bool) -> VolumeProjection {
+        VolumeProjection {
+            config_map: Some(ConfigMapProjection {
+                name: name.into(),
+                optional: Some(optional),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn secret(name: &str, optional: bool) -> VolumeProjection {
+        VolumeProjection {
+            secret: Some(SecretProjection {
+                name: name.into(),
+                optional: Some(optional),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn token() -> VolumeProjection {
+        VolumeProjection {
+            service_account_token: Some(ServiceAccountTokenProjection {
+                path: "token".into(),
+                audience: Some("api".into()),
+                expiration_seconds: Some(3607),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn run(sources: Vec<VolumeProjection>, fs_group: bool) -> Result<Payload, String> {
+        let src = ProjectedVolumeSource {
+            sources: Some(sources),
+            default_mode: Some(0o444),
+        };
+        let dir = std::env::temp_dir().join("skiff-projected-unit-none");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(collect(
+            &src,
+            &Pod::default(),
+            "ns",
+            &Objs,
+            &NodeFacts::default(),
+            &dir,
+            fs_group,
+        ))
+    }
+
+    #[test]
+    fn sources_merge_with_default_mode() {
+        let p =
+            run(vec![cm("ca", false), secret("gone", true), token()], false).unwrap_or_default();
+        assert_eq!(p.keys().collect::<Vec<_>>(), vec!["ca.crt", "token"]);
+        assert_eq!(p["ca.crt"].mode, 0o444);
+        assert_eq!(p["token"].data, b"default/api/3607");
+        assert_eq!(p["token"].mode, 0o444);
+        let p = run(vec![token()], true).unwrap_or_default();
+        assert_eq!(
+            p["token"].mode, 0o600,
+            "fsGroup: 0600, made 0640 by ownership"
+        );
+    }
+
+    #[test]
+    fn missing_sources_aggregate_upstream_messages() {
+        assert_eq!(
+            run(vec![cm("nope", false), secret("s", false)], false),
+            Err("[configmap \"nope\" not found, secret \"s\" not found]".into())
+        );
+        assert_eq!(
+            run(vec![cm("ca", false), cm("nope", false)], false),
+            Err("configmap \"nope\" not found".into())
+        );
+    }
+}
