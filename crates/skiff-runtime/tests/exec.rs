@@ -307,6 +307,21 @@ fn exec_sync_timeout_kills_the_process_and_its_children() -> Result<()> {
         assert!(tree.stdout.is_empty());
         Ok(())
     })?;
+    // A caller that gives up (drops the future) mid-way leaves nothing running either.
+    block_on(async {
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(700),
+            exec::exec_sync(
+                &rt,
+                &h.id,
+                &args(&["sleep", "103"]),
+                Duration::from_secs(60),
+            ),
+        )
+        .await;
+        assert!(gave_up.is_err(), "sleep 103 ended within 700 ms");
+        Ok(())
+    })?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let pids = container_pids(&rt, &h.id)?;
