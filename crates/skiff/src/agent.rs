@@ -42,6 +42,12 @@ pub struct AgentArgs {
     /// The InternalIP of the first simulated node; the others count up from it.
     #[arg(long, default_value = "10.41.0.1")]
     pub sim_node_ip_start: Ipv4Addr,
+    /// Where the node keeps its state (images, containers, pod volumes, logs).
+    #[arg(long, default_value = "/var/lib/skiff")]
+    pub data_dir: std::path::PathBuf,
+    /// The real node (without --simulated-nodes).
+    #[command(flatten)]
+    pub node: crate::node_agent::NodeArgs,
 }
 
 /// This machine's name as a node name prefix: lowercase, anything else a `-`.
@@ -111,13 +117,10 @@ pub fn client_as(config: kube::Config, component: &str) -> Result<kube::Client> 
 
 /// `skiff agent`: joins, then runs the nodes until SIGINT or SIGTERM.
 pub async fn run(args: AgentArgs) -> Result<()> {
-    if args.simulated_nodes == 0 {
-        bail!(
-            "skiff agent runs only simulated nodes for now: pass --simulated-nodes N \
-             (the real kubelet is not built yet)"
-        );
-    }
     let token = token(&args)?;
+    if args.simulated_nodes == 0 {
+        return run_node(args, &token).await;
+    }
     let config = sim_config(&args)?;
     let node_name = args
         .node_name
@@ -140,6 +143,28 @@ pub async fn run(args: AgentArgs) -> Result<()> {
             result.context("the simulated nodes stopped")?;
         }
         _ = crate::server::shutdown_signal() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+/// `skiff agent` without `--simulated-nodes`: this machine joins as a real node.
+async fn run_node(args: AgentArgs, token: &str) -> Result<()> {
+    let node_name = args
+        .node
+        .node_name
+        .clone()
+        .unwrap_or_else(crate::node_agent::default_node_name);
+    if !join::valid_node_name(&node_name) {
+        bail!("--node-name {node_name:?} is not a valid node name (a lowercase DNS subdomain)");
+    }
+    let credentials = join::join(&args.server, token, &node_name).await?;
+    let client = client_as(join::node_config(&args.server, &credentials)?, "kubelet")?;
+    tracing::info!("skiff agent joined {} as {}", args.server, credentials.user);
+    tokio::select! {
+        result = crate::node_agent::run(client, args.data_dir.clone(), args.node.clone(), node_name, Default::default()) => {
+            result.context("the node agent stopped")?;
+        }
+        _ = crate::server::shutdown_signal() => tracing::info!("shutting down; containers keep running"),
     }
     Ok(())
 }

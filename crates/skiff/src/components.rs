@@ -131,6 +131,34 @@ pub fn start(
             },
         ));
     }
+    if !args.disable_agent {
+        let name = args
+            .node
+            .node_name
+            .clone()
+            .unwrap_or_else(crate::node_agent::default_node_name);
+        let user = crate::join::node_user(&name);
+        let client = local_client(
+            app,
+            &user,
+            &[crate::join::NODES_GROUP, "system:authenticated"],
+            &user_agent("kubelet"),
+        );
+        let data_dir = args.data_dir.clone();
+        let node = args.node.clone();
+        // A server's node carries the control-plane role label, as k3s's servers do.
+        let labels = [(
+            "node-role.kubernetes.io/control-plane".to_owned(),
+            "true".to_owned(),
+        )]
+        .into_iter()
+        .collect();
+        set.spawn(async move {
+            if let Err(e) = crate::node_agent::run(client, data_dir, node, name, labels).await {
+                tracing::error!("the node agent stopped: {e:#}");
+            }
+        });
+    }
     if args.simulated_nodes > 0 {
         // Every simulated node of this server shares one node identity, as an agent's do.
         let capacity = skiff_kubelet::sim::parse_capacity(&args.sim_capacity)

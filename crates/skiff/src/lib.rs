@@ -5,5 +5,6 @@ pub mod agent;
 pub mod components;
 pub mod join;
 pub mod leader;
+pub mod node_agent;
 pub mod pki;
 pub mod server;

@@ -36,9 +36,13 @@ pub struct ServerArgs {
     /// The key prefix in etcd.
     #[arg(long, default_value = "/registry")]
     pub etcd_prefix: String,
-    /// Run no node in this process (accepted for k3s compatibility; no node runs yet).
+    /// Run no node in this process: only the control plane (k3s's flag). Without it the
+    /// server registers this machine as a node and runs pods in real containers (root).
     #[arg(long)]
     pub disable_agent: bool,
+    /// The node this server runs (unless --disable-agent).
+    #[command(flatten)]
+    pub node: crate::node_agent::NodeArgs,
     /// Run no controller manager in this process (k3s's flag).
     #[arg(long)]
     pub disable_controller_manager: bool,

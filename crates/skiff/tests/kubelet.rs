@@ -379,10 +379,19 @@ async fn a_deleted_pod_is_stopped_removed_and_gone_and_a_restart_adopts_containe
         })
         .collect();
     assert_eq!(stops.first(), Some(&Duration::from_secs(5)), "{stops:?}");
-    wait_for("nothing left in the runtime", Duration::from_secs(10), || {
-        let rt = rt.clone();
-        async move { Ok((rt.containers().is_empty() && rt.sandboxes().is_empty()).then_some(())) }
-    })
+    wait_for(
+        "nothing left in the runtime",
+        Duration::from_secs(10),
+        || {
+            let rt = rt.clone();
+            async move {
+                let clean = rt.containers().is_empty()
+                    && rt.sandboxes().is_empty()
+                    && rt.pod_cgroups().is_empty();
+                Ok(clean.then_some(()))
+            }
+        },
+    )
     .await?;
     Ok(())
 }

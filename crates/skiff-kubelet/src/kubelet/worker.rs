@@ -835,6 +835,12 @@ impl Worker {
             .await
             .map_err(|e| e.to_string())?;
         self.volumes = None;
+        // The pod's cgroup, wherever its QoS class put it (the pod itself may be gone).
+        for path in qos::pod_cgroup_candidates(&self.uid) {
+            rt.remove_pod_cgroup(&path)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         let pod_dir = self.shared.agent_dir.join("pods").join(&self.uid);
         match std::fs::remove_dir_all(&pod_dir) {
             Ok(()) => {}

@@ -125,6 +125,16 @@ pub fn pod_cgroup_parent(pod: &Pod) -> String {
     }
 }
 
+/// Every cgroup a pod with `uid` may have, one per QoS class (for cleanup after the pod
+/// object is gone).
+pub fn pod_cgroup_candidates(uid: &str) -> [String; 3] {
+    [
+        format!("{CGROUP_ROOT}/pod{uid}"),
+        format!("{CGROUP_ROOT}/burstable/pod{uid}"),
+        format!("{CGROUP_ROOT}/besteffort/pod{uid}"),
+    ]
+}
+
 fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
     pod.metadata
         .annotations

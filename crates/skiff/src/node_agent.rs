@@ -1,0 +1,189 @@
+//! The real node, in `skiff server` (its own node, unless `--disable-agent`) and in
+//! `skiff agent`: the local runtime (images, runc, CNI, cgroups), the node's registration
+//! and status (`skiff_kubelet::node`) and the pod workers (`skiff_kubelet::kubelet`), all
+//! over one `kube::Client` authenticated as the node.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use k8s_openapi::api::core::v1::Node;
+use skiff_kubelet::kubelet::sandbox::SandboxSettings;
+use skiff_kubelet::node::{NodeConfig, NodeHandle};
+use skiff_kubelet::volumes::VolumeManager;
+use skiff_runtime::container::monitor::MonitorCommand;
+use skiff_runtime::cri::PodRuntime;
+use skiff_runtime::local::{LocalConfig, LocalRuntime};
+use skiff_runtime::sandbox::cni::{self, Cni, NetworkList};
+
+/// The node's flags, shared by `skiff server` and `skiff agent`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct NodeArgs {
+    /// The node's name (default: this machine's hostname).
+    #[arg(long = "node-name")]
+    pub node_name: Option<String>,
+    /// The node's InternalIP (default: the source address of the default route).
+    #[arg(long = "node-ip")]
+    pub node_ip: Option<IpAddr>,
+    /// The OCI runtime: `runc`, `crun`, or a path to any compatible binary.
+    #[arg(long = "runtime", default_value = "runc")]
+    pub runtime: PathBuf,
+    /// A directory of CNI configurations to use instead of skiff's own bridge network.
+    #[arg(long = "cni-conf-dir")]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where CNI plugins are looked up (repeatable; default /usr/lib/cni and /opt/cni/bin).
+    #[arg(long = "cni-bin-dir")]
+    pub cni_bin_dir: Vec<PathBuf>,
+    /// The cluster DNS service address pods resolve through.
+    #[arg(long = "cluster-dns", default_value = "10.43.0.10")]
+    pub cluster_dns: String,
+    /// The cluster's DNS domain.
+    #[arg(long = "cluster-domain", default_value = "cluster.local")]
+    pub cluster_domain: String,
+}
+
+/// This machine's hostname as a node name: lowercase, anything but `[a-z0-9.-]` a `-`.
+pub fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let cleaned: String = host
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_matches(|c| c == '-' || c == '.').to_owned();
+    if cleaned.is_empty() {
+        "skiff-node".into()
+    } else {
+        cleaned
+    }
+}
+
+/// What the node needs from the host before it can run containers, with what to do.
+fn check_host(args: &NodeArgs) -> Result<()> {
+    if !rustix::process::geteuid().is_root() {
+        bail!(
+            "the node agent runs containers and needs root: run as root, or pass \
+             --disable-agent to run only the control plane"
+        );
+    }
+    let rt = &args.runtime;
+    let found = if rt.components().count() > 1 {
+        rt.exists()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(rt).exists()))
+    };
+    if !found {
+        bail!(
+            "the OCI runtime {:?} is not installed: `apt-get install runc` (or pass --runtime)",
+            rt
+        );
+    }
+    Ok(())
+}
+
+fn local_config(data_dir: &std::path::Path, args: &NodeArgs) -> Result<LocalConfig> {
+    let monitor = MonitorCommand::current_exe().context("finding the skiff binary")?;
+    let mut config = LocalConfig::new(data_dir, monitor);
+    config.runtime_binary = args.runtime.clone();
+    Ok(config)
+}
+
+fn quantity_bytes(node: &Node, which: &str) -> i64 {
+    node.status
+        .as_ref()
+        .and_then(|s| s.capacity.as_ref())
+        .and_then(|c| c.get(which))
+        .and_then(|q| skiff_api::validation::quantity::Quantity::parse(&q.0).ok())
+        .map(|q| i64::try_from(q.nanos / 1_000_000_000).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Runs the node until the future is dropped (containers keep running).
+pub async fn run(
+    client: kube::Client,
+    data_dir: PathBuf,
+    args: NodeArgs,
+    node_name: String,
+    labels: BTreeMap<String, String>,
+) -> Result<()> {
+    check_host(&args)?;
+    // The node's own runtime handle has no pod network: it reports images and the runtime
+    // version; the pod workers' handle gets the network once the podCIDR is known.
+    let plain: Arc<dyn PodRuntime> = Arc::new(
+        LocalRuntime::new(local_config(&data_dir, &args)?).context("opening the node's runtime")?,
+    );
+    let mut config = NodeConfig::new(&node_name, &data_dir);
+    config.node_ip = args.node_ip;
+    config.labels = labels;
+    config.cni_conf_dir = args.cni_conf_dir.clone();
+    let node: NodeHandle = skiff_kubelet::node::start(client.clone(), plain, config)
+        .await
+        .context("registering the node")?;
+    let mut ready = node.network_ready();
+    if !*ready.borrow() {
+        tracing::info!(node = %node_name, "waiting for the node's pod network (its podCIDR)");
+    }
+    while !*ready.borrow_and_update() {
+        ready
+            .changed()
+            .await
+            .context("the node stopped before its pod network was ready")?;
+    }
+    let conf_dir = args
+        .cni_conf_dir
+        .clone()
+        .unwrap_or_else(|| cni::default_conf_dir(&data_dir));
+    let network = NetworkList::load_dir(&conf_dir)
+        .with_context(|| format!("loading the CNI configuration in {}", conf_dir.display()))?;
+    let bin_dirs = if args.cni_bin_dir.is_empty() {
+        cni::DEFAULT_BIN_DIRS.iter().map(PathBuf::from).collect()
+    } else {
+        args.cni_bin_dir.clone()
+    };
+    let mut local = local_config(&data_dir, &args)?;
+    local.cni = Some(Cni::new(network, bin_dirs));
+    let runtime: Arc<dyn PodRuntime> =
+        Arc::new(LocalRuntime::new(local).context("opening the pods' runtime")?);
+
+    let current = node.node().borrow().clone();
+    let status = current.status.clone().unwrap_or_default();
+    let host_ips: Vec<String> = status
+        .addresses
+        .iter()
+        .flatten()
+        .filter(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone())
+        .collect();
+    let agent_dir = data_dir.join("agent");
+    let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").ok();
+    let shared = skiff_kubelet::kubelet::Shared {
+        client,
+        runtime,
+        node_name: node_name.clone(),
+        volumes: VolumeManager::new(agent_dir.join("pods")),
+        agent_dir,
+        sandbox: SandboxSettings {
+            cluster_dns: vec![args.cluster_dns.clone()],
+            cluster_domain: args.cluster_domain.clone(),
+            host_resolv_conf,
+            node_hosts: std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+        },
+        memory_capacity: quantity_bytes(&current, "memory"),
+        allocatable: status.allocatable.unwrap_or_default(),
+        host_ips,
+    };
+    tracing::info!(node = %node_name, "the node runs pods");
+    skiff_kubelet::kubelet::run(shared).await;
+    drop(node);
+    Ok(())
+}
