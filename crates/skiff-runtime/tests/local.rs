@@ -324,7 +324,9 @@ async fn a_pod_through_the_trait_and_a_restarted_runtime() -> Result<()> {
         assert_eq!(read("cpu", "cpu.cfs_quota_us")?, "-1");
     }
 
+    let t = Instant::now();
     let sandbox = rt.run_sandbox(sandbox_config(&new_id(), "uid1")).await?;
+    let sandbox_took = t.elapsed();
     assert!(!sandbox.ips.is_empty());
 
     // Two containers: one runs, one exits 3; and one whose command does not exist.
@@ -353,7 +355,13 @@ async fn a_pod_through_the_trait_and_a_restarted_runtime() -> Result<()> {
         rt.container_status(&web.id).await?.map(|i| i.state),
         Some(ContainerState::Created)
     );
+    let t = Instant::now();
     rt.start_container(&web.id, &web.config).await?;
+    // Measured, not asserted (shared machine): the floor is runc run ~25 ms.
+    eprintln!(
+        "measured: run_sandbox {sandbox_took:?}, start_container {:?}",
+        t.elapsed()
+    );
     rt.start_container(&once.id, &once.config).await?;
     match rt.start_container(&bad.id, &bad.config).await {
         Err(CriError::Start(m)) => assert!(

@@ -347,8 +347,17 @@ impl Inner {
         let Some(h) = self.running_handle(id)? else {
             return Ok(());
         };
-        if !matches!(h.status(), ContainerStatus::Running(_)) {
-            return Ok(());
+        match h.status() {
+            ContainerStatus::Running(_) => {}
+            // The monitor is gone but runc still has the process: nobody records its exit,
+            // so there is nothing to wait for but the kill.
+            ContainerStatus::Unknown { running: true, .. } => {
+                return match self.runtime.kill(id, 9, true) {
+                    Ok(()) | Err(RuntimeError::NotFound(_)) => Ok(()),
+                    Err(e) => Err(CriError::Other(e.to_string())),
+                };
+            }
+            _ => return Ok(()),
         }
         match h.stop(grace) {
             Ok(Some(_)) => Ok(()),
