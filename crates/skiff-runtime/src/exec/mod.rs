@@ -26,6 +26,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
@@ -203,20 +204,45 @@ async fn read_capped(mut r: impl AsyncRead + Unpin, cap: usize) -> Vec<u8> {
 }
 
 /// Kills the exec'd process tree if the future that started it is dropped before it ended
-/// (a cancelled `exec_sync` leaves nothing running).
-struct KillOnDrop<'a> {
-    files: &'a ExecFiles,
+/// (a cancelled `exec_sync` leaves nothing running). runc is left to finish starting it:
+/// when the pid is not written yet, a thread waits for it (bounded), then kills the tree;
+/// runc then exits, and tokio reaps the dropped child.
+struct KillOnDrop {
+    files: Arc<ExecFiles>,
     runc_pid: Option<u32>,
     armed: bool,
 }
 
-impl Drop for KillOnDrop<'_> {
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        if self.armed {
-            if let Some(pid) = self.files.pid() {
-                kill_tree(pid, self.runc_pid);
-            }
+        if !self.armed {
+            return;
         }
+        if let Some(pid) = self.files.pid() {
+            kill_tree(pid, self.runc_pid);
+            return;
+        }
+        let (files, runc_pid) = (self.files.clone(), self.runc_pid);
+        let _ = std::thread::Builder::new()
+            .name("skiff-exec-reaper".into())
+            .spawn(move || {
+                let deadline = std::time::Instant::now() + START_TIMEOUT;
+                while std::time::Instant::now() < deadline {
+                    if let Some(pid) = files.pid() {
+                        kill_tree(pid, runc_pid);
+                        return;
+                    }
+                    // runc gone without a pid: it never started the process.
+                    let alive = runc_pid.is_some_and(|p| {
+                        std::fs::read_to_string(format!("/proc/{p}/stat"))
+                            .is_ok_and(|st| !st.contains(") Z "))
+                    });
+                    if !alive {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            });
     }
 }
 
@@ -227,17 +253,15 @@ pub async fn exec_sync(
     cmd: &[String],
     timeout: Duration,
 ) -> cri::Result<ExecOutput> {
-    let files = ExecFiles::new()?;
+    let files = Arc::new(ExecFiles::new()?);
     let mut command = runc_exec(runtime, id, cmd, false, &files)?;
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Only if this future is dropped mid-way (the guard below kills the exec'd tree).
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     let mut child = command.spawn().map_err(io_error("starting runc exec"))?;
     let mut guard = KillOnDrop {
-        files: &files,
+        files: files.clone(),
         runc_pid: child.id(),
         armed: true,
     };
