@@ -576,3 +576,50 @@ async fn pulls_use_the_pods_secrets_and_the_nodes_registries_file() -> Result<()
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_pod_cgroup_with_a_process_kills_nothing() -> Result<()> {
+    if let Some(why) = images_support::skip_reason() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    let node = Node::new()?;
+    let rt = node.runtime()?;
+    let cgroups = Cgroups::detect();
+    let pod_cg = PodCgroup {
+        path: node.pod_cgroup("uid3"),
+        pids_limit: Some(10),
+        ..PodCgroup::default()
+    };
+    rt.ensure_pod_cgroup(&pod_cg).await?;
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut sleeper = Kill(Command::new("sleep").arg("1000").spawn()?);
+    let procs = cgroups.dir("pids", &pod_cg.path)?.join("cgroup.procs");
+    let procs = if cgroups.version() == Version::V1 {
+        procs
+    } else {
+        cgroups.dir("", &pod_cg.path)?.join("cgroup.procs")
+    };
+    std::fs::write(&procs, sleeper.0.id().to_string())?;
+    assert!(rt.remove_pod_cgroup(&pod_cg.path).await.is_err(), "busy");
+    assert!(sleeper.0.try_wait()?.is_none(), "the process was killed");
+    assert!(cgroups.exists(&pod_cg.path));
+    sleeper.0.kill()?;
+    sleeper.0.wait()?;
+    // A zombie-free, exited process leaves the cgroup: now it goes.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = rt.remove_pod_cgroup(&pod_cg.path).await {
+        if Instant::now() > deadline {
+            bail!("pod cgroup still busy: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!cgroups.exists(&pod_cg.path));
+    Ok(())
+}
