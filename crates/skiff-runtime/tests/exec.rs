@@ -635,3 +635,33 @@ fn port_forward_connects_inside_the_namespace() -> Result<()> {
     refused?;
     Ok(())
 }
+
+/// Not a check: prints how long an exec_sync of `true` takes (p50/max of 20), for the
+/// report (exec probes run one per period per container).
+#[test]
+fn measure_exec_sync_latency() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let f = Fixture::new()?;
+    let h = f.start("measure", &["sleep", "1000"], false)?;
+    let rt = f.runtime();
+    block_on(async {
+        let mut took = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            let out =
+                exec::exec_sync(&rt, &h.id, &args(&["true"]), Duration::from_secs(20)).await?;
+            took.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(out.exit_code, 0);
+        }
+        took.sort_by(f64::total_cmp);
+        eprintln!(
+            "exec_sync(true): p50 {:.1} ms, max {:.1} ms over {}",
+            took[took.len() / 2],
+            took[took.len() - 1],
+            took.len()
+        );
+        Ok(())
+    })
+}
