@@ -140,7 +140,7 @@ impl Client {
         for (k, v) in &req.headers {
             b = b.header(k.as_str(), v.as_str());
         }
-        Ok(b.send().await.map_err(|e| error_text(&e)))
+        Ok(b.send().await.map_err(|e| go_client_error(&req.url, &e)))
     }
 
     /// Runs a probe request (upstream's `DoHTTPProbe`).
@@ -161,7 +161,7 @@ impl Client {
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return Ok(Outcome::Failure(error_text(&e))),
+                Err(e) => return Ok(Outcome::Failure(go_client_error(&req.url, &e))),
             }
         }
         Ok(classify(
@@ -187,6 +187,36 @@ pub fn classify(status: u16, body: &str) -> Outcome {
         300..=399 => Outcome::Warning(format!("Probe terminated redirects, Response body: {body}")),
         _ => Outcome::Failure(format!("HTTP probe failed with statuscode: {status}")),
     }
+}
+
+/// A client error worded as Go's `http.Client` words it (`Get "<url>": dial tcp
+/// <addr>: connect: connection refused`, `... (Client.Timeout exceeded while awaiting
+/// headers)`), since these texts are what upstream's `Unhealthy` events show.
+fn go_client_error(url: &reqwest::Url, e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return format!(
+            "Get {:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+            url.as_str()
+        );
+    }
+    if e.is_connect() {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+        while let Some(c) = cur {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                let host = url.host_str().unwrap_or("");
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let port = url.port_or_known_default().unwrap_or(0);
+                return format!(
+                    "Get {:?}: dial tcp {}: {}",
+                    url.as_str(),
+                    join_host_port(host, port),
+                    super::tcp::go_io_error(io)
+                );
+            }
+            cur = c.source();
+        }
+    }
+    format!("Get {:?}: {}", url.as_str(), error_text(e))
 }
 
 fn error_text(e: &dyn std::error::Error) -> String {
