@@ -166,8 +166,10 @@ pub async fn run(
         .collect();
     let agent_dir = data_dir.join("agent");
     let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").ok();
+    let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = skiff_kubelet::kubelet::Shared {
         client,
+        probes: skiff_kubelet::probes::ProbeManager::new(runtime.clone(), probe_tx),
         runtime,
         node_name: node_name.clone(),
         volumes: VolumeManager::new(agent_dir.join("pods")),
@@ -183,7 +185,7 @@ pub async fn run(
         host_ips,
     };
     tracing::info!(node = %node_name, "the node runs pods");
-    skiff_kubelet::kubelet::run(shared).await;
+    skiff_kubelet::kubelet::run(shared, probe_rx).await;
     drop(node);
     Ok(())
 }

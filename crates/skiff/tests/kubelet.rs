@@ -49,8 +49,10 @@ fn kubelet(c: &Cluster, rt: &RecordingRuntime) -> Kubelet {
         "kubelet/test",
     );
     let runtime: Arc<dyn PodRuntime> = Arc::new(rt.clone());
+    let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Shared {
         client,
+        probes: skiff_kubelet::probes::ProbeManager::new(runtime.clone(), probe_tx),
         runtime,
         node_name: NODE.into(),
         volumes: VolumeManager::new(agent_dir.join("pods")),
@@ -66,7 +68,7 @@ fn kubelet(c: &Cluster, rt: &RecordingRuntime) -> Kubelet {
         host_ips: vec!["10.0.0.5".into()],
     };
     Kubelet {
-        task: tokio::spawn(skiff_kubelet::kubelet::run(shared)),
+        task: tokio::spawn(skiff_kubelet::kubelet::run(shared, probe_rx)),
     }
 }
 
@@ -393,5 +395,37 @@ async fn a_deleted_pod_is_stopped_removed_and_gone_and_a_restart_adopts_containe
         },
     )
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_gate_readiness_and_a_failed_liveness_probe_restarts_the_container() -> Result<()> {
+    use skiff_runtime::testing::ExecAnswer;
+    let c = cluster().await?;
+    let rt = runtime_with_busybox();
+    rt.answer_exec(&["ready"], ExecAnswer::new(1, "not yet"));
+    rt.answer_exec(&["alive"], ExecAnswer::new(0, ""));
+    let _k = kubelet(&c, &rt);
+    create_pod(
+        &c,
+        json!({"containers": [{"name": "c", "image": "busybox:1.36",
+            "readinessProbe": {"exec": {"command": ["ready"]}, "periodSeconds": 1},
+            "livenessProbe": {"exec": {"command": ["alive"]}, "periodSeconds": 1, "failureThreshold": 1}}]}),
+    )
+    .await?;
+    let p = wait_pod(&c, "Running but not ready", |p| phase(p) == "Running").await?;
+    assert_eq!(container_state(&p, false)[0]["ready"], json!(false));
+    rt.answer_exec(&["ready"], ExecAnswer::new(0, ""));
+    wait_pod(&c, "ready once the probe succeeds", |p| {
+        container_state(p, false)[0]["ready"] == json!(true)
+    })
+    .await?;
+    rt.answer_exec(&["alive"], ExecAnswer::new(1, "dead"));
+    let p = wait_pod(&c, "restarted after the liveness failure", |p| {
+        container_state(p, false)[0]["restartCount"].as_i64() >= Some(1)
+    })
+    .await?;
+    let cs = container_state(&p, false);
+    assert!(cs[0]["lastState"]["terminated"].is_object(), "{cs}");
     Ok(())
 }

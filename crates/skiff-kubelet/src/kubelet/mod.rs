@@ -26,7 +26,9 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::{watcher, WatchStreamExt};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::probes::ProbeEvent;
 
 use skiff_runtime::cri::ContainerState;
 pub use worker::Shared;
@@ -38,6 +40,7 @@ const RELIST: Duration = Duration::from_secs(1);
 struct Entry {
     pod: watch::Sender<Option<Arc<Pod>>>,
     wake: Arc<Notify>,
+    probe_events: mpsc::UnboundedSender<ProbeEvent>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -58,21 +61,34 @@ impl Manager {
             e.pod.send_replace(Some(Arc::new(pod)));
             return;
         }
-        let (tx, rx) = watch::channel(Some(Arc::new(pod)));
+        self.spawn(uid, Some(Arc::new(pod)));
+    }
+
+    fn spawn(&mut self, uid: String, pod: Option<Arc<Pod>>) {
+        let (tx, rx) = watch::channel(pod);
         let wake = Arc::new(Notify::new());
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         let worker = Worker::new(self.shared.clone(), uid.clone());
         let task = tokio::spawn(worker.run(WorkerInput {
             pod: rx,
             wake: wake.clone(),
+            probe_events: probe_rx,
         }));
         self.workers.insert(
             uid,
             Entry {
                 pod: tx,
                 wake,
+                probe_events: probe_tx,
                 task,
             },
         );
+    }
+
+    fn probe_event(&mut self, e: ProbeEvent) {
+        if let Some(w) = self.workers.get(&e.pod_uid) {
+            let _ = w.probe_events.send(e);
+        }
     }
 
     fn gone(&mut self, uid: &str) {
@@ -87,22 +103,8 @@ impl Manager {
             if self.workers.contains_key(&uid) {
                 continue;
             }
-            let (tx, rx) = watch::channel(None);
-            let wake = Arc::new(Notify::new());
-            let worker = Worker::new(self.shared.clone(), uid.clone());
-            let task = tokio::spawn(worker.run(WorkerInput {
-                pod: rx,
-                wake: wake.clone(),
-            }));
             tracing::info!(pod_uid = %uid, "removing the containers of a pod the API no longer has");
-            self.workers.insert(
-                uid,
-                Entry {
-                    pod: tx,
-                    wake,
-                    task,
-                },
-            );
+            self.spawn(uid, None);
         }
     }
 
@@ -153,9 +155,10 @@ impl Manager {
     }
 }
 
-/// Runs the node's pods until the future is dropped. Dropping it leaves every container
+/// Runs the node's pods until the future is dropped. `probe_events` is the receiving end of
+/// the channel `shared.probes` was made with. Dropping it leaves every container
 /// running (a restarted kubelet adopts them).
-pub async fn run(shared: Shared) {
+pub async fn run(shared: Shared, mut probe_events: mpsc::UnboundedReceiver<ProbeEvent>) {
     let shared = Arc::new(shared);
     let api: Api<Pod> = Api::all(shared.client.clone());
     let selector = format!("spec.nodeName={}", shared.node_name);
@@ -211,6 +214,7 @@ pub async fn run(shared: Shared) {
                 }
             }
             _ = tick.tick() => m.relist().await,
+            Some(e) = probe_events.recv() => m.probe_event(e),
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::pods::status::{
     WaitingReason,
 };
 use crate::pods::{qos, resources, spec_containers, spec_init_containers};
+use crate::probes::{self, hooks, ProbeEvent, ProbeManager, RunningContainer};
 use crate::volumes::{ApiObjects, NodeFacts, PodVolumes, VolumeManager};
 
 /// What every pod worker of a node shares.
@@ -50,6 +51,8 @@ pub struct Shared {
     pub host_ips: Vec<String>,
     /// `<data-dir>/agent/pods`.
     pub volumes: VolumeManager,
+    /// The node's prober; its events reach each pod's worker through the manager.
+    pub probes: ProbeManager,
 }
 
 /// Image pull back-off: 10 s doubling to 5 min, as the kubelet's image puller.
@@ -103,6 +106,8 @@ pub struct Worker {
 pub struct WorkerInput {
     pub pod: watch::Receiver<Option<Arc<Pod>>>,
     pub wake: Arc<Notify>,
+    /// Probe results and kills for this pod's containers.
+    pub probe_events: tokio::sync::mpsc::UnboundedReceiver<ProbeEvent>,
 }
 
 impl Worker {
@@ -155,6 +160,12 @@ impl Worker {
             };
             let sleep = next.unwrap_or(Duration::from_secs(3600));
             tokio::select! {
+                Some(event) = input.probe_events.recv() => {
+                    let pod = input.pod.borrow().clone();
+                    if let Some(pod) = pod {
+                        self.on_probe_event(&pod, event).await;
+                    }
+                }
                 changed = input.pod.changed() => {
                     if changed.is_err() {
                         // The manager is gone (the kubelet stops): leave the containers.
@@ -163,6 +174,36 @@ impl Worker {
                 }
                 _ = input.wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// A probe's result or kill: record its event; kill a container whose liveness or
+    /// startup probe failed (the restart policy then decides, on the next sync).
+    async fn on_probe_event(&mut self, pod: &Pod, e: ProbeEvent) {
+        if let Some(ev) = &e.event {
+            self.event(pod, ev.type_ == "Warning", ev.reason, ev.message.clone())
+                .await;
+        }
+        if e.kill {
+            let policy = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.restart_policy.as_deref())
+                .unwrap_or("Always");
+            let (reason, message) = probes::killing_event(&e.container, e.kind, policy != "Never");
+            self.event(pod, false, reason, message).await;
+            let grace = e
+                .grace_seconds
+                .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)))
+                .unwrap_or_else(|| pod_grace(pod));
+            if let Err(err) = self
+                .shared
+                .runtime
+                .stop_container(&e.container_id, grace)
+                .await
+            {
+                tracing::warn!(pod_uid = %self.uid, container = %e.container, error = %err, "killing a container that failed its probe");
             }
         }
     }
@@ -730,6 +771,22 @@ impl Worker {
         self.waiting.remove(name);
         self.event(pod, false, "Started", format!("Started container {name}"))
             .await;
+        let pod_ip = pod_ips.first().and_then(|ip| ip.parse().ok());
+        if let Err(f) = hooks::post_start(rt.as_ref(), pod, &container, &id, pod_ip).await {
+            self.event(pod, true, f.event.reason, f.event.message.clone())
+                .await;
+            self.event(pod, false, "Killing", f.kill_message.to_string())
+                .await;
+            let _ = rt.stop_container(&id, pod_grace(pod)).await;
+            self.waiting.insert(
+                name.to_owned(),
+                WaitingReason {
+                    reason: f.reason.into(),
+                    message: f.message,
+                },
+            );
+            return Some(RETRY);
+        }
         None
     }
 
@@ -750,12 +807,41 @@ impl Worker {
     /// Posts the pod's status when it changed. Returns whether a container runs.
     async fn post_status(&mut self, pod: &Pod, sandbox_ready: bool) -> Result<bool, String> {
         let (view, sandbox) = self.view().await?;
-        let probes: BTreeMap<String, ProbeResults> = BTreeMap::new();
         let pod_ips: Vec<String> = match &sandbox {
             Some(s) if s.host_network => self.shared.host_ips.clone(),
             Some(s) => s.ips.iter().map(|ip| ip.to_string()).collect(),
             None => Vec::new(),
         };
+        let running: Vec<RunningContainer> = if self.terminal {
+            Vec::new()
+        } else {
+            spec_init_containers(pod)
+                .iter()
+                .chain(spec_containers(pod))
+                .filter_map(|c| view.latest(&c.name))
+                .filter(|o| o.state == ObservedState::Running)
+                .map(|o| RunningContainer {
+                    name: o.name.clone(),
+                    id: o.id.clone(),
+                    started_at: o.started_at.unwrap_or(o.created_at),
+                })
+                .collect()
+        };
+        self.shared.probes.sync_pod(
+            pod,
+            pod_ips.first().and_then(|ip| ip.parse().ok()),
+            &running,
+        );
+        let probes: BTreeMap<String, ProbeResults> = spec_init_containers(pod)
+            .iter()
+            .chain(spec_containers(pod))
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    self.shared.probes.results(&self.uid, &c.name),
+                )
+            })
+            .collect();
         let status = generate_pod_status(
             pod,
             &StatusInputs {
@@ -790,8 +876,51 @@ impl Worker {
     /// A pod being deleted: stop its containers within the grace period, post the final
     /// status, remove everything of it from the node, then delete it with grace 0.
     async fn terminate(&mut self, pod: &Pod) -> Result<(), String> {
-        let (view, _) = self.view().await?;
-        self.stop_containers(&view, pod_grace(pod)).await?;
+        let (view, sandbox) = self.view().await?;
+        self.shared.probes.remove_pod(&self.uid);
+        let grace = pod_grace(pod);
+        let pod_ip = sandbox.as_ref().and_then(|s| s.ips.first().copied());
+        // preStop hooks, each bounded by the grace period, then SIGTERM with what is left.
+        let rt = self.shared.runtime.clone();
+        let stops = view
+            .containers
+            .iter()
+            .filter(|c| c.state == ObservedState::Running)
+            .map(|c| {
+                let spec = spec_init_containers(pod)
+                    .iter()
+                    .chain(spec_containers(pod))
+                    .find(|s| s.name == c.name)
+                    .cloned();
+                let rt = rt.clone();
+                let id = c.id.clone();
+                async move {
+                    let mut left = grace;
+                    let mut failed = None;
+                    if let Some(spec) = &spec {
+                        if let Some(out) =
+                            hooks::pre_stop(rt.as_ref(), pod, spec, &id, pod_ip, grace).await
+                        {
+                            left = Duration::from_secs(
+                                u64::try_from(hooks::remaining_grace(
+                                    i64::try_from(grace.as_secs()).unwrap_or(i64::MAX),
+                                    out.elapsed,
+                                ))
+                                .unwrap_or(0),
+                            );
+                            failed = out.event;
+                        }
+                    }
+                    (rt.stop_container(&id, left).await, failed)
+                }
+            })
+            .collect::<Vec<_>>();
+        for (result, failed) in futures::future::join_all(stops).await {
+            if let Some(ev) = failed {
+                self.event(pod, true, ev.reason, ev.message).await;
+            }
+            result.map_err(|e| e.to_string())?;
+        }
         self.terminal = true;
         // The final status shows the containers terminated.
         let _ = self.post_status(pod, false).await;
@@ -816,6 +945,7 @@ impl Worker {
     /// Removes every container, the sandbox, the pod's cgroup and files. Idempotent.
     async fn cleanup(&mut self) -> Result<(), String> {
         let rt = &self.shared.runtime;
+        self.shared.probes.remove_pod(&self.uid);
         let (view, _) = self.view().await?;
         self.stop_containers(&view, Duration::from_secs(2)).await?;
         for c in view.containers.iter().filter(|c| c.start_error.is_none()) {
