@@ -320,6 +320,36 @@ mod tests {
     }
 
     #[test]
+    fn v1_files_in_a_fake_tree() {
+        let d = tempfile::tempdir().unwrap();
+        for c in ["cpu", "memory", "pids", "cpuset"] {
+            fs::create_dir(d.path().join(c)).unwrap();
+        }
+        let cg = Cgroups::detect_at(d.path());
+        assert_eq!(cg.version(), Version::V1);
+        let pod = PodCgroup {
+            path: "/skiff/guaranteed/pod2".into(),
+            cpu_shares: Some(1),
+            cpu_quota: None,
+            cpu_period: Some(50_000),
+            memory_limit: None,
+            pids_limit: Some(100),
+        };
+        cg.ensure(&pod).unwrap();
+        let read =
+            |c: &str, f: &str| fs::read_to_string(cg.dir(c, &pod.path).unwrap().join(f)).unwrap();
+        assert_eq!(read("cpu", "cpu.shares"), "2", "the kernel's minimum");
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "-1");
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "-1");
+        assert_eq!(read("pids", "pids.max"), "100");
+        assert!(
+            !d.path().join("cpuset/skiff").exists(),
+            "runc makes the cpuset dirs (copying cpus and mems)"
+        );
+    }
+
+    #[test]
     fn v2_files_in_a_fake_tree() {
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("cgroup.controllers"), "cpu memory pids\n").unwrap();

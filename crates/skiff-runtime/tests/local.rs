@@ -279,6 +279,16 @@ async fn a_pod_through_the_trait_and_a_restarted_runtime() -> Result<()> {
         let found = rt.image_status(&name).await?;
         assert_eq!(found.map(|i| i.id), Some(image.id.clone()), "{name}");
     }
+    let digest = image.repo_digests[0]
+        .split_once('@')
+        .map(|(_, d)| d.to_owned())
+        .context("repo digest")?;
+    let short = format!("busybox@{digest}");
+    assert_eq!(
+        rt.image_status(&short).await?.map(|i| i.id),
+        Some(image.id.clone()),
+        "{short}"
+    );
     assert!(rt
         .image_status("docker.io/library/absent:1")
         .await?
