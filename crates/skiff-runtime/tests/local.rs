@@ -523,6 +523,23 @@ async fn a_failed_create_leaves_nothing_and_pull_errors_are_kept_apart() -> Resu
     rt.remove_container(&id).await?;
     assert_eq!(node.mounts_under_data(), Vec::<String>::new());
 
+    // A sandbox directory without state (a crash before its first write) is listed as
+    // not ready, and removed.
+    let torn = new_id();
+    std::fs::create_dir_all(sb::sandboxes_root(node.data.path()).join(&torn))?;
+    let listed = rt.list_sandboxes().await?;
+    assert!(
+        listed.iter().any(|s| s.id == torn && !s.ready),
+        "{listed:?}"
+    );
+    assert_eq!(
+        rt.sandbox_status(&torn).await?.map(|(_, st)| st),
+        Some(skiff_runtime::sandbox::SandboxState::NotReady)
+    );
+    rt.remove_sandbox(&torn).await?;
+    assert!(rt.sandbox_status(&torn).await?.is_none());
+    assert!(rt.list_sandboxes().await?.is_empty());
+
     // Nothing listens on port 1: unreachable is a Pull error, not ImageNotFound.
     match rt.pull_image("127.0.0.1:1/app:v1", &[]).await {
         Err(CriError::Pull(_)) => {}

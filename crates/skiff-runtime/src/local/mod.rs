@@ -434,6 +434,30 @@ impl Inner {
     }
 }
 
+/// What a sandbox directory without usable state is listed as: its id, not ready.
+fn unusable_sandbox(id: &str) -> Sandbox {
+    Sandbox {
+        id: id.to_owned(),
+        pod_name: String::new(),
+        pod_namespace: String::new(),
+        pod_uid: String::new(),
+        hostname: String::new(),
+        host_network: false,
+        host_ipc: false,
+        netns: None,
+        ipc: None,
+        uts: None,
+        port_mappings: Vec::new(),
+        cni_network: None,
+        cni_result: None,
+        ips: Vec::new(),
+        hosts_file: PathBuf::new(),
+        resolv_conf: PathBuf::new(),
+        hostname_file: PathBuf::new(),
+        ready: false,
+    }
+}
+
 /// Bytes on disk under `root` (each inode once; bounded in entries).
 fn disk_usage(root: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
@@ -635,9 +659,13 @@ impl PodRuntime for LocalRuntime {
         self.blocking(move |i| {
             let sandbox = match i.sandboxes.get(&id) {
                 Ok(s) => s,
-                Err(SandboxError::NotFound(_)) | Err(SandboxError::InvalidId(_)) => {
-                    return Ok(None)
+                Err(SandboxError::InvalidId(_)) => return Ok(None),
+                // A directory without usable state (a crash before its first write, a torn
+                // file): NotReady, so that the kubelet removes it.
+                Err(_) if i.sandboxes.list().is_ok_and(|ids| ids.contains(&id)) => {
+                    return Ok(Some((unusable_sandbox(&id), SandboxState::NotReady)))
                 }
+                Err(SandboxError::NotFound(_)) => return Ok(None),
                 Err(e) => return Err(sandbox_err(e)),
             };
             let state = i.sandboxes.status(&id).unwrap_or(SandboxState::NotReady);
@@ -658,9 +686,10 @@ impl PodRuntime for LocalRuntime {
     async fn list_sandboxes(&self) -> Result<Vec<Sandbox>> {
         self.blocking(|i| {
             let ids = i.sandboxes.list().map_err(sandbox_err)?;
+            // Half-made ones too (not ready), so that a restarted kubelet removes them.
             Ok(ids
                 .iter()
-                .filter_map(|id| i.sandboxes.get(id).ok())
+                .map(|id| i.sandboxes.get(id).unwrap_or_else(|_| unusable_sandbox(id)))
                 .collect())
         })
         .await
