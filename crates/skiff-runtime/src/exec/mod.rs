@@ -4,8 +4,8 @@
 //! `container_attach.go`, `sandbox_portforward_linux.go`).
 //!
 //! - [`exec_sync`]: `runc exec` with pipes, stdout and stderr kept up to [`OUTPUT_CAP`]
-//!   each (the start), killed at the timeout: the exec'd process and its descendants get
-//!   SIGKILL (found from `--pid-file` and /proc), runc then exits and is reaped.
+//!   each (the start), killed at the timeout: every descendant of runc gets SIGKILL (found
+//!   in /proc with runc stopped), runc then exits and is reaped.
 //! - [`exec`]: `runc exec` with streams. Without a terminal, runc's stdio are tokio pipes.
 //!   With one, runc runs *not* detached with the slave of a pty pair as its stdio: runc
 //!   makes the container's own pty, proxies it to ours in raw mode and resizes it from
@@ -26,7 +26,6 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
@@ -148,30 +147,25 @@ fn descendants(pid: i32) -> Vec<i32> {
     all
 }
 
-/// The parent pid of `pid` (/proc/<pid>/status `PPid:`).
-fn parent_of(pid: i32) -> Option<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 fn signal(pid: i32, sig: Signal) {
     if let Some(p) = Pid::from_raw(pid) {
         let _ = rustix::process::kill_process(p, sig);
     }
 }
 
-/// SIGKILL to the exec'd process `pid` and its descendants, if `pid` is still the child of
-/// our runc `runc_pid` (not a reused pid). The tree is stopped first, so that nothing forks
-/// between finding and killing it.
-fn kill_tree(pid: i32, runc_pid: Option<u32>) {
-    let ours = runc_pid.is_some_and(|r| parent_of(pid) == i32::try_from(r).ok());
-    if !ours {
+/// SIGKILL to every descendant of our `runc exec` (the exec'd process, its children, and
+/// orphans of theirs: runc is their subreaper). runc is stopped while its tree is found and
+/// killed, so nothing forks in between; then it is resumed (it reaps them and exits, 137
+/// for a killed process) or, with `kill_runc`, killed too.
+fn kill_exec(runc_pid: Option<u32>, kill_runc: bool) {
+    let Some(runc) = runc_pid.and_then(|p| i32::try_from(p).ok()) else {
         return;
-    }
-    let mut tree = descendants(pid);
+    };
+    signal(runc, Signal::STOP);
+    let mut tree: Vec<i32> = descendants(runc)
+        .into_iter()
+        .filter(|p| *p != runc)
+        .collect();
     for p in &tree {
         signal(*p, Signal::STOP);
     }
@@ -186,6 +180,14 @@ fn kill_tree(pid: i32, runc_pid: Option<u32>) {
     for p in &tree {
         signal(*p, Signal::KILL);
     }
+    signal(
+        runc,
+        if kill_runc {
+            Signal::KILL
+        } else {
+            Signal::CONT
+        },
+    );
 }
 
 /// Reads `r` to its end, keeping the first `cap` bytes.
@@ -203,46 +205,18 @@ async fn read_capped(mut r: impl AsyncRead + Unpin, cap: usize) -> Vec<u8> {
     }
 }
 
-/// Kills the exec'd process tree if the future that started it is dropped before it ended
-/// (a cancelled `exec_sync` leaves nothing running). runc is left to finish starting it:
-/// when the pid is not written yet, a thread waits for it (bounded), then kills the tree;
-/// runc then exits, and tokio reaps the dropped child.
+/// Kills the exec'd process tree and runc if the future that started it is dropped before
+/// it ended (a cancelled `exec_sync` leaves nothing running; tokio reaps the dropped runc).
 struct KillOnDrop {
-    files: Arc<ExecFiles>,
     runc_pid: Option<u32>,
     armed: bool,
 }
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            kill_exec(self.runc_pid, true);
         }
-        if let Some(pid) = self.files.pid() {
-            kill_tree(pid, self.runc_pid);
-            return;
-        }
-        let (files, runc_pid) = (self.files.clone(), self.runc_pid);
-        let _ = std::thread::Builder::new()
-            .name("skiff-exec-reaper".into())
-            .spawn(move || {
-                let deadline = std::time::Instant::now() + START_TIMEOUT;
-                while std::time::Instant::now() < deadline {
-                    if let Some(pid) = files.pid() {
-                        kill_tree(pid, runc_pid);
-                        return;
-                    }
-                    // runc gone without a pid: it never started the process.
-                    let alive = runc_pid.is_some_and(|p| {
-                        std::fs::read_to_string(format!("/proc/{p}/stat"))
-                            .is_ok_and(|st| !st.contains(") Z "))
-                    });
-                    if !alive {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            });
     }
 }
 
@@ -253,7 +227,7 @@ pub async fn exec_sync(
     cmd: &[String],
     timeout: Duration,
 ) -> cri::Result<ExecOutput> {
-    let files = Arc::new(ExecFiles::new()?);
+    let files = ExecFiles::new()?;
     let mut command = runc_exec(runtime, id, cmd, false, &files)?;
     command
         .stdin(Stdio::null())
@@ -261,7 +235,6 @@ pub async fn exec_sync(
         .stderr(Stdio::piped());
     let mut child = command.spawn().map_err(io_error("starting runc exec"))?;
     let mut guard = KillOnDrop {
-        files: files.clone(),
         runc_pid: child.id(),
         armed: true,
     };
@@ -282,19 +255,7 @@ pub async fn exec_sync(
     let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => (status.map_err(io_error("waiting for runc exec"))?, false),
         Err(_) => {
-            // runc may not have written the pid yet: give it a moment, then kill the tree.
-            for _ in 0..200 {
-                if files.pid().is_some() {
-                    break;
-                }
-                if child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            if let Some(pid) = files.pid() {
-                kill_tree(pid, child.id());
-            }
+            kill_exec(child.id(), false);
             let status = match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
                 Ok(s) => s.map_err(io_error("waiting for runc exec"))?,
                 Err(_) => {
