@@ -665,3 +665,58 @@ fn measure_exec_sync_latency() -> Result<()> {
         Ok(())
     })
 }
+
+#[test]
+fn attach_without_a_stdin_fifo_and_to_a_terminal_container_and_exec_in_a_stopped_one() -> Result<()>
+{
+    if skip() {
+        return Ok(());
+    }
+    let f = Fixture::new()?;
+    let h = f.start("nostdin", &["sleep", "1000"], false)?;
+    let log = f.log_path("nostdin");
+    let rt = f.runtime();
+    block_on(async {
+        // No FIFO (started without stdin): no stdin stream, output still attached.
+        let s = exec::attach(
+            &h,
+            &log,
+            StreamRequest {
+                stdin: true,
+                stdout: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+        assert!(s.stdin.is_none());
+        assert!(s.stdout.is_some());
+        drop(s);
+        Ok(())
+    })?;
+    // A bundle asking for a terminal (the monitor gives none) is refused clearly.
+    let cfg_path = f.dir.join("bundles/nostdin/config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
+    cfg["process"]["terminal"] = serde_json::Value::Bool(true);
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg)?)?;
+    let refused = block_on(async {
+        match exec::attach(&h, &log, StreamRequest::default()).await {
+            Ok(_) => bail!("attached to a terminal container"),
+            Err(e) => {
+                assert!(e.to_string().contains("tty: true"), "{e}");
+                Ok(())
+            }
+        }
+    });
+    refused?;
+    h.stop(Duration::from_millis(200))?;
+    let stopped = block_on(async {
+        match exec::exec_sync(&rt, &h.id, &args(&["true"]), Duration::from_secs(10)).await {
+            Ok(o) => bail!("exec in a stopped container: {o:?}"),
+            Err(e) => {
+                assert!(e.to_string().contains("stopped container"), "{e}");
+                Ok(())
+            }
+        }
+    });
+    stopped
+}
