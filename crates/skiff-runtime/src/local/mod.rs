@@ -262,10 +262,8 @@ impl Inner {
             .ok_or_else(|| CriError::NotFound(format!("image {} not found", image.id)))?;
         fs::create_dir_all(&dir).map_err(other("creating the container dir"))?;
         let made = (|| {
-            let rootfs = self
-                .snapshots
-                .mount_rootfs(&rec, &dir)
-                .map_err(|e| CriError::Create(format!("preparing the rootfs: {e}")))?;
+            // meta.json before the mount: a crash in between leaves a container that is
+            // listed (Created) and so removed by the kubelet, never a mount nobody knows.
             self.write_meta(
                 &dir,
                 &MetaFile {
@@ -274,6 +272,10 @@ impl Inner {
                     start_failure: None,
                 },
             )?;
+            let rootfs = self
+                .snapshots
+                .mount_rootfs(&rec, &dir)
+                .map_err(|e| CriError::Create(format!("preparing the rootfs: {e}")))?;
             Ok(PreparedContainer { rootfs })
         })();
         if made.is_err() {
