@@ -201,6 +201,55 @@ impl Pki {
     }
 }
 
+/// The API server's client identity towards kubelets (upstream's
+/// `kube-apiserver-kubelet-client`); skiff-kubelet's server lets it in.
+pub const KUBELET_CLIENT_CN: &str = skiff_kubelet::server::KUBELET_CLIENT_CN;
+
+impl Pki {
+    /// The API server's kubelet client certificate in `dir` (`kubelet-client.{crt,key}`,
+    /// <data-dir>/server/tls/), issued on first use and kept: CN
+    /// [`KUBELET_CLIENT_CN`] in `system:masters`. Returns (certificate, key), PEM.
+    pub fn kubelet_client_cert(&self, dir: &Path) -> Result<(String, String)> {
+        let (crt, key) = (
+            dir.join("kubelet-client.crt"),
+            dir.join("kubelet-client.key"),
+        );
+        if let (Some(c), Some(k)) = (read(&crt)?, read(&key)?) {
+            return Ok((c, k));
+        }
+        let (c, k) = self.issue_client_cert(KUBELET_CLIENT_CN, &["system:masters"])?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_private(&key, &k)?;
+        write_private(&crt, &c)?;
+        Ok((c, k))
+    }
+
+    /// A kubelet serving certificate for `node` (CN `system:node:<node>` in `system:nodes`,
+    /// as upstream's kubelet serving CSRs), valid for the node name and `ips`.
+    /// Returns (certificate, key), PEM.
+    pub fn issue_kubelet_serving_cert(
+        &self,
+        node: &str,
+        ips: &[IpAddr],
+    ) -> Result<(String, String)> {
+        let issuer = issuer(&self.ca_cert, &self.ca_key)?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(&format!("system:node:{node}"), Some("system:nodes"));
+        let mut sans = vec![SanType::DnsName(node.to_owned().try_into()?)];
+        sans.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        params.subject_alt_names = sans;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
 /// The admin kubeconfig for a server at `url`.
 pub fn kubeconfig(pki: &Pki, url: &str) -> String {
     use base64::Engine;
@@ -262,6 +311,57 @@ mod tests {
         assert_eq!(first.ca_cert, changed.ca_cert);
         assert_ne!(first.serving_cert, changed.serving_cert);
         assert_eq!(first.admin_cert, changed.admin_cert);
+        Ok(())
+    }
+
+    /// The kubelet's serving certificate and the API server's kubelet client certificate
+    /// make a TLS config skiff-kubelet's server accepts; the client one is kept on disk.
+    #[test]
+    fn kubelet_certificates() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let pki = Pki::load_or_create(dir.path(), &["127.0.0.1".to_owned()])?;
+        let ip: IpAddr = "10.0.0.7".parse()?;
+        let (cert, key) = pki.issue_kubelet_serving_cert("node-a", &[ip])?;
+        skiff_kubelet::server::tls_config(cert.as_bytes(), key.as_bytes(), pki.ca_cert.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Verified as the API server's kubelet client verifies it: chain to the CA, the
+        // node's name and IP.
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(pki.ca_cert.as_bytes())?)?;
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()?;
+        let der = CertificateDer::from_pem_slice(cert.as_bytes())?;
+        for name in ["node-a", "10.0.0.7"] {
+            verifier.verify_server_cert(
+                &der,
+                &[],
+                &ServerName::try_from(name)?,
+                &[],
+                UnixTime::now(),
+            )?;
+        }
+        assert!(verifier
+            .verify_server_cert(
+                &der,
+                &[],
+                &ServerName::try_from("node-b")?,
+                &[],
+                UnixTime::now()
+            )
+            .is_err());
+        let tls = dir.path().join("tls");
+        let first = pki.kubelet_client_cert(&tls)?;
+        assert_eq!(pki.kubelet_client_cert(&tls)?, first);
+        let der = CertificateDer::from_pem_slice(first.0.as_bytes())?;
+        let id = skiff_kubelet::server::identity(der.as_ref());
+        assert_eq!(id.user, KUBELET_CLIENT_CN);
+        assert!(skiff_kubelet::server::authorized(&id));
         Ok(())
     }
 

@@ -150,7 +150,8 @@ pub struct Identity {
     pub groups: Vec<String>,
 }
 
-fn identity(der: &[u8]) -> Identity {
+/// The identity in a DER certificate (empty for one that does not parse).
+pub fn identity(der: &[u8]) -> Identity {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
         return Identity::default();
     };
