@@ -720,3 +720,49 @@ fn attach_without_a_stdin_fifo_and_to_a_terminal_container_and_exec_in_a_stopped
     });
     stopped
 }
+
+#[test]
+fn attach_follows_a_rotated_log() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let f = Fixture::new()?;
+    let h = f.start(
+        "rotate",
+        &["sh", "-c", "while read l; do echo \"o:$l\"; done"],
+        true,
+    )?;
+    let log = f.log_path("rotate");
+    block_on(async {
+        let req = StreamRequest {
+            stdin: true,
+            stdout: true,
+            ..Default::default()
+        };
+        let mut s = exec::attach(&h, &log, req).await?;
+        let mut stdin = s.stdin.take().context("stdin")?;
+        let mut out = s.stdout.take().context("stdout")?;
+        let mut got = String::new();
+        stdin.write_all(b"one\n").await?;
+        read_until(&mut out, "o:one\n", &mut got).await?;
+        // Rotate as the kubelet does: move the file away, SIGUSR1 the monitor.
+        std::fs::rename(&log, log.with_extension("log.1"))?;
+        let monitor = h.monitor_pid().context("no monitor")?;
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(monitor).context("pid")?,
+            rustix::process::Signal::USR1,
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !log.exists() {
+            if Instant::now() > deadline {
+                bail!("the monitor did not reopen the log");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stdin.write_all(b"two\n").await?;
+        read_until(&mut out, "o:two\n", &mut got).await?;
+        assert_eq!(got, "o:one\no:two\n");
+        assert!(std::fs::read_to_string(&log)?.contains("o:two"));
+        Ok(())
+    })
+}
