@@ -216,7 +216,16 @@ async fn create(
             .join("agent/logs/shop_web_uid")
             .join(name)
             .join("0.log"),
-        labels: Default::default(),
+        // `web` is given a stdin (the pod spec's `stdin: true`).
+        labels: if name == "web" {
+            [(
+                skiff_runtime::local::STDIN_LABEL.to_owned(),
+                "true".to_owned(),
+            )]
+            .into()
+        } else {
+            Default::default()
+        },
     };
     let prepared = rt.create_container(&id, image, meta).await?;
     let config = ContainerConfig {
@@ -393,6 +402,18 @@ async fn a_pod_through_the_trait_and_a_restarted_runtime() -> Result<()> {
         rt.container_status(&web.id).await?.map(|i| i.state),
         Some(ContainerState::Running { .. })
     ));
+    // The monitor of `web` holds a stdin FIFO for attach; `once` has none.
+    let fifo = |id: &str| {
+        node.data
+            .path()
+            .join("agent/containers")
+            .join(id)
+            .join("monitor")
+            .join(id)
+            .join("stdin")
+    };
+    assert!(fifo(&web.id).exists(), "{}", fifo(&web.id).display());
+    assert!(!fifo(&once.id).exists());
     // The container's cgroup nests in the pod's.
     if cgroups.version() == Version::V1 {
         let c = cgroups.dir("memory", &format!("{}/{}", pod_cg.path, web.id))?;

@@ -44,6 +44,11 @@ use crate::image::{
 use crate::sandbox::cni::Cni;
 use crate::sandbox::{self, Sandbox, SandboxConfig, SandboxError, SandboxState, Sandboxes};
 
+/// The [`ContainerMeta::labels`] key that gives a container a stdin (the pod spec's
+/// `stdin: true`): value `"true"`. Its monitor then holds a stdin FIFO that `attach` writes
+/// to; without it an attach has no stdin.
+pub const STDIN_LABEL: &str = "io.skiff.container.stdin";
+
 const META_FILE: &str = "meta.json";
 const MONITOR_DIR: &str = "monitor";
 
@@ -306,7 +311,7 @@ impl Inner {
                 id: id.to_owned(),
                 bundle: dir.clone(),
                 log_path: m.meta.log_path.clone(),
-                stdin: false,
+                stdin: m.meta.labels.get(STDIN_LABEL).is_some_and(|v| v == "true"),
             };
             self.monitors(&dir).start(&req).map_err(|e| match e {
                 MonitorError::Runtime(msg) => CriError::Start(msg),
