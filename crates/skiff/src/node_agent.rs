@@ -42,6 +42,10 @@ pub struct NodeArgs {
     /// The cluster's DNS domain.
     #[arg(long = "cluster-domain", default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// The binary run as `<it> container-monitor` for each container (default: this one;
+    /// tests, whose own binary is a test harness, point it at skiff's).
+    #[arg(long = "container-monitor-bin", hide = true)]
+    pub container_monitor_bin: Option<PathBuf>,
 }
 
 /// This machine's hostname as a node name: lowercase, anything but `[a-z0-9.-]` a `-`.
@@ -92,7 +96,13 @@ fn check_host(args: &NodeArgs) -> Result<()> {
 }
 
 fn local_config(data_dir: &std::path::Path, args: &NodeArgs) -> Result<LocalConfig> {
-    let monitor = MonitorCommand::current_exe().context("finding the skiff binary")?;
+    let monitor = match &args.container_monitor_bin {
+        Some(bin) => MonitorCommand {
+            program: bin.clone(),
+            args: vec!["container-monitor".into()],
+        },
+        None => MonitorCommand::current_exe().context("finding the skiff binary")?,
+    };
     let mut config = LocalConfig::new(data_dir, monitor);
     config.runtime_binary = args.runtime.clone();
     Ok(config)

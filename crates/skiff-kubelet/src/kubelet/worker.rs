@@ -291,6 +291,13 @@ impl Worker {
                 Ok(s) => sandbox = Some(s),
                 Err(e) => {
                     tracing::warn!(pod_uid = %self.uid, error = %e, "creating the pod sandbox");
+                    self.event(
+                        pod,
+                        true,
+                        "FailedCreatePodSandBox",
+                        format!("Failed to create pod sandbox: {e}"),
+                    )
+                    .await;
                     self.post_status(pod, false).await?;
                     return Ok(Some(RETRY));
                 }

@@ -1,0 +1,221 @@
+//! End to end, as root: `skiff server` with its own real node runs a Deployment's pods as
+//! real containers (runc, the CNI bridge, an image built from busybox-static and imported
+//! from the air-gap directory); they answer HTTP on their pod IPs; deleting them leaves the
+//! host clean (no monitors, mounts, network namespaces or pod cgroups of theirs).
+//!
+//! One test per binary: the node uses the host's `cni0` bridge and pod range.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use common::{wait_for, Cluster, Datastore};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+
+fn skip_reason() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("not root".into());
+    }
+    for tool in [
+        "/usr/bin/umoci",
+        "/usr/bin/skopeo",
+        "/bin/busybox",
+        "/usr/lib/cni/bridge",
+    ] {
+        if !Path::new(tool).exists() {
+            return Some(format!("{tool} is missing"));
+        }
+    }
+    None
+}
+
+fn http_get(ip: &str, port: u16) -> Result<String> {
+    let mut s =
+        TcpStream::connect_timeout(&format!("{ip}:{port}").parse()?, Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// Processes whose command line (arguments joined by spaces) mentions `needle`.
+fn processes_with(needle: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| {
+            String::from_utf8_lossy(c)
+                .replace('\0', " ")
+                .contains(needle)
+        })
+        .count()
+}
+
+fn mounts_under(dir: &Path) -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&*dir.to_string_lossy()))
+        .count()
+}
+
+/// Removes whatever the node left of its pods (a failed test's too), through the runtime.
+async fn remove_everything(data_dir: &Path) -> Result<()> {
+    use skiff_runtime::cri::PodRuntime;
+    use skiff_runtime::sandbox::cni::{self, Cni, NetworkList};
+    let monitor = skiff_runtime::container::monitor::MonitorCommand {
+        program: env!("CARGO_BIN_EXE_skiff").into(),
+        args: vec!["container-monitor".into()],
+    };
+    let mut config = skiff_runtime::local::LocalConfig::new(data_dir, monitor);
+    if let Ok(net) = NetworkList::load_dir(&cni::default_conf_dir(data_dir)) {
+        config.cni = Some(Cni::new(
+            net,
+            cni::DEFAULT_BIN_DIRS.iter().map(Into::into).collect(),
+        ));
+    }
+    let rt = skiff_runtime::local::LocalRuntime::new(config)?;
+    for c in rt.list_containers().await? {
+        let _ = rt.stop_container(&c.id, Duration::from_secs(1)).await;
+        rt.remove_container(&c.id).await?;
+        for path in skiff_kubelet::pods::qos::pod_cgroup_candidates(&c.meta.pod_uid) {
+            let _ = rt.remove_pod_cgroup(&path).await;
+        }
+    }
+    for s in rt.list_sandboxes().await? {
+        rt.remove_sandbox(&s.id).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_runs_in_real_containers_and_leaves_the_host_clean() -> Result<()> {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    let data = tempfile::tempdir()?;
+    let result = deployment_scenario(data.path()).await;
+    let cleanup = remove_everything(data.path()).await;
+    result?;
+    cleanup
+}
+
+async fn deployment_scenario(data: &Path) -> Result<()> {
+    let images = data.join("agent/images");
+    std::fs::create_dir_all(&images)?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/demo-image.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(images.join("demo-web.tar"))
+        .output()
+        .context("running scripts/demo-image.sh")?;
+    if !out.status.success() {
+        bail!("demo-image.sh: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let dir = data.to_path_buf();
+    let c = Cluster::start_with(Datastore::Embedded, |a| {
+        a.disable_agent = false;
+        a.data_dir = dir.clone();
+        a.node.node_name = Some("e2e-node".into());
+        a.node.container_monitor_bin = Some(env!("CARGO_BIN_EXE_skiff").into());
+    })
+    .await?;
+    c.wait_nodes_ready(1).await?;
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo.yaml"),
+    )?;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(&manifest))?;
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "demo");
+    let running: Vec<(String, String)> = wait_for(
+        "both demo pods Running with IPs",
+        Duration::from_secs(90),
+        || {
+            let pods = pods.clone();
+            async move {
+                let list = pods
+                    .list(&ListParams::default().labels("app=hello"))
+                    .await?;
+                let ips: Vec<(String, String)> = list
+                    .items
+                    .iter()
+                    .filter(|p| {
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                    })
+                    .filter_map(|p| {
+                        let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone())?;
+                        Some((ip, p.metadata.uid.clone()?))
+                    })
+                    .collect();
+                Ok((ips.len() == 2).then_some(ips))
+            }
+        },
+    )
+    .await?;
+    for (ip, _) in &running {
+        let body = wait_for("the pod answering HTTP", Duration::from_secs(20), || {
+            let ip = ip.clone();
+            async move { Ok(http_get(&ip, 8080).ok().filter(|b| b.contains("200 OK"))) }
+        })
+        .await?;
+        assert!(body.contains("Hello from a pod on skiff"), "{body}");
+    }
+    // Each container runs under its own monitor (the skiff binary re-executed).
+    let monitors_of_this_node = || processes_with(&format!("container-monitor {}", dir.display()));
+    assert_eq!(monitors_of_this_node(), 2);
+
+    c.kubectl_stdin(
+        &["delete", "deployment", "-n", "demo", "hello", "--wait=true"],
+        None,
+    )?;
+    wait_for("the demo's pods gone", Duration::from_secs(60), || {
+        let pods = pods.clone();
+        async move {
+            Ok(pods
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
+        }
+    })
+    .await?;
+    let agent = dir.join("agent");
+    let uids: Vec<String> = running.iter().map(|(_, uid)| uid.clone()).collect();
+    wait_for("the host clean of the pods", Duration::from_secs(20), || {
+        let agent = agent.clone();
+        let uids = uids.clone();
+        let monitors = monitors_of_this_node();
+        async move {
+            let mounts = mounts_under(&agent);
+            let sandboxes = std::fs::read_dir(agent.join("sandboxes"))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            let cgroups = uids
+                .iter()
+                .flat_map(|u| skiff_kubelet::pods::qos::pod_cgroup_candidates(u))
+                .flat_map(|path| {
+                    ["memory", "cpu", "pids"].map(|h| format!("/sys/fs/cgroup/{h}{path}"))
+                })
+                .filter(|p| Path::new(p).exists())
+                .count();
+            if monitors == 0 && mounts == 0 && sandboxes == 0 && cgroups == 0 {
+                Ok(Some(()))
+            } else {
+                bail!("monitors {monitors}, mounts {mounts}, sandboxes {sandboxes}, pod cgroups {cgroups}")
+            }
+        }
+    })
+    .await?;
+    Ok(())
+}
