@@ -749,3 +749,56 @@ mod hooks {
         Ok(())
     }
 }
+
+/// An HTTPS server with a self-signed certificate for a name that is not the address:
+/// probes do not verify certificates, as upstream's `InsecureSkipVerify`.
+#[tokio::test]
+async fn https_without_certificate_verification() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cert = rcgen::generate_simple_self_signed(vec!["not-this-host.test".to_string()])?;
+    let der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind((LOCAL, 0)).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        // Bounded: the test makes one request.
+        for _ in 0..4 {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let mut buf = vec![0u8; 4096];
+            let _ = tls.read(&mut buf).await;
+            let _ = tls
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecure",
+                )
+                .await;
+            let _ = tls.shutdown().await;
+        }
+    });
+    let _server = Server { addr, task };
+    let probe = Probe {
+        http_get: Some(HTTPGetAction {
+            scheme: Some("HTTPS".into()),
+            path: Some("/".into()),
+            port: IntOrString::Int(i32::from(addr.port())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        probe_once(&probe, &Container::default()).await?,
+        Outcome::Success("secure".into())
+    );
+    Ok(())
+}
