@@ -622,6 +622,10 @@ impl Worker {
             .join(name);
         let mut labels = BTreeMap::new();
         labels.insert(KIND_LABEL.into(), if init { "init" } else { "app" }.into());
+        if container.stdin == Some(true) {
+            // The monitor then holds a stdin FIFO for `kubectl attach`.
+            labels.insert(skiff_runtime::local::STDIN_LABEL.into(), "true".into());
+        }
         labels.insert(
             TERMINATION_MESSAGE_PATH_LABEL.into(),
             container
