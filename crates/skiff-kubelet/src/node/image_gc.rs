@@ -104,12 +104,14 @@ impl ImageTracker {
 }
 
 /// One GC pass: detect, and when the image filesystem is above `high` percent remove the
-/// chosen images. Returns the ids removed. Errors are logged per image.
+/// chosen images (seen for at least `min_age`, [`MIN_AGE`] in the node). Returns the ids
+/// removed. Errors are logged per image.
 pub async fn collect(
     runtime: &dyn PodRuntime,
     tracker: &mut ImageTracker,
     high: u8,
     low: u8,
+    min_age: Duration,
 ) -> Result<Vec<String>, skiff_runtime::cri::CriError> {
     let images = runtime.list_images().await?;
     let in_use: HashSet<String> = runtime
@@ -125,7 +127,7 @@ pub async fn collect(
         return Ok(Vec::new());
     };
     let mut removed = Vec::new();
-    for id in tracker.choose(&in_use, bytes, now, MIN_AGE) {
+    for id in tracker.choose(&in_use, bytes, now, min_age) {
         match runtime.remove_image(&id).await {
             Ok(()) => {
                 tracing::info!(image = %id, "image garbage collection removed an unused image");
@@ -152,6 +154,40 @@ mod tests {
             pinned,
             config: Default::default(),
         }
+    }
+
+    /// A pass against the runtime double: above the high threshold the unpinned images go
+    /// (biggest need first met by the least recently used), the pinned one stays.
+    #[tokio::test]
+    async fn a_pass_removes_unpinned_images_from_the_runtime() {
+        use skiff_runtime::testing::RecordingRuntime;
+        let runtime = RecordingRuntime::new();
+        let mut pinned = RecordingRuntime::image("pause:3.10", Default::default());
+        pinned.pinned = true;
+        runtime.add_image(pinned.clone());
+        runtime.add_image(RecordingRuntime::image("busybox:1.36", Default::default()));
+        runtime.add_image(RecordingRuntime::image("nginx:1.27", Default::default()));
+        let mut tracker = ImageTracker::default();
+        runtime.set_fs_usage(FsUsage {
+            capacity_bytes: 100 << 20,
+            available_bytes: 50 << 20,
+            used_bytes: 3 << 20,
+        });
+        let removed = collect(&runtime, &mut tracker, 85, 80, Duration::ZERO)
+            .await
+            .expect("a pass");
+        assert!(removed.is_empty(), "below the high threshold nothing goes");
+        runtime.set_fs_usage(FsUsage {
+            capacity_bytes: 100 << 20,
+            available_bytes: 10 << 20,
+            used_bytes: 3 << 20,
+        });
+        let removed = collect(&runtime, &mut tracker, 85, 80, Duration::ZERO)
+            .await
+            .expect("a pass");
+        assert_eq!(removed.len(), 2);
+        let left: Vec<String> = runtime.images().into_iter().map(|i| i.id).collect();
+        assert_eq!(left, vec![pinned.id]);
     }
 
     #[test]

@@ -365,7 +365,9 @@ async fn import_images(data_dir: PathBuf) {
 async fn image_gc_loop(runtime: Arc<dyn PodRuntime>, high: u8, low: u8) {
     let mut tracker = image_gc::ImageTracker::default();
     loop {
-        if let Err(e) = image_gc::collect(runtime.as_ref(), &mut tracker, high, low).await {
+        if let Err(e) =
+            image_gc::collect(runtime.as_ref(), &mut tracker, high, low, image_gc::MIN_AGE).await
+        {
             tracing::warn!(error = %e, "image garbage collection failed");
         }
         tokio::time::sleep(image_gc::GC_PERIOD).await;
