@@ -1,9 +1,14 @@
-//! skiff's node agent. For now it holds [`sim`]: simulated nodes (as kwok simulates them)
-//! that register, keep their Leases and report every pod bound to them as a kubelet would,
-//! without running anything. The real kubelet (pod workers, the runtime, probes, volumes)
-//! comes here later. [`pods`] is the real kubelet's pure core: a pod spec turned into the
-//! runtime's container descriptions (env, user, security, cgroups), and observed container
-//! states turned back into the pod's status, with the restart and back-off decisions.
+//! skiff's node agent: the real kubelet and the simulated nodes.
+//!
+//! - [`kubelet`]: the pod manager and pod workers that run the node's pods on the
+//!   [`PodRuntime`](skiff_runtime::cri::PodRuntime).
+//! - [`pods`]: the pure core (a pod spec turned into container descriptions, observed
+//!   container states turned back into the pod's status, restart and back-off decisions).
+//! - [`node`]: the node's registration, status, Lease, image GC and air-gap import.
+//! - [`volumes`], [`probes`]: the volume manager; probes and lifecycle hooks.
+//! - [`server`]: the kubelet's HTTPS server on 10250 (logs, exec, attach).
+//! - [`sim`]: simulated nodes (as kwok simulates them) that register, keep their Leases and
+//!   report every pod bound to them as a kubelet would, without running anything.
 //!
 //! **Architecture invariant:** this crate talks to the cluster only through the Kubernetes
 //! API (kube-rs); it never depends on `skiff-store` or `skiff-apiserver`.
@@ -11,7 +16,7 @@
 pub mod kubelet;
 pub mod node;
 pub mod pods;
-pub mod server;
 pub mod probes;
+pub mod server;
 pub mod sim;
 pub mod volumes;
