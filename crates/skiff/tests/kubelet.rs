@@ -429,3 +429,34 @@ async fn probes_gate_readiness_and_a_failed_liveness_probe_restarts_the_containe
     assert!(cs[0]["lastState"]["terminated"].is_object(), "{cs}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_the_runtime_cannot_start_is_a_start_error_then_crash_loops() -> Result<()> {
+    let c = cluster().await?;
+    let rt = runtime_with_busybox();
+    let message = "exec: \"nope\": executable file not found in $PATH";
+    rt.fail_start("c", message);
+    let _k = kubelet(&c, &rt);
+    create_pod(
+        &c,
+        json!({"containers": [{"name": "c", "image": "busybox:1.36", "command": ["nope"]}]}),
+    )
+    .await?;
+    let p = wait_pod(&c, "CrashLoopBackOff after a StartError", |p| {
+        let cs = container_state(p, false);
+        cs[0]["state"]["waiting"]["reason"] == json!("CrashLoopBackOff")
+            && cs[0]["lastState"]["terminated"]["reason"] == json!("StartError")
+    })
+    .await?;
+    let cs = container_state(&p, false);
+    assert_eq!(
+        cs[0]["lastState"]["terminated"]["exitCode"],
+        json!(128),
+        "{cs}"
+    );
+    assert!(cs[0]["lastState"]["terminated"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains(message)));
+    assert!(cs[0]["restartCount"].as_i64() >= Some(1), "{cs}");
+    Ok(())
+}

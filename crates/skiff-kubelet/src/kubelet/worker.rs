@@ -761,6 +761,9 @@ impl Worker {
             let t = now();
             let _ = rt.remove_container(&id).await;
             self.event(pod, true, "Failed", format!("Error: {e}")).await;
+            // Only the latest refused start of a container matters (its restart count and
+            // back-off); a start that keeps failing must not grow the list.
+            self.failed_starts.retain(|c| c.name != name);
             self.failed_starts.push(ObservedContainer {
                 name: name.to_owned(),
                 id,
