@@ -25,10 +25,6 @@ pub struct AgentArgs {
     /// A file holding the join token.
     #[arg(long, env = "SKIFF_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
-    /// The name this agent joins as (its identity is `system:node:<name>`). Default: the
-    /// first simulated node's name.
-    #[arg(long)]
-    pub node_name: Option<String>,
     /// Run this many simulated nodes: they register, keep their Leases, and report the pods
     /// bound to them running, without running anything.
     #[arg(long, default_value_t = 0)]
@@ -122,7 +118,9 @@ pub async fn run(args: AgentArgs) -> Result<()> {
         return run_node(args, &token).await;
     }
     let config = sim_config(&args)?;
+    // The agent's identity: --node-name, else its first simulated node's name.
     let node_name = args
+        .node
         .node_name
         .clone()
         .unwrap_or_else(|| skiff_kubelet::sim::node::node_name(&config, 0));

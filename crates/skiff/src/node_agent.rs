@@ -21,7 +21,8 @@ use skiff_runtime::sandbox::cni::{self, Cni, NetworkList};
 /// The node's flags, shared by `skiff server` and `skiff agent`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct NodeArgs {
-    /// The node's name (default: this machine's hostname).
+    /// The node's name, and its identity `system:node:<name>` (default: this machine's
+    /// hostname; with `skiff agent --simulated-nodes`, the first simulated node's name).
     #[arg(long = "node-name")]
     pub node_name: Option<String>,
     /// The node's InternalIP (default: the source address of the default route).
