@@ -73,6 +73,8 @@ async fn start(dir: &Path) -> Result<(Server, Duration)> {
     let child = Command::new(bin)
         .args([
             "server",
+            // The control plane only: no real node runs the bench's pods.
+            "--disable-agent",
             "--bind-address",
             "127.0.0.1",
             "--https-port",

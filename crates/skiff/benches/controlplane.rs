@@ -60,6 +60,8 @@ async fn start(base: &Path, name: &str, extra: &[&str]) -> Result<Server> {
     let child = Command::new(bin)
         .args([
             "server",
+            // The control plane only: no real node runs the bench's pods.
+            "--disable-agent",
             "--bind-address",
             "127.0.0.1",
             "--https-port",

@@ -40,6 +40,10 @@ impl Server {
                 "0",
                 "--bind-address",
                 "127.0.0.1",
+                // These tests want the control plane only: a real node would
+                // run the test's pods as real containers that outlive the
+                // killed server and hold pod IPs on the shared cni0 bridge.
+                "--disable-agent",
                 "--data-dir",
             ])
             .arg(dir)

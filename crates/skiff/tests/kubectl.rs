@@ -60,6 +60,9 @@ impl Cluster {
             "0",
             "--bind-address",
             "127.0.0.1",
+            // The control plane only: a real node would run the test's pods
+            // as real containers that outlive the killed server.
+            "--disable-agent",
             "--data-dir",
         ])
         .arg(dir.path())

@@ -165,9 +165,18 @@ async fn deployment_scenario(data: &Path) -> Result<()> {
     for (ip, _) in &running {
         let body = wait_for("the pod answering HTTP", Duration::from_secs(20), || {
             let ip = ip.clone();
-            async move { Ok(http_get(&ip, 8080).ok().filter(|b| b.contains("200 OK"))) }
+            async move { Ok(http_get(&ip, 8080)?.contains("200 OK").then_some(())) }
         })
-        .await?;
+        .await
+        .and_then(|()| http_get(ip, 8080))
+        .with_context(|| {
+            // Pods of another skiff on this host (a leaked test's) share cni0 and may
+            // hold the same IPs from their own IPAM directory.
+            let ports = std::fs::read_dir("/sys/class/net/cni0/brif")
+                .map(|d| d.count())
+                .unwrap_or(0);
+            format!("pod IP {ip}; cni0 has {ports} ports (this test's pods: 2)")
+        })?;
         assert!(body.contains("Hello from a pod on skiff"), "{body}");
     }
     // Each container runs under its own monitor (the skiff binary re-executed).
