@@ -1,7 +1,10 @@
 //! The kubelet's HTTPS server over RecordingRuntime (in-memory streams), driven by a TLS
 //! client with the API server's kubelet client certificate: authentication, container logs
 //! (every option, follow until exit, upstream's errors), exec over WebSocket v5 and v4
-//! (stdout/stderr, stdin and its close, exit code statuses, resize), attach.
+//! (stdout/stderr, stdin and its close, exit code statuses, resize), attach, and
+//! port-forward over SPDY/3.1, SPDY tunneled in WebSocket and WebSocket v4 channels (a SPDY
+//! client written here on the crate's codec; RecordingRuntime's loopback connections as the
+//! pod's ports, one of them refused).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,6 +135,15 @@ impl Fixture {
     }
 
     async fn connect(&self, client: Option<(&str, &[&str])>) -> Result<TlsStream<TcpStream>> {
+        let config = self.client_config(client)?;
+        let tcp = TcpStream::connect(self.addr).await?;
+        let conn = tokio_rustls::TlsConnector::from(config);
+        Ok(conn
+            .connect(ServerName::try_from("localhost")?, tcp)
+            .await?)
+    }
+
+    fn client_config(&self, client: Option<(&str, &[&str])>) -> Result<Arc<rustls::ClientConfig>> {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(self.pki.ca_pem.as_bytes()) {
             roots.add(c?)?;
@@ -150,11 +162,7 @@ impl Fixture {
             }
             None => builder.with_no_client_auth(),
         };
-        let tcp = TcpStream::connect(self.addr).await?;
-        let conn = tokio_rustls::TlsConnector::from(Arc::new(config));
-        Ok(conn
-            .connect(ServerName::try_from("localhost")?, tcp)
-            .await?)
+        Ok(Arc::new(config))
     }
 
     /// A GET as the API server; the status and the whole body.
@@ -452,4 +460,757 @@ async fn attach_and_refusals() -> Result<()> {
         .await
         .is_err());
     Ok(())
+}
+
+// --- port-forward -----------------------------------------------------------------------
+
+use bytes::BytesMut;
+use skiff_kubelet::server::spdy::{self, Decoder, Encoder, Frame, Headers};
+use skiff_runtime::sandbox::files::{DnsInput, DnsPolicy};
+use skiff_runtime::sandbox::SandboxConfig;
+use skiff_runtime::testing::PortForwardHandle;
+
+const SANDBOX: &str = "sb-web";
+
+/// The pod `default/web` gets a ready sandbox.
+async fn with_sandbox(f: &Fixture) -> Result<()> {
+    f.rt.run_sandbox(SandboxConfig {
+        id: SANDBOX.into(),
+        pod_name: "web".into(),
+        pod_namespace: "default".into(),
+        pod_uid: "uid-1".into(),
+        hostname: "web".into(),
+        host_network: false,
+        host_ipc: false,
+        port_mappings: vec![],
+        domain: None,
+        host_aliases: vec![],
+        node_hosts: String::new(),
+        dns: DnsInput {
+            policy: DnsPolicy::ClusterFirst,
+            host_network: false,
+            namespace: "default".into(),
+            cluster_dns: vec![],
+            cluster_domain: "cluster.local".into(),
+            host_resolv_conf: None,
+            dns_config: None,
+        },
+    })
+    .await?;
+    Ok(())
+}
+
+enum Wire {
+    Tls(Box<TlsStream<TcpStream>>),
+    /// SPDY tunneled in WebSocket; each frame is sent split over two messages.
+    Ws(Box<tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>>),
+}
+
+/// A SPDY/3.1 client end (kubectl's role) that records what the kubelet sends.
+struct SpdyClient {
+    wire: Wire,
+    enc: Encoder,
+    dec: Decoder,
+    buf: BytesMut,
+    replied: std::collections::BTreeSet<u32>,
+    fin: std::collections::BTreeSet<u32>,
+    reset: std::collections::BTreeSet<u32>,
+    data: std::collections::BTreeMap<u32, Vec<u8>>,
+    pings: Vec<u32>,
+}
+
+impl SpdyClient {
+    fn new(wire: Wire) -> Result<Self> {
+        Ok(SpdyClient {
+            wire,
+            enc: Encoder::new()?,
+            dec: Decoder::new(),
+            buf: BytesMut::new(),
+            replied: Default::default(),
+            fin: Default::default(),
+            reset: Default::default(),
+            data: Default::default(),
+            pings: Vec::new(),
+        })
+    }
+
+    async fn send(&mut self, frame: Frame) -> Result<()> {
+        let mut out = Vec::new();
+        self.enc.encode(&frame, &mut out)?;
+        match &mut self.wire {
+            Wire::Tls(s) => s.write_all(&out).await?,
+            Wire::Ws(ws) => {
+                let (a, b) = out.split_at(out.len() / 2);
+                ws.send(Message::Binary(a.to_vec().into())).await?;
+                ws.send(Message::Binary(b.to_vec().into())).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn open(&mut self, id: u32, kind: &str, port: u16, request: &str) -> Result<()> {
+        self.send(Frame::SynStream {
+            stream_id: id,
+            associated_to: 0,
+            priority: 0,
+            slot: 0,
+            flags: 0,
+            headers: Headers::default()
+                .with("streamtype", kind)
+                .with("port", &port.to_string())
+                .with("requestid", request),
+        })
+        .await
+    }
+
+    async fn write(&mut self, id: u32, bytes: &[u8], fin: bool) -> Result<()> {
+        self.send(Frame::Data {
+            stream_id: id,
+            flags: if fin { spdy::FLAG_FIN } else { 0 },
+            data: bytes::Bytes::copy_from_slice(bytes),
+        })
+        .await
+    }
+
+    /// Reads frames until `done(self)` holds.
+    async fn until(&mut self, what: &str, done: impl Fn(&Self) -> bool) -> Result<()> {
+        for _ in 0..10_000 {
+            if done(self) {
+                return Ok(());
+            }
+            if let Some(f) = self.dec.decode(&mut self.buf)? {
+                match f {
+                    Frame::SynReply { stream_id, .. } => {
+                        self.replied.insert(stream_id);
+                    }
+                    Frame::Data {
+                        stream_id,
+                        flags,
+                        data,
+                    } => {
+                        self.data
+                            .entry(stream_id)
+                            .or_default()
+                            .extend_from_slice(&data);
+                        if flags & spdy::FLAG_FIN != 0 {
+                            self.fin.insert(stream_id);
+                        }
+                    }
+                    Frame::RstStream { stream_id, .. } => {
+                        self.reset.insert(stream_id);
+                    }
+                    Frame::Ping { id } => self.pings.push(id),
+                    _ => {}
+                }
+                continue;
+            }
+            match &mut self.wire {
+                Wire::Tls(s) => {
+                    let n = tokio::time::timeout(STEP, s.read_buf(&mut self.buf))
+                        .await
+                        .with_context(|| format!("waiting for {what}"))??;
+                    anyhow::ensure!(n > 0, "connection ended waiting for {what}");
+                }
+                Wire::Ws(ws) => {
+                    let msg = tokio::time::timeout(STEP, ws.next())
+                        .await
+                        .with_context(|| format!("waiting for {what}"))?
+                        .with_context(|| format!("connection ended waiting for {what}"))??;
+                    match msg {
+                        Message::Binary(d) => self.buf.extend_from_slice(&d),
+                        Message::Close(_) => anyhow::bail!("closed waiting for {what}"),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        anyhow::bail!("no {what} in 10000 frames")
+    }
+
+    fn text(&self, id: u32) -> String {
+        String::from_utf8_lossy(self.data.get(&id).map(Vec::as_slice).unwrap_or_default())
+            .into_owned()
+    }
+}
+
+/// The port-forward connections the runtime handed out, by port.
+async fn forwards(f: &Fixture, n: usize) -> Result<Vec<PortForwardHandle>> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        got.push(
+            f.rt.next_port_forward(STEP)
+                .await
+                .context("no port-forward dial")?,
+        );
+    }
+    got.sort_by_key(|h| h.port);
+    Ok(got)
+}
+
+/// kubectl's use of one connection: two forwarded connections at once (request ids 0 and
+/// 1), data both ways, a client half-close, the pod's side closing first, a port nothing
+/// listens on, a stream without a port, a ping.
+async fn port_forward_session(f: &Fixture, c: &mut SpdyClient) -> Result<()> {
+    // Both pairs are opened before either is used; error streams first, as kubectl.
+    c.open(1, "error", 8080, "0").await?;
+    c.open(3, "data", 8080, "0").await?;
+    c.open(5, "error", 9090, "1").await?;
+    c.open(7, "data", 9090, "1").await?;
+    for id in [1, 5] {
+        c.write(id, b"", true).await?; // kubectl closes its side of the error streams
+    }
+    c.until("the replies", |c| {
+        [1, 3, 5, 7].iter().all(|i| c.replied.contains(i))
+    })
+    .await?;
+    let mut h = forwards(f, 2).await?;
+    assert_eq!(
+        h.iter()
+            .map(|h| (h.sandbox_id.as_str(), h.port))
+            .collect::<Vec<_>>(),
+        [(SANDBOX, 8080), (SANDBOX, 9090)]
+    );
+    c.write(3, b"ping 8080", false).await?;
+    c.write(7, b"ping 9090", false).await?;
+    for h in h.iter_mut() {
+        let mut got = [0u8; 9];
+        tokio::time::timeout(STEP, h.conn.read_exact(&mut got)).await??;
+        assert_eq!(got, format!("ping {}", h.port).as_bytes());
+        h.conn
+            .write_all(format!("pong {}", h.port).as_bytes())
+            .await?;
+    }
+    c.until("both answers", |c| {
+        c.text(3) == "pong 8080" && c.text(7) == "pong 9090"
+    })
+    .await?;
+    let (mut h8080, h9090) = (h.remove(0), h.remove(0));
+
+    // The client is done with 8080: the pod's connection sees EOF; when it closes, both
+    // streams end and nothing came on the error stream.
+    c.write(3, b"", true).await?;
+    let mut rest = Vec::new();
+    tokio::time::timeout(STEP, h8080.conn.read_to_end(&mut rest)).await??;
+    assert!(rest.is_empty());
+    drop(h8080);
+    c.until("8080's ends", |c| c.fin.contains(&3) && c.fin.contains(&1))
+        .await?;
+    assert_eq!(c.text(1), "");
+
+    // 9090's pod side closes first: its data stream ends, then the error stream.
+    drop(h9090);
+    c.until("9090's data end", |c| c.fin.contains(&7)).await?;
+    c.write(7, b"", true).await?;
+    c.until("9090's error end", |c| c.fin.contains(&5)).await?;
+    assert_eq!(c.text(5), "");
+
+    // Nothing listens on 9999: the error stream says so (kubectl prints "an error occurred
+    // forwarding 9999 -> 9999: " and this).
+    f.rt.refuse_port(9999);
+    c.open(9, "error", 9999, "2").await?;
+    c.open(11, "data", 9999, "2").await?;
+    c.until("9999's ends", |c| c.fin.contains(&9) && c.fin.contains(&11))
+        .await?;
+    let msg = c.text(9);
+    assert!(
+        msg.starts_with(&format!(
+            "error forwarding port 9999 to pod {SANDBOX}, uid : failed to connect to localhost:9999 inside namespace"
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("connection refused"), "{msg}");
+
+    // A stream without a port is reset; a ping is answered with its id.
+    c.send(Frame::SynStream {
+        stream_id: 13,
+        associated_to: 0,
+        priority: 0,
+        slot: 0,
+        flags: 0,
+        headers: Headers::default().with("streamtype", "data"),
+    })
+    .await?;
+    c.send(Frame::Ping { id: 7 }).await?;
+    c.until("the reset and the pong", |c| {
+        c.reset.contains(&13) && c.pings.contains(&7)
+    })
+    .await?;
+    assert!(!c.replied.contains(&13));
+    Ok(())
+}
+
+/// Sends a raw HTTP/1.1 request head and reads the response head.
+async fn raw_request(tls: &mut TlsStream<TcpStream>, head: &str) -> Result<String> {
+    tls.write_all(head.as_bytes()).await?;
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        anyhow::ensure!(got.len() < 16 * 1024, "response head too long");
+        let n = tokio::time::timeout(STEP, tls.read(&mut byte)).await??;
+        anyhow::ensure!(n == 1, "connection ended in the response head");
+        got.push(byte[0]);
+    }
+    Ok(String::from_utf8(got)?.to_ascii_lowercase())
+}
+
+#[tokio::test]
+async fn port_forward_over_spdy() -> Result<()> {
+    let f = Fixture::new().await?;
+    with_sandbox(&f).await?;
+    let mut tls = f.connect(Some((KUBELET_CLIENT_CN, &[]))).await?;
+    let head = raw_request(
+        &mut tls,
+        "POST /portForward/default/web HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+         Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n\
+         Content-Length: 0\r\n\r\n",
+    )
+    .await?;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: spdy/3.1\r\n"), "{head}");
+    assert!(head.contains("connection: upgrade\r\n"), "{head}");
+    assert!(
+        head.contains("x-stream-protocol-version: portforward.k8s.io\r\n"),
+        "{head}"
+    );
+    let mut c = SpdyClient::new(Wire::Tls(Box::new(tls)))?;
+    port_forward_session(&f, &mut c).await
+}
+
+#[tokio::test]
+async fn port_forward_spdy_tunneled_in_websocket() -> Result<()> {
+    let f = Fixture::new().await?;
+    with_sandbox(&f).await?;
+    // kubectl v1.32's default: GET with the tunneling subprotocol.
+    let ws = f
+        .ws("/portForward/default/web", "SPDY/3.1+portforward.k8s.io")
+        .await?;
+    let mut c = SpdyClient::new(Wire::Ws(Box::new(ws)))?;
+    port_forward_session(&f, &mut c).await?;
+    // A normal close ends the tunnel.
+    if let Wire::Ws(ws) = &mut c.wire {
+        ws.send(Message::Close(None)).await?;
+        for _ in 0..100 {
+            match tokio::time::timeout(STEP, ws.next()).await? {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn next_message(
+    ws: &mut tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>,
+) -> Result<Message> {
+    Ok(tokio::time::timeout(STEP, ws.next())
+        .await?
+        .context("websocket ended")??)
+}
+
+#[tokio::test]
+async fn port_forward_over_websocket_channels() -> Result<()> {
+    let f = Fixture::new().await?;
+    with_sandbox(&f).await?;
+    f.rt.refuse_port(9999);
+    let mut ws = f
+        .ws(
+            "/portForward/default/web?ports=8080,9999",
+            "v4.channel.k8s.io",
+        )
+        .await?;
+    let mut h = forwards(&f, 1).await?.remove(0);
+    assert_eq!(h.port, 8080);
+    let mut by_channel: std::collections::BTreeMap<u8, Vec<Vec<u8>>> = Default::default();
+    // Every channel opens with its port (little-endian); 9999's error channel then says
+    // why.
+    while by_channel.get(&3).map_or(0, Vec::len) < 2 || by_channel.len() < 4 {
+        let Message::Binary(d) = next_message(&mut ws).await? else {
+            continue;
+        };
+        let (&ch, payload) = d.split_first().context("empty message")?;
+        by_channel.entry(ch).or_default().push(payload.to_vec());
+    }
+    assert_eq!(by_channel[&0], [8080u16.to_le_bytes().to_vec()]);
+    assert_eq!(by_channel[&1], [8080u16.to_le_bytes().to_vec()]);
+    assert_eq!(by_channel[&2], [9999u16.to_le_bytes().to_vec()]);
+    assert_eq!(by_channel[&3][0], 9999u16.to_le_bytes().to_vec());
+    let msg = String::from_utf8(by_channel[&3][1].clone())?;
+    assert!(
+        msg.starts_with(&format!(
+            "error forwarding port 9999 to pod {SANDBOX}, uid : "
+        )),
+        "{msg}"
+    );
+    // Data channel 0 is 8080's connection both ways.
+    ws.send(Message::Binary(b"\x00hello".to_vec().into()))
+        .await?;
+    let mut got = [0u8; 5];
+    tokio::time::timeout(STEP, h.conn.read_exact(&mut got)).await??;
+    assert_eq!(&got, b"hello");
+    h.conn.write_all(b"world").await?;
+    let mut answer = Vec::new();
+    while answer != b"world" {
+        if let Message::Binary(d) = next_message(&mut ws).await? {
+            anyhow::ensure!(d.first() == Some(&0), "unexpected message {d:?}");
+            answer.extend_from_slice(&d[1..]);
+        }
+    }
+    // The pod's side closes: every port is done, so the WebSocket closes.
+    drop(h);
+    let mut closed = false;
+    for _ in 0..100 {
+        match tokio::time::timeout(STEP, ws.next()).await? {
+            None | Some(Ok(Message::Close(_))) => {
+                closed = true;
+                break;
+            }
+            Some(Err(e)) => anyhow::bail!("{e}"),
+            Some(Ok(_)) => {}
+        }
+    }
+    assert!(closed, "the websocket was not closed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn port_forward_refusals() -> Result<()> {
+    let f = Fixture::new().await?;
+    with_sandbox(&f).await?;
+    let spdy_head = |path: &str, version: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+             Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {version}\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let status = |head: &str| head.get(9..12).unwrap_or_default().to_owned();
+    let mut tls = f.connect(Some((KUBELET_CLIENT_CN, &[]))).await?;
+    let head = raw_request(
+        &mut tls,
+        &spdy_head("/portForward/default/nope", "portforward.k8s.io"),
+    )
+    .await?;
+    assert_eq!(status(&head), "404", "{head}");
+    let mut tls = f.connect(Some((KUBELET_CLIENT_CN, &[]))).await?;
+    let head = raw_request(
+        &mut tls,
+        &spdy_head("/portForward/default/web/other-uid", "portforward.k8s.io"),
+    )
+    .await?;
+    assert_eq!(status(&head), "404", "{head}");
+    let mut tls = f.connect(Some((KUBELET_CLIENT_CN, &[]))).await?;
+    let head = raw_request(
+        &mut tls,
+        &spdy_head("/portForward/default/web", "v4.channel.k8s.io"),
+    )
+    .await?;
+    assert_eq!(status(&head), "403", "{head}");
+    assert!(
+        head.contains("x-accepted-stream-protocol-versions: portforward.k8s.io"),
+        "{head}"
+    );
+    // No upgrade at all; a channel WebSocket without ports.
+    assert_eq!(f.get("/portForward/default/web").await?.0, 400);
+    assert!(f
+        .ws("/portForward/default/web", "v4.channel.k8s.io")
+        .await
+        .is_err());
+    // The uid form reaches the same pod.
+    let mut tls = f.connect(Some((KUBELET_CLIENT_CN, &[]))).await?;
+    let head = raw_request(
+        &mut tls,
+        &spdy_head("/portForward/default/web/uid-1", "portforward.k8s.io"),
+    )
+    .await?;
+    assert_eq!(status(&head), "101", "{head}");
+    Ok(())
+}
+
+// --- the real kubectl through a stand-in API server ----------------------------------------
+
+/// Reads an HTTP/1.1 request or response head (through the blank line, nothing more).
+async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Result<String> {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        anyhow::ensure!(got.len() < 64 * 1024, "head too long");
+        anyhow::ensure!(
+            s.read(&mut byte).await? == 1,
+            "connection ended in the head"
+        );
+        got.push(byte[0]);
+    }
+    Ok(String::from_utf8(got)?)
+}
+
+/// What the stand-in answers kubectl with: discovery, a Running pod `default/web`, and
+/// `pods/web/portforward` spliced byte for byte to the kubelet as `/portForward/default/web`
+/// (what skiff's API server proxy does). Records each port-forward request's Upgrade header.
+async fn stand_in_request(
+    mut tcp: TcpStream,
+    kubelet: std::net::SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    upgrades: Arc<std::sync::Mutex<Vec<String>>>,
+) -> Result<()> {
+    let head = read_head(&mut tcp).await?;
+    let mut lines = head.split("\r\n");
+    let first = lines.next().unwrap_or_default().to_owned();
+    let mut parts = first.split(' ');
+    let (method, target) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path == "/api/v1/namespaces/default/pods/web/portforward" {
+        let upgrade = lines
+            .clone()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("upgrade"))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        if let Ok(mut u) = upgrades.lock() {
+            u.push(upgrade);
+        }
+        let mut out = format!(
+            "{method} /portForward/default/web{}{query} HTTP/1.1\r\n",
+            if query.is_empty() { "" } else { "?" }
+        );
+        for l in lines.filter(|l| !l.is_empty()) {
+            if !l.to_ascii_lowercase().starts_with("host:") {
+                out.push_str(l);
+                out.push_str("\r\n");
+            }
+        }
+        out.push_str("Host: localhost\r\n\r\n");
+        let conn = tokio_rustls::TlsConnector::from(tls);
+        let mut up = conn
+            .connect(
+                ServerName::try_from("localhost")?,
+                TcpStream::connect(kubelet).await?,
+            )
+            .await?;
+        up.write_all(out.as_bytes()).await?;
+        tokio::io::copy_bidirectional(&mut tcp, &mut up).await?;
+        return Ok(());
+    }
+    let (status, body) = match path {
+        "/version" => (
+            200,
+            r#"{"major":"1","minor":"32","gitVersion":"v1.32.0+skiff","platform":"linux/amd64"}"#,
+        ),
+        "/api" => (
+            200,
+            r#"{"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]}"#,
+        ),
+        "/apis" => (
+            200,
+            r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#,
+        ),
+        "/api/v1" => (
+            200,
+            r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"v1","resources":[{"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["get","list"],"shortNames":["po"]},{"name":"pods/portforward","singularName":"","namespaced":true,"kind":"PodPortForwardOptions","verbs":["create","get"]}]}"#,
+        ),
+        "/api/v1/namespaces/default/pods/web" => (
+            200,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"default","uid":"uid-1"},"spec":{"containers":[{"name":"app","image":"busybox"}]},"status":{"phase":"Running"}}"#,
+        ),
+        _ => (
+            404,
+            r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#,
+        ),
+    };
+    let resp = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(resp.as_bytes()).await?;
+    tcp.shutdown().await?;
+    Ok(())
+}
+
+struct StandIn {
+    kubeconfig: std::path::PathBuf,
+    upgrades: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn stand_in(f: &Fixture) -> Result<StandIn> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let tls = f.client_config(Some((KUBELET_CLIENT_CN, &[])))?;
+    let kubelet = f.addr;
+    let upgrades = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = upgrades.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (tls, upgrades) = (tls.clone(), recorded.clone());
+            tokio::spawn(async move {
+                let _ = stand_in_request(tcp, kubelet, tls, upgrades).await;
+            });
+        }
+    });
+    let kubeconfig = f.dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://{addr}\n\
+             users:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n\
+             current-context: c\n"
+        ),
+    )?;
+    Ok(StandIn {
+        kubeconfig,
+        upgrades,
+        task,
+    })
+}
+
+/// `kubectl port-forward pod/web :<port>`, killed when dropped; its local port and stderr.
+struct Kubectl {
+    child: tokio::process::Child,
+    local_port: u16,
+    stderr: Arc<std::sync::Mutex<String>>,
+}
+
+async fn kubectl_port_forward(s: &StandIn, port: u16, websockets: bool) -> Result<Kubectl> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args([
+            "port-forward",
+            "pod/web",
+            &format!(":{port}"),
+            "-n",
+            "default",
+        ])
+        .env(
+            "KUBECTL_PORT_FORWARD_WEBSOCKETS",
+            if websockets { "true" } else { "false" },
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("run /usr/bin/kubectl")?;
+    let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+    if let Some(err) = child.stderr.take() {
+        let stderr = stderr.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(err).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                if let Ok(mut s) = stderr.lock() {
+                    s.push_str(&l);
+                    s.push('\n');
+                }
+            }
+        });
+    }
+    let out = child.stdout.take().context("no stdout")?;
+    let mut lines = tokio::io::BufReader::new(out).lines();
+    let mut local_port = None;
+    for _ in 0..20 {
+        let Some(line) = tokio::time::timeout(STEP, lines.next_line()).await?? else {
+            break;
+        };
+        // "Forwarding from 127.0.0.1:41234 -> 8080"
+        if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
+            local_port = rest.split(' ').next().and_then(|p| p.parse().ok());
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let Some(local_port) = local_port else {
+        let err = stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        anyhow::bail!("kubectl did not start forwarding: {err}");
+    };
+    Ok(Kubectl {
+        child,
+        local_port,
+        stderr,
+    })
+}
+
+async fn real_kubectl(websockets: bool) -> Result<()> {
+    if !std::path::Path::new("/usr/bin/kubectl").exists() {
+        eprintln!("SKIPPED: /usr/bin/kubectl is not installed");
+        return Ok(());
+    }
+    let f = Fixture::new().await?;
+    with_sandbox(&f).await?;
+    f.rt.refuse_port(9999);
+    let s = stand_in(&f).await?;
+    let mut k = kubectl_port_forward(&s, 8080, websockets).await?;
+    // Two local connections at once, each its own pair of streams and pod connection.
+    let mut a = TcpStream::connect(("127.0.0.1", k.local_port)).await?;
+    let mut b = TcpStream::connect(("127.0.0.1", k.local_port)).await?;
+    a.write_all(b"from a").await?;
+    b.write_all(b"from b").await?;
+    let mut h = forwards(&f, 2).await?;
+    for h in h.iter_mut() {
+        assert_eq!((h.sandbox_id.as_str(), h.port), (SANDBOX, 8080));
+        let mut got = [0u8; 6];
+        tokio::time::timeout(STEP, h.conn.read_exact(&mut got)).await??;
+        let answer = if &got == b"from a" { "to a" } else { "to b" };
+        h.conn.write_all(answer.as_bytes()).await?;
+    }
+    for (c, want) in [(&mut a, "to a"), (&mut b, "to b")] {
+        let mut got = vec![0u8; want.len()];
+        tokio::time::timeout(STEP, c.read_exact(&mut got)).await??;
+        assert_eq!(got, want.as_bytes());
+    }
+    // The pod closes both: the local connections end too.
+    drop(h.remove(0));
+    drop(h.remove(0));
+    let mut rest = Vec::new();
+    tokio::time::timeout(STEP, a.read_to_end(&mut rest)).await??;
+    let _ = k.child.kill().await;
+
+    // Nothing listens on 9999: kubectl reports the kubelet's message.
+    let mut k = kubectl_port_forward(&s, 9999, websockets).await?;
+    let mut c = TcpStream::connect(("127.0.0.1", k.local_port)).await?;
+    c.write_all(b"hello").await?;
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = k.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        if seen.contains("an error occurred forwarding") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen.contains(&format!(
+            "an error occurred forwarding {} -> 9999: error forwarding port 9999 to pod {SANDBOX}, uid : failed to connect to localhost:9999",
+            k.local_port
+        )),
+        "{seen}"
+    );
+    let _ = k.child.kill().await;
+    // The transport kubectl used is the one asked for (no silent fallback).
+    let upgrades = s.upgrades.lock().map(|u| u.clone()).unwrap_or_default();
+    let want = if websockets { "websocket" } else { "SPDY/3.1" };
+    assert!(
+        !upgrades.is_empty() && upgrades.iter().all(|u| u.eq_ignore_ascii_case(want)),
+        "{upgrades:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn real_kubectl_port_forward_over_websocket_tunnel() -> Result<()> {
+    real_kubectl(true).await
+}
+
+#[tokio::test]
+async fn real_kubectl_port_forward_over_spdy() -> Result<()> {
+    real_kubectl(false).await
 }

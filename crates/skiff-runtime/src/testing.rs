@@ -198,6 +198,7 @@ struct State {
     sandbox_failure: Option<String>,
     next_ip: u32,
     cgroups: BTreeMap<String, PodCgroup>,
+    refused_ports: BTreeSet<u16>,
     containers: BTreeMap<String, Container>,
     create_failures: BTreeMap<String, String>,
     start_failures: BTreeMap<String, String>,
@@ -382,6 +383,12 @@ impl RecordingRuntime {
     /// `sandbox_status` reports `id` NotReady from now on (its namespace is gone).
     pub fn set_sandbox_not_ready(&self, id: &str) {
         self.state().not_ready.insert(id.to_owned());
+    }
+
+    /// `port_forward` to `port` fails from now on as a dial with nothing listening does
+    /// (the local runtime's message).
+    pub fn refuse_port(&self, port: u16) {
+        self.state().refused_ports.insert(port);
     }
 
     pub fn sandboxes(&self) -> Vec<Sandbox> {
@@ -919,9 +926,16 @@ impl PodRuntime for RecordingRuntime {
                 sandbox_id: sandbox_id.to_owned(),
                 port,
             });
-            if !s.sandboxes.contains_key(sandbox_id) {
+            let Some(sandbox) = s.sandboxes.get(sandbox_id) else {
                 return Err(CriError::NotFound(format!(
                     "sandbox {sandbox_id} not found"
+                )));
+            };
+            if s.refused_ports.contains(&port) {
+                let netns = sandbox.netns.clone().unwrap_or_default();
+                return Err(CriError::Other(format!(
+                    "failed to connect to localhost:{port} inside namespace {:?}: IPv4: connect: connection refused IPv6: connect: connection refused",
+                    netns.display().to_string()
                 )));
             }
         }

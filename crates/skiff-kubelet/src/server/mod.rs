@@ -2,16 +2,20 @@
 //! the CRI streaming server folded in: `GET /containerLogs/{ns}/{pod}/{container}` and the
 //! WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`) `/exec/{ns}/{pod}/{container}` and
 //! `/attach/{ns}/{pod}/{container}`, over [`PodRuntime`] alone (containers are found from
-//! `list_containers()`'s meta).
+//! `list_containers()`'s meta), and `/portForward/{ns}/{pod}[/{uid}]` over SPDY/3.1, SPDY
+//! tunneled in WebSocket, or WebSocket `v4.channel.k8s.io` ([`portforward`], [`spdy`]; the
+//! pod's ready sandbox from `list_sandboxes()`).
 //!
 //! Authentication: only a client certificate (verified by the TLS config's client CA) of the
 //! API server's kubelet client ([`KUBELET_CLIENT_CN`]) or of a member of `system:masters`;
 //! no certificate is 401, another identity 403.
 //!
-//! Not built yet: SPDY/3.1 upgrades and `/portForward`.
+//! Not built yet: the SPDY/3.1 upgrade of `/exec` and `/attach` (kubectl's fallback).
 
 mod logs;
+pub mod portforward;
 mod query;
+pub mod spdy;
 mod ws;
 
 use std::convert::Infallible;
@@ -219,6 +223,14 @@ async fn handle(
             let attach = *kind == "attach";
             let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
             ws::serve(req, runtime, attach, &ns, &pod, &container).await
+        }
+        ["portForward", ns, pod, rest @ ..]
+            if rest.len() <= 1
+                && matches!(*req.method(), http::Method::GET | http::Method::POST) =>
+        {
+            let (ns, pod) = (ns.to_string(), pod.to_string());
+            let uid = rest.first().map(|u| u.to_string());
+            portforward::serve(req, runtime, &ns, &pod, uid.as_deref()).await
         }
         ["healthz"] => text(StatusCode::OK, "ok"),
         _ => text(StatusCode::NOT_FOUND, "404 page not found"),
