@@ -177,6 +177,18 @@ pub(crate) async fn serve(
     resp
 }
 
+/// A close frame with status 1000: client-go's stream readers take it as the end of the
+/// streams; a close without a status (1005) is an error to them, and kubectl then reports
+/// `error reading from error stream` instead of the command's exit code.
+fn normal_close() -> Message {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
+}
+
 async fn pump(mut r: BoxRead, channel: u8, out: mpsc::Sender<Message>) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
@@ -229,7 +241,7 @@ async fn run<S>(
                     status.to_string().as_bytes(),
                 ))))
                 .await;
-            let _ = out_tx.send(Message::Close(None)).await;
+            let _ = out_tx.send(normal_close()).await;
             drop(out_tx);
             let _ = writer.await;
             return;
@@ -297,7 +309,7 @@ async fn run<S>(
             status.to_string().as_bytes(),
         ))))
         .await;
-    let _ = out_tx.send(Message::Close(None)).await;
+    let _ = out_tx.send(normal_close()).await;
     drop(out_tx);
     let _ = writer.await;
     reader.abort();
