@@ -254,7 +254,12 @@ fn add_resource_schemas(gen: &mut SchemaGenerator, r: &ResourceInfo, dialect: Di
     defs.insert(list_schema_name(&name, r.list_kind), list);
     for sub in r.subresources {
         match sub {
-            Subresource::Status | Subresource::Finalize => {}
+            Subresource::Status
+            | Subresource::Finalize
+            | Subresource::Log
+            | Subresource::Exec
+            | Subresource::Attach
+            | Subresource::PortForward => {}
             Subresource::Scale => {
                 gen.subschema_for::<autoscaling::v1::Scale>();
             }
@@ -1291,9 +1296,21 @@ fn resource_path_items(r: &ResourceInfo, gv: &GroupVersion) -> Vec<PathItem> {
                 &policy::v1::Eviction::schema_name(),
                 gvk("policy", "v1", "Eviction"),
             )],
+            // Connections to the kubelet (upstream documents them as `connect` operations
+            // with string responses; kubectl does not read them from OpenAPI).
+            Subresource::Log
+            | Subresource::Exec
+            | Subresource::Attach
+            | Subresource::PortForward => Vec::new(),
         };
         let params = match sub {
-            Subresource::Status | Subresource::Scale | Subresource::Finalize => item_params(r.kind),
+            Subresource::Status
+            | Subresource::Scale
+            | Subresource::Finalize
+            | Subresource::Log
+            | Subresource::Exec
+            | Subresource::Attach
+            | Subresource::PortForward => item_params(r.kind),
             Subresource::Binding => item_params("Binding"),
             Subresource::Eviction => item_params("Eviction"),
         };

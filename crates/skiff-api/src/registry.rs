@@ -34,6 +34,14 @@ pub enum Subresource {
     /// `namespaces/finalize`: writes change only `.spec.finalizers` (the namespace
     /// controller removes its `kubernetes` finalizer through it).
     Finalize,
+    /// `pods/log`: the container's log, from the pod's node's kubelet.
+    Log,
+    /// `pods/exec`: a command in a container, an upgraded stream to the kubelet.
+    Exec,
+    /// `pods/attach`: the container's own stdio, an upgraded stream to the kubelet.
+    Attach,
+    /// `pods/portforward`: connections to the pod's ports, an upgraded stream to the kubelet.
+    PortForward,
 }
 
 impl Subresource {
@@ -44,7 +52,20 @@ impl Subresource {
             Subresource::Binding => "binding",
             Subresource::Eviction => "eviction",
             Subresource::Finalize => "finalize",
+            Subresource::Log => "log",
+            Subresource::Exec => "exec",
+            Subresource::Attach => "attach",
+            Subresource::PortForward => "portforward",
         }
+    }
+
+    /// Whether the subresource is a connection to the pod's node (upstream's "connect"
+    /// verbs): served by proxying to the kubelet, not by the store.
+    pub fn is_connect(self) -> bool {
+        matches!(
+            self,
+            Subresource::Log | Subresource::Exec | Subresource::Attach | Subresource::PortForward
+        )
     }
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -54,6 +75,10 @@ impl Subresource {
             Self::Binding,
             Self::Eviction,
             Self::Finalize,
+            Self::Log,
+            Self::Exec,
+            Self::Attach,
+            Self::PortForward,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -273,7 +298,11 @@ impl Registry {
         use Subresource::*;
         let resources = vec![
             // core/v1
-            info::<core::v1::Pod>(&["po"], ALL, &[Status, Binding, Eviction]),
+            info::<core::v1::Pod>(
+                &["po"],
+                ALL,
+                &[Status, Binding, Eviction, Log, Exec, Attach, PortForward],
+            ),
             info::<core::v1::Service>(&["svc"], ALL, STATUS),
             info::<core::v1::ConfigMap>(&["cm"], NONE, NO_SUB),
             info::<core::v1::Secret>(NONE, NONE, NO_SUB),

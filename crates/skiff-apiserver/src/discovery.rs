@@ -24,7 +24,10 @@ fn sub_kind(info: &ResourceInfo, sub: Subresource) -> (&'static str, &'static st
         Subresource::Scale => ("autoscaling", "v1", "Scale"),
         Subresource::Eviction => ("policy", "v1", "Eviction"),
         Subresource::Binding => ("", "v1", "Binding"),
-        Subresource::Status | Subresource::Finalize => ("", "", info.kind),
+        Subresource::Status | Subresource::Finalize | Subresource::Log => ("", "", info.kind),
+        Subresource::Exec => ("", "v1", "PodExecOptions"),
+        Subresource::Attach => ("", "v1", "PodAttachOptions"),
+        Subresource::PortForward => ("", "v1", "PodPortForwardOptions"),
     }
 }
 
@@ -32,6 +35,8 @@ fn sub_verbs(sub: Subresource) -> &'static [&'static str] {
     match sub {
         Subresource::Binding | Subresource::Eviction => &["create"],
         Subresource::Finalize => &["update"],
+        Subresource::Log => &["get"],
+        Subresource::Exec | Subresource::Attach | Subresource::PortForward => &["create", "get"],
         _ => SUB_VERBS,
     }
 }

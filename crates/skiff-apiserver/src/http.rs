@@ -6,8 +6,9 @@
 //! `Query`, bodies, answers) and routing; each verb family is a submodule with its own
 //! `impl Ctx` block, named as upstream's handler files: `get`, `list`, `watch`, `create`,
 //! `update` (also the write path of every change to an existing object), `patch` (with
-//! server-side apply), `delete`, and the subresources `scale` and `pods` (binding,
-//! eviction).
+//! server-side apply), `delete`, and the subresources `scale`, `pods` (binding,
+//! eviction) and `connect` (pods' log, exec, attach and portforward, proxied to the
+//! kubelet).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::discovery;
 use crate::path::{self, Route, Target};
 use crate::App;
 
+mod connect;
 mod create;
 pub(crate) mod delete;
 mod get;
@@ -234,6 +236,12 @@ async fn dispatch(app: Arc<App>, req: Request) -> ApiResult {
                 .ok_or_else(ApiError::not_found_path)?,
         ),
     };
+    if let Some(sub) = sub.filter(|s| s.is_connect()) {
+        // Answered by the pod's kubelet; the body (if any) is the upgraded stream's.
+        let name = target.name.clone().ok_or_else(ApiError::not_found_path)?;
+        let ns = ns.unwrap_or_default();
+        return connect::serve(app, &info, &ns, &name, sub, parts).await;
+    }
     let body_bytes = read_body(body).await?;
     let content_type = parts
         .headers

@@ -88,6 +88,10 @@ pub struct Config {
     pub bookmark_interval: std::time::Duration,
     /// How long an Event lives after its last write (upstream's `--event-ttl`).
     pub event_ttl: std::time::Duration,
+    /// TLS towards kubelets (the cluster CA as roots, the API server's kubelet client
+    /// certificate): pods' log, exec, attach and portforward need it. See
+    /// [`tls::kubelet_client_config`].
+    pub kubelet_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The shared state of every request.

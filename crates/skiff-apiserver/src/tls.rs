@@ -75,6 +75,32 @@ pub fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, TlsEr
     Ok(Arc::new(config))
 }
 
+/// The TLS client configuration towards kubelets: their serving certificates verified
+/// with `ca_pem` (the cluster CA), this server authenticated with its kubelet client
+/// certificate (`cert_pem`, `key_pem`). HTTP/1.1 only: upgrades ride on it.
+pub fn kubelet_client_config(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let pem = |e: rustls_pki_types::pem::Error| TlsError::Pem(e.to_string());
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(ca.map_err(pem)?)?;
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(pem)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(pem)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// The user a verified client certificate names: CN is the user, each O a group (as
 /// upstream's x509 authenticator).
 pub fn user_from_cert(der: &[u8]) -> Option<User> {

@@ -127,7 +127,7 @@ pub async fn run(args: AgentArgs) -> Result<()> {
     if !join::valid_node_name(&node_name) {
         bail!("--node-name {node_name:?} is not a valid node name (a lowercase DNS subdomain)");
     }
-    let credentials = join::join(&args.server, &token, &node_name).await?;
+    let credentials = join::join(&args.server, &token, &node_name, &[]).await?;
     let client = client_as(join::node_config(&args.server, &credentials)?, "kubelet")?;
     tracing::info!(
         "skiff agent joined {} as {}; running {} simulated nodes ({}0 ...)",
@@ -155,11 +155,27 @@ async fn run_node(args: AgentArgs, token: &str) -> Result<()> {
     if !join::valid_node_name(&node_name) {
         bail!("--node-name {node_name:?} is not a valid node name (a lowercase DNS subdomain)");
     }
-    let credentials = join::join(&args.server, token, &node_name).await?;
+    let node_ip = crate::node_agent::node_ip(&args.node)?;
+    let credentials = join::join(&args.server, token, &node_name, &[node_ip]).await?;
     let client = client_as(join::node_config(&args.server, &credentials)?, "kubelet")?;
     tracing::info!("skiff agent joined {} as {}", args.server, credentials.user);
+    let (Some(cert_pem), Some(key_pem)) = (
+        credentials.serving_cert.clone(),
+        credentials.serving_key.clone(),
+    ) else {
+        bail!(
+            "the server at {} gave no kubelet serving certificate: it runs an older skiff; \
+             upgrade the server first",
+            args.server
+        );
+    };
+    let serving = crate::node_agent::KubeletServing {
+        cert_pem,
+        key_pem,
+        client_ca_pem: credentials.ca_cert.clone(),
+    };
     tokio::select! {
-        result = crate::node_agent::run(client, args.data_dir.clone(), args.node.clone(), node_name, Default::default()) => {
+        result = crate::node_agent::run(client, args.data_dir.clone(), args.node.clone(), node_name, Default::default(), serving) => {
             result.context("the node agent stopped")?;
         }
         _ = crate::server::shutdown_signal() => tracing::info!("shutting down; containers keep running"),

@@ -146,6 +146,14 @@ pub fn start(
         );
         let data_dir = args.data_dir.clone();
         let node = args.node.clone();
+        // The server's own kubelet gets its serving certificate straight from the CA.
+        let ip = crate::node_agent::node_ip(&node)?;
+        let (cert_pem, key_pem) = pki.issue_kubelet_serving_cert(&name, &[ip])?;
+        let serving = crate::node_agent::KubeletServing {
+            cert_pem,
+            key_pem,
+            client_ca_pem: pki.ca_cert.clone(),
+        };
         // A server's node carries the control-plane role label, as k3s's servers do.
         let labels = [(
             "node-role.kubernetes.io/control-plane".to_owned(),
@@ -154,7 +162,9 @@ pub fn start(
         .into_iter()
         .collect();
         set.spawn(async move {
-            if let Err(e) = crate::node_agent::run(client, data_dir, node, name, labels).await {
+            if let Err(e) =
+                crate::node_agent::run(client, data_dir, node, name, labels, serving).await
+            {
                 tracing::error!("the node agent stopped: {e:#}");
             }
         });

@@ -147,7 +147,26 @@ async fn node_join(
         tracing::warn!("a node join with a wrong or no join token was refused");
         return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
     }
-    let node = body.trim();
+    // A node name as text (older agents, simulated nodes), or JSON with the node's
+    // addresses, for which the answer carries a kubelet serving certificate too.
+    let request: JoinRequest = if body.trim_start().starts_with('{') {
+        match serde_json::from_str(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!("the join request is not valid JSON: {e}"),
+                )
+            }
+        }
+    } else {
+        JoinRequest {
+            name: body.trim().to_owned(),
+            addresses: Vec::new(),
+        }
+    };
+    let node = request.name.as_str();
     if !valid_node_name(node) {
         return status(
             StatusCode::BAD_REQUEST,
@@ -160,21 +179,38 @@ async fn node_join(
         );
     }
     let user = node_user(node);
-    match authority.pki.issue_client_cert(&user, &[NODES_GROUP]) {
-        Ok((cert, key)) => {
+    let issued = authority
+        .pki
+        .issue_client_cert(&user, &[NODES_GROUP])
+        .and_then(|client| {
+            let serving = if request.addresses.is_empty() {
+                None
+            } else {
+                Some(
+                    authority
+                        .pki
+                        .issue_kubelet_serving_cert(node, &request.addresses)?,
+                )
+            };
+            Ok((client, serving))
+        });
+    match issued {
+        Ok(((cert, key), serving)) => {
             tracing::info!(
                 node,
                 "a node joined: issued a client certificate for {user}"
             );
-            json_response(
-                StatusCode::OK,
-                &json!({
-                    "user": user,
-                    "caCert": authority.pki.ca_cert,
-                    "clientCert": cert,
-                    "clientKey": key,
-                }),
-            )
+            let mut answer = json!({
+                "user": user,
+                "caCert": authority.pki.ca_cert,
+                "clientCert": cert,
+                "clientKey": key,
+            });
+            if let Some((cert, key)) = serving {
+                answer["servingCert"] = json!(cert);
+                answer["servingKey"] = json!(key);
+            }
+            json_response(StatusCode::OK, &answer)
         }
         Err(e) => {
             tracing::error!(node, error = %format!("{e:#}"), "issuing a node certificate failed");
@@ -187,6 +223,15 @@ async fn node_join(
     }
 }
 
+/// What a node asks for when it joins (the body may also be just the name, as text).
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+pub struct JoinRequest {
+    pub name: String,
+    /// The node's addresses: its kubelet's serving certificate is valid for them.
+    #[serde(default)]
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
 /// What a node is given when it joins.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -195,6 +240,11 @@ pub struct Credentials {
     pub ca_cert: String,
     pub client_cert: String,
     pub client_key: String,
+    /// The kubelet's serving certificate and key, when the join named addresses.
+    #[serde(default)]
+    pub serving_cert: Option<String>,
+    #[serde(default)]
+    pub serving_key: Option<String>,
 }
 
 /// The message for a token the server does not know, and what to check.
@@ -224,8 +274,14 @@ pub fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>> {
     Ok(certs)
 }
 
-/// Joins the cluster at `server` as node `node` with the join `token`.
-pub async fn join(server: &str, token: &str, node: &str) -> Result<Credentials> {
+/// Joins the cluster at `server` as node `node` with the join `token`; with `addresses`,
+/// the answer carries a kubelet serving certificate for them.
+pub async fn join(
+    server: &str,
+    token: &str,
+    node: &str,
+    addresses: &[std::net::IpAddr],
+) -> Result<Credentials> {
     let uri = uri(server)?;
     let unreachable = |e: kube::Error| {
         anyhow::Error::new(e).context(format!("reaching the server at {server} (is it running?)"))
@@ -253,10 +309,14 @@ pub async fn join(server: &str, token: &str, node: &str) -> Result<Credentials> 
     verified.root_cert = Some(pem_certificates(ca)?);
     verified.connect_timeout = Some(std::time::Duration::from_secs(10));
     let client = kube::Client::try_from(verified).context("building the join client")?;
+    let body = serde_json::to_vec(&JoinRequest {
+        name: node.to_owned(),
+        addresses: addresses.to_vec(),
+    })?;
     let request = http::Request::post(NODE_JOIN_PATH)
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(http::header::CONTENT_TYPE, "text/plain")
-        .body(node.as_bytes().to_vec())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
         .context("building the join request")?;
     match client.request::<Credentials>(request).await {
         Ok(credentials) => Ok(credentials),

@@ -43,10 +43,30 @@ pub struct NodeArgs {
     /// The cluster's DNS domain.
     #[arg(long = "cluster-domain", default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// The port of the kubelet's HTTPS server (logs, exec, attach, port-forward through the
+    /// API server); 0 picks a free one.
+    #[arg(long = "kubelet-port", default_value_t = 10250)]
+    pub kubelet_port: u16,
     /// The binary run as `<it> container-monitor` for each container (default: this one;
     /// tests, whose own binary is a test harness, point it at skiff's).
     #[arg(long = "container-monitor-bin", hide = true)]
     pub container_monitor_bin: Option<PathBuf>,
+}
+
+/// The kubelet server's TLS material: its serving certificate (for the node's name and
+/// IP) and key, and the CA whose client certificates it accepts (the API server's).
+#[derive(Clone)]
+pub struct KubeletServing {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub client_ca_pem: String,
+}
+
+/// The node's InternalIP: `--node-ip`, else the source address of the default route.
+pub fn node_ip(args: &NodeArgs) -> Result<IpAddr> {
+    args.node_ip
+        .or_else(skiff_kubelet::node::host::default_node_ip)
+        .context("this machine has no address to give the node: pass --node-ip")
 }
 
 /// This machine's hostname as a node name: lowercase, anything but `[a-z0-9.-]` a `-`.
@@ -126,17 +146,47 @@ pub async fn run(
     args: NodeArgs,
     node_name: String,
     labels: BTreeMap<String, String>,
+    serving: KubeletServing,
 ) -> Result<()> {
     check_host(&args)?;
+    let node_ip = node_ip(&args)?;
+    let tls = skiff_kubelet::server::tls_config(
+        serving.cert_pem.as_bytes(),
+        serving.key_pem.as_bytes(),
+        serving.client_ca_pem.as_bytes(),
+    )
+    .context("the kubelet's serving certificate")?;
+    let listen = std::net::SocketAddr::new(
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        args.kubelet_port,
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {listen} for the kubelet (another kubelet or skiff on this \
+             machine?): pass another --kubelet-port"
+            )
+        })?;
+    let kubelet_port = listener.local_addr()?.port();
     // The node's own runtime handle has no pod network: it reports images and the runtime
     // version; the pod workers' handle gets the network once the podCIDR is known.
     let plain: Arc<dyn PodRuntime> = Arc::new(
         LocalRuntime::new(local_config(&data_dir, &args)?).context("opening the node's runtime")?,
     );
     let mut config = NodeConfig::new(&node_name, &data_dir);
-    config.node_ip = args.node_ip;
+    config.node_ip = Some(node_ip);
+    config.kubelet_port = i32::from(kubelet_port);
     config.labels = labels;
     config.cni_conf_dir = args.cni_conf_dir.clone();
+    // The kubelet's server needs no pod network: logs, exec and port-forward reach the
+    // containers and sandboxes the runtime already knows.
+    let server = tokio::spawn(skiff_kubelet::server::serve_on(
+        listener,
+        Arc::new(tls),
+        plain.clone(),
+    ));
+    let _server = AbortOnDrop(server);
     let node: NodeHandle = skiff_kubelet::node::start(client.clone(), plain, config)
         .await
         .context("registering the node")?;
@@ -199,4 +249,13 @@ pub async fn run(
     skiff_kubelet::kubelet::run(shared, probe_rx).await;
     drop(node);
     Ok(())
+}
+
+/// Stops a spawned task when dropped (the kubelet server goes with the node).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -226,6 +226,9 @@ pub async fn start(args: &ServerArgs) -> Result<Running> {
         format!("listening on {addr} (is another server running? pick another --https-port)")
     })?;
     let port = listener.local_addr()?.port();
+    let (kubelet_cert, kubelet_key) = pki.kubelet_client_cert(&server_dir.join("tls"))?;
+    let kubelet_client = tls::kubelet_client_config(&pki.ca_cert, &kubelet_cert, &kubelet_key)
+        .context("the API server's kubelet client certificate")?;
     let app = App::new(
         store.clone(),
         Config {
@@ -236,6 +239,7 @@ pub async fn start(args: &ServerArgs) -> Result<Running> {
                 args.watch_bookmark_interval_ms.max(1),
             ),
             event_ttl: args.event_ttl,
+            kubelet_client: Some(kubelet_client),
         },
     );
     app.bootstrap()

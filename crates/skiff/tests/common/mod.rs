@@ -4,6 +4,8 @@
 //! the real `/usr/bin/kubectl` runs with. [`on_both_datastores!`] runs each scenario on both.
 #![allow(dead_code)]
 
+pub mod realnode;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -1,0 +1,257 @@
+//! End to end, as root: the real kubectl's `logs`, `exec` and `port-forward` against
+//! `skiff server` with its own real node: the API server proxies each to the node's
+//! kubelet (TLS both ways: the API server's kubelet client certificate, the kubelet's
+//! serving certificate from the cluster CA), which reads the CRI log files, runs the
+//! command in the container, or connects to the pod's port.
+//!
+//! One test per binary: the node uses the host's `cni0` bridge and pod range.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use common::realnode::{remove_everything, skip_reason};
+use common::{wait_for, Cluster, KUBECTL};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+
+const POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: docker.io/skiff/demo-web:v1
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo hello-from-logs; echo line2; exec httpd -f -p 8080 -h /www"]
+    ports:
+    - containerPort: 8080
+  - name: side
+    image: docker.io/skiff/demo-web:v1
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo side-says-hi; exec sleep 3600"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_logs_exec_and_port_forward_reach_real_containers() -> Result<()> {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    let data = tempfile::tempdir()?;
+    let result = scenario(data.path()).await;
+    let cleanup = remove_everything(data.path()).await;
+    result?;
+    cleanup
+}
+
+/// kubectl's stdout, stderr and exit code.
+fn run(c: &Cluster, args: &[&str], stdin: Option<&str>) -> Result<(String, String, i32)> {
+    let out = c.kubectl_output(args, stdin)?;
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    ))
+}
+
+async fn scenario(data: &Path) -> Result<()> {
+    let c = common::realnode::start(data, "stream-node").await?;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(POD))?;
+    let pods: Api<Pod> = Api::default_namespaced(c.client.clone());
+    wait_for("pod web Running", Duration::from_secs(90), || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get("web").await?;
+            let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+            Ok(running.then_some(()))
+        }
+    })
+    .await?;
+
+    // logs: the default container (kubectl picks the first and says so), then options.
+    let logs = wait_for("the container's log", Duration::from_secs(10), || async {
+        let (out, _, code) = run(&c, &["logs", "web"], None)?;
+        Ok((code == 0 && out.contains("line2")).then_some(out))
+    })
+    .await?;
+    assert_eq!(logs, "hello-from-logs\nline2\n");
+    assert_eq!(c.kubectl(&["logs", "web", "-c", "side"])?, "side-says-hi\n");
+    assert_eq!(
+        c.kubectl(&["logs", "web", "-c", "web", "--tail=1"])?,
+        "line2\n"
+    );
+    let stamped = c.kubectl(&["logs", "web", "-c", "web", "--timestamps"])?;
+    let first = stamped.lines().next().unwrap_or("");
+    let (stamp, line) = first.split_once(' ').context("a timestamped line")?;
+    assert!(
+        // RFC 3339 with nanoseconds, as upstream: 2026-12-07T11:40:00.123456789Z.
+        stamp.len() == 30
+            && stamp.as_bytes()[10] == b'T'
+            && stamp.ends_with('Z')
+            && line == "hello-from-logs",
+        "{stamped}"
+    );
+    assert_eq!(
+        c.kubectl(&["logs", "web", "-c", "web", "--limit-bytes=5"])?,
+        "hello"
+    );
+    let (_, err, code) = run(&c, &["logs", "web", "-c", "nope"], None)?;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("container nope is not valid for pod web"),
+        "{err}"
+    );
+    let (_, err, code) = run(&c, &["logs", "web", "-c", "web", "--previous"], None)?;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("previous terminated container \"web\" in pod \"web\" not found"),
+        "{err}"
+    );
+
+    // logs -f: lines arrive as written (the stream is not held back by compression).
+    let mut follow = Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .args(["logs", "-f", "web", "-c", "web"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = follow.stdout.take().context("kubectl's stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            lines.push(line);
+            if lines.len() == 2 {
+                break;
+            }
+        }
+        lines
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reader.is_finished() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let finished = reader.is_finished();
+    // Following never ends by itself: the container runs on.
+    let still_following = follow.try_wait()?.is_none();
+    let _ = follow.kill();
+    let _ = follow.wait();
+    if !finished {
+        bail!("kubectl logs -f printed nothing within 20 s");
+    }
+    let lines = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader panicked"))?;
+    assert_eq!(lines, ["hello-from-logs", "line2"]);
+    assert!(
+        still_following,
+        "kubectl logs -f ended while the container runs"
+    );
+
+    // exec: output streams and the exit code.
+    let (out, err, code) = run(
+        &c,
+        &[
+            "exec",
+            "web",
+            "-c",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        None,
+    )?;
+    assert_eq!((out.as_str(), code), ("out\n", 3), "stderr: {err}");
+    assert!(err.contains("err"), "{err}");
+    let (out, _, code) = run(&c, &["exec", "web", "-c", "web", "--", "hostname"], None)?;
+    assert_eq!((out.as_str(), code), ("web\n", 0));
+    // -i: stdin reaches the command, its end ends it.
+    let (out, err, code) = run(
+        &c,
+        &["exec", "-i", "web", "-c", "web", "--", "cat"],
+        Some("piped through\n"),
+    )?;
+    assert_eq!(
+        (out.as_str(), code),
+        ("piped through\n", 0),
+        "stderr: {err}"
+    );
+    let (_, err, code) = run(&c, &["exec", "web", "-c", "nope", "--", "ls"], None)?;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("container nope is not valid for pod web"),
+        "{err}"
+    );
+    let (_, err, code) = run(
+        &c,
+        &["exec", "web", "-c", "web", "--", "/no/such/binary"],
+        None,
+    )?;
+    assert_ne!(code, 0, "{err}");
+
+    // port-forward: kubectl picks a local port and relays connections to the pod's 8080.
+    let mut forward = Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .args(["port-forward", "pod/web", ":8080"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = forward.stdout.take().context("kubectl's stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // `Forwarding from 127.0.0.1:41234 -> 8080`
+            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
+                if let Some((port, _)) = rest.split_once(' ') {
+                    let _ = tx.send(port.to_owned());
+                }
+            }
+        }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(20));
+    let answers = match &port {
+        Ok(port) => {
+            let port: u16 = port.parse()?;
+            let mut bodies = Vec::new();
+            // Two connections, one after the other, over the same forwarding session.
+            for _ in 0..2 {
+                bodies.push(common::realnode::http_get("127.0.0.1", port));
+            }
+            bodies
+        }
+        Err(_) => Vec::new(),
+    };
+    let _ = forward.kill();
+    let output = forward.wait_with_output()?;
+    if port.is_err() {
+        bail!(
+            "kubectl port-forward did not start forwarding: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    for body in answers {
+        let body = body.with_context(|| {
+            format!(
+                "GET through the forwarded port; kubectl said: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
+        assert!(body.contains("Hello from a pod on skiff"), "{body}");
+    }
+
+    c.kubectl(&["delete", "pod", "web", "--wait=true"])?;
+    Ok(())
+}
