@@ -1,4 +1,5 @@
-//! End to end, as root: the real kubectl's `logs`, `exec` and `port-forward` against
+//! End to end, as root: the real kubectl's `logs`, `exec`, `cp`, `attach` and
+//! `port-forward` against
 //! `skiff server` with its own real node: the API server proxies each to the node's
 //! kubelet (TLS both ways: the API server's kubelet client certificate, the kubelet's
 //! serving certificate from the cluster CA), which reads the CRI log files, runs the
@@ -24,6 +25,7 @@ apiVersion: v1
 kind: Pod
 metadata:
   name: web
+  labels: {app: stream}
 spec:
   terminationGracePeriodSeconds: 1
   containers:
@@ -36,7 +38,9 @@ spec:
   - name: side
     image: docker.io/skiff/demo-web:v1
     imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "echo side-says-hi; exec sleep 3600"]
+    # Its stdin is open for `kubectl attach -i`: it echoes what it reads.
+    stdin: true
+    command: ["sh", "-c", "echo side-says-hi; exec cat"]
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,6 +54,22 @@ async fn kubectl_logs_exec_and_port_forward_reach_real_containers() -> Result<()
     let cleanup = remove_everything(data.path()).await;
     result?;
     cleanup
+}
+
+/// `command` (a shell line using kubectl) run under `script`, which gives it a terminal.
+fn script(c: &Cluster, command: &str) -> Result<(String, String, i32)> {
+    let out = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .context("running script (util-linux)")?;
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    ))
 }
 
 /// kubectl's stdout, stderr and exit code.
@@ -114,6 +134,16 @@ async fn scenario(data: &Path) -> Result<()> {
     assert!(
         err.contains("previous terminated container \"web\" in pod \"web\" not found"),
         "{err}"
+    );
+
+    // kubectl asks for each container's log (in its map's order, which varies).
+    let all = c.kubectl(&["logs", "web", "--all-containers"])?;
+    let mut lines: Vec<&str> = all.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["hello-from-logs", "line2", "side-says-hi"], "{all}");
+    assert_eq!(
+        c.kubectl(&["logs", "-l", "app=stream", "-c", "web", "--since=1h"])?,
+        "hello-from-logs\nline2\n"
     );
 
     // logs -f: lines arrive as written (the stream is not held back by compression).
@@ -199,6 +229,79 @@ async fn scenario(data: &Path) -> Result<()> {
         None,
     )?;
     assert_ne!(code, 0, "{err}");
+
+    // exec -it: a terminal of the client's size (kubectl sends it on the resize channel).
+    let (out, err, code) = script(
+        &c,
+        "stty cols 123 rows 45; kubectl exec -it web -c web -- sh -c 'sleep 1; stty size; tty'",
+    )?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("45 123"), "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+
+    // cp: tar over exec, both ways.
+    let local = data.join("to-pod.txt");
+    std::fs::write(&local, "copied into the pod\n")?;
+    c.kubectl(&[
+        "cp",
+        &local.to_string_lossy(),
+        "web:/tmp/in.txt",
+        "-c",
+        "web",
+    ])?;
+    let (out, _, _) = run(
+        &c,
+        &["exec", "web", "-c", "web", "--", "cat", "/tmp/in.txt"],
+        None,
+    )?;
+    assert_eq!(out, "copied into the pod\n");
+    let back = data.join("from-pod.txt");
+    c.kubectl(&[
+        "cp",
+        "web:/tmp/in.txt",
+        &back.to_string_lossy(),
+        "-c",
+        "web",
+    ])?;
+    assert_eq!(std::fs::read_to_string(&back)?, "copied into the pod\n");
+
+    // attach -i: stdin reaches the container's own process (cat), its output comes back.
+    let mut attach = Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .args(["attach", "-i", "web", "-c", "side"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut stdin = attach.stdin.take().context("kubectl's stdin")?;
+    let stdout = attach.stdout.take().context("kubectl's stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Written until echoed: the stream may not be attached yet when the first line goes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut echoed = false;
+    while !echoed && Instant::now() < deadline {
+        use std::io::Write;
+        stdin.write_all(b"hello-attach\n")?;
+        stdin.flush()?;
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            echoed = line == "hello-attach";
+        }
+    }
+    let _ = attach.kill();
+    let _ = attach.wait();
+    assert!(
+        echoed,
+        "kubectl attach -i: the container did not echo stdin"
+    );
 
     // port-forward: kubectl picks a local port and relays connections to the pod's 8080.
     let mut forward = Command::new(KUBECTL)
