@@ -944,8 +944,9 @@ async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Result<String>
 }
 
 /// What the stand-in answers kubectl with: discovery, a Running pod `default/web`, and
-/// `pods/web/portforward` spliced byte for byte to the kubelet as `/portForward/default/web`
-/// (what skiff's API server proxy does). Records each port-forward request's Upgrade header.
+/// `pods/web/{portforward,exec,attach}` spliced byte for byte to the kubelet as
+/// `/portForward/default/web`, `/exec/default/web/<container>`, ... (what skiff's API server
+/// proxy does). Records each proxied request's Upgrade header.
 async fn stand_in_request(
     mut tcp: TcpStream,
     kubelet: std::net::SocketAddr,
@@ -961,7 +962,16 @@ async fn stand_in_request(
         parts.next().unwrap_or_default(),
     );
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path == "/api/v1/namespaces/default/pods/web/portforward" {
+    let container = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "container")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| "app".into());
+    let kubelet_path = match path.strip_prefix("/api/v1/namespaces/default/pods/web/") {
+        Some("portforward") => Some("/portForward/default/web".to_owned()),
+        Some(sub @ ("exec" | "attach")) => Some(format!("/{sub}/default/web/{container}")),
+        _ => None,
+    };
+    if let Some(kubelet_path) = kubelet_path {
         let upgrade = lines
             .clone()
             .find_map(|l| {
@@ -974,7 +984,7 @@ async fn stand_in_request(
             u.push(upgrade);
         }
         let mut out = format!(
-            "{method} /portForward/default/web{}{query} HTTP/1.1\r\n",
+            "{method} {kubelet_path}{}{query} HTTP/1.1\r\n",
             if query.is_empty() { "" } else { "?" }
         );
         for l in lines.filter(|l| !l.is_empty()) {
@@ -1213,4 +1223,184 @@ async fn real_kubectl_port_forward_over_websocket_tunnel() -> Result<()> {
 #[tokio::test]
 async fn real_kubectl_port_forward_over_spdy() -> Result<()> {
     real_kubectl(false).await
+}
+
+#[tokio::test]
+async fn exec_over_spdy() -> Result<()> {
+    let f = Fixture::new().await?;
+    let mut tls = f.connect(Some((KUBELET_CLIENT_CN, &[]))).await?;
+    let head = raw_request(
+        &mut tls,
+        "POST /exec/default/web/app?command=sh&stdin=true&stdout=true&tty=true HTTP/1.1\r\n\
+         Host: localhost\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+         X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\
+         X-Stream-Protocol-Version: v3.channel.k8s.io\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await?;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("x-stream-protocol-version: v4.channel.k8s.io\r\n"),
+        "{head}"
+    );
+    let mut c = SpdyClient::new(Wire::Tls(Box::new(tls)))?;
+    // kubectl's order: error, stdin, stdout, resize (a tty has no stderr).
+    for (id, kind) in [(1, "error"), (3, "stdin"), (5, "stdout"), (7, "resize")] {
+        c.send(Frame::SynStream {
+            stream_id: id,
+            associated_to: 0,
+            priority: 0,
+            slot: 0,
+            flags: 0,
+            headers: Headers::default().with("streamtype", kind),
+        })
+        .await?;
+    }
+    c.until("the replies", |c| c.replied.len() == 4).await?;
+    let mut h = f.rt.next_stream(STEP).await.context("no exec session")?;
+    // A resize split over two frames.
+    c.write(7, br#"{"Width":100,"#, false).await?;
+    c.write(7, br#""Height":30}"#, false).await?;
+    let size = tokio::time::timeout(STEP, h.resize.as_mut().context("no resize")?.recv())
+        .await?
+        .context("resize channel closed")?;
+    assert_eq!((size.width, size.height), (100, 30));
+    c.write(3, b"echo hi\n", true).await?;
+    let mut input = Vec::new();
+    tokio::time::timeout(
+        STEP,
+        h.stdin
+            .as_mut()
+            .context("no stdin")?
+            .read_to_end(&mut input),
+    )
+    .await??;
+    assert_eq!(input, b"echo hi\n");
+    if let Some(o) = h.stdout.as_mut() {
+        o.write_all(b"hi\r\n").await?;
+    }
+    h.finish(7);
+    c.until("the ends", |c| c.fin.contains(&5) && c.fin.contains(&1))
+        .await?;
+    assert_eq!(c.text(5), "hi\r\n");
+    let status: serde_json::Value = serde_json::from_str(&c.text(1))?;
+    assert_eq!(status["reason"], "NonZeroExitCode");
+    assert_eq!(status["details"]["causes"][0]["message"], "7");
+
+    // v2 writes only a failure's message; a protocol the kubelet does not speak is 403.
+    let mut tls = f.connect(Some((KUBELET_CLIENT_CN, &[]))).await?;
+    let head = raw_request(
+        &mut tls,
+        "POST /exec/default/web/app?command=ls&stdout=1 HTTP/1.1\r\nHost: localhost\r\n\
+         Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: channel.k8s.io\r\n\
+         Content-Length: 0\r\n\r\n",
+    )
+    .await?;
+    assert!(head.starts_with("http/1.1 403"), "{head}");
+    let mut tls = f.connect(Some((KUBELET_CLIENT_CN, &[]))).await?;
+    let head = raw_request(
+        &mut tls,
+        "POST /attach/default/web/app?stdout=1 HTTP/1.1\r\nHost: localhost\r\n\
+         Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v2.channel.k8s.io\r\n\
+         Content-Length: 0\r\n\r\n",
+    )
+    .await?;
+    assert!(
+        head.contains("x-stream-protocol-version: v2.channel.k8s.io"),
+        "{head}"
+    );
+    let mut c = SpdyClient::new(Wire::Tls(Box::new(tls)))?;
+    for (id, kind) in [(1, "error"), (3, "stdout")] {
+        c.send(Frame::SynStream {
+            stream_id: id,
+            associated_to: 0,
+            priority: 0,
+            slot: 0,
+            flags: 0,
+            headers: Headers::default().with("streamtype", kind),
+        })
+        .await?;
+    }
+    let mut h = f.rt.next_stream(STEP).await.context("no attach session")?;
+    assert!(format!("{:?}", h.kind).contains("Attach"));
+    h.fail(skiff_runtime::cri::CriError::Other("boom".into()));
+    c.until("the ends", |c| c.fin.contains(&3) && c.fin.contains(&1))
+        .await?;
+    assert_eq!(
+        c.text(1),
+        "Internal error occurred: error executing command in container: boom"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn real_kubectl_exec_over_spdy() -> Result<()> {
+    if !std::path::Path::new("/usr/bin/kubectl").exists() {
+        eprintln!("SKIPPED: /usr/bin/kubectl is not installed");
+        return Ok(());
+    }
+    let f = Fixture::new().await?;
+    let s = stand_in(&f).await?;
+    let child = tokio::process::Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args([
+            "exec",
+            "-i",
+            "web",
+            "-c",
+            "app",
+            "--",
+            "sh",
+            "-c",
+            "cat; exit 3",
+        ])
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("run /usr/bin/kubectl")?;
+    let mut child = child;
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    stdin.write_all(b"input\n").await?;
+    drop(stdin);
+    let mut h = f.rt.next_stream(STEP).await.context("no exec session")?;
+    assert!(
+        format!("{:?}", h.kind).contains("cat; exit 3"),
+        "{:?}",
+        h.kind
+    );
+    let mut input = Vec::new();
+    tokio::time::timeout(
+        STEP,
+        h.stdin
+            .as_mut()
+            .context("no stdin")?
+            .read_to_end(&mut input),
+    )
+    .await??;
+    assert_eq!(input, b"input\n");
+    if let Some(o) = h.stdout.as_mut() {
+        o.write_all(b"input\n").await?;
+    }
+    if let Some(e) = h.stderr.as_mut() {
+        e.write_all(b"to stderr\n").await?;
+    }
+    h.finish(3);
+    let out = tokio::time::timeout(STEP, child.wait_with_output()).await??;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(stdout, "input\n", "{stderr}");
+    assert!(stderr.contains("to stderr\n"), "{stderr}");
+    assert!(
+        stderr.contains("command terminated with exit code 3"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let upgrades = s.upgrades.lock().map(|u| u.clone()).unwrap_or_default();
+    assert_eq!(upgrades, ["SPDY/3.1"]);
+    Ok(())
 }

@@ -10,11 +10,13 @@
 //! API server's kubelet client ([`KUBELET_CLIENT_CN`]) or of a member of `system:masters`;
 //! no certificate is 401, another identity 403.
 //!
-//! Not built yet: the SPDY/3.1 upgrade of `/exec` and `/attach` (kubectl's fallback).
+//! `/exec` and `/attach` also take a SPDY/3.1 upgrade (`v5`..`v2.channel.k8s.io`,
+//! [`remotecommand`]), kubectl's fallback.
 
 mod logs;
 pub mod portforward;
 mod query;
+pub mod remotecommand;
 pub mod spdy;
 mod ws;
 
@@ -222,6 +224,9 @@ async fn handle(
         {
             let attach = *kind == "attach";
             let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
+            if portforward::is_spdy_upgrade(req.headers()) {
+                return remotecommand::serve(req, runtime, attach, &ns, &pod, &container).await;
+            }
             ws::serve(req, runtime, attach, &ns, &pod, &container).await
         }
         ["portForward", ns, pod, rest @ ..]

@@ -159,6 +159,68 @@ fn switching(headers: &[(http::header::HeaderName, String)]) -> Response<Body> {
     resp
 }
 
+/// Whether the request is a SPDY/3.1 upgrade (`Connection: Upgrade`, `Upgrade: SPDY/3.1`).
+pub(crate) fn is_spdy_upgrade(headers: &HeaderMap) -> bool {
+    tokens(headers, http::header::CONNECTION)
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("upgrade"))
+        && tokens(headers, http::header::UPGRADE)
+            .iter()
+            .any(|u| u.eq_ignore_ascii_case(SPDY_31))
+}
+
+/// The SPDY upgrade's checks and X-Stream-Protocol-Version negotiation (apimachinery's
+/// httpstream.Handshake: the first of the client's protocols the server speaks).
+pub(crate) fn spdy_handshake(
+    headers: &HeaderMap,
+    supported: &[&'static str],
+) -> Result<&'static str, Box<Response<Body>>> {
+    if !is_spdy_upgrade(headers) {
+        return Err(Box::new(text(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: missing upgrade headers in request",
+        )));
+    }
+    let versions = tokens(headers, "x-stream-protocol-version");
+    if versions.is_empty() {
+        return Err(Box::new(text(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: X-Stream-Protocol-Version is required",
+        )));
+    }
+    if let Some(p) = versions
+        .iter()
+        .find_map(|v| supported.iter().find(|s| *s == v))
+    {
+        return Ok(p);
+    }
+    let mut resp = text(
+        StatusCode::FORBIDDEN,
+        format!(
+            "unable to upgrade: unable to negotiate protocol: client supports {versions:?}, server accepts {supported:?}"
+        ),
+    );
+    for p in supported {
+        resp.headers_mut().append(
+            "x-accepted-stream-protocol-versions",
+            http::HeaderValue::from_static(p),
+        );
+    }
+    Err(Box::new(resp))
+}
+
+/// The 101 of a SPDY upgrade with the negotiated protocol.
+pub(crate) fn spdy_switching(protocol: &str) -> Response<Body> {
+    switching(&[
+        (http::header::CONNECTION, "Upgrade".to_owned()),
+        (http::header::UPGRADE, SPDY_31.to_owned()),
+        (
+            http::header::HeaderName::from_static("x-stream-protocol-version"),
+            protocol.to_owned(),
+        ),
+    ])
+}
+
 fn websocket_headers(accept: &str, proto: Option<&str>) -> Vec<(http::header::HeaderName, String)> {
     let mut h = vec![
         (http::header::UPGRADE, "websocket".to_owned()),
@@ -208,34 +270,8 @@ pub(crate) async fn serve(
             );
         }
     } else {
-        let connection = tokens(headers, http::header::CONNECTION);
-        if !connection.iter().any(|c| c.eq_ignore_ascii_case("upgrade"))
-            || !upgrade.iter().any(|u| u.eq_ignore_ascii_case(SPDY_31))
-        {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "unable to upgrade: missing upgrade headers in request",
-            );
-        }
-        let versions = tokens(headers, "x-stream-protocol-version");
-        if versions.is_empty() {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "unable to upgrade: X-Stream-Protocol-Version is required",
-            );
-        }
-        if !versions.contains(&PROTOCOL) {
-            let mut resp = text(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "unable to upgrade: unable to negotiate protocol: client supports {versions:?}, server accepts [{PROTOCOL:?}]"
-                ),
-            );
-            resp.headers_mut().insert(
-                "x-accepted-stream-protocol-versions",
-                http::HeaderValue::from_static(PROTOCOL),
-            );
-            return resp;
+        if let Err(resp) = spdy_handshake(headers, &[PROTOCOL]) {
+            return *resp;
         }
         Mode::Spdy
     };
@@ -246,14 +282,7 @@ pub(crate) async fn serve(
     };
 
     let resp = match &mode {
-        Mode::Spdy => switching(&[
-            (http::header::CONNECTION, "Upgrade".to_owned()),
-            (http::header::UPGRADE, SPDY_31.to_owned()),
-            (
-                http::header::HeaderName::from_static("x-stream-protocol-version"),
-                PROTOCOL.to_owned(),
-            ),
-        ]),
+        Mode::Spdy => spdy_switching(PROTOCOL),
         Mode::Tunnel(accept) => switching(&websocket_headers(accept, Some(TUNNEL_PROTOCOL))),
         Mode::Channels(accept, proto, _) => switching(&websocket_headers(accept, *proto)),
     };
@@ -315,25 +344,25 @@ async fn find_sandbox(
 }
 
 /// When anything last crossed a connection, for its idle timeout.
-struct Activity {
+pub(crate) struct Activity {
     start: Instant,
     last_ms: AtomicU64,
 }
 
 impl Activity {
-    fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
         })
     }
 
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
-    fn deadline(&self, idle: Duration) -> Instant {
+    pub(crate) fn deadline(&self, idle: Duration) -> Instant {
         self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle
     }
 }
@@ -429,7 +458,7 @@ async fn splice<T: Send + 'static>(
     }
 }
 
-fn data(stream_id: u32, flags: u8, data: Bytes) -> Frame {
+pub(crate) fn data(stream_id: u32, flags: u8, data: Bytes) -> Frame {
     Frame::Data {
         stream_id,
         flags,
@@ -468,35 +497,9 @@ pub(crate) async fn run_spdy<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (mut rd, mut wr) = tokio::io::split(io);
+    let (mut rd, wr) = tokio::io::split(io);
     let activity = Activity::new();
-    let (out, mut out_rx) = mpsc::channel::<Frame>(64);
-    let writer_activity = activity.clone();
-    let writer = tokio::spawn(async move {
-        let mut enc = match Encoder::new() {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(error = %e, "port-forward: SPDY encoder");
-                return;
-            }
-        };
-        let mut buf = Vec::new();
-        while let Some(f) = out_rx.recv().await {
-            buf.clear();
-            let mut ok = enc.encode(&f, &mut buf).is_ok();
-            while let Ok(f) = out_rx.try_recv() {
-                ok &= enc.encode(&f, &mut buf).is_ok();
-            }
-            if !ok {
-                tracing::debug!("port-forward: a frame could not be encoded");
-            }
-            if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
-                break;
-            }
-            writer_activity.touch();
-        }
-        let _ = wr.shutdown().await;
-    });
+    let (out, writer) = spawn_writer(wr, activity.clone());
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
     let mut streams: HashMap<u32, Stream> = HashMap::new();
@@ -576,8 +579,47 @@ pub(crate) async fn run_spdy<S>(
     let _ = writer.await;
 }
 
+/// The task writing a SPDY connection's frames (one encoder, so one header zlib stream, in
+/// the order they were queued); it shuts the connection's write side when every sender
+/// is gone.
+pub(crate) fn spawn_writer<W>(
+    mut wr: W,
+    activity: Arc<Activity>,
+) -> (mpsc::Sender<Frame>, tokio::task::JoinHandle<()>)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (out, mut out_rx) = mpsc::channel::<Frame>(64);
+    let writer = tokio::spawn(async move {
+        let mut enc = match Encoder::new() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "SPDY encoder");
+                return;
+            }
+        };
+        let mut buf = Vec::new();
+        while let Some(f) = out_rx.recv().await {
+            buf.clear();
+            let mut ok = enc.encode(&f, &mut buf).is_ok();
+            while let Ok(f) = out_rx.try_recv() {
+                ok &= enc.encode(&f, &mut buf).is_ok();
+            }
+            if !ok {
+                tracing::debug!("SPDY: a frame could not be encoded");
+            }
+            if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
+                break;
+            }
+            activity.touch();
+        }
+        let _ = wr.shutdown().await;
+    });
+    (out, writer)
+}
+
 /// Stream-id checks of spdystream's checkStreamFrame, and pings answered.
-async fn frame_ok(
+pub(crate) async fn frame_ok(
     frame: Frame,
     next_id: &mut u32,
     gone_away: bool,
