@@ -224,7 +224,9 @@ async fn handle(
         {
             let attach = *kind == "attach";
             let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
-            if portforward::is_spdy_upgrade(req.headers()) {
+            // Anything but a WebSocket is the SPDY path (its handshake refuses the rest
+            // with upstream's messages).
+            if !portforward::is_websocket(req.headers()) {
                 return remotecommand::serve(req, runtime, attach, &ns, &pod, &container).await;
             }
             ws::serve(req, runtime, attach, &ns, &pod, &container).await

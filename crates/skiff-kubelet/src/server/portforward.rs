@@ -159,6 +159,13 @@ fn switching(headers: &[(http::header::HeaderName, String)]) -> Response<Body> {
     resp
 }
 
+/// Whether the request asks for a WebSocket (`Upgrade: websocket`).
+pub(crate) fn is_websocket(headers: &HeaderMap) -> bool {
+    tokens(headers, http::header::UPGRADE)
+        .iter()
+        .any(|u| u.eq_ignore_ascii_case("websocket"))
+}
+
 /// Whether the request is a SPDY/3.1 upgrade (`Connection: Upgrade`, `Upgrade: SPDY/3.1`).
 pub(crate) fn is_spdy_upgrade(headers: &HeaderMap) -> bool {
     tokens(headers, http::header::CONNECTION)
@@ -241,9 +248,7 @@ pub(crate) async fn serve(
     uid: Option<&str>,
 ) -> Response<Body> {
     let headers = req.headers();
-    let upgrade = tokens(headers, http::header::UPGRADE);
-    let is_ws = upgrade.iter().any(|u| u.eq_ignore_ascii_case("websocket"));
-    let mode = if is_ws {
+    let mode = if is_websocket(headers) {
         let Some(key) = headers.get(http::header::SEC_WEBSOCKET_KEY) else {
             return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
         };
@@ -1025,6 +1030,70 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn idle_channel_websocket_is_closed() {
+        let rt = Arc::new(RecordingRuntime::new());
+        let mut pod = k8s_openapi::api::core::v1::Pod::default();
+        pod.metadata.name = Some("web".into());
+        pod.metadata.namespace = Some("default".into());
+        let config = crate::kubelet::sandbox::sandbox_config(&pod, "sb", &Default::default());
+        rt.run_sandbox(config).await.unwrap();
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let idle = Duration::from_secs(60);
+        let ws = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        let runtime: Arc<dyn PodRuntime> = rt.clone();
+        let session = tokio::spawn(run_channels(ws, runtime, "sb".into(), vec![80], idle));
+        let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        // The pod's side stays open and silent, and so does the client.
+        let _pod_side = rt.next_port_forward(Duration::from_secs(5)).await.unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(idle * 10, async {
+            for _ in 0..10 {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(d))) => got.push(d.to_vec()),
+                    _ => break,
+                }
+            }
+        })
+        .await
+        .expect("the idle connection was not closed");
+        assert_eq!(got, [vec![0, 80, 0], vec![1, 80, 0]]);
+        tokio::time::timeout(Duration::from_secs(1), session)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_dial_ends_the_channel_websocket() {
+        let rt = Arc::new(RecordingRuntime::new());
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let idle = Duration::from_secs(60);
+        let ws = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        let runtime: Arc<dyn PodRuntime> = rt.clone();
+        // No such sandbox: the dial fails, yet the connection stays until it is idle.
+        let session = tokio::spawn(run_channels(ws, runtime, "gone".into(), vec![80], idle));
+        let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            match ws.next().await {
+                Some(Ok(Message::Binary(d))) => got.push(d.to_vec()),
+                _ => break,
+            }
+        }
+        assert_eq!(got[0], [0, 80, 0]);
+        assert_eq!(got[1], [1, 80, 0]);
+        assert!(
+            String::from_utf8_lossy(&got[2][1..])
+                .starts_with("error forwarding port 80 to pod gone, uid : "),
+            "{got:?}"
+        );
+        tokio::time::timeout(Duration::from_secs(1), session)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn idle_connection_is_closed_and_incomplete_pairs_time_out() {
         let rt: Arc<dyn PodRuntime> = Arc::new(RecordingRuntime::new());
         let (mut client, server) = tokio::io::duplex(64 * 1024);
@@ -1075,7 +1144,12 @@ mod tests {
             "{got:?}"
         );
         // Then nothing for `idle`: the kubelet ends the connection.
-        let rest = frames_until(&mut client, &mut dec, &mut buf, |_| false).await;
+        let rest = tokio::time::timeout(
+            idle * 10,
+            frames_until(&mut client, &mut dec, &mut buf, |_| false),
+        )
+        .await
+        .expect("the idle connection was not closed");
         assert!(
             rest.iter().any(|f| matches!(f, Frame::GoAway { .. })),
             "{rest:?}"

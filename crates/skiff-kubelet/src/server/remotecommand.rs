@@ -475,6 +475,44 @@ mod tests {
         assert_eq!(v5["reason"], "NonZeroExitCode");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_opens_its_streams_is_dropped() {
+        let rt: Arc<dyn PodRuntime> = Arc::new(skiff_runtime::testing::RecordingRuntime::new());
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let q = StreamQuery::parse("command=ls&stdout=1").unwrap();
+        let session = tokio::spawn(run(server, rt, "c".into(), q, false, V4, IDLE_TIMEOUT));
+        // Only the error stream of the two asked for.
+        let mut wire = Vec::new();
+        super::super::spdy::Encoder::new()
+            .unwrap()
+            .encode(
+                &Frame::SynStream {
+                    stream_id: 1,
+                    associated_to: 0,
+                    priority: 0,
+                    slot: 0,
+                    flags: 0,
+                    headers: Headers::default().with("streamtype", "error"),
+                },
+                &mut wire,
+            )
+            .unwrap();
+        client.write_all(&wire).await.unwrap();
+        let mut got = Vec::new();
+        // Ends (EOF) once the creation timeout passed, without a session.
+        tokio::time::timeout(STREAM_CREATION_TIMEOUT * 2, client.read_to_end(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut buf = BytesMut::from(&got[..]);
+        let frame = Decoder::new().decode(&mut buf).unwrap();
+        assert!(
+            matches!(frame, Some(Frame::SynReply { stream_id: 1, .. })),
+            "{frame:?}"
+        );
+        session.await.unwrap();
+    }
+
     #[test]
     fn resize_messages_split_anywhere() {
         let mut buf = BytesMut::from(&br#"{"Width":80,"Height":24}{"Width":1"#[..]);
