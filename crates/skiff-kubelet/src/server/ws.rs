@@ -110,7 +110,9 @@ pub(crate) async fn serve(
     if !is_ws {
         return text(
             StatusCode::BAD_REQUEST,
-            "unable to upgrade connection: only WebSocket (v4/v5.channel.k8s.io) is served; SPDY is not built yet",
+            // Not reached from the router, which sends every non-WebSocket request to the SPDY
+            // path (remotecommand.rs).
+            "unable to upgrade connection: not a WebSocket request",
         );
     }
     let Some(proto) = headers
