@@ -786,8 +786,18 @@ async fn port_forward_spdy_tunneled_in_websocket() -> Result<()> {
         .await?;
     let mut c = SpdyClient::new(Wire::Ws(Box::new(ws)))?;
     port_forward_session(&f, &mut c).await?;
-    // A normal close ends the tunnel.
     if let Wire::Ws(ws) = &mut c.wire {
+        // WebSocket pings are answered under the tunnel.
+        ws.send(Message::Ping(b"tunnel".to_vec().into())).await?;
+        let mut ponged = false;
+        for _ in 0..100 {
+            if let Message::Pong(p) = next_message(ws).await? {
+                ponged = &p[..] == b"tunnel";
+                break;
+            }
+        }
+        assert!(ponged, "no pong");
+        // A normal close ends the tunnel.
         ws.send(Message::Close(None)).await?;
         for _ in 0..100 {
             match tokio::time::timeout(STEP, ws.next()).await? {
