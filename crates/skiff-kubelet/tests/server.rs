@@ -1105,6 +1105,13 @@ async fn kubectl_port_forward(s: &StandIn, port: u16, websockets: bool) -> Resul
     let mut child = tokio::process::Command::new("/usr/bin/kubectl")
         .arg("--kubeconfig")
         .arg(&s.kubeconfig)
+        // Its discovery and HTTP caches go to the test's directory.
+        .env(
+            "HOME",
+            s.kubeconfig
+                .parent()
+                .unwrap_or(std::path::Path::new("/nonexistent")),
+        )
         .args([
             "port-forward",
             "pod/web",
@@ -1353,6 +1360,13 @@ async fn real_kubectl_exec_over_spdy() -> Result<()> {
     let child = tokio::process::Command::new("/usr/bin/kubectl")
         .arg("--kubeconfig")
         .arg(&s.kubeconfig)
+        // Its discovery and HTTP caches go to the test's directory.
+        .env(
+            "HOME",
+            s.kubeconfig
+                .parent()
+                .unwrap_or(std::path::Path::new("/nonexistent")),
+        )
         .args([
             "exec",
             "-i",
