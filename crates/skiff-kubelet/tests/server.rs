@@ -1428,3 +1428,68 @@ async fn real_kubectl_exec_over_spdy() -> Result<()> {
     assert_eq!(upgrades, ["SPDY/3.1"]);
     Ok(())
 }
+
+/// 16 MiB each way through the real kubectl and the kubelet at once, compared byte for
+/// byte (prints the rate for the record; asserts only the bytes).
+async fn real_kubectl_bulk(websockets: bool) -> Result<()> {
+    if !std::path::Path::new("/usr/bin/kubectl").exists() {
+        eprintln!("SKIPPED: /usr/bin/kubectl is not installed");
+        return Ok(());
+    }
+    const N: usize = 16 << 20;
+    let f = Fixture::new().await?;
+    with_sandbox(&f).await?;
+    let s = stand_in(&f).await?;
+    let mut k = kubectl_port_forward(&s, 8080, websockets).await?;
+    let local = TcpStream::connect(("127.0.0.1", k.local_port)).await?;
+    // kubectl opens the streams when it accepts the connection.
+    let pod = forwards(&f, 1).await?.remove(0).conn;
+    let pattern = |seed: u32| -> Vec<u8> {
+        (0..N as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
+            .collect()
+    };
+    let (up, down) = (pattern(1), pattern(2));
+    let started = std::time::Instant::now();
+    let (mut lr, mut lw) = local.into_split();
+    let (mut pr, mut pw) = pod.into_split();
+    let up_send = up.clone();
+    let down_send = down.clone();
+    let send_up = tokio::spawn(async move { lw.write_all(&up_send).await.map(|_| lw) });
+    let send_down = tokio::spawn(async move { pw.write_all(&down_send).await.map(|_| pw) });
+    let mut got_up = vec![0u8; N];
+    let mut got_down = vec![0u8; N];
+    let (a, b) = tokio::join!(
+        tokio::time::timeout(STEP * 6, pr.read_exact(&mut got_up)),
+        tokio::time::timeout(STEP * 6, lr.read_exact(&mut got_down)),
+    );
+    a??;
+    b??;
+    let elapsed = started.elapsed();
+    let _ = send_up.await?;
+    let _ = send_down.await?;
+    assert!(got_up == up, "the bytes to the pod differ");
+    assert!(got_down == down, "the bytes from the pod differ");
+    eprintln!(
+        "port-forward ({}): 2 x {} MiB in {:?}",
+        if websockets {
+            "websocket tunnel"
+        } else {
+            "spdy"
+        },
+        N >> 20,
+        elapsed
+    );
+    let _ = k.child.kill().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn real_kubectl_port_forward_bulk_over_websocket_tunnel() -> Result<()> {
+    real_kubectl_bulk(true).await
+}
+
+#[tokio::test]
+async fn real_kubectl_port_forward_bulk_over_spdy() -> Result<()> {
+    real_kubectl_bulk(false).await
+}
