@@ -14,6 +14,7 @@
 
 pub mod actions;
 pub mod sandbox;
+pub mod static_pods;
 pub mod users;
 pub mod view;
 pub mod worker;
