@@ -474,9 +474,13 @@ const SANDBOX: &str = "sb-web";
 
 /// The pod `default/web` gets a ready sandbox.
 async fn with_sandbox(f: &Fixture) -> Result<()> {
+    sandbox_for(f, SANDBOX, "web").await
+}
+
+async fn sandbox_for(f: &Fixture, id: &str, pod: &str) -> Result<()> {
     f.rt.run_sandbox(SandboxConfig {
-        id: SANDBOX.into(),
-        pod_name: "web".into(),
+        id: id.into(),
+        pod_name: pod.into(),
         pod_namespace: "default".into(),
         pod_uid: "uid-1".into(),
         hostname: "web".into(),
@@ -919,6 +923,16 @@ async fn port_forward_refusals() -> Result<()> {
         head.contains("x-accepted-stream-protocol-versions: portforward.k8s.io"),
         "{head}"
     );
+    // A pod whose only sandbox is not ready (its namespace is gone).
+    sandbox_for(&f, "sb-down", "down").await?;
+    f.rt.set_sandbox_not_ready("sb-down");
+    let mut tls = f.connect(Some((KUBELET_CLIENT_CN, &[]))).await?;
+    let head = raw_request(
+        &mut tls,
+        &spdy_head("/portForward/default/down", "portforward.k8s.io"),
+    )
+    .await?;
+    assert_eq!(status(&head), "500", "{head}");
     // No upgrade at all; a channel WebSocket without ports.
     assert_eq!(f.get("/portForward/default/web").await?.0, 400);
     assert!(f

@@ -33,6 +33,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use skiff_runtime::cri::PodRuntime;
+use skiff_runtime::sandbox::SandboxState;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -339,13 +340,17 @@ async fn find_sandbox(
     if mine.is_empty() {
         return Err(text(StatusCode::NOT_FOUND, "pod not found"));
     }
-    match mine.iter().find(|s| s.ready) {
-        Some(s) => Ok(s.id.clone()),
-        None => Err(text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("sandbox container {:?} is not running", mine[0].id),
-        )),
+    // Ready as CRI's sandbox status says (a set-up sandbox whose namespace is gone is not).
+    for s in mine.iter().filter(|s| s.ready) {
+        if let Ok(Some((_, SandboxState::Ready))) = runtime.sandbox_status(&s.id).await {
+            return Ok(s.id.clone());
+        }
     }
+    // containerd's PortForward refusal.
+    Err(text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "sandbox container is not running",
+    ))
 }
 
 /// When anything last crossed a connection, for its idle timeout.
