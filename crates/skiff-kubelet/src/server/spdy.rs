@@ -829,6 +829,70 @@ mod tests {
     }
 
     #[test]
+    fn mutated_input_never_panics() {
+        // Valid frames of every kind, then many copies with bytes flipped, cut or inserted
+        // (a deterministic xorshift): decoding ends in frames, `None` or an error.
+        let mut enc = Encoder::new().unwrap();
+        let mut wire = Vec::new();
+        let h = Headers::default()
+            .with("streamtype", "data")
+            .with("port", "8080");
+        for f in [
+            Frame::SynStream {
+                stream_id: 1,
+                associated_to: 0,
+                priority: 0,
+                slot: 0,
+                flags: 0,
+                headers: h.clone(),
+            },
+            Frame::SynReply {
+                stream_id: 1,
+                flags: 0,
+                headers: h,
+            },
+            Frame::Settings {
+                flags: 0,
+                entries: vec![(0, 7, 1)],
+            },
+            Frame::Ping { id: 3 },
+            Frame::Data {
+                stream_id: 1,
+                flags: 0,
+                data: bytes::Bytes::from_static(b"payload"),
+            },
+        ] {
+            enc.encode(&f, &mut wire).unwrap();
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..5000 {
+            let mut m = wire.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() as usize) % m.len();
+                match next() % 3 {
+                    0 => m[i] = next() as u8,
+                    1 => m.truncate(i.max(1)),
+                    _ => m.insert(i, next() as u8),
+                }
+            }
+            let mut buf = BytesMut::from(&m[..]);
+            let mut d = Decoder::new();
+            for _ in 0..64 {
+                match d.decode(&mut buf) {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+
+    #[test]
     fn bad_input_is_an_error() {
         let mut d = Decoder::new();
         let cases: &[&str] = &[
