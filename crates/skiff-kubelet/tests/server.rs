@@ -939,6 +939,17 @@ async fn port_forward_refusals() -> Result<()> {
         .ws("/portForward/default/web", "v4.channel.k8s.io")
         .await
         .is_err());
+    // The base64 channel protocol is negotiated.
+    let mut ws = f
+        .ws(
+            "/portForward/default/web?port=1",
+            "v4.base64.channel.k8s.io",
+        )
+        .await?;
+    let Message::Text(first) = next_message(&mut ws).await? else {
+        anyhow::bail!("not a text message");
+    };
+    assert_eq!(first.as_str(), "0AQA=", "channel 0, port 1 little-endian");
     // The uid form reaches the same pod.
     let mut tls = f.connect(Some((KUBELET_CLIENT_CN, &[]))).await?;
     let head = raw_request(

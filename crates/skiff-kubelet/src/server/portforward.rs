@@ -13,7 +13,8 @@
 //!   same SPDY session carried as a byte stream in binary messages, as the API server's
 //!   util/proxy/streamtunnel.go and client-go's tunneling_connection.go do (a message is
 //!   any slice of the stream; a normal close is the end).
-//! - A WebSocket `v4.channel.k8s.io` (or no subprotocol) with `?port=8080&port=9090` (the
+//! - A WebSocket `v4.channel.k8s.io` (`v4.base64.channel.k8s.io`: text messages, base64
+//!   payloads; or no subprotocol) with `?port=8080&port=9090` (the
 //!   API server's form; `ports=8080,9090`, the PodPortForwardOptions name, is taken too):
 //!   upstream's websocket.go, channels `2i` (data) and `2i+1` (error) per port, each of
 //!   them opened by a message carrying the port as 2 bytes little-endian.
@@ -54,6 +55,8 @@ pub const SPDY_31: &str = "SPDY/3.1";
 pub const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
 /// The channel WebSocket subprotocol (websocket.go's v4 binary).
 pub const V4: &str = "v4.channel.k8s.io";
+/// Its text form: a message is `'0' + channel` then the data in base64.
+pub const V4_BASE64: &str = "v4.base64.channel.k8s.io";
 /// The kubelet's default streaming connection idle timeout.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
 /// The kubelet's default stream creation timeout.
@@ -98,6 +101,48 @@ pub fn channel_message(channel: u8, data: &[u8]) -> Vec<u8> {
     v.push(channel);
     v.extend_from_slice(data);
     v
+}
+
+/// How channel messages are framed: binary (`v4.channel.k8s.io`, or no subprotocol) or
+/// text with base64 payloads (`v4.base64.channel.k8s.io`), as wsstream's channel.go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Binary,
+    Base64,
+}
+
+impl Encoding {
+    pub fn message(self, channel: u8, data: &[u8]) -> Message {
+        use base64::Engine as _;
+        match self {
+            Encoding::Binary => Message::Binary(Bytes::from(channel_message(channel, data))),
+            Encoding::Base64 => {
+                let mut t = String::with_capacity(data.len() * 4 / 3 + 4);
+                t.push(char::from(b'0'.wrapping_add(channel)));
+                base64::engine::general_purpose::STANDARD.encode_string(data, &mut t);
+                Message::Text(t.into())
+            }
+        }
+    }
+
+    /// A client message's channel and data (None for other messages and bad ones).
+    pub fn parse(self, msg: &Message) -> Option<(u8, Vec<u8>)> {
+        use base64::Engine as _;
+        match (self, msg) {
+            (Encoding::Binary, Message::Binary(d)) => {
+                let (&ch, rest) = d.split_first()?;
+                Some((ch, rest.to_vec()))
+            }
+            (Encoding::Base64, Message::Text(t)) => {
+                let (&ch, rest) = t.as_bytes().split_first()?;
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(rest)
+                    .ok()?;
+                Some((ch.wrapping_sub(b'0'), data))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The data and error channels of the `i`-th port (None past the 128 pairs a byte holds).
@@ -257,7 +302,7 @@ pub(crate) async fn serve(
         let offered = tokens(headers, http::header::SEC_WEBSOCKET_PROTOCOL);
         if offered.contains(&TUNNEL_PROTOCOL) {
             Mode::Tunnel(accept)
-        } else if offered.is_empty() || offered.contains(&V4) {
+        } else if offered.is_empty() || offered.contains(&V4) || offered.contains(&V4_BASE64) {
             let ports = match parse_ports(req.uri().query().unwrap_or_default()) {
                 Ok(p) => p,
                 Err(e) => return text(StatusCode::BAD_REQUEST, e),
@@ -265,13 +310,19 @@ pub(crate) async fn serve(
             if channels(ports.len().saturating_sub(1)).is_none() {
                 return text(StatusCode::BAD_REQUEST, "too many ports");
             }
-            let proto = (!offered.is_empty()).then_some(V4);
+            let proto = if offered.contains(&V4) {
+                Some(V4)
+            } else if offered.contains(&V4_BASE64) {
+                Some(V4_BASE64)
+            } else {
+                None
+            };
             Mode::Channels(accept, proto, ports)
         } else {
             return text(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "unable to upgrade websocket connection: none of the offered subprotocols {offered:?} is supported ({TUNNEL_PROTOCOL}, {V4})"
+                    "unable to upgrade websocket connection: none of the offered subprotocols {offered:?} is supported ({TUNNEL_PROTOCOL}, {V4}, {V4_BASE64})"
                 ),
             );
         }
@@ -306,9 +357,14 @@ pub(crate) async fn serve(
                 let ws = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
                 run_spdy(tunnel(ws), runtime, sandbox, IDLE_TIMEOUT).await
             }
-            Mode::Channels(_, _, ports) => {
+            Mode::Channels(_, proto, ports) => {
                 let ws = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
-                run_channels(ws, runtime, sandbox, ports, IDLE_TIMEOUT).await
+                let encoding = if proto == Some(V4_BASE64) {
+                    Encoding::Base64
+                } else {
+                    Encoding::Binary
+                };
+                run_channels(ws, runtime, sandbox, ports, encoding, IDLE_TIMEOUT).await
             }
         }
     });
@@ -863,6 +919,7 @@ pub(crate) async fn run_channels<S>(
     runtime: Arc<dyn PodRuntime>,
     sandbox: String,
     ports: Vec<u16>,
+    encoding: Encoding,
     idle: Duration,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -889,8 +946,7 @@ pub(crate) async fn run_channels<S>(
         };
         // Each channel starts with its port, little-endian.
         for ch in [data_ch, error_ch] {
-            let msg = channel_message(ch, &port.to_le_bytes());
-            let _ = out.send(Message::Binary(Bytes::from(msg))).await;
+            let _ = out.send(encoding.message(ch, &port.to_le_bytes())).await;
         }
         let (tx, rx) = mpsc::channel::<Bytes>(16);
         inputs.push(tx);
@@ -899,12 +955,11 @@ pub(crate) async fn run_channels<S>(
             match runtime.port_forward(&sandbox, port).await {
                 Err(e) => {
                     let msg = forward_error(port, &sandbox, &e.to_string());
-                    let m = channel_message(error_ch, msg.as_bytes());
-                    let _ = out.send(Message::Binary(Bytes::from(m))).await;
+                    let _ = out.send(encoding.message(error_ch, msg.as_bytes())).await;
                 }
                 Ok(conn) => {
                     splice(conn, rx, out, move |b| {
-                        b.map(|b| Message::Binary(Bytes::from(channel_message(data_ch, &b))))
+                        b.map(|b| encoding.message(data_ch, &b))
                     })
                     .await
                 }
@@ -916,16 +971,14 @@ pub(crate) async fn run_channels<S>(
             msg = incoming.next() => {
                 let Some(Ok(msg)) = msg else { break };
                 activity.touch();
-                let d = match msg {
-                    Message::Binary(d) => d,
-                    Message::Close(_) => break,
-                    _ => continue,
-                };
-                let Some((&ch, payload)) = d.split_first() else { continue };
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+                let Some((ch, payload)) = encoding.parse(&msg) else { continue };
                 // Only data channels take input; the error channels are write-only.
                 if ch % 2 == 0 {
                     if let Some(tx) = inputs.get(usize::from(ch / 2)) {
-                        let _ = tx.send(Bytes::copy_from_slice(payload)).await;
+                        let _ = tx.send(Bytes::from(payload)).await;
                     }
                 }
             }
@@ -981,6 +1034,20 @@ mod tests {
         // 8080 = 0x1f90, little-endian after the channel byte.
         assert_eq!(channel_message(1, &8080u16.to_le_bytes()), [1, 0x90, 0x1f]);
         assert_eq!(channel_message(2, b"hi"), b"\x02hi");
+        // The base64 form: '0' + channel, then the data.
+        let m = Encoding::Base64.message(1, &8080u16.to_le_bytes());
+        assert_eq!(m, Message::Text("1kB8=".into()));
+        assert_eq!(Encoding::Base64.parse(&m), Some((1, vec![0x90, 0x1f])));
+        assert_eq!(
+            Encoding::Base64.parse(&Message::Text("0aGk=".into())),
+            Some((0, b"hi".to_vec()))
+        );
+        assert_eq!(Encoding::Base64.parse(&Message::Text("0!!".into())), None);
+        assert_eq!(Encoding::Binary.parse(&Message::Text("0aGk=".into())), None);
+        assert_eq!(
+            Encoding::Binary.parse(&Encoding::Binary.message(4, b"x")),
+            Some((4, b"x".to_vec()))
+        );
     }
 
     #[test]
@@ -1046,7 +1113,14 @@ mod tests {
         let idle = Duration::from_secs(60);
         let ws = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
         let runtime: Arc<dyn PodRuntime> = rt.clone();
-        let session = tokio::spawn(run_channels(ws, runtime, "sb".into(), vec![80], idle));
+        let session = tokio::spawn(run_channels(
+            ws,
+            runtime,
+            "sb".into(),
+            vec![80],
+            Encoding::Binary,
+            idle,
+        ));
         let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         // The pod's side stays open and silent, and so does the client.
         let _pod_side = rt.next_port_forward(Duration::from_secs(5)).await.unwrap();
@@ -1076,19 +1150,28 @@ mod tests {
         let ws = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
         let runtime: Arc<dyn PodRuntime> = rt.clone();
         // No such sandbox: the dial fails, yet the connection stays until it is idle.
-        let session = tokio::spawn(run_channels(ws, runtime, "gone".into(), vec![80], idle));
+        let session = tokio::spawn(run_channels(
+            ws,
+            runtime,
+            "gone".into(),
+            vec![80],
+            Encoding::Base64,
+            idle,
+        ));
         let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         let mut got = Vec::new();
+        // In base64 text messages this time.
         for _ in 0..10 {
             match ws.next().await {
-                Some(Ok(Message::Binary(d))) => got.push(d.to_vec()),
+                Some(Ok(m @ Message::Text(_))) => got.push(Encoding::Base64.parse(&m).unwrap()),
                 _ => break,
             }
         }
-        assert_eq!(got[0], [0, 80, 0]);
-        assert_eq!(got[1], [1, 80, 0]);
+        assert_eq!(got[0], (0, vec![80, 0]));
+        assert_eq!(got[1], (1, vec![80, 0]));
+        assert_eq!(got[2].0, 1);
         assert!(
-            String::from_utf8_lossy(&got[2][1..])
+            String::from_utf8_lossy(&got[2].1)
                 .starts_with("error forwarding port 80 to pod gone, uid : "),
             "{got:?}"
         );
