@@ -337,6 +337,11 @@ impl Worker {
                 },
             )
         });
+        // kube-rs's recorder makes one series of events with the same action, whatever
+        // their note; upstream's kubelet keeps events with different messages apart
+        // (`Failed: Failed to pull image ...` and `Failed: Error: ErrImagePull`), so the
+        // action carries a digest of the note: a repeated message still counts up.
+        let action = format!("{reason}-{:08x}", note_digest(&note));
         let event = Event {
             type_: if warning {
                 EventType::Warning
@@ -345,7 +350,7 @@ impl Worker {
             },
             reason: reason.to_owned(),
             note: Some(note),
-            action: reason.to_owned(),
+            action,
             secondary: None,
         };
         if let Err(e) = recorder.publish(&event, &pod.object_ref(&())).await {
@@ -469,6 +474,15 @@ impl Worker {
         let key = format!("{}/{image}", self.uid);
         let t = now();
         if self.image_backoff.in_backoff_since(&key, t, t) {
+            self.event(
+                pod,
+                false,
+                "BackOff",
+                format!("Back-off pulling image \"{image}\""),
+            )
+            .await;
+            self.event(pod, true, "Failed", "Error: ImagePullBackOff".into())
+                .await;
             self.waiting.insert(
                 container.name.clone(),
                 WaitingReason {
@@ -1048,4 +1062,11 @@ mod tests {
         pod.metadata.deletion_grace_period_seconds = Some(1);
         assert_eq!(pod_grace(&pod), Duration::from_secs(1));
     }
+}
+
+/// A short, stable digest of an event's note (FNV-1a), to tell messages apart.
+fn note_digest(note: &str) -> u32 {
+    note.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
