@@ -1329,6 +1329,12 @@ mod tests {
             rt.port_forward("missing", 80).await,
             Err(CriError::NotFound(_))
         ));
+        rt.refuse_port(81);
+        match rt.port_forward("sb", 81).await {
+            Err(CriError::Other(m)) => assert!(m.contains("connection refused"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(rt.port_forward("sb", 82).await.is_ok());
         rt.exit("c", 0);
         assert!(rt.attach("c", StreamRequest::default()).await.is_err());
     }
