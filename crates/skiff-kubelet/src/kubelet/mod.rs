@@ -6,11 +6,21 @@
 //! - [`view`]: the runtime's records of a pod as the pure core reads them.
 //! - [`users`]: the image's passwd/group files for `runAsUser` names.
 //! - [`worker`]: one task per pod: sync, start, status, termination.
+//! - [`static_pods`]: the manifest directory's pods and their mirror pods, pure.
 //!
 //! [`run`] is the pod manager: it watches the node's pods (`spec.nodeName=<node>`), keeps a
 //! worker per pod uid, and relists the runtime every second (upstream's PLEG) to wake the
 //! workers whose containers changed. After the first list it removes what the runtime has
 //! of pods the API no longer has (a restart that missed their deletion).
+//!
+//! [`run_with_manifests`] adds the static pods (upstream's `pod_manager.go` merge of
+//! sources): the desired set is the API's pods of the node and the manifest directory's,
+//! read before the API is watched (so a restart adopts their containers, with or without an
+//! API server) and again every second. A mirror pod in the API is not a pod to run: it goes
+//! to the worker of the static pod of the same name, which keeps it in line. A static pod
+//! gone from the directory is terminated as a deleted pod; a new version of it (an edited
+//! manifest: a new UID) starts once the old one has terminated, as upstream's pod workers
+//! do for static pods of one full name.
 
 pub mod actions;
 pub mod sandbox;
@@ -20,12 +30,14 @@ pub mod view;
 pub mod worker;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::{watcher, WatchStreamExt};
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -42,6 +54,11 @@ struct Entry {
     pod: watch::Sender<Option<Arc<Pod>>>,
     wake: Arc<Notify>,
     probe_events: mpsc::UnboundedSender<ProbeEvent>,
+    /// A static pod's mirror pod in the API (always None for API pods).
+    mirror: watch::Sender<Option<Arc<Pod>>>,
+    /// `namespace/name` (empty for a cleanup worker).
+    full_name: String,
+    is_static: bool,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -50,10 +67,20 @@ struct Manager {
     workers: HashMap<String, Entry>,
     /// Per pod uid, a digest of its containers' states at the last relist.
     seen: HashMap<String, Vec<(String, String)>>,
+    /// The static pods wanted now, by uid.
+    statics: BTreeMap<String, Arc<Pod>>,
+    /// The mirror pods in the API, by full name.
+    mirrors: HashMap<String, Arc<Pod>>,
+    /// Whether the API's pods were listed once (orphaned mirrors can be told then).
+    api_synced: bool,
 }
 
 impl Manager {
     fn update(&mut self, pod: Pod) {
+        if static_pods::is_mirror(&pod) {
+            self.mirror_update(pod);
+            return;
+        }
         let Some(uid) = pod.metadata.uid.clone() else {
             return;
         };
@@ -66,7 +93,18 @@ impl Manager {
     }
 
     fn spawn(&mut self, uid: String, pod: Option<Arc<Pod>>) {
+        let full_name = pod
+            .as_deref()
+            .map(static_pods::full_name)
+            .unwrap_or_default();
+        let is_static = pod.as_deref().is_some_and(static_pods::is_static);
+        let mirror = if is_static {
+            self.mirrors.get(&full_name).cloned()
+        } else {
+            None
+        };
         let (tx, rx) = watch::channel(pod);
+        let (mirror_tx, mirror_rx) = watch::channel(mirror);
         let wake = Arc::new(Notify::new());
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         let worker = Worker::new(self.shared.clone(), uid.clone());
@@ -74,6 +112,7 @@ impl Manager {
             pod: rx,
             wake: wake.clone(),
             probe_events: probe_rx,
+            mirror: mirror_rx,
         }));
         self.workers.insert(
             uid,
@@ -81,9 +120,116 @@ impl Manager {
                 pod: tx,
                 wake,
                 probe_events: probe_tx,
+                mirror: mirror_tx,
+                full_name,
+                is_static,
                 task,
             },
         );
+    }
+
+    /// The static pods read from the directory now: new ones start (once an older version
+    /// of the same name has terminated), changed ones are updated, gone ones terminate.
+    fn set_statics(&mut self, now: BTreeMap<String, Pod>) {
+        let removed: Vec<String> = self
+            .statics
+            .keys()
+            .filter(|u| !now.contains_key(*u))
+            .cloned()
+            .collect();
+        for uid in removed {
+            let Some(pod) = self.statics.remove(&uid) else {
+                continue;
+            };
+            if let Some(e) = self.workers.get(&uid) {
+                tracing::info!(pod = %e.full_name, pod_uid = %uid, "static pod removed: terminating it");
+                e.pod.send_replace(Some(Arc::new(deleting(&pod))));
+            }
+        }
+        for (uid, pod) in now {
+            let pod = Arc::new(pod);
+            if let Some(e) = self.workers.get(&uid) {
+                if self.statics.get(&uid) != Some(&pod) {
+                    e.pod.send_replace(Some(pod.clone()));
+                }
+            }
+            self.statics.insert(uid, pod);
+        }
+        self.start_statics();
+    }
+
+    /// Starts a worker for each wanted static pod without one, unless a worker of another
+    /// pod with its full name still runs (an older version terminating).
+    fn start_statics(&mut self) {
+        self.workers.retain(|_, e| !e.task.is_finished());
+        let waiting: Vec<(String, Arc<Pod>)> = self
+            .statics
+            .iter()
+            .filter(|(uid, _)| !self.workers.contains_key(*uid))
+            .map(|(u, p)| (u.clone(), p.clone()))
+            .collect();
+        for (uid, pod) in waiting {
+            let name = static_pods::full_name(&pod);
+            if self.workers.values().any(|e| e.full_name == name) {
+                continue;
+            }
+            tracing::info!(pod = %name, pod_uid = %uid, "starting a static pod");
+            self.spawn(uid, Some(pod));
+        }
+    }
+
+    /// A mirror pod added or changed in the API: to its static pod's worker(s), or deleted
+    /// when no static pod has its name.
+    fn mirror_update(&mut self, pod: Pod) {
+        let name = static_pods::full_name(&pod);
+        let pod = Arc::new(pod);
+        self.mirrors.insert(name.clone(), pod.clone());
+        for e in self.workers.values().filter(|e| e.full_name == name) {
+            e.mirror.send_replace(Some(pod.clone()));
+        }
+        if self.api_synced {
+            self.delete_if_orphaned(&pod);
+        }
+    }
+
+    fn mirror_gone(&mut self, pod: &Pod) {
+        let name = static_pods::full_name(pod);
+        let same = self
+            .mirrors
+            .get(&name)
+            .is_some_and(|m| m.metadata.uid == pod.metadata.uid);
+        if !same {
+            return;
+        }
+        self.mirrors.remove(&name);
+        for e in self.workers.values().filter(|e| e.full_name == name) {
+            e.mirror.send_replace(None);
+        }
+    }
+
+    /// Deletes a mirror pod no static pod wants (upstream's orphaned mirror pods in
+    /// `HandlePodCleanups`).
+    fn delete_if_orphaned(&self, mirror: &Arc<Pod>) {
+        let name = static_pods::full_name(mirror);
+        let wanted = self
+            .statics
+            .values()
+            .any(|p| static_pods::full_name(p) == name)
+            || self
+                .workers
+                .values()
+                .any(|e| e.is_static && e.full_name == name);
+        if wanted {
+            return;
+        }
+        tracing::info!(pod = %name, "deleting an orphaned mirror pod");
+        let client = self.shared.client.clone();
+        let mirror = mirror.clone();
+        tokio::spawn(async move {
+            if let Err(e) = delete_mirror(&client, &mirror).await {
+                tracing::warn!(pod = %name, error = %e, "deleting an orphaned mirror pod");
+            }
+        });
     }
 
     fn probe_event(&mut self, e: ProbeEvent) {
@@ -93,7 +239,7 @@ impl Manager {
     }
 
     fn gone(&mut self, uid: &str) {
-        if let Some(e) = self.workers.get(uid) {
+        if let Some(e) = self.workers.get(uid).filter(|e| !e.is_static) {
             e.pod.send_replace(None);
         }
     }
@@ -156,11 +302,62 @@ impl Manager {
     }
 }
 
+/// A static pod as its worker sees it once removed: deleted now, with its grace period.
+fn deleting(pod: &Pod) -> Pod {
+    let mut p = pod.clone();
+    p.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+    p.metadata.deletion_grace_period_seconds = Some(
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30),
+    );
+    p
+}
+
+/// Deletes a mirror pod at once, if it is still the one given (`DeleteMirrorPod` with its
+/// UID as precondition). Gone already, or replaced: nothing to do.
+pub(crate) async fn delete_mirror(client: &kube::Client, mirror: &Pod) -> Result<(), kube::Error> {
+    let api: Api<Pod> = Api::namespaced(
+        client.clone(),
+        mirror.metadata.namespace.as_deref().unwrap_or("default"),
+    );
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: mirror.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api
+        .delete(mirror.metadata.name.as_deref().unwrap_or(""), &params)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs the node's pods until the future is dropped. `probe_events` is the receiving end of
 /// the channel `shared.probes` was made with. Dropping it leaves every container
 /// running (a restarted kubelet adopts them).
-pub async fn run(shared: Shared, mut probe_events: mpsc::UnboundedReceiver<ProbeEvent>) {
+pub async fn run(shared: Shared, probe_events: mpsc::UnboundedReceiver<ProbeEvent>) {
+    run_with_manifests(shared, probe_events, None).await;
+}
+
+/// [`run`], plus the static pods of the manifest directory `manifests`.
+pub async fn run_with_manifests(
+    shared: Shared,
+    mut probe_events: mpsc::UnboundedReceiver<ProbeEvent>,
+    manifests: Option<PathBuf>,
+) {
     let shared = Arc::new(shared);
+    let mut source = manifests.map(|dir| {
+        tracing::info!(path = %dir.display(), "watching the pod manifest path for static pods");
+        static_pods::FileSource::new(dir, shared.node_name.clone())
+    });
     let api: Api<Pod> = Api::all(shared.client.clone());
     let selector = format!("spec.nodeName={}", shared.node_name);
     let stream = watcher(api, watcher::Config::default().fields(&selector)).default_backoff();
@@ -169,8 +366,17 @@ pub async fn run(shared: Shared, mut probe_events: mpsc::UnboundedReceiver<Probe
         shared,
         workers: HashMap::new(),
         seen: HashMap::new(),
+        statics: BTreeMap::new(),
+        mirrors: HashMap::new(),
+        api_synced: false,
     };
+    // The static pods first: they run without the API, and the orphan cleanup after the
+    // first list must know them.
+    if let Some(src) = source.as_mut() {
+        m.set_statics(src.scan(&seen_now()));
+    }
     let mut listing: Option<Vec<String>> = None;
+    let mut mirrors_listed: Vec<String> = Vec::new();
     let mut tick = tokio::time::interval(RELIST);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -178,21 +384,43 @@ pub async fn run(shared: Shared, mut probe_events: mpsc::UnboundedReceiver<Probe
             event = stream.next() => {
                 let Some(event) = event else { return };
                 match event {
-                    Ok(watcher::Event::Init) => listing = Some(Vec::new()),
+                    Ok(watcher::Event::Init) => {
+                        listing = Some(Vec::new());
+                        mirrors_listed.clear();
+                    }
                     Ok(watcher::Event::InitApply(pod)) => {
                         if let (Some(l), Some(uid)) = (listing.as_mut(), pod.metadata.uid.clone()) {
                             l.push(uid);
                         }
+                        if static_pods::is_mirror(&pod) {
+                            mirrors_listed.push(static_pods::full_name(&pod));
+                        }
                         m.update(pod);
                     }
                     Ok(watcher::Event::InitDone) => {
-                        let known = listing.take().unwrap_or_default();
+                        let mut known = listing.take().unwrap_or_default();
+                        known.extend(m.statics.keys().cloned());
+                        // Mirror pods deleted while the watch was down.
+                        let gone: Vec<Arc<Pod>> = m
+                            .mirrors
+                            .iter()
+                            .filter(|(name, _)| !mirrors_listed.contains(name))
+                            .map(|(_, p)| p.clone())
+                            .collect();
+                        for p in gone {
+                            m.mirror_gone(&p);
+                        }
+                        m.api_synced = true;
+                        let listed: Vec<Arc<Pod>> = m.mirrors.values().cloned().collect();
+                        for p in listed {
+                            m.delete_if_orphaned(&p);
+                        }
                         // Pods deleted while the watch was down: their workers clean up.
                         let stale: Vec<String> = m
                             .workers
-                            .keys()
-                            .filter(|u| !known.contains(u))
-                            .cloned()
+                            .iter()
+                            .filter(|(u, e)| !e.is_static && !known.contains(u))
+                            .map(|(u, _)| u.clone())
                             .collect();
                         for uid in stale {
                             m.gone(&uid);
@@ -207,15 +435,28 @@ pub async fn run(shared: Shared, mut probe_events: mpsc::UnboundedReceiver<Probe
                     }
                     Ok(watcher::Event::Apply(pod)) => m.update(pod),
                     Ok(watcher::Event::Delete(pod)) => {
-                        if let Some(uid) = pod.metadata.uid.as_deref() {
+                        if static_pods::is_mirror(&pod) {
+                            m.mirror_gone(&pod);
+                        } else if let Some(uid) = pod.metadata.uid.as_deref() {
                             m.gone(uid);
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "watching the node's pods"),
                 }
             }
-            _ = tick.tick() => m.relist().await,
+            _ = tick.tick() => {
+                if let Some(src) = source.as_mut() {
+                    m.set_statics(src.scan(&seen_now()));
+                }
+                m.relist().await;
+            }
             Some(e) = probe_events.recv() => m.probe_event(e),
         }
     }
+}
+
+/// `kubernetes.io/config.seen`'s format: RFC 3339 with nanoseconds, as Go's `RFC3339Nano`.
+fn seen_now() -> String {
+    // jiff prints only the fraction's significant digits, as Go does.
+    k8s_openapi::jiff::Timestamp::now().to_string()
 }

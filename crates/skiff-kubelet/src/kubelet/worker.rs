@@ -4,16 +4,22 @@
 //! do, does it, and posts the status [`generate_pod_status`] makes. A deleted pod is
 //! terminated (containers stopped within the grace period, sandbox and cgroup removed) and
 //! then removed from the API with grace 0, as upstream's status manager does.
+//!
+//! A static pod's worker also keeps its mirror pod (`SyncPod`'s mirror pod part, with
+//! [`static_pods::mirror_action`]): created when missing, deleted and created again when it
+//! is being deleted or mirrors another version; the status goes to the mirror pod (none
+//! while there is no mirror: the pod runs all the same). A removed static pod terminates as
+//! a deleted pod, then its mirror pod is deleted.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodStatus, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Node, Pod, PodStatus, Secret, Service};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Resource;
 use skiff_runtime::cri::{ContainerMeta, ImageInfo, PodCgroup, PodRuntime};
@@ -23,6 +29,7 @@ use tokio::sync::{watch, Notify};
 
 use super::actions::{compute_pod_actions, PodActions, PodView, SandboxView};
 use super::sandbox::{sandbox_config, SandboxSettings};
+use super::static_pods::{self, MirrorAction};
 use super::users::EtcFiles;
 use super::view::{observe, KIND_LABEL, TERMINATION_MESSAGE_PATH_LABEL};
 use crate::pods::backoff::CrashLoopBackOff;
@@ -95,6 +102,10 @@ pub struct Worker {
     /// Starts the runtime refused (StartError): the runtime keeps nothing of them.
     failed_starts: Vec<ObservedContainer>,
     last_status: Option<PodStatus>,
+    /// The pod uid `last_status` was posted to (a static pod's: its mirror pod's).
+    posted_to: Option<String>,
+    /// A static pod's mirror pod, as last seen in the API or created.
+    mirror: Option<Arc<Pod>>,
     terminal: bool,
     volumes: Option<PodVolumes>,
     volumes_refreshed: Option<std::time::Instant>,
@@ -108,6 +119,8 @@ pub struct WorkerInput {
     pub wake: Arc<Notify>,
     /// Probe results and kills for this pod's containers.
     pub probe_events: tokio::sync::mpsc::UnboundedReceiver<ProbeEvent>,
+    /// A static pod's mirror pod in the API (None for API pods).
+    pub mirror: watch::Receiver<Option<Arc<Pod>>>,
 }
 
 impl Worker {
@@ -120,6 +133,8 @@ impl Worker {
             waiting: BTreeMap::new(),
             failed_starts: Vec::new(),
             last_status: None,
+            posted_to: None,
+            mirror: None,
             terminal: false,
             volumes: None,
             volumes_refreshed: None,
@@ -129,6 +144,7 @@ impl Worker {
 
     /// Runs until the pod is gone from the API and from the node.
     pub async fn run(mut self, mut input: WorkerInput) {
+        self.mirror = input.mirror.borrow_and_update().clone();
         loop {
             let pod = input.pod.borrow_and_update().clone();
             let next = match pod {
@@ -143,6 +159,8 @@ impl Worker {
                 }
                 Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
                     match self.terminate(&pod).await {
+                        // A static pod is gone once terminated (no API deletion to wait for).
+                        Ok(()) if static_pods::is_static(&pod) => return,
                         Ok(()) => None,
                         Err(e) => {
                             tracing::warn!(pod_uid = %self.uid, error = %e, "terminating a pod; retrying");
@@ -171,6 +189,12 @@ impl Worker {
                         // The manager is gone (the kubelet stops): leave the containers.
                         return;
                     }
+                }
+                changed = input.mirror.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    self.mirror = input.mirror.borrow_and_update().clone();
                 }
                 _ = input.wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
@@ -246,6 +270,9 @@ impl Worker {
 
     /// One sync of a live pod. Returns when to sync again (None: on the next change).
     async fn sync(&mut self, pod: &Pod) -> Result<Option<Duration>, String> {
+        if static_pods::is_static(pod) {
+            self.sync_mirror(pod).await;
+        }
         let (view, sandbox) = self.view().await?;
         let actions = if self.terminal {
             PodActions {
@@ -324,6 +351,64 @@ impl Worker {
             next = Some(next.map_or(RESYNC, |n| n.min(RESYNC)));
         }
         Ok(next)
+    }
+
+    /// Keeps a static pod's mirror pod in line. Failures (no API server, no Node yet) are
+    /// logged and tried again on the next sync: the static pod runs regardless.
+    async fn sync_mirror(&mut self, pod: &Pod) {
+        let action = static_pods::mirror_action(pod, self.mirror.as_deref());
+        if action == MirrorAction::Keep {
+            return;
+        }
+        if let (MirrorAction::Replace { .. }, Some(old)) = (&action, self.mirror.clone()) {
+            tracing::info!(pod_uid = %self.uid, mirror_uid = ?old.metadata.uid, "deleting an outdated mirror pod");
+            if let Err(e) = super::delete_mirror(&self.shared.client, &old).await {
+                tracing::warn!(pod_uid = %self.uid, error = %e, "deleting an outdated mirror pod");
+                return;
+            }
+            self.mirror = None;
+        }
+        let nodes: Api<Node> = Api::all(self.shared.client.clone());
+        let node = match nodes.get_opt(&self.shared.node_name).await {
+            Ok(Some(n)) if n.metadata.deletion_timestamp.is_none() => n,
+            Ok(_) => {
+                tracing::debug!(pod_uid = %self.uid, "no mirror pod: the node is not in the API");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(pod_uid = %self.uid, error = %e, "no mirror pod: the node could not be read");
+                return;
+            }
+        };
+        let node_uid = node.metadata.uid.clone().unwrap_or_default();
+        let mirror = static_pods::mirror_pod(pod, &self.shared.node_name, &node_uid);
+        let (ns, _, _) = name_of(pod);
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
+        match api.create(&PostParams::default(), &mirror).await {
+            Ok(created) => {
+                tracing::info!(pod_uid = %self.uid, mirror_uid = ?created.metadata.uid, "created a mirror pod");
+                self.mirror = Some(Arc::new(created));
+            }
+            // There is one already (the watch brings it).
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => {
+                tracing::warn!(pod_uid = %self.uid, error = %e, "creating a mirror pod");
+            }
+        }
+    }
+
+    /// Where the pod's status is posted: its own uid, or a static pod's mirror pod's (None
+    /// while it has no current mirror).
+    fn status_target(&self, pod: &Pod) -> Option<String> {
+        if !static_pods::is_static(pod) {
+            return pod.metadata.uid.clone();
+        }
+        self.mirror
+            .as_deref()
+            .filter(|m| {
+                m.metadata.deletion_timestamp.is_none() && static_pods::is_mirror_of(m, pod)
+            })
+            .and_then(|m| m.metadata.uid.clone())
     }
 
     /// Records an event about the pod (reporting component `kubelet`, this node).
@@ -888,16 +973,20 @@ impl Worker {
             .containers
             .iter()
             .any(|c| c.state == ObservedState::Running);
-        if self.last_status.as_ref() == Some(&status) {
+        let Some(uid) = self.status_target(pod) else {
+            return Ok(running);
+        };
+        if self.last_status.as_ref() == Some(&status) && self.posted_to.as_ref() == Some(&uid) {
             return Ok(running);
         }
-        let (ns, name, uid) = name_of(pod);
+        let (ns, name, _) = name_of(pod);
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
         let patch = crate::sim::pod::status_patch(&uid, &status);
         api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
             .await
             .map_err(|e| e.to_string())?;
         self.last_status = Some(status);
+        self.posted_to = Some(uid);
         Ok(running)
     }
 
@@ -953,6 +1042,19 @@ impl Worker {
         // The final status shows the containers terminated.
         let _ = self.post_status(pod, false).await;
         self.cleanup().await?;
+        if static_pods::is_static(pod) {
+            // Its mirror pod goes (not a newer version's).
+            if let Some(m) = self
+                .mirror
+                .clone()
+                .filter(|m| static_pods::is_mirror_of(m, pod))
+            {
+                if let Err(e) = super::delete_mirror(&self.shared.client, &m).await {
+                    tracing::warn!(pod_uid = %self.uid, error = %e, "deleting the mirror pod of a removed static pod");
+                }
+            }
+            return Ok(());
+        }
         let (ns, name, uid) = name_of(pod);
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
         let params = DeleteParams {
@@ -1035,6 +1137,13 @@ pub fn default_pull_policy(image: &str) -> &'static str {
     }
 }
 
+/// A short, stable digest of an event's note (FNV-1a), to tell messages apart.
+fn note_digest(note: &str) -> u32 {
+    note.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1062,11 +1171,4 @@ mod tests {
         pod.metadata.deletion_grace_period_seconds = Some(1);
         assert_eq!(pod_grace(&pod), Duration::from_secs(1));
     }
-}
-
-/// A short, stable digest of an event's note (FNV-1a), to tell messages apart.
-fn note_digest(note: &str) -> u32 {
-    note.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
 }
