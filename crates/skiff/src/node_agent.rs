@@ -47,6 +47,10 @@ pub struct NodeArgs {
     /// API server); 0 picks a free one.
     #[arg(long = "kubelet-port", default_value_t = 10250)]
     pub kubelet_port: u16,
+    /// The directory of static pod manifests, run without the API server and mirrored
+    /// into it (default: `<data-dir>/agent/pod-manifests`).
+    #[arg(long = "pod-manifest-path")]
+    pub pod_manifest_path: Option<PathBuf>,
     /// The binary run as `<it> container-monitor` for each container (default: this one;
     /// tests, whose own binary is a test harness, point it at skiff's).
     #[arg(long = "container-monitor-bin", hide = true)]
@@ -245,8 +249,15 @@ pub async fn run(
         allocatable: status.allocatable.unwrap_or_default(),
         host_ips,
     };
+    let manifests = args
+        .pod_manifest_path
+        .clone()
+        .unwrap_or_else(|| data_dir.join("agent").join("pod-manifests"));
+    if let Err(e) = std::fs::create_dir_all(&manifests) {
+        tracing::warn!(path = %manifests.display(), error = %e, "creating the pod manifest path");
+    }
     tracing::info!(node = %node_name, "the node runs pods");
-    skiff_kubelet::kubelet::run(shared, probe_rx).await;
+    skiff_kubelet::kubelet::run_with_manifests(shared, probe_rx, Some(manifests)).await;
     drop(node);
     Ok(())
 }
