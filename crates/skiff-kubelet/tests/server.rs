@@ -468,7 +468,7 @@ use bytes::BytesMut;
 use skiff_kubelet::server::spdy::{self, Decoder, Encoder, Frame, Headers};
 use skiff_runtime::sandbox::files::{DnsInput, DnsPolicy};
 use skiff_runtime::sandbox::SandboxConfig;
-use skiff_runtime::testing::PortForwardHandle;
+use skiff_runtime::testing::{PortForwardHandle, StreamKind};
 
 const SANDBOX: &str = "sb-web";
 
@@ -1517,4 +1517,51 @@ async fn real_kubectl_port_forward_bulk_over_websocket_tunnel() -> Result<()> {
 #[tokio::test]
 async fn real_kubectl_port_forward_bulk_over_spdy() -> Result<()> {
     real_kubectl_bulk(false).await
+}
+
+#[tokio::test]
+async fn real_kubectl_exec_tty_over_spdy() -> Result<()> {
+    if !std::path::Path::new("/usr/bin/kubectl").exists()
+        || !std::path::Path::new("/usr/bin/script").exists()
+    {
+        eprintln!("SKIPPED: /usr/bin/kubectl or /usr/bin/script (util-linux) is not installed");
+        return Ok(());
+    }
+    let f = Fixture::new().await?;
+    let s = stand_in(&f).await?;
+    // `script` gives kubectl a terminal of a known size, which it sends on the resize stream.
+    let line = format!(
+        "stty cols 123 rows 45; kubectl --kubeconfig {} exec -it web -c app -- sh",
+        s.kubeconfig.display()
+    );
+    let child = tokio::process::Command::new("/usr/bin/script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .env("HOME", f.dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("run script")?;
+    let mut h = f.rt.next_stream(STEP).await.context("no exec session")?;
+    let StreamKind::Exec { req, .. } = &h.kind else {
+        anyhow::bail!("{:?}", h.kind);
+    };
+    assert!(req.tty && req.stdin && req.stdout && !req.stderr, "{req:?}");
+    let size = tokio::time::timeout(STEP, h.resize.as_mut().context("no resize")?.recv())
+        .await?
+        .context("resize channel closed")?;
+    assert_eq!((size.width, size.height), (123, 45));
+    if let Some(o) = h.stdout.as_mut() {
+        o.write_all(b"hello from the tty\r\n").await?;
+    }
+    h.finish(0);
+    let out = tokio::time::timeout(STEP, child.wait_with_output()).await??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("hello from the tty"), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let upgrades = s.upgrades.lock().map(|u| u.clone()).unwrap_or_default();
+    assert_eq!(upgrades, ["SPDY/3.1"]);
+    Ok(())
 }
