@@ -880,6 +880,7 @@ impl Session {
     }
 }
 
+// A task body: its inputs are moved in one by one rather than bundled for a single caller.
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     runtime: Arc<dyn PodRuntime>,

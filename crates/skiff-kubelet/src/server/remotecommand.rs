@@ -349,6 +349,7 @@ async fn pump(mut r: BoxRead, stream_id: u32, out: mpsc::Sender<Frame>) {
         .await;
 }
 
+// A task body: its inputs are moved in one by one rather than bundled for a single caller.
 #[allow(clippy::too_many_arguments)]
 async fn execute(
     runtime: Arc<dyn PodRuntime>,
