@@ -14,7 +14,7 @@ umoci unpack --image "$work/layout:v1" "$work/bundle" >/dev/null
 root="$work/bundle/rootfs"
 mkdir -p "$root/bin" "$root/etc" "$root/www" "$root/tmp"
 cp /bin/busybox "$root/bin/busybox"
-for applet in sh httpd ls cat echo sleep wget hostname ip ps env id nc tar stty tty; do
+for applet in sh httpd ls cat echo sleep wget hostname ip ps env id nc tar stty tty rm touch mkdir; do
   ln -s busybox "$root/bin/$applet"
 done
 echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use common::realnode::{http_get, mounts_under, processes_with, remove_everything, skip_reason};
+use common::realnode::{http_get, mounts_under, processes_with, run_cleanly, skip_reason};
 use common::wait_for;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -22,11 +22,7 @@ async fn a_deployment_runs_in_real_containers_and_leaves_the_host_clean() -> Res
         eprintln!("skipped: {why}");
         return Ok(());
     }
-    let data = tempfile::tempdir()?;
-    let result = deployment_scenario(data.path()).await;
-    let cleanup = remove_everything(data.path()).await;
-    result?;
-    cleanup
+    run_cleanly(|data| async move { deployment_scenario(&data).await }).await
 }
 
 async fn deployment_scenario(data: &Path) -> Result<()> {

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use common::realnode::{remove_everything, skip_reason};
+use common::realnode::{run_cleanly, skip_reason};
 use common::{wait_for, Cluster, KUBECTL};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -49,11 +49,7 @@ async fn kubectl_logs_exec_and_port_forward_reach_real_containers() -> Result<()
         eprintln!("skipped: {why}");
         return Ok(());
     }
-    let data = tempfile::tempdir()?;
-    let result = scenario(data.path()).await;
-    let cleanup = remove_everything(data.path()).await;
-    result?;
-    cleanup
+    run_cleanly(|data| async move { scenario(&data).await }).await
 }
 
 /// `command` (a shell line using kubectl) run under `script`, which gives it a terminal.
@@ -98,8 +94,11 @@ async fn scenario(data: &Path) -> Result<()> {
 
     // logs: the default container (kubectl picks the first and says so), then options.
     let logs = wait_for("the container's log", Duration::from_secs(10), || async {
-        let (out, _, code) = run(&c, &["logs", "web"], None)?;
-        Ok((code == 0 && out.contains("line2")).then_some(out))
+        let (out, err, code) = run(&c, &["logs", "web"], None)?;
+        if code != 0 {
+            bail!("kubectl logs: {err}");
+        }
+        Ok(out.contains("line2").then_some(out))
     })
     .await?;
     assert_eq!(logs, "hello-from-logs\nline2\n");

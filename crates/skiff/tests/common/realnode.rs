@@ -99,6 +99,28 @@ pub fn mounts_under(dir: &Path) -> usize {
         .count()
 }
 
+/// Runs `scenario` on a fresh data dir, then removes what the node left there, even when
+/// the scenario failed or panicked (an `assert!`): the panic is raised again afterwards.
+pub async fn run_cleanly<F, Fut>(scenario: F) -> Result<()>
+where
+    F: FnOnce(std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let data = tempfile::tempdir()?;
+    let path = data.path().to_path_buf();
+    // Not spawned: the scenario blocks on kubectl, which must not take a worker thread
+    // from the in-process server.
+    let outcome =
+        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(scenario(path.clone())))
+            .await;
+    let cleanup = remove_everything(&path).await;
+    match outcome {
+        Ok(result) => result?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+    cleanup
+}
+
 /// Removes whatever the node left of its pods (a failed test's too), through the runtime.
 pub async fn remove_everything(data_dir: &Path) -> Result<()> {
     use skiff_runtime::cri::PodRuntime;
