@@ -362,6 +362,51 @@ async fn an_agent_joins_with_the_token_and_a_wrong_token_is_refused() -> Result<
         .send()
         .await?;
     ensure!(refused.status() == 401, "{}", refused.status());
+    // A join that names the node's addresses also gets a kubelet serving certificate for
+    // them, signed by the cluster CA (what the API server verifies kubelets with).
+    let joined = skiff::join::join(&url, &token, "real-node", &["10.9.8.7".parse()?]).await?;
+    let serving = joined
+        .serving_cert
+        .context("no servingCert in the join answer")?;
+    ensure!(joined.serving_key.is_some(), "no servingKey");
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("serving.crt"), &serving)?;
+    std::fs::write(dir.path().join("ca.crt"), &joined.ca_cert)?;
+    let text = std::process::Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-ext",
+            "subjectAltName",
+            "-in",
+        ])
+        .arg(dir.path().join("serving.crt"))
+        .output()?;
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    ensure!(
+        text.contains("IP Address:10.9.8.7")
+            && text.contains("DNS:real-node")
+            && text.contains("system:node:real-node"),
+        "{text}"
+    );
+    let verified = std::process::Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(dir.path().join("ca.crt"))
+        .arg(dir.path().join("serving.crt"))
+        .output()?;
+    ensure!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    let bad = http
+        .post(format!("{url}/v1-skiff/node-join"))
+        .bearer_auth(&token)
+        .body("{not json")
+        .send()
+        .await?;
+    ensure!(bad.status() == 400, "{}", bad.status());
 
     // The right token (from a file): the agent's nodes register and become Ready.
     let nodes: Api<Node> = Api::all(cluster.client.clone());
