@@ -131,25 +131,25 @@ impl Manager {
     /// The static pods read from the directory now: new ones start (once an older version
     /// of the same name has terminated), changed ones are updated, gone ones terminate.
     fn set_statics(&mut self, now: BTreeMap<String, Pod>) {
-        let removed: Vec<String> = self
+        let before: BTreeMap<String, Pod> = self
             .statics
-            .keys()
-            .filter(|u| !now.contains_key(*u))
-            .cloned()
+            .iter()
+            .map(|(u, p)| (u.clone(), Pod::clone(p)))
             .collect();
-        for uid in removed {
-            let Some(pod) = self.statics.remove(&uid) else {
+        let changes = static_pods::changes(&before, &now);
+        for uid in &changes.removed {
+            let Some(pod) = self.statics.remove(uid) else {
                 continue;
             };
-            if let Some(e) = self.workers.get(&uid) {
+            if let Some(e) = self.workers.get(uid) {
                 tracing::info!(pod = %e.full_name, pod_uid = %uid, "static pod removed: terminating it");
                 e.pod.send_replace(Some(Arc::new(deleting(&pod))));
             }
         }
         for (uid, pod) in now {
             let pod = Arc::new(pod);
-            if let Some(e) = self.workers.get(&uid) {
-                if self.statics.get(&uid) != Some(&pod) {
+            if changes.changed.contains(&uid) {
+                if let Some(e) = self.workers.get(&uid) {
                     e.pod.send_replace(Some(pod.clone()));
                 }
             }
@@ -162,18 +162,21 @@ impl Manager {
     /// pod with its full name still runs (an older version terminating).
     fn start_statics(&mut self) {
         self.workers.retain(|_, e| !e.task.is_finished());
-        let waiting: Vec<(String, Arc<Pod>)> = self
+        let wanted: Vec<(String, String)> = self
             .statics
             .iter()
-            .filter(|(uid, _)| !self.workers.contains_key(*uid))
-            .map(|(u, p)| (u.clone(), p.clone()))
+            .map(|(u, p)| (u.clone(), static_pods::full_name(p)))
             .collect();
-        for (uid, pod) in waiting {
-            let name = static_pods::full_name(&pod);
-            if self.workers.values().any(|e| e.full_name == name) {
+        let running: Vec<(String, String)> = self
+            .workers
+            .iter()
+            .map(|(u, e)| (u.clone(), e.full_name.clone()))
+            .collect();
+        for uid in static_pods::to_start(&wanted, &running) {
+            let Some(pod) = self.statics.get(&uid).cloned() else {
                 continue;
-            }
-            tracing::info!(pod = %name, pod_uid = %uid, "starting a static pod");
+            };
+            tracing::info!(pod = %static_pods::full_name(&pod), pod_uid = %uid, "starting a static pod");
             self.spawn(uid, Some(pod));
         }
     }

@@ -327,6 +327,45 @@ pub fn mirror_pod(pod: &Pod, node_name: &str, node_uid: &str) -> Pod {
     m
 }
 
+/// How the wanted static pods changed between two reads of the directory.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// UIDs no longer wanted: their pods terminate.
+    pub removed: Vec<String>,
+    /// UIDs still wanted whose pod object changed (their worker gets it).
+    pub changed: Vec<String>,
+}
+
+/// The difference between the static pods wanted before and now.
+pub fn changes(before: &BTreeMap<String, Pod>, now: &BTreeMap<String, Pod>) -> Changes {
+    Changes {
+        removed: before
+            .keys()
+            .filter(|u| !now.contains_key(*u))
+            .cloned()
+            .collect(),
+        changed: now
+            .iter()
+            .filter(|(u, p)| before.get(*u).is_some_and(|b| b != *p))
+            .map(|(u, _)| u.clone())
+            .collect(),
+    }
+}
+
+/// Which wanted static pods (uid, full name) get a worker now, given the workers that run
+/// (uid, full name): those without one, unless a worker of another pod of the same full
+/// name still runs (an older version terminating: upstream starts a static pod only once
+/// the previous one of its name has terminated).
+pub fn to_start(wanted: &[(String, String)], running: &[(String, String)]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|(uid, name)| {
+            !running.iter().any(|(u, _)| u == uid) && !running.iter().any(|(_, n)| n == name)
+        })
+        .map(|(uid, _)| uid.clone())
+        .collect()
+}
+
 /// A manifest file's whole content that is picked up (`*.yaml`, `*.yml`, `*.json`, not a
 /// dotfile).
 pub fn is_manifest_name(name: &str) -> bool {
@@ -624,6 +663,46 @@ mod tests {
         for n in [".a.yaml", "a.yaml.bak", "a.yaml~", "a", ".yaml", "a.txt"] {
             assert!(!is_manifest_name(n), "{n}");
         }
+    }
+
+    #[test]
+    fn the_desired_set_merge() {
+        let a = one(&manifest("busybox:1.36"));
+        let b = one(&manifest("busybox:1.37"));
+        let ua = a.metadata.uid.clone().unwrap();
+        let ub = b.metadata.uid.clone().unwrap();
+        let before: BTreeMap<String, Pod> = [(ua.clone(), a.clone())].into();
+        // Edited: the old version is removed, the new one is new (not "changed").
+        let now: BTreeMap<String, Pod> = [(ub.clone(), b.clone())].into();
+        assert_eq!(
+            changes(&before, &now),
+            Changes {
+                removed: vec![ua.clone()],
+                changed: vec![]
+            }
+        );
+        let mut seen_again = a.clone();
+        seen_again
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(SEEN_ANNOTATION.into(), "later".into());
+        let now: BTreeMap<String, Pod> = [(ua.clone(), seen_again)].into();
+        assert_eq!(changes(&before, &now).changed, vec![ua.clone()]);
+        assert_eq!(changes(&before, &before), Changes::default());
+
+        let name = full_name(&a);
+        assert_eq!(name, "default/web-node-1");
+        let wanted = vec![(ub.clone(), name.clone())];
+        // The old version still terminates: the new one waits.
+        assert!(to_start(&wanted, &[(ua.clone(), name.clone())]).is_empty());
+        assert_eq!(to_start(&wanted, &[]), vec![ub.clone()]);
+        // Already running: nothing to start; another pod's worker does not hold it.
+        assert!(to_start(&wanted, &[(ub.clone(), name.clone())]).is_empty());
+        assert_eq!(
+            to_start(&wanted, &[("api-pod".into(), "default/other".into())]),
+            vec![ub]
+        );
     }
 
     #[test]
