@@ -166,7 +166,7 @@ async fn a_static_pod_runs_with_a_mirror_pod_that_follows_its_manifest() -> Resu
     let manifests = c.dir.path().join("agent").join("pod-manifests");
     std::fs::create_dir_all(&manifests)?;
     let rt = runtime();
-    let _k = kubelet(&c, &rt, &manifests);
+    let k = kubelet(&c, &rt, &manifests);
 
     // Dropped in: containers start, the mirror pod appears with the status.
     std::fs::write(manifests.join("web.yaml"), manifest("1.36"))?;
@@ -214,9 +214,22 @@ async fn a_static_pod_runs_with_a_mirror_pod_that_follows_its_manifest() -> Resu
         .as_deref()
         .is_some_and(|id| id.starts_with("skiff://")));
 
-    // Deleted through the API: a new mirror comes, the containers are not touched.
+    // A restarted kubelet adopts the containers (the API's first list does not make them
+    // orphans) and keeps the mirror pod.
+    drop(k);
     let starts_before = count(&rt, |c| matches!(c, Call::StartContainer { .. }));
+    let _k = kubelet(&c, &rt, &manifests);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        count(&rt, |c| matches!(c, Call::StartContainer { .. })),
+        starts_before
+    );
+    assert_eq!(count(&rt, |c| matches!(c, Call::StopContainer { .. })), 0);
+    assert_eq!(running(&rt), run);
     let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    assert_eq!(api.get(MIRROR).await?.metadata.uid, mirror.metadata.uid);
+
+    // Deleted through the API: a new mirror comes, the containers are not touched.
     let first_uid = mirror.metadata.uid.clone();
     api.delete(MIRROR, &DeleteParams::default()).await?;
     let again = wait_mirror(&c, "a new mirror pod with the status", |p| {
