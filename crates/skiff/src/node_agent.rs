@@ -43,6 +43,17 @@ pub struct NodeArgs {
     /// The cluster's DNS domain.
     #[arg(long = "cluster-domain", default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// Resources held back for Kubernetes' own daemons, as upstream's kubelet flag:
+    /// `cpu=200m,memory=500Mi,ephemeral-storage=1Gi` (allocatable = capacity minus this,
+    /// minus --system-reserved).
+    #[arg(long = "kube-reserved", value_parser = parse_reserved, default_value = "")]
+    pub kube_reserved: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    /// Resources held back for the operating system's daemons (same form as --kube-reserved).
+    #[arg(long = "system-reserved", value_parser = parse_reserved, default_value = "")]
+    pub system_reserved: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    /// The most pods the node runs (its `pods` capacity).
+    #[arg(long = "max-pods", default_value_t = 110, value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_pods: i64,
     /// The port of the kubelet's HTTPS server (logs, exec, attach, port-forward through the
     /// API server); 0 picks a free one.
     #[arg(long = "kubelet-port", default_value_t = 10250)]
@@ -55,6 +66,30 @@ pub struct NodeArgs {
     /// tests, whose own binary is a test harness, point it at skiff's).
     #[arg(long = "container-monitor-bin", hide = true)]
     pub container_monitor_bin: Option<PathBuf>,
+}
+
+/// `cpu=200m,memory=500Mi`: resource names and quantities, as upstream's
+/// `--kube-reserved`/`--system-reserved` (empty: nothing reserved).
+pub fn parse_reserved(
+    text: &str,
+) -> Result<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>, String> {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let mut out = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not name=quantity (like cpu=200m,memory=500Mi)"))?;
+        let (name, value) = (name.trim(), value.trim());
+        if !matches!(name, "cpu" | "memory" | "ephemeral-storage" | "pid") {
+            return Err(format!(
+                "{name:?}: only cpu, memory, ephemeral-storage and pid can be reserved"
+            ));
+        }
+        skiff_api::validation::quantity::Quantity::parse(value)
+            .map_err(|e| format!("{name}={value}: not a quantity: {e}"))?;
+        out.insert(name.to_owned(), Quantity(value.to_owned()));
+    }
+    Ok(out)
 }
 
 /// The kubelet server's TLS material: its serving certificate (for the node's name and
@@ -181,6 +216,9 @@ pub async fn run(
     let mut config = NodeConfig::new(&node_name, &data_dir);
     config.node_ip = Some(node_ip);
     config.kubelet_port = i32::from(kubelet_port);
+    config.kube_reserved = args.kube_reserved.clone();
+    config.system_reserved = args.system_reserved.clone();
+    config.max_pods = args.max_pods;
     config.labels = labels;
     config.cni_conf_dir = args.cni_conf_dir.clone();
     // The kubelet's server needs no pod network: logs, exec and port-forward reach the
@@ -268,5 +306,28 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_resources_parse_as_upstream_writes_them() {
+        let r = parse_reserved("cpu=200m, memory=500Mi,ephemeral-storage=1Gi").expect("parse");
+        let got: Vec<(&str, &str)> = r.iter().map(|(k, v)| (k.as_str(), v.0.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("cpu", "200m"),
+                ("ephemeral-storage", "1Gi"),
+                ("memory", "500Mi")
+            ]
+        );
+        assert!(parse_reserved("").expect("empty").is_empty());
+        assert!(parse_reserved("cpu").is_err());
+        assert!(parse_reserved("gpu=1").is_err());
+        assert!(parse_reserved("memory=lots").is_err());
     }
 }
