@@ -1,6 +1,7 @@
 //! Static pods without an API server: the kubelet's pod manager, pointed at an API address
 //! nobody answers, runs the manifest directory's pods on the recording runtime, a restart
-//! adopts their containers, and a removed manifest stops them. (With a real API server and
+//! adopts their containers, and a removed manifest stops them; an API server that takes
+//! connections but never answers does not hold them back. (With a real API server and
 //! mirror pods: the skiff crate's tests/static_pods.rs.)
 
 use std::collections::BTreeMap;
@@ -39,9 +40,8 @@ fn kubelet(
     port: u16,
 ) -> Result<Kubelet> {
     let url: http::Uri = format!("https://127.0.0.1:{port}").parse()?;
-    let mut config = kube::Config::new(url);
-    config.connect_timeout = Some(Duration::from_secs(1));
-    config.read_timeout = Some(Duration::from_secs(1));
+    // kube's defaults, as the node agent's client: a connect timeout, no read timeout.
+    let config = kube::Config::new(url);
     let client = kube::Client::try_from(config)?;
     let runtime: Arc<dyn PodRuntime> = Arc::new(rt.clone());
     let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -171,5 +171,38 @@ async fn static_pods_run_without_an_api_server_and_a_restart_adopts_them() -> Re
     assert_eq!(running(&rt), vec![(format!("db-{NODE}"), "d".to_owned())]);
     assert_eq!(rt.sandboxes().len(), 1, "web's sandbox gone, db's kept");
     drop(k);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_that_never_answers_does_not_hold_static_pods_back() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let agent = dir.path().join("agent");
+    let manifests = agent.join("pod-manifests");
+    std::fs::create_dir_all(&manifests)?;
+    std::fs::write(manifests.join("web.yaml"), MANIFEST)?;
+    let rt = RecordingRuntime::new();
+    rt.add_image(RecordingRuntime::image(
+        "docker.io/library/busybox:1.36",
+        ImageConfig::default(),
+    ));
+    // Bound and listening (the kernel completes the handshakes), never accepted: every
+    // request hangs after connecting.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = hung.local_addr()?.port();
+    let _k = kubelet(&agent, &manifests, &rt, port)?;
+    wait(
+        "the static pod's container running",
+        Duration::from_secs(30),
+        || running(&rt) == vec![(format!("web-{NODE}"), "c".to_owned())],
+    )
+    .await?;
+    // Removing it still stops it.
+    std::fs::remove_file(manifests.join("web.yaml"))?;
+    wait("its container removed", Duration::from_secs(30), || {
+        rt.containers().is_empty()
+    })
+    .await?;
+    drop(hung);
     Ok(())
 }

@@ -362,21 +362,29 @@ impl Worker {
         }
         if let (MirrorAction::Replace { .. }, Some(old)) = (&action, self.mirror.clone()) {
             tracing::info!(pod_uid = %self.uid, mirror_uid = ?old.metadata.uid, "deleting an outdated mirror pod");
-            if let Err(e) = super::delete_mirror(&self.shared.client, &old).await {
-                tracing::warn!(pod_uid = %self.uid, error = %e, "deleting an outdated mirror pod");
-                return;
+            match bounded(pod, super::delete_mirror(&self.shared.client, &old)).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(pod_uid = %self.uid, error = %e, "deleting an outdated mirror pod");
+                    return;
+                }
+                None => return,
             }
             self.mirror = None;
         }
         let nodes: Api<Node> = Api::all(self.shared.client.clone());
-        let node = match nodes.get_opt(&self.shared.node_name).await {
-            Ok(Some(n)) if n.metadata.deletion_timestamp.is_none() => n,
-            Ok(_) => {
+        let node = match bounded(pod, nodes.get_opt(&self.shared.node_name)).await {
+            Some(Ok(Some(n))) if n.metadata.deletion_timestamp.is_none() => n,
+            Some(Ok(_)) => {
                 tracing::debug!(pod_uid = %self.uid, "no mirror pod: the node is not in the API");
                 return;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 tracing::debug!(pod_uid = %self.uid, error = %e, "no mirror pod: the node could not be read");
+                return;
+            }
+            None => {
+                tracing::debug!(pod_uid = %self.uid, "no mirror pod: the API server does not answer");
                 return;
             }
         };
@@ -384,16 +392,17 @@ impl Worker {
         let mirror = static_pods::mirror_pod(pod, &self.shared.node_name, &node_uid);
         let (ns, _, _) = name_of(pod);
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
-        match api.create(&PostParams::default(), &mirror).await {
-            Ok(created) => {
+        match bounded(pod, api.create(&PostParams::default(), &mirror)).await {
+            Some(Ok(created)) => {
                 tracing::info!(pod_uid = %self.uid, mirror_uid = ?created.metadata.uid, "created a mirror pod");
                 self.mirror = Some(Arc::new(created));
             }
             // There is one already (the watch brings it).
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => {
+            Some(Err(kube::Error::Api(e))) if e.code == 409 => {}
+            Some(Err(e)) => {
                 tracing::warn!(pod_uid = %self.uid, error = %e, "creating a mirror pod");
             }
+            None => tracing::debug!(pod_uid = %self.uid, "creating a mirror pod: no answer"),
         }
     }
 
@@ -438,8 +447,10 @@ impl Worker {
             action,
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&event, &pod.object_ref(&())).await {
-            tracing::debug!(reason, error = %e, "recording an event failed");
+        match bounded(pod, recorder.publish(&event, &pod.object_ref(&()))).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::debug!(reason, error = %e, "recording an event failed"),
+            None => tracing::debug!(reason, "recording an event: no answer"),
         }
     }
 
@@ -676,13 +687,13 @@ impl Worker {
             .unwrap_or(true);
         if links {
             let api: Api<Service> = Api::namespaced(self.shared.client.clone(), &ns);
-            if let Ok(list) = api.list(&ListParams::default()).await {
+            if let Some(Ok(list)) = bounded(pod, api.list(&ListParams::default())).await {
                 out.extend(list.items);
             }
         }
         if ns != "default" || !links {
             let api: Api<Service> = Api::namespaced(self.shared.client.clone(), "default");
-            if let Ok(Some(k)) = api.get_opt("kubernetes").await {
+            if let Some(Ok(Some(k))) = bounded(pod, api.get_opt("kubernetes")).await {
                 out.push(k);
             }
         }
@@ -982,9 +993,13 @@ impl Worker {
         let (ns, name, _) = name_of(pod);
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
         let patch = crate::sim::pod::status_patch(&uid, &status);
-        api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
-            .await
-            .map_err(|e| e.to_string())?;
+        bounded(
+            pod,
+            api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch)),
+        )
+        .await
+        .ok_or("posting the status: the API server does not answer")?
+        .map_err(|e| e.to_string())?;
         self.last_status = Some(status);
         self.posted_to = Some(uid);
         Ok(running)
@@ -1049,8 +1064,14 @@ impl Worker {
                 .clone()
                 .filter(|m| static_pods::is_mirror_of(m, pod))
             {
-                if let Err(e) = super::delete_mirror(&self.shared.client, &m).await {
-                    tracing::warn!(pod_uid = %self.uid, error = %e, "deleting the mirror pod of a removed static pod");
+                match bounded(pod, super::delete_mirror(&self.shared.client, &m)).await {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        tracing::warn!(pod_uid = %self.uid, error = %e, "deleting the mirror pod of a removed static pod");
+                    }
+                    None => {
+                        tracing::warn!(pod_uid = %self.uid, "deleting the mirror pod of a removed static pod: no answer")
+                    }
                 }
             }
             return Ok(());
@@ -1109,6 +1130,19 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// How long a static pod waits for one API call: it runs without the API server, and one
+/// that takes connections but does not answer (the client has no read timeout) must not
+/// hold its containers back. API pods wait as long as the client does.
+const STATIC_API_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `fut`, bounded by [`STATIC_API_TIMEOUT`] for a static pod; None when it took longer.
+async fn bounded<F: std::future::Future>(pod: &Pod, fut: F) -> Option<F::Output> {
+    if !static_pods::is_static(pod) {
+        return Some(fut.await);
+    }
+    tokio::time::timeout(STATIC_API_TIMEOUT, fut).await.ok()
 }
 
 /// The grace period a pod's containers get: the deletion's, else the spec's (default 30).
