@@ -75,6 +75,15 @@ async fn scenarios(data: &Path) -> Result<()> {
     scenario!(emptydir_shared_init_and_sidecar);
     scenario!(liveness_restarts);
     scenario!(graceful_termination);
+    if wanted("localhost_seccomp") {
+        match localhost_seccomp(&c, "localhost-seccomp", &data.join("agent/seccomp")).await {
+            Ok(()) => eprintln!("localhost_seccomp: ok"),
+            Err(e) => {
+                eprintln!("localhost_seccomp: FAILED: {e:#}");
+                failures.push(format!("localhost_seccomp: {e:#}"));
+            }
+        }
+    }
     if wanted("pulled_from_registry") {
         match pulled_from_registry(&c, "registry-pull", &registry.host()).await {
             Ok(()) => eprintln!("pulled_from_registry: ok"),
@@ -577,6 +586,72 @@ async fn graceful_termination(c: &Cluster, ns: &str) -> Result<()> {
     }
     if polite >= Duration::from_secs(25) {
         bail!("the SIGTERM-honouring pod took {polite:?}: it was held for its grace period");
+    }
+    Ok(())
+}
+
+/// A `Localhost` seccomp profile from the node's `agent/seccomp/` directory filters the
+/// container's syscalls; a profile that is not there fails the start with its path.
+async fn localhost_seccomp(c: &Cluster, ns: &str, seccomp: &Path) -> Result<()> {
+    std::fs::create_dir_all(seccomp)?;
+    std::fs::write(
+        seccomp.join("deny-mkdir.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+    )?;
+    apply(
+        c,
+        ns,
+        &format!(
+            "{}---\n{}",
+            pod_yaml(
+                "filtered",
+                &format!(
+                    "  securityContext:\n    seccompProfile: {{type: Localhost, localhostProfile: deny-mkdir.json}}\n  \
+                     containers:\n  - name: app\n    image: {IMAGE}\n    \
+                     command: [\"sh\", \"-c\", \"mkdir /tmp/x && echo made || echo refused; exec sleep 3600\"]\n"
+                ),
+            ),
+            pod_yaml(
+                "noprofile",
+                &format!(
+                    "  restartPolicy: Never\n  containers:\n  - name: app\n    image: {IMAGE}\n    \
+                     command: [\"true\"]\n    securityContext:\n      \
+                     seccompProfile: {{type: Localhost, localhostProfile: absent.json}}\n"
+                ),
+            )
+        ),
+    )?;
+    wait_pod(c, ns, "filtered", "Running", Duration::from_secs(60), |p| {
+        (phase(p) == "Running").then_some(())
+    })
+    .await?;
+    let logs = wait_for(
+        "the filtered container's log",
+        Duration::from_secs(10),
+        || async {
+            let out = c.kubectl(&["logs", "-n", ns, "filtered"])?;
+            Ok((!out.is_empty()).then_some(out))
+        },
+    )
+    .await?;
+    if !(logs.contains("refused") && logs.contains("Operation not permitted")) {
+        bail!("mkdir under the profile: {logs:?}");
+    }
+    let message = wait_pod(
+        c,
+        ns,
+        "noprofile",
+        "a start error",
+        Duration::from_secs(60),
+        |p| {
+            let t = statuses(p).into_iter().next()?.state?.terminated?;
+            t.message
+        },
+    )
+    .await?;
+    if !(message.contains("cannot load seccomp profile") && message.contains("absent.json")) {
+        bail!("the missing profile's message: {message:?}");
     }
     Ok(())
 }

@@ -19,7 +19,7 @@
 //! when it is explicitly `false` (`AddNoNewPrivileges`); validation already refuses `false`
 //! together with `privileged` or `CAP_SYS_ADMIN`.
 //!
-//! Not here: user namespaces, SELinux/AppArmor, `Localhost` seccomp profiles (an error),
+//! Not here: user namespaces, SELinux/AppArmor,
 //! the image user's supplementary groups from /etc/group (containerd adds them; only the
 //! pod's `fsGroup` and `supplementalGroups` are added here), procMount, devices.
 
@@ -64,8 +64,8 @@ pub enum ConvertError {
         pod: String,
         container: String,
     },
-    #[error("seccomp profile type Localhost is not supported")]
-    LocalhostSeccomp,
+    #[error("invalid localhost seccomp profile {0:?}: a relative path without '..' is required")]
+    LocalhostSeccomp(String),
 }
 
 /// The image's /etc/passwd and /etc/group, read by the caller from the rootfs.
@@ -160,7 +160,23 @@ fn seccomp(profile: Option<&SeccompProfile>) -> Result<Option<Seccomp>, ConvertE
     match profile.map(|p| p.type_.as_str()) {
         None => Ok(None),
         Some("RuntimeDefault") => Ok(Some(Seccomp::RuntimeDefault)),
-        Some("Localhost") => Err(ConvertError::LocalhostSeccomp),
+        Some("Localhost") => {
+            // The API validated it: relative, no `..` (checked again: the runtime joins it
+            // to the node's seccomp directory).
+            let name = profile
+                .and_then(|p| p.localhost_profile.as_deref())
+                .unwrap_or("");
+            let path = PathBuf::from(name);
+            let safe = !name.is_empty()
+                && path.is_relative()
+                && path
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !safe {
+                return Err(ConvertError::LocalhostSeccomp(name.to_owned()));
+            }
+            Ok(Some(Seccomp::Localhost(path)))
+        }
         Some(_) => Ok(Some(Seccomp::Unconfined)),
     }
 }
@@ -699,7 +715,7 @@ mod tests {
     }
 
     #[test]
-    fn env_errors_and_localhost_seccomp_are_config_errors() {
+    fn env_errors_and_bad_localhost_seccomp_are_config_errors() {
         let p = pod(
             json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {"containers": [{
             "name": "c", "image": "i", "envFrom": [{"configMapRef": {"name": "absent"}}]}]}}),
@@ -710,9 +726,19 @@ mod tests {
             "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "x.json"}},
             "containers": [{"name": "c", "image": "i"}]}}));
         assert_eq!(
-            convert(&p, &nginx_image(), None).unwrap_err(),
-            ConvertError::LocalhostSeccomp
+            convert(&p, &nginx_image(), None).unwrap().config.seccomp,
+            Seccomp::Localhost("x.json".into())
         );
+        for bad in ["", "/etc/x.json", "../x.json", "a/../../x.json"] {
+            let p = pod(json!({"metadata": {"name": "p"}, "spec": {
+                "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": bad}},
+                "containers": [{"name": "c", "image": "i"}]}}));
+            assert_eq!(
+                convert(&p, &nginx_image(), None).unwrap_err(),
+                ConvertError::LocalhostSeccomp(bad.into()),
+                "{bad}"
+            );
+        }
         // A container-level profile wins over the pod's.
         let p = pod(json!({"metadata": {"name": "p"}, "spec": {
             "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "x.json"}},

@@ -80,14 +80,113 @@ pub struct CapabilityChanges {
     pub drop: Vec<String>,
 }
 
-/// `securityContext.seccompProfile.type`. `Localhost` profiles are not supported yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// `securityContext.seccompProfile.type`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Seccomp {
     /// No filter (Kubernetes' default when the field is unset).
     #[default]
     Unconfined,
     /// [`runtime_default_seccomp`]: a deny-list profile.
     RuntimeDefault,
+    /// `Localhost`: a profile file in the node's seccomp directory, in the format
+    /// containerd and docker read (OCI's `linux.seccomp` fields: `defaultAction`,
+    /// `architectures`, `syscalls`...). Relative paths are resolved by the runtime
+    /// (`<data-dir>/agent/seccomp/`); the spec is built from an absolute one.
+    Localhost(PathBuf),
+}
+
+/// The OCI `linux.seccomp` section of a Localhost profile file (docker's format: the OCI
+/// fields, plus `archMap`, whose architectures and sub-architectures are taken, and
+/// `includes`/`excludes` conditions, which skiff does not evaluate).
+pub fn localhost_seccomp(path: &Path) -> Result<Value, SpecError> {
+    if !path.is_absolute() {
+        return Err(SpecError::Invalid(format!(
+            "seccomp profile {path:?} is not resolved to an absolute path"
+        )));
+    }
+    let cannot = |why: String| {
+        SpecError::Invalid(format!(
+            "cannot load seccomp profile {:?}: {why}",
+            path.display().to_string()
+        ))
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| cannot(e.to_string()))?;
+    let profile: Value = serde_json::from_str(&text).map_err(|e| cannot(e.to_string()))?;
+    let Some(obj) = profile.as_object() else {
+        return Err(cannot("not a JSON object".into()));
+    };
+    let Some(default_action) = obj.get("defaultAction").and_then(Value::as_str) else {
+        return Err(cannot("no defaultAction".into()));
+    };
+    let mut out = json!({"defaultAction": default_action});
+    for key in [
+        "defaultErrnoRet",
+        "listenerPath",
+        "listenerMetadata",
+        "flags",
+    ] {
+        if let Some(v) = obj.get(key) {
+            out[key] = v.clone();
+        }
+    }
+    let mut arches: Vec<Value> = obj
+        .get("architectures")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for entry in obj
+        .get("archMap")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(a) = entry.get("architecture") {
+            arches.push(a.clone());
+        }
+        arches.extend(
+            entry
+                .get("subArchitectures")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    if !arches.is_empty() {
+        out["architectures"] = json!(arches);
+    }
+    let mut syscalls = Vec::new();
+    for rule in obj
+        .get("syscalls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut names: Vec<Value> = rule
+            .get("names")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(name) = rule.get("name") {
+            names.push(name.clone());
+        }
+        let Some(action) = rule.get("action") else {
+            return Err(cannot("a syscalls rule has no action".into()));
+        };
+        if names.is_empty() {
+            continue;
+        }
+        let mut r = json!({"names": names, "action": action});
+        for key in ["errnoRet", "args"] {
+            if let Some(v) = rule.get(key) {
+                r[key] = v.clone();
+            }
+        }
+        syscalls.push(r);
+    }
+    if !syscalls.is_empty() {
+        out["syscalls"] = json!(syscalls);
+    }
+    Ok(out)
 }
 
 /// Mount propagation, as CRI's `MountPropagation`.
@@ -656,9 +755,13 @@ pub fn build_spec_json(c: &ContainerConfig) -> Result<Value, SpecError> {
     } else {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
-        if c.seccomp == Seccomp::RuntimeDefault {
-            let set: BTreeSet<String> = caps.iter().cloned().collect();
-            linux["seccomp"] = runtime_default_seccomp(&set);
+        match &c.seccomp {
+            Seccomp::Unconfined => {}
+            Seccomp::RuntimeDefault => {
+                let set: BTreeSet<String> = caps.iter().cloned().collect();
+                linux["seccomp"] = runtime_default_seccomp(&set);
+            }
+            Seccomp::Localhost(path) => linux["seccomp"] = localhost_seccomp(path)?,
         }
     }
 
@@ -976,6 +1079,46 @@ mod tests {
             },
         });
         assert_eq!(render(&c), expected);
+    }
+
+    #[test]
+    fn localhost_seccomp_profiles_in_docker_format_become_oci() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.json");
+        std::fs::write(
+            &path,
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+                "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]}],
+                "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+                             {"name": "mkdir", "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+        )
+        .expect("write");
+        let mut c = base();
+        c.seccomp = Seccomp::Localhost(path.clone());
+        let v = build_spec_json(&c).expect("spec");
+        assert_eq!(
+            v["linux"]["seccomp"],
+            json!({
+                "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+                "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+                             {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+            })
+        );
+        c.seccomp = Seccomp::Localhost(dir.path().join("missing.json"));
+        let e = build_spec_json(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("cannot load seccomp profile") && e.contains("missing.json"),
+            "{e}"
+        );
+        c.seccomp = Seccomp::Localhost("relative.json".into());
+        assert!(build_spec_json(&c).is_err());
+        std::fs::write(&path, "{\"syscalls\": []}").expect("write");
+        c.seccomp = Seccomp::Localhost(path);
+        assert!(build_spec_json(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("no defaultAction"));
     }
 
     #[test]

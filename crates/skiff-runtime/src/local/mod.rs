@@ -105,6 +105,8 @@ struct Inner {
     sandboxes: Sandboxes,
     runtime: Runtime,
     containers_root: PathBuf,
+    /// `<data-dir>/agent/seccomp`: where `Localhost` seccomp profiles are found.
+    seccomp_root: PathBuf,
     monitor: MonitorCommand,
     registries: PathBuf,
     cgroups: Cgroups,
@@ -301,6 +303,17 @@ impl Inner {
             )));
         }
         let attempt = (|| {
+            // A Localhost seccomp profile named relative to the node's seccomp directory.
+            let resolved;
+            let config = match &config.seccomp {
+                spec::Seccomp::Localhost(p) if p.is_relative() => {
+                    let mut c = config.clone();
+                    c.seccomp = spec::Seccomp::Localhost(self.seccomp_root.join(p));
+                    resolved = c;
+                    &resolved
+                }
+                _ => config,
+            };
             spec::write_config(&dir, config)
                 .map_err(|e| CriError::Start(format!("writing config.json: {e}")))?;
             if let Some(parent) = m.meta.log_path.parent() {
@@ -528,6 +541,7 @@ impl LocalRuntime {
                 sandboxes,
                 runtime,
                 containers_root,
+                seccomp_root: agent.join("seccomp"),
                 monitor: config.monitor,
                 registries,
                 cgroups,
