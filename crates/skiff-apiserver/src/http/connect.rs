@@ -328,8 +328,14 @@ fn has_container(pod: &Value, container: &str) -> bool {
         .any(|list| names(pod["spec"].get(*list)).iter().any(|n| n == container))
 }
 
-/// The container of a log request (upstream's `ValidateContainer`).
-pub(crate) fn log_container(pod: &Value, name: &str, asked: Option<&str>) -> ApiResult<String> {
+/// The container a request names, or the pod's only one; `several` words the refusal
+/// when the pod has more than one and none was named.
+fn choose_container(
+    pod: &Value,
+    name: &str,
+    asked: Option<&str>,
+    several: impl FnOnce(&[String]) -> String,
+) -> ApiResult<String> {
     if let Some(c) = asked {
         if !has_container(pod, c) {
             return Err(ApiError::bad_request(format!(
@@ -339,56 +345,45 @@ pub(crate) fn log_container(pod: &Value, name: &str, asked: Option<&str>) -> Api
         return Ok(c.to_owned());
     }
     let containers = names(pod["spec"].get("containers"));
-    match containers.len() {
-        1 => Ok(containers[0].clone()),
-        0 => Err(ApiError::bad_request(format!(
+    match containers.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(ApiError::bad_request(format!(
             "a container name must be specified for pod {name}"
         ))),
-        _ => {
-            // Every container, init ones first (podutil.VisitContainers), as Go prints a
-            // slice.
-            let mut all = names(pod["spec"].get("initContainers"));
-            all.extend(containers);
-            all.extend(names(pod["spec"].get("ephemeralContainers")));
-            Err(ApiError::bad_request(format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                all.join(" ")
-            )))
-        }
+        many => Err(ApiError::bad_request(several(many))),
     }
+}
+
+/// The container of a log request (upstream's `ValidateContainer`).
+pub(crate) fn log_container(pod: &Value, name: &str, asked: Option<&str>) -> ApiResult<String> {
+    choose_container(pod, name, asked, |containers| {
+        // Every container, init ones first (podutil.VisitContainers), as Go prints a slice.
+        let mut all = names(pod["spec"].get("initContainers"));
+        all.extend_from_slice(containers);
+        all.extend(names(pod["spec"].get("ephemeralContainers")));
+        format!(
+            "a container name must be specified for pod {name}, choose one of: [{}]",
+            all.join(" ")
+        )
+    })
 }
 
 /// The container of an exec or attach (upstream's `streamLocation`).
 pub(crate) fn stream_container(pod: &Value, name: &str, asked: Option<&str>) -> ApiResult<String> {
-    if let Some(c) = asked {
-        if !has_container(pod, c) {
-            return Err(ApiError::bad_request(format!(
-                "container {c} is not valid for pod {name}"
-            )));
+    choose_container(pod, name, asked, |containers| {
+        let mut message = format!(
+            "a container name must be specified for pod {name}, choose one of: [{}]",
+            containers.join(" ")
+        );
+        let init = names(pod["spec"].get("initContainers"));
+        if !init.is_empty() {
+            message.push_str(&format!(
+                " or one of the init containers: [{}]",
+                init.join(" ")
+            ));
         }
-        return Ok(c.to_owned());
-    }
-    let containers = names(pod["spec"].get("containers"));
-    match containers.len() {
-        1 => Ok(containers[0].clone()),
-        0 => Err(ApiError::bad_request(format!(
-            "a container name must be specified for pod {name}"
-        ))),
-        _ => {
-            let mut message = format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                containers.join(" ")
-            );
-            let init = names(pod["spec"].get("initContainers"));
-            if !init.is_empty() {
-                message.push_str(&format!(
-                    " or one of the init containers: [{}]",
-                    init.join(" ")
-                ));
-            }
-            Err(ApiError::bad_request(message))
-        }
-    }
+        message
+    })
 }
 
 /// Upstream's `ValidatePodLogOptions`, as a 422 on `PodLogOptions`.
