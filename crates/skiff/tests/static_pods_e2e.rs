@@ -1,7 +1,9 @@
 //! End to end, as root: `skiff server` with its own real node runs a static pod dropped in
 //! `<data-dir>/agent/pod-manifests` as a real container (runc, the CNI bridge, the demo
 //! image from the air-gap directory); its mirror pod shows it Running with its pod IP, it
-//! answers HTTP there; removing the manifest stops it and deletes the mirror pod.
+//! answers HTTP there, `kubectl exec` on the mirror pod reaches it, `kubectl delete` of the
+//! mirror pod brings a new one and leaves the container running; removing the manifest
+//! stops it and deletes the mirror pod.
 //!
 //! One test per binary: the node uses the host's `cni0` bridge and pod range.
 
@@ -80,6 +82,51 @@ async fn scenario(data: &Path) -> Result<()> {
     assert!(body.contains("Hello from a pod on skiff"), "{body}");
     let monitors = || processes_with(&format!("container-monitor {}", data.display()));
     assert_eq!(monitors(), 1);
+
+    // kubectl exec through the mirror pod reaches the static pod's container.
+    let out = c.kubectl_output(
+        &["-n", "kube-system", "exec", MIRROR, "--", "hostname"],
+        None,
+    )?;
+    assert_eq!(
+        (
+            String::from_utf8_lossy(&out.stdout).as_ref(),
+            out.status.code()
+        ),
+        ("hello-static-e2e\n", Some(0)),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // kubectl delete of the mirror pod: a new one comes, the container runs on.
+    let before = pods.get(MIRROR).await?;
+    let first = before.metadata.uid.clone();
+    let container_id = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.first())
+            .and_then(|c| c.container_id.clone())
+    };
+    let id_before = container_id(&before);
+    assert!(id_before.is_some());
+    c.kubectl(&["-n", "kube-system", "delete", "pod", MIRROR, "--wait=false"])?;
+    let again = wait_for("a new mirror pod Running", Duration::from_secs(30), || {
+        let (pods, first) = (pods.clone(), first.clone());
+        async move {
+            let p = pods.get_opt(MIRROR).await?;
+            Ok(p.filter(|p| {
+                p.metadata.uid != first
+                    && p.metadata.deletion_timestamp.is_none()
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                    && container_id(p).is_some()
+            }))
+        }
+    })
+    .await
+    .and_then(|p| Ok(container_id(&p)))?;
+    assert_eq!(again, id_before, "the same container");
+    assert_eq!(monitors(), 1);
+    assert!(http_get(&ip, 8080)?.contains("200 OK"));
 
     std::fs::remove_file(manifests.join("hello.yaml"))?;
     wait_for(
