@@ -123,7 +123,7 @@ async fn scenario(data: &Path) -> Result<()> {
         }
     })
     .await
-    .and_then(|p| Ok(container_id(&p)))?;
+    .map(|p| container_id(&p))?;
     assert_eq!(again, id_before, "the same container");
     assert_eq!(monitors(), 1);
     assert!(http_get(&ip, 8080)?.contains("200 OK"));
