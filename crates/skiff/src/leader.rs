@@ -167,12 +167,18 @@ where
         tracing::info!(lease = %config.name, identity = %config.identity, "became the leader");
         let task = tokio::spawn(work());
         // Leader: renew every retry period; stop once the deadline passes without a renewal.
+        // A renewal refused (a 409: e.g. our own earlier write landed after its answer was
+        // lost) is retried like an error, as upstream's renew loop does: only the deadline
+        // ends the leadership. Another candidate cannot take the Lease before it expires,
+        // which is later than the deadline.
         let mut last_renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(config.retry_period).await;
             match try_acquire_or_renew(&api, &config).await {
                 Ok(true) => last_renewed = tokio::time::Instant::now(),
-                Ok(false) => break,
+                Ok(false) => {
+                    tracing::debug!(lease = %config.name, "a lease renewal was refused; retrying")
+                }
                 Err(e) => tracing::debug!(lease = %config.name, error = %e, "renewing the lease"),
             }
             if last_renewed.elapsed() >= config.renew_deadline {
