@@ -206,3 +206,54 @@ async fn an_api_server_that_never_answers_does_not_hold_static_pods_back() -> Re
     drop(hung);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_changed_while_the_kubelet_was_down_replaces_the_old_version() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let agent = dir.path().join("agent");
+    let manifests = agent.join("pod-manifests");
+    std::fs::create_dir_all(&manifests)?;
+    std::fs::write(manifests.join("web.yaml"), MANIFEST)?;
+    let rt = RecordingRuntime::new();
+    for tag in ["1.36", "1.37"] {
+        rt.add_image(RecordingRuntime::image(
+            &format!("docker.io/library/busybox:{tag}"),
+            ImageConfig::default(),
+        ));
+    }
+    let port = closed_port()?;
+    let k = kubelet(&agent, &manifests, &rt, port)?;
+    wait("the first version running", Duration::from_secs(20), || {
+        running(&rt).len() == 1
+    })
+    .await?;
+    let old = rt.containers().remove(0);
+    drop(k);
+    std::fs::write(
+        manifests.join("web.yaml"),
+        MANIFEST.replace("busybox:1.36", "busybox:1.37"),
+    )?;
+    rt.take_calls();
+    let _k = kubelet(&agent, &manifests, &rt, port)?;
+    wait("only the new version", Duration::from_secs(20), || {
+        let cs = rt.containers();
+        cs.len() == 1
+            && cs[0].meta.image == "busybox:1.37"
+            && matches!(cs[0].state, ContainerState::Running { .. })
+    })
+    .await?;
+    // The old one was stopped before the new one started.
+    let calls = rt.calls();
+    let stopped = calls
+        .iter()
+        .position(|c| matches!(c, Call::StopContainer { id, .. } if *id == old.id));
+    let started = calls
+        .iter()
+        .position(|c| matches!(c, Call::StartContainer { .. }));
+    assert!(
+        stopped.is_some() && stopped < started,
+        "stop at {stopped:?}, start at {started:?}"
+    );
+    assert_eq!(rt.sandboxes().len(), 1);
+    Ok(())
+}

@@ -181,6 +181,43 @@ impl Manager {
         }
     }
 
+    /// What the runtime has of older versions of the given static pods (a manifest changed
+    /// while the kubelet was down): a cleanup worker each, under the static pod's full name
+    /// so that the new version starts once it is done.
+    async fn clean_old_versions(&mut self, statics: &BTreeMap<String, Pod>) {
+        let by_name: HashMap<String, &String> = statics
+            .iter()
+            .map(|(uid, p)| (static_pods::full_name(p), uid))
+            .collect();
+        let mut old: BTreeMap<String, String> = BTreeMap::new();
+        let mut note = |ns: &str, name: &str, uid: &str| {
+            let full = format!("{ns}/{name}");
+            if by_name.get(&full).is_some_and(|u| u.as_str() != uid) {
+                old.insert(uid.to_owned(), full);
+            }
+        };
+        if let Ok(cs) = self.shared.runtime.list_containers().await {
+            for c in cs {
+                note(&c.meta.pod_namespace, &c.meta.pod_name, &c.meta.pod_uid);
+            }
+        }
+        if let Ok(ss) = self.shared.runtime.list_sandboxes().await {
+            for sb in ss {
+                note(&sb.pod_namespace, &sb.pod_name, &sb.pod_uid);
+            }
+        }
+        for (uid, full) in old {
+            if self.workers.contains_key(&uid) {
+                continue;
+            }
+            tracing::info!(pod = %full, pod_uid = %uid, "removing the containers of an older version of a static pod");
+            self.spawn(uid.clone(), None);
+            if let Some(e) = self.workers.get_mut(&uid) {
+                e.full_name = full;
+            }
+        }
+    }
+
     /// A mirror pod added or changed in the API: to its static pod's worker(s), or deleted
     /// when no static pod has its name.
     fn mirror_update(&mut self, pod: Pod) {
@@ -376,7 +413,9 @@ pub async fn run_with_manifests(
     // The static pods first: they run without the API, and the orphan cleanup after the
     // first list must know them.
     if let Some(src) = source.as_mut() {
-        m.set_statics(src.scan(&seen_now()));
+        let initial = src.scan(&seen_now());
+        m.clean_old_versions(&initial).await;
+        m.set_statics(initial);
     }
     let mut listing: Option<Vec<String>> = None;
     let mut mirrors_listed: Vec<String> = Vec::new();
