@@ -75,6 +75,7 @@ async fn scenarios(data: &Path) -> Result<()> {
     scenario!(emptydir_shared_init_and_sidecar);
     scenario!(liveness_restarts);
     scenario!(graceful_termination);
+    scenario!(termination_messages);
     if wanted("localhost_seccomp") {
         match localhost_seccomp(&c, "localhost-seccomp", &data.join("agent/seccomp")).await {
             Ok(()) => eprintln!("localhost_seccomp: ok"),
@@ -503,7 +504,7 @@ async fn liveness_restarts(c: &Cluster, ns: &str) -> Result<()> {
         |p| {
             let s = statuses(p).into_iter().next()?;
             let running = s.state.as_ref()?.running.is_some();
-            (s.restart_count >= 1 && running).then(|| (s.restart_count, s.last_state))
+            (s.restart_count >= 1 && running).then_some((s.restart_count, s.last_state))
         },
     )
     .await?;
@@ -586,6 +587,55 @@ async fn graceful_termination(c: &Cluster, ns: &str) -> Result<()> {
     }
     if polite >= Duration::from_secs(25) {
         bail!("the SIGTERM-honouring pod took {polite:?}: it was held for its grace period");
+    }
+    Ok(())
+}
+
+/// A container's termination message: what it wrote to its terminationMessagePath, or
+/// with FallbackToLogsOnError and a failure, the end of its log.
+async fn termination_messages(c: &Cluster, ns: &str) -> Result<()> {
+    apply(
+        c,
+        ns,
+        &pod_yaml(
+            "last-words",
+            &format!(
+                "  restartPolicy: Never\n  containers:\n  \
+                 - name: file\n    image: {IMAGE}\n    \
+                 command: [\"sh\", \"-c\", \"echo written-message > /dev/termination-log; exit 3\"]\n  \
+                 - name: custom\n    image: {IMAGE}\n    terminationMessagePath: /tmp/why\n    \
+                 command: [\"sh\", \"-c\", \"echo elsewhere > /tmp/why\"]\n  \
+                 - name: logs\n    image: {IMAGE}\n    terminationMessagePolicy: FallbackToLogsOnError\n    \
+                 command: [\"sh\", \"-c\", \"echo oops-from-the-log; exit 1\"]\n"
+            ),
+        ),
+    )?;
+    let messages = wait_pod(
+        c,
+        ns,
+        "last-words",
+        "all three terminated",
+        Duration::from_secs(60),
+        |p| {
+            let all: Vec<(String, Option<String>)> = statuses(p)
+                .into_iter()
+                .filter_map(|s| Some((s.name, s.state?.terminated?.message)))
+                .collect();
+            (all.len() == 3).then_some(all)
+        },
+    )
+    .await?;
+    let want = [
+        ("custom", Some("elsewhere\n")),
+        ("file", Some("written-message\n")),
+        ("logs", Some("oops-from-the-log\n")),
+    ];
+    let got: Vec<(&str, Option<&str>)> = messages
+        .iter()
+        .map(|(n, m)| (n.as_str(), m.as_deref()))
+        .collect();
+    if got != want {
+        bail!("termination messages {got:?}");
     }
     Ok(())
 }

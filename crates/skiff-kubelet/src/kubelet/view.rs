@@ -12,6 +12,50 @@ use crate::pods::status::{ObservedContainer, ObservedState};
 pub const KIND_LABEL: &str = "skiff.dev/container-kind";
 /// The label holding the termination message path inside the container.
 pub const TERMINATION_MESSAGE_PATH_LABEL: &str = "skiff.dev/termination-message-path";
+/// The label holding the container's `terminationMessagePolicy` (`File`,
+/// `FallbackToLogsOnError`).
+pub const TERMINATION_MESSAGE_POLICY_LABEL: &str = "skiff.dev/termination-message-policy";
+
+/// The most of a termination message file that is read (upstream's
+/// `MaxContainerTerminationMessageLength`).
+pub const MAX_TERMINATION_MESSAGE: usize = 4 * 1024;
+/// `FallbackToLogsOnError`: the log's last lines and bytes taken (upstream's
+/// `MaxContainerTerminationMessageLogLines` and `...LogLength`).
+pub const FALLBACK_LOG_LINES: usize = 80;
+pub const FALLBACK_LOG_BYTES: usize = 2 * 1024;
+
+/// The termination message of an exited container, as upstream's `getTerminationMessage`:
+/// the file behind its `terminationMessagePath` (`file`, at most 4 KiB); when that is empty,
+/// the policy is `FallbackToLogsOnError` and the container failed, the end of its log.
+pub fn termination_message(info: &ContainerInfo, file: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    let ContainerState::Exited { exit_code, .. } = &info.state else {
+        return None;
+    };
+    let mut message = Vec::new();
+    if let Ok(f) = std::fs::File::open(file) {
+        let _ = f
+            .take(MAX_TERMINATION_MESSAGE as u64)
+            .read_to_end(&mut message);
+    }
+    let fallback = info
+        .meta
+        .labels
+        .get(TERMINATION_MESSAGE_POLICY_LABEL)
+        .is_some_and(|p| p == "FallbackToLogsOnError");
+    if message.is_empty() && fallback && *exit_code != 0 {
+        let opts = skiff_runtime::container::logs::Options {
+            tail: Some(FALLBACK_LOG_LINES),
+            ..Default::default()
+        };
+        let mut tail = Vec::new();
+        if skiff_runtime::container::logs::read(&info.meta.log_path, &opts, &mut tail).is_ok() {
+            let start = tail.len().saturating_sub(FALLBACK_LOG_BYTES);
+            message = tail.split_off(start);
+        }
+    }
+    (!message.is_empty()).then(|| String::from_utf8_lossy(&message).into_owned())
+}
 
 fn ts(s: &str) -> Option<Timestamp> {
     s.parse().ok()
@@ -89,6 +133,62 @@ pub fn pod_view(
 mod tests {
     use super::*;
     use skiff_runtime::cri::ContainerMeta;
+
+    fn exited(code: i32) -> ContainerState {
+        ContainerState::Exited {
+            started_at: "2026-12-07T10:00:01Z".into(),
+            finished_at: "2026-12-07T10:00:02Z".into(),
+            exit_code: code,
+            oom_killed: false,
+        }
+    }
+
+    #[test]
+    fn termination_messages_come_from_the_file_then_the_log_as_upstream() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("term");
+        let log = dir.path().join("0.log");
+        let mut lines = String::new();
+        for i in 0..100 {
+            lines.push_str(&format!(
+                "2026-12-07T10:00:01.000000000Z stderr F line {i}\n"
+            ));
+        }
+        std::fs::write(&log, lines).expect("log");
+        let mut c = info(exited(2), 0);
+        c.meta.log_path = log.clone();
+        // No file, policy File: nothing.
+        assert_eq!(termination_message(&c, &file), None);
+        // The file, capped at 4 KiB.
+        std::fs::write(&file, "x".repeat(5000)).expect("file");
+        assert_eq!(
+            termination_message(&c, &file).map(|m| m.len()),
+            Some(MAX_TERMINATION_MESSAGE)
+        );
+        // FallbackToLogsOnError with an empty file and a failure: the log's last 80 lines.
+        std::fs::write(&file, "").expect("file");
+        c.meta.labels.insert(
+            TERMINATION_MESSAGE_POLICY_LABEL.into(),
+            "FallbackToLogsOnError".into(),
+        );
+        let m = termination_message(&c, &file).expect("fallback");
+        assert!(
+            m.starts_with("line 20\n") && m.ends_with("line 99\n"),
+            "{m}"
+        );
+        // ... never for a success, nor for a running container.
+        c.state = exited(0);
+        assert_eq!(termination_message(&c, &file), None);
+        c.state = ContainerState::Running {
+            started_at: "2026-12-07T10:00:01Z".into(),
+            pid: 1,
+        };
+        assert_eq!(termination_message(&c, &file), None);
+        // A message the process wrote wins over the log.
+        std::fs::write(&file, "bye").expect("file");
+        c.state = exited(1);
+        assert_eq!(termination_message(&c, &file).as_deref(), Some("bye"));
+    }
 
     fn info(state: ContainerState, attempt: u32) -> ContainerInfo {
         ContainerInfo {

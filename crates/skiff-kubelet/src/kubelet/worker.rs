@@ -31,7 +31,10 @@ use super::actions::{compute_pod_actions, PodActions, PodView, SandboxView};
 use super::sandbox::{sandbox_config, SandboxSettings};
 use super::static_pods::{self, MirrorAction};
 use super::users::EtcFiles;
-use super::view::{observe, KIND_LABEL, TERMINATION_MESSAGE_PATH_LABEL};
+use super::view::{
+    observe, termination_message, KIND_LABEL, TERMINATION_MESSAGE_PATH_LABEL,
+    TERMINATION_MESSAGE_POLICY_LABEL,
+};
 use crate::pods::backoff::CrashLoopBackOff;
 use crate::pods::convert::{container_config, ContainerInputs, SandboxNamespaces};
 use crate::pods::env::{EnvInputs, Objects};
@@ -233,6 +236,17 @@ impl Worker {
     }
 
     /// The runtime's view of this pod, with the failed starts merged in.
+    /// The host file behind container instance `id`'s `terminationMessagePath`.
+    fn termination_log(&self, container: &str, id: &str) -> PathBuf {
+        self.shared
+            .agent_dir
+            .join("pods")
+            .join(&self.uid)
+            .join("containers")
+            .join(container)
+            .join(id)
+    }
+
     async fn view(&self) -> Result<(PodView, Option<Sandbox>), String> {
         let rt = &self.shared.runtime;
         let sandboxes = rt.list_sandboxes().await.map_err(|e| e.to_string())?;
@@ -255,7 +269,11 @@ impl Worker {
             .map_err(|e| e.to_string())?
             .iter()
             .filter(|c| c.meta.pod_uid == self.uid)
-            .map(|c| observe(c, t))
+            .map(|c| {
+                let mut o = observe(c, t);
+                o.message = termination_message(c, &self.termination_log(&c.meta.name, &c.id));
+                o
+            })
             .collect();
         containers.extend(self.failed_starts.iter().cloned());
         let view = PodView {
@@ -737,6 +755,13 @@ impl Worker {
             labels.insert(skiff_runtime::local::STDIN_LABEL.into(), "true".into());
         }
         labels.insert(
+            TERMINATION_MESSAGE_POLICY_LABEL.into(),
+            container
+                .termination_message_policy
+                .clone()
+                .unwrap_or_else(|| "File".into()),
+        );
+        labels.insert(
             TERMINATION_MESSAGE_PATH_LABEL.into(),
             container
                 .termination_message_path
@@ -776,15 +801,10 @@ impl Worker {
                 return Some(RETRY);
             }
         };
-        let term_dir = self
-            .shared
-            .agent_dir
-            .join("pods")
-            .join(&uid)
-            .join("containers")
-            .join(name);
-        let term_log = term_dir.join(&id);
-        let term_ok = std::fs::create_dir_all(&term_dir)
+        let term_log = self.termination_log(name, &id);
+        let term_ok = term_log
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
             .and_then(|_| std::fs::write(&term_log, b""))
             .is_ok();
         let objects = self.env_objects(&ns, &container).await;
