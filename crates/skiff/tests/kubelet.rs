@@ -42,6 +42,15 @@ async fn cluster() -> Result<Cluster> {
 }
 
 fn kubelet(c: &Cluster, rt: &RecordingRuntime) -> Kubelet {
+    kubelet_with(c, rt, BTreeMap::new())
+}
+
+/// A kubelet whose node has `allocatable` (empty: not known, everything is admitted).
+fn kubelet_with(
+    c: &Cluster,
+    rt: &RecordingRuntime,
+    allocatable: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+) -> Kubelet {
     let agent_dir = c.dir.path().join("agent");
     let client = c.running.local_client(
         &format!("system:node:{NODE}"),
@@ -64,7 +73,7 @@ fn kubelet(c: &Cluster, rt: &RecordingRuntime) -> Kubelet {
             node_hosts: "127.0.0.1 localhost\n".into(),
         },
         memory_capacity: 8 << 30,
-        allocatable: BTreeMap::new(),
+        allocatable,
         host_ips: vec!["10.0.0.5".into()],
     };
     Kubelet {
@@ -459,4 +468,57 @@ async fn a_command_the_runtime_cannot_start_is_a_start_error_then_crash_loops() 
         .is_some_and(|m| m.contains(message)));
     assert!(cs[0]["restartCount"].as_i64() >= Some(1), "{cs}");
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_does_not_fit_the_node_is_rejected() -> Result<()> {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let c = cluster().await?;
+    let rt = runtime_with_busybox();
+    let allocatable = [("cpu", "1"), ("memory", "1Gi"), ("pods", "110")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Quantity(v.to_owned())))
+        .collect();
+    let _k = kubelet_with(&c, &rt, allocatable);
+    // Bound straight to the node (no scheduler in the way), asking for more than it has.
+    create_pod(
+        &c,
+        json!({"containers": [{"name": "c", "image": "busybox:1.36",
+            "resources": {"requests": {"cpu": "1500m"}}}]}),
+    )
+    .await?;
+    let p = wait_pod(&c, "the pod rejected", |p| phase(p) == "Failed").await?;
+    let s = p.status.clone().unwrap_or_default();
+    assert_eq!(s.reason.as_deref(), Some("OutOfcpu"));
+    assert_eq!(
+        s.message.as_deref(),
+        Some("Pod was rejected: Node didn't have enough resource: cpu, requested: 1500, used: 0, capacity: 1000")
+    );
+    assert!(
+        !rt.calls()
+            .iter()
+            .any(|c| matches!(c, Call::CreateContainer { .. } | Call::RunSandbox { .. })),
+        "nothing of a rejected pod runs: {:?}",
+        rt.calls()
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(c.client.clone(), "default");
+    let warned = wait_for("the OutOfcpu event", Duration::from_secs(10), || async {
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("OutOfcpu"))
+            .then_some(()))
+    })
+    .await;
+    warned?;
+    // Deleting it needs no kubelet work: it is gone at once.
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    api.delete("p", &DeleteParams::default()).await?;
+    wait_for("the rejected pod gone", Duration::from_secs(10), || async {
+        Ok(api.get_opt("p").await?.is_none().then_some(()))
+    })
+    .await
 }

@@ -23,6 +23,7 @@
 //! do for static pods of one full name.
 
 pub mod actions;
+pub mod admission;
 pub mod sandbox;
 pub mod static_pods;
 pub mod users;
@@ -73,6 +74,8 @@ struct Manager {
     mirrors: HashMap<String, Arc<Pod>>,
     /// Whether the API's pods were listed once (orphaned mirrors can be told then).
     api_synced: bool,
+    /// Pods refused at admission (they never get a worker), by uid.
+    rejected: std::collections::HashSet<String>,
 }
 
 impl Manager {
@@ -89,7 +92,93 @@ impl Manager {
             e.pod.send_replace(Some(Arc::new(pod)));
             return;
         }
+        if self.rejected.contains(&uid) {
+            // Nothing of it runs: a delete is final at once.
+            if pod.metadata.deletion_timestamp.is_some() {
+                let client = self.shared.client.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = delete_mirror(&client, &pod).await {
+                        tracing::debug!(error = %e, "deleting a rejected pod");
+                    }
+                });
+            }
+            return;
+        }
+        if !static_pods::is_static(&pod)
+            && pod.metadata.deletion_timestamp.is_none()
+            && !admission::already_admitted(&pod)
+        {
+            let active: Vec<Arc<Pod>> = self
+                .workers
+                .values()
+                .filter_map(|e| e.pod.borrow().clone())
+                .filter(|p| {
+                    !matches!(
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                        Some("Succeeded" | "Failed")
+                    )
+                })
+                .collect();
+            let active: Vec<&Pod> = active.iter().map(|p| p.as_ref()).collect();
+            if let Err(rejection) = admission::admit(&pod, &active, &self.shared.allocatable) {
+                self.rejected.insert(uid);
+                self.reject(pod, rejection);
+                return;
+            }
+        }
         self.spawn(uid, Some(Arc::new(pod)));
+    }
+
+    /// Upstream's `rejectPod`: phase Failed with the reason and `Pod was rejected: ...`, and
+    /// a warning event with the same words.
+    fn reject(&self, pod: Pod, rejection: admission::Rejection) {
+        use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+        use kube::Resource;
+        let client = self.shared.client.clone();
+        let node = self.shared.node_name.clone();
+        tracing::info!(
+            pod = %static_pods::full_name(&pod),
+            reason = %rejection.reason,
+            "pod rejected: {}",
+            rejection.message
+        );
+        tokio::spawn(async move {
+            let ns = pod.metadata.namespace.clone().unwrap_or_default();
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            let status = serde_json::json!({"status": {
+                "phase": "Failed",
+                "reason": rejection.reason,
+                "message": format!("Pod was rejected: {}", rejection.message),
+            }});
+            if let Err(e) = api
+                .patch_status(
+                    &name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&status),
+                )
+                .await
+            {
+                tracing::debug!(error = %e, "posting a rejected pod's status");
+            }
+            let recorder = Recorder::new(
+                client,
+                Reporter {
+                    controller: "kubelet".into(),
+                    instance: Some(node),
+                },
+            );
+            let event = Event {
+                type_: EventType::Warning,
+                reason: rejection.reason.clone(),
+                note: Some(rejection.message),
+                action: rejection.reason,
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&event, &pod.object_ref(&())).await {
+                tracing::debug!(error = %e, "recording a rejection");
+            }
+        });
     }
 
     fn spawn(&mut self, uid: String, pod: Option<Arc<Pod>>) {
@@ -409,6 +498,7 @@ pub async fn run_with_manifests(
         statics: BTreeMap::new(),
         mirrors: HashMap::new(),
         api_synced: false,
+        rejected: Default::default(),
     };
     // The static pods first: they run without the API, and the orphan cleanup after the
     // first list must know them.
