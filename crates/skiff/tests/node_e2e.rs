@@ -3,7 +3,8 @@
 //! user meets them — OOMKilled, a command missing from the image, an image that does not
 //! exist, a volume's ConfigMap that appears later and changes while mounted, an emptyDir
 //! shared by two containers, init containers and a sidecar, liveness restarts, graceful
-//! termination, an image pulled from a local docker-registry, and a restart of the server
+//! termination, 100 pods created and deleted leaving nothing behind, an image pulled from a
+//! local docker-registry, and a restart of the server
 //! that leaves running containers alone.
 //!
 //! One test per binary (the node uses the host's `cni0` bridge and pod range); the
@@ -82,6 +83,15 @@ async fn scenarios(data: &Path) -> Result<()> {
             Err(e) => {
                 eprintln!("localhost_seccomp: FAILED: {e:#}");
                 failures.push(format!("localhost_seccomp: {e:#}"));
+            }
+        }
+    }
+    if wanted("hundred_pods_leave_nothing") {
+        match hundred_pods_leave_nothing(&c, "hundred", data).await {
+            Ok(()) => eprintln!("hundred_pods_leave_nothing: ok"),
+            Err(e) => {
+                eprintln!("hundred_pods_leave_nothing: FAILED: {e:#}");
+                failures.push(format!("hundred_pods_leave_nothing: {e:#}"));
             }
         }
     }
@@ -638,6 +648,151 @@ async fn termination_messages(c: &Cluster, ns: &str) -> Result<()> {
         bail!("termination messages {got:?}");
     }
     Ok(())
+}
+
+/// The node's files that mention `needle`: sandbox and container records, IPAM leases.
+fn records_mentioning(data: &Path, needle: &str) -> Vec<String> {
+    let agent = data.join("agent");
+    let mut found = Vec::new();
+    for (dir, file) in [
+        ("sandboxes", Some("sandbox.json")),
+        ("containers", Some("meta.json")),
+        ("cni-ipam/skiff", None),
+    ] {
+        let Ok(entries) = std::fs::read_dir(agent.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = match file {
+                Some(f) => e.path().join(f),
+                None => e.path(),
+            };
+            if std::fs::read_to_string(&path).is_ok_and(|t| t.contains(needle)) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+/// 100 pods created and deleted, in four rounds of 25: afterwards nothing of them is left
+/// on the host (sandbox and container records, IPAM leases, mounts, pod cgroups,
+/// container monitors, veths on cni0).
+async fn hundred_pods_leave_nothing(c: &Cluster, ns: &str, data: &Path) -> Result<()> {
+    c.kubectl(&["create", "namespace", ns])?;
+    let ports = || {
+        std::fs::read_dir("/sys/class/net/cni0/brif")
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let monitors =
+        || common::realnode::processes_with(&format!("container-monitor {}", data.display()));
+    let (ports_before, monitors_before) = (ports(), monitors());
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), ns);
+    let mut uids = Vec::new();
+    let mut sandboxes = Vec::new();
+    for round in 0..4 {
+        let list: String = (0..25)
+            .map(|i| {
+                pod_yaml(
+                    &format!("p{round}-{i}"),
+                    &format!(
+                        "  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    \
+                         image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n"
+                    ),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n");
+        c.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(&list))?;
+        let running = wait_for("25 pods Running", Duration::from_secs(180), || async {
+            let list = pods.list(&ListParams::default()).await?;
+            let running: Vec<String> = list
+                .items
+                .iter()
+                .filter(|p| phase(p) == "Running")
+                .filter_map(|p| p.metadata.uid.clone())
+                .collect();
+            Ok((running.len() == 25).then_some(running))
+        })
+        .await?;
+        for uid in &running {
+            for record in records_mentioning(data, uid) {
+                if record.ends_with("sandbox.json") {
+                    let id = Path::new(&record)
+                        .parent()
+                        .and_then(|d| d.file_name())
+                        .map(|n| n.to_string_lossy().into_owned());
+                    sandboxes.extend(id);
+                }
+            }
+        }
+        uids.extend(running);
+        c.kubectl(&["delete", "pods", "--all", "-n", ns, "--wait=false"])?;
+        wait_for(
+            "the round's pods gone",
+            Duration::from_secs(120),
+            || async {
+                Ok(pods
+                    .list(&ListParams::default())
+                    .await?
+                    .items
+                    .is_empty()
+                    .then_some(()))
+            },
+        )
+        .await?;
+    }
+    if uids.len() != 100 || sandboxes.len() < 100 {
+        bail!("{} pods and {} sandboxes seen", uids.len(), sandboxes.len());
+    }
+    wait_for(
+        "the host clean of the 100 pods",
+        Duration::from_secs(60),
+        || async {
+            let mut left: Vec<String> = uids
+                .iter()
+                .chain(&sandboxes)
+                .flat_map(|id| records_mentioning(data, id))
+                .collect();
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            left.extend(
+                mounts
+                    .lines()
+                    .filter(|l| {
+                        uids.iter()
+                            .chain(&sandboxes)
+                            .any(|id| l.contains(id.as_str()))
+                    })
+                    .map(|l| format!("mount {l}")),
+            );
+            left.extend(
+                uids.iter()
+                    .flat_map(|u| skiff_kubelet::pods::qos::pod_cgroup_candidates(u))
+                    .flat_map(|p| {
+                        ["memory", "cpu", "pids"].map(|h| format!("/sys/fs/cgroup/{h}{p}"))
+                    })
+                    .filter(|p| Path::new(p).exists()),
+            );
+            let (ports_now, monitors_now) = (ports(), monitors());
+            if ports_now != ports_before {
+                left.push(format!("cni0 ports {ports_now}, {ports_before} before"));
+            }
+            if monitors_now != monitors_before {
+                left.push(format!("monitors {monitors_now}, {monitors_before} before"));
+            }
+            if left.is_empty() {
+                Ok(Some(()))
+            } else {
+                bail!(
+                    "left behind: {} (first: {:?})",
+                    left.len(),
+                    &left[..left.len().min(5)]
+                )
+            }
+        },
+    )
+    .await
 }
 
 /// A `Localhost` seccomp profile from the node's `agent/seccomp/` directory filters the
