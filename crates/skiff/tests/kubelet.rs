@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -14,10 +13,6 @@ use common::{wait_for, Cluster, Datastore};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-use skiff_kubelet::kubelet::sandbox::SandboxSettings;
-use skiff_kubelet::kubelet::Shared;
-use skiff_kubelet::volumes::VolumeManager;
-use skiff_runtime::cri::PodRuntime;
 use skiff_runtime::image::manifest::ImageConfig;
 use skiff_runtime::testing::{Call, RecordingRuntime};
 
@@ -51,31 +46,7 @@ fn kubelet_with(
     rt: &RecordingRuntime,
     allocatable: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
 ) -> Kubelet {
-    let agent_dir = c.dir.path().join("agent");
-    let client = c.running.local_client(
-        &format!("system:node:{NODE}"),
-        &["system:nodes", "system:authenticated"],
-        "kubelet/test",
-    );
-    let runtime: Arc<dyn PodRuntime> = Arc::new(rt.clone());
-    let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
-    let shared = Shared {
-        client,
-        probes: skiff_kubelet::probes::ProbeManager::new(runtime.clone(), probe_tx),
-        runtime,
-        node_name: NODE.into(),
-        volumes: VolumeManager::new(agent_dir.join("pods")),
-        agent_dir,
-        sandbox: SandboxSettings {
-            cluster_dns: vec!["10.43.0.10".into()],
-            cluster_domain: "cluster.local".into(),
-            host_resolv_conf: Some("nameserver 1.1.1.1\n".into()),
-            node_hosts: "127.0.0.1 localhost\n".into(),
-        },
-        memory_capacity: 8 << 30,
-        allocatable,
-        host_ips: vec!["10.0.0.5".into()],
-    };
+    let (shared, probe_rx) = common::testkubelet::shared(c, rt, NODE, allocatable);
     Kubelet {
         task: tokio::spawn(skiff_kubelet::kubelet::run(shared, probe_rx)),
     }

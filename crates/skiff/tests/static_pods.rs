@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -16,10 +15,7 @@ use common::{wait_for, Cluster, Datastore};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-use skiff_kubelet::kubelet::sandbox::SandboxSettings;
-use skiff_kubelet::kubelet::Shared;
-use skiff_kubelet::volumes::VolumeManager;
-use skiff_runtime::cri::{ContainerState, PodRuntime};
+use skiff_runtime::cri::ContainerState;
 use skiff_runtime::image::manifest::ImageConfig;
 use skiff_runtime::testing::{Call, RecordingRuntime};
 
@@ -44,31 +40,7 @@ async fn cluster() -> Result<(Cluster, String)> {
 }
 
 fn kubelet(c: &Cluster, rt: &RecordingRuntime, manifests: &Path) -> Kubelet {
-    let agent_dir = c.dir.path().join("agent");
-    let client = c.running.local_client(
-        &format!("system:node:{NODE}"),
-        &["system:nodes", "system:authenticated"],
-        "kubelet/test",
-    );
-    let runtime: Arc<dyn PodRuntime> = Arc::new(rt.clone());
-    let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
-    let shared = Shared {
-        client,
-        probes: skiff_kubelet::probes::ProbeManager::new(runtime.clone(), probe_tx),
-        runtime,
-        node_name: NODE.into(),
-        volumes: VolumeManager::new(agent_dir.join("pods")),
-        agent_dir,
-        sandbox: SandboxSettings {
-            cluster_dns: vec!["10.43.0.10".into()],
-            cluster_domain: "cluster.local".into(),
-            host_resolv_conf: Some("nameserver 1.1.1.1\n".into()),
-            node_hosts: "127.0.0.1 localhost\n".into(),
-        },
-        memory_capacity: 8 << 30,
-        allocatable: BTreeMap::new(),
-        host_ips: vec!["10.0.0.5".into()],
-    };
+    let (shared, probe_rx) = common::testkubelet::shared(c, rt, NODE, BTreeMap::new());
     Kubelet(tokio::spawn(skiff_kubelet::kubelet::run_with_manifests(
         shared,
         probe_rx,

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod realnode;
+pub mod testkubelet;
 
 use std::future::Future;
 use std::path::PathBuf;
