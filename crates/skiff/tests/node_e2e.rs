@@ -494,7 +494,7 @@ async fn liveness_restarts(c: &Cluster, ns: &str) -> Result<()> {
             "live",
             &format!(
                 "  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {IMAGE}\n    \
-                 command: [\"sh\", \"-c\", \"touch /tmp/healthy; exec sleep 3600\"]\n    \
+                 command: [\"sh\", \"-c\", \"echo instance-$(cat /proc/sys/kernel/random/uuid); touch /tmp/healthy; exec sleep 3600\"]\n    \
                  livenessProbe:\n      exec: {{command: [\"cat\", \"/tmp/healthy\"]}}\n      \
                  periodSeconds: 1\n      failureThreshold: 1\n"
             ),
@@ -521,6 +521,20 @@ async fn liveness_restarts(c: &Cluster, ns: &str) -> Result<()> {
     let last = last.and_then(|l| l.terminated);
     if count != 1 || last.as_ref().map(|t| t.exit_code) != Some(137) {
         bail!("restartCount {count}, last state {last:?}");
+    }
+    // `kubectl logs --previous`: the killed instance's log, not the current one's.
+    let previous = c.kubectl(&["logs", "-n", ns, "live", "--previous"])?;
+    let current = wait_for(
+        "the new instance's log",
+        Duration::from_secs(10),
+        || async {
+            let out = c.kubectl(&["logs", "-n", ns, "live"])?;
+            Ok((!out.is_empty()).then_some(out))
+        },
+    )
+    .await?;
+    if !previous.starts_with("instance-") || previous == current {
+        bail!("logs --previous {previous:?}, current {current:?}");
     }
     let events = events_of(c, ns, "live").await?;
     let unhealthy = events
