@@ -691,7 +691,7 @@ fn records_mentioning(data: &Path, needle: &str) -> Vec<String> {
 
 /// 100 pods created and deleted, in four rounds of 25: afterwards nothing of them is left
 /// on the host (sandbox and container records, IPAM leases, mounts, pod cgroups,
-/// container monitors, veths on cni0).
+/// container monitors, veths on cni0, log directories).
 async fn hundred_pods_leave_nothing(c: &Cluster, ns: &str, data: &Path) -> Result<()> {
     c.kubectl(&["create", "namespace", ns])?;
     let ports = || {
@@ -788,6 +788,14 @@ async fn hundred_pods_leave_nothing(c: &Cluster, ns: &str, data: &Path) -> Resul
                     })
                     .filter(|p| Path::new(p).exists()),
             );
+            if let Ok(logs) = std::fs::read_dir(data.join("agent/logs")) {
+                left.extend(
+                    logs.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|name| uids.iter().any(|u| name.ends_with(u.as_str())))
+                        .map(|name| format!("log dir {name}")),
+                );
+            }
             let (ports_now, monitors_now) = (ports(), monitors());
             if ports_now != ports_before {
                 left.push(format!("cni0 ports {ports_now}, {ports_before} before"));

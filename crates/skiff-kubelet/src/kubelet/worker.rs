@@ -1143,10 +1143,24 @@ impl Worker {
                 .map_err(|e| e.to_string())?;
         }
         let pod_dir = self.shared.agent_dir.join("pods").join(&self.uid);
-        match std::fs::remove_dir_all(&pod_dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("removing {}: {e}", pod_dir.display())),
+        let mut dirs = vec![pod_dir];
+        // The pod's log directory (`logs/<ns>_<name>_<uid>`), as upstream's container GC
+        // removes the log directories of removed pods.
+        let suffix = format!("_{}", self.uid);
+        if let Ok(entries) = std::fs::read_dir(self.shared.agent_dir.join("logs")) {
+            dirs.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(&suffix))
+                    .map(|e| e.path()),
+            );
+        }
+        for dir in dirs {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("removing {}: {e}", dir.display())),
+            }
         }
         Ok(())
     }
