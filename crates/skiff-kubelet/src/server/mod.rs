@@ -265,6 +265,26 @@ pub(crate) async fn instances(
     Ok((pod_known, mine))
 }
 
+/// The id of the running (latest) instance of `container` in pod `ns/pod`, what exec and
+/// attach reach; else the answer to give: 404 `container not found ("c")`, or 500.
+pub(crate) async fn running_container(
+    runtime: &dyn PodRuntime,
+    ns: &str,
+    pod: &str,
+    container: &str,
+) -> Result<String, Box<Response<Body>>> {
+    let found = match instances(runtime, ns, pod, container).await {
+        Ok((_, all)) => all.last().filter(|c| running(c)).map(|c| c.id.clone()),
+        Err(e) => return Err(Box::new(text(StatusCode::INTERNAL_SERVER_ERROR, e))),
+    };
+    found.ok_or_else(|| {
+        Box::new(text(
+            StatusCode::NOT_FOUND,
+            format!("container not found ({container:?})"),
+        ))
+    })
+}
+
 pub(crate) fn running(c: &ContainerInfo) -> bool {
     matches!(c.state, ContainerState::Running { .. })
 }

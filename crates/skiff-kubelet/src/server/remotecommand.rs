@@ -27,7 +27,7 @@ use super::portforward::{
 use super::query::StreamQuery;
 use super::spdy::{self, Decoder, Frame, Headers};
 use super::ws::{exit_status, internal_error};
-use super::{instances, running, text, Body};
+use super::{running_container, text, Body};
 
 pub const V5: &str = "v5.channel.k8s.io";
 pub const V4: &str = "v4.channel.k8s.io";
@@ -121,15 +121,9 @@ pub(crate) async fn serve(
         Ok(p) => p,
         Err(resp) => return *resp,
     };
-    let found = match instances(runtime.as_ref(), ns, pod, container).await {
-        Ok((_, all)) => all.last().filter(|c| running(c)).map(|c| c.id.clone()),
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e),
-    };
-    let Some(id) = found else {
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("container not found ({container:?})"),
-        );
+    let id = match running_container(runtime.as_ref(), ns, pod, container).await {
+        Ok(id) => id,
+        Err(resp) => return *resp,
     };
     tokio::spawn(async move {
         let upgraded = match hyper::upgrade::on(req).await {

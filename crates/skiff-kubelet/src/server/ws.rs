@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::query::StreamQuery;
-use super::{instances, running, text, Body};
+use super::{running_container, text, Body};
 
 pub const V5: &str = "v5.channel.k8s.io";
 pub const V4: &str = "v4.channel.k8s.io";
@@ -129,15 +129,9 @@ pub(crate) async fn serve(
         return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
     let accept = derive_accept_key(key.as_bytes());
-    let found = match instances(runtime.as_ref(), ns, pod, container).await {
-        Ok((_, all)) => all.last().filter(|c| running(c)).map(|c| c.id.clone()),
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e),
-    };
-    let Some(id) = found else {
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("container not found ({container:?})"),
-        );
+    let id = match running_container(runtime.as_ref(), ns, pod, container).await {
+        Ok(id) => id,
+        Err(resp) => return *resp,
     };
     let sreq = StreamRequest {
         cmd: q.command.clone(),
