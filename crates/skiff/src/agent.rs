@@ -1,10 +1,13 @@
-//! `skiff agent`: joins a server with the join token and runs nodes. For now the nodes are
-//! simulated (`--simulated-nodes N`, `skiff_kubelet::sim`); a real kubelet comes later.
+//! `skiff agent`: joins a server with the join token and runs this machine as a real node
+//! (`crate::node_agent`), or simulated nodes (`--simulated-nodes N`, `skiff_kubelet::sim`).
 //!
 //! The agent joins once at every start ([`crate::join`]): it gets the cluster CA and a
 //! client certificate for `system:node:<--node-name>` in `system:nodes`, and runs all its
 //! simulated nodes over HTTPS with that one identity (kwok's nodes share one client too). A
-//! per-node identity matters once authorization (the node authorizer) is enforced.
+//! per-node identity matters once authorization (the node authorizer) is enforced. A real
+//! node keeps its last join's answer (`<data-dir>/agent/node-credentials.json`, 0600): when
+//! the server cannot be reached at start, it starts with those, so its static pods run
+//! without the API server.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -156,9 +159,28 @@ async fn run_node(args: AgentArgs, token: &str) -> Result<()> {
         bail!("--node-name {node_name:?} is not a valid node name (a lowercase DNS subdomain)");
     }
     let node_ip = crate::node_agent::node_ip(&args.node)?;
-    let credentials = join::join(&args.server, token, &node_name, &[node_ip]).await?;
+    let credentials = match join::join(&args.server, token, &node_name, &[node_ip]).await {
+        Ok(credentials) => {
+            tracing::info!("skiff agent joined {} as {}", args.server, credentials.user);
+            if let Err(e) = join::save(&args.data_dir, &args.server, &node_name, &credentials) {
+                tracing::warn!(error = %e, "keeping the node's credentials failed: a restart needs the server");
+            }
+            credentials
+        }
+        Err(e) if join::unreachable(&e) => {
+            let Some(saved) = join::load_saved(&args.data_dir, &args.server, &node_name) else {
+                return Err(e);
+            };
+            tracing::warn!(
+                error = %format!("{e:#}"),
+                "the server is unreachable: starting with the credentials of the last join \
+                 (static pods run; the node registers once the server answers)"
+            );
+            saved
+        }
+        Err(e) => return Err(e),
+    };
     let client = client_as(join::node_config(&args.server, &credentials)?, "kubelet")?;
-    tracing::info!("skiff agent joined {} as {}", args.server, credentials.user);
     let (Some(cert_pem), Some(key_pem)) = (
         credentials.serving_cert.clone(),
         credentials.serving_key.clone(),

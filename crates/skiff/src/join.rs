@@ -233,7 +233,7 @@ pub struct JoinRequest {
 }
 
 /// What a node is given when it joins.
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Credentials {
     pub user: String,
@@ -328,6 +328,68 @@ pub async fn join(
         ),
         Err(e) => Err(unreachable(e)),
     }
+}
+
+/// Whether a join failed because the server could not be reached (rather than refused it).
+pub fn unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<kube::Error>()
+            .is_some_and(|k| !matches!(k, kube::Error::Api(_)))
+    })
+}
+
+/// The last join's answer, kept in the node's data dir so that a restarted agent runs its
+/// static pods while the server is down (upstream's kubelet keeps its kubeconfig).
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Saved {
+    server: String,
+    node: String,
+    credentials: Credentials,
+}
+
+fn saved_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("agent").join("node-credentials.json")
+}
+
+/// Keeps `credentials` for [`load_saved`] (mode 0600, written durably and atomically).
+pub fn save(
+    data_dir: &std::path::Path,
+    server: &str,
+    node: &str,
+    credentials: &Credentials,
+) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = saved_path(data_dir);
+    let dir = path
+        .parent()
+        .context("the credentials path has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let bytes = serde_json::to_vec(&Saved {
+        server: server.to_owned(),
+        node: node.to_owned(),
+        credentials: credentials.clone(),
+    })?;
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// The credentials the last join to `server` as `node` gave, if kept.
+pub fn load_saved(data_dir: &std::path::Path, server: &str, node: &str) -> Option<Credentials> {
+    let bytes = std::fs::read(saved_path(data_dir)).ok()?;
+    let saved: Saved = serde_json::from_slice(&bytes).ok()?;
+    (saved.server == server && saved.node == node).then_some(saved.credentials)
 }
 
 /// The client configuration of a joined node: the cluster CA, its certificate and key.

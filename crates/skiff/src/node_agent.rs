@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
-use k8s_openapi::api::core::v1::Node;
 use skiff_kubelet::kubelet::sandbox::SandboxSettings;
 use skiff_kubelet::node::{NodeConfig, NodeHandle};
 use skiff_kubelet::volumes::VolumeManager;
@@ -168,17 +167,15 @@ fn local_config(data_dir: &std::path::Path, args: &NodeArgs) -> Result<LocalConf
     Ok(config)
 }
 
-fn quantity_bytes(node: &Node, which: &str) -> i64 {
-    node.status
-        .as_ref()
-        .and_then(|s| s.capacity.as_ref())
-        .and_then(|c| c.get(which))
-        .and_then(|q| skiff_api::validation::quantity::Quantity::parse(&q.0).ok())
-        .map(|q| i64::try_from(q.nanos / 1_000_000_000).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// Runs the node until the future is dropped (containers keep running).
+///
+/// The pod workers do not wait for the API server: with a pod network known on disk (the
+/// conflist an earlier run wrote for the node's podCIDR, or `--cni-conf-dir`) or static pod
+/// manifests to run, they start at once, so static pods run while the API server is down
+/// (upstream's kubelet runs the control plane's own static pods that way). Registration
+/// is retried in the background until it succeeds; once the node is registered and its pod
+/// network is ready, the workers are restarted on the new network if it differs from the
+/// one they started with (a restart adopts the running containers).
 pub async fn run(
     client: kube::Client,
     data_dir: PathBuf,
@@ -209,7 +206,7 @@ pub async fn run(
         })?;
     let kubelet_port = listener.local_addr()?.port();
     // The node's own runtime handle has no pod network: it reports images and the runtime
-    // version; the pod workers' handle gets the network once the podCIDR is known.
+    // version; the pod workers' handle gets the network.
     let plain: Arc<dyn PodRuntime> = Arc::new(
         LocalRuntime::new(local_config(&data_dir, &args)?).context("opening the node's runtime")?,
     );
@@ -229,9 +226,53 @@ pub async fn run(
         plain.clone(),
     ));
     let _server = AbortOnDrop(server);
-    let node: NodeHandle = skiff_kubelet::node::start(client.clone(), plain, config)
+    let mut registering = AbortOnDrop(tokio::spawn(register(
+        client.clone(),
+        plain.clone(),
+        config.clone(),
+    )));
+
+    let facts = tokio::task::spawn_blocking(skiff_kubelet::node::host::HostFacts::read)
         .await
-        .context("registering the node")?;
+        .unwrap_or_default();
+    let capacity = skiff_kubelet::node::status::capacity(
+        &facts,
+        skiff_kubelet::node::host::fs_usage(&data_dir),
+        args.max_pods,
+    );
+    let pods = Pods {
+        client,
+        data_dir: data_dir.clone(),
+        args: args.clone(),
+        node_name: node_name.clone(),
+        memory_capacity: i64::try_from(facts.memory_bytes).unwrap_or(i64::MAX),
+        allocatable: skiff_kubelet::node::status::allocatable(
+            &capacity,
+            &args.kube_reserved,
+            &args.system_reserved,
+        ),
+        host_ips: vec![node_ip.to_string()],
+        manifests: args
+            .pod_manifest_path
+            .clone()
+            .unwrap_or_else(|| data_dir.join("agent").join("pod-manifests")),
+    };
+    if let Err(e) = std::fs::create_dir_all(&pods.manifests) {
+        tracing::warn!(path = %pods.manifests.display(), error = %e, "creating the pod manifest path");
+    }
+    let conf_dir = args
+        .cni_conf_dir
+        .clone()
+        .unwrap_or_else(|| cni::default_conf_dir(&data_dir));
+
+    // Before registration: the network an earlier run configured, if any.
+    let mut started_with = NetworkList::load_dir(&conf_dir).ok();
+    let mut workers = None;
+    if started_with.is_some() || has_manifests(&pods.manifests) {
+        workers = Some(pods.start(started_with.clone())?);
+    }
+
+    let node: NodeHandle = (&mut registering.0).await.context("registering the node")?;
     let mut ready = node.network_ready();
     if !*ready.borrow() {
         tracing::info!(node = %node_name, "waiting for the node's pod network (its podCIDR)");
@@ -242,68 +283,107 @@ pub async fn run(
             .await
             .context("the node stopped before its pod network was ready")?;
     }
-    let conf_dir = args
-        .cni_conf_dir
-        .clone()
-        .unwrap_or_else(|| cni::default_conf_dir(&data_dir));
     let network = NetworkList::load_dir(&conf_dir)
         .with_context(|| format!("loading the CNI configuration in {}", conf_dir.display()))?;
-    let bin_dirs = if args.cni_bin_dir.is_empty() {
-        cni::DEFAULT_BIN_DIRS.iter().map(PathBuf::from).collect()
-    } else {
-        args.cni_bin_dir.clone()
-    };
-    let mut local = local_config(&data_dir, &args)?;
-    local.cni = Some(Cni::new(network, bin_dirs));
-    let runtime: Arc<dyn PodRuntime> =
-        Arc::new(LocalRuntime::new(local).context("opening the pods' runtime")?);
-
-    let current = node.node().borrow().clone();
-    let status = current.status.clone().unwrap_or_default();
-    let host_ips: Vec<String> = status
-        .addresses
-        .iter()
-        .flatten()
-        .filter(|a| a.type_ == "InternalIP")
-        .map(|a| a.address.clone())
-        .collect();
-    let agent_dir = data_dir.join("agent");
-    let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").ok();
-    let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
-    let shared = skiff_kubelet::kubelet::Shared {
-        client,
-        probes: skiff_kubelet::probes::ProbeManager::new(runtime.clone(), probe_tx),
-        runtime,
-        node_name: node_name.clone(),
-        volumes: VolumeManager::new(agent_dir.join("pods")),
-        agent_dir,
-        sandbox: SandboxSettings {
-            cluster_dns: vec![args.cluster_dns.clone()],
-            cluster_domain: args.cluster_domain.clone(),
-            host_resolv_conf,
-            node_hosts: std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        },
-        memory_capacity: quantity_bytes(&current, "memory"),
-        allocatable: status.allocatable.unwrap_or_default(),
-        host_ips,
-    };
-    let manifests = args
-        .pod_manifest_path
-        .clone()
-        .unwrap_or_else(|| data_dir.join("agent").join("pod-manifests"));
-    if let Err(e) = std::fs::create_dir_all(&manifests) {
-        tracing::warn!(path = %manifests.display(), error = %e, "creating the pod manifest path");
+    if workers.is_none() || started_with.as_ref() != Some(&network) {
+        if workers.take().is_some() {
+            tracing::info!(node = %node_name, "the pod network is ready: restarting the pod workers on it");
+        }
+        started_with = Some(network.clone());
+        workers = Some(pods.start(Some(network))?);
     }
-    tracing::info!(node = %node_name, "the node runs pods");
-    skiff_kubelet::kubelet::run_with_manifests(shared, probe_rx, Some(manifests)).await;
+    tracing::debug!(network = ?started_with.map(|n| n.name), "pod workers running");
+    if let Some(w) = workers.as_mut() {
+        // The workers run until this future is dropped.
+        let _ = (&mut w.0).await;
+    }
     drop(node);
     Ok(())
 }
 
-/// Stops a spawned task when dropped (the kubelet server goes with the node).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Registers the node, retrying until it succeeds (upstream's kubelet never gives up: its
+/// static pods run meanwhile).
+async fn register(
+    client: kube::Client,
+    runtime: Arc<dyn PodRuntime>,
+    config: NodeConfig,
+) -> NodeHandle {
+    loop {
+        match skiff_kubelet::node::start(client.clone(), runtime.clone(), config.clone()).await {
+            Ok(node) => return node,
+            Err(e) => {
+                tracing::warn!(node = %config.name, error = %e, "registering the node failed; trying again in 10s");
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            }
+        }
+    }
+}
 
-impl Drop for AbortOnDrop {
+/// Whether the manifest directory holds any file (a static pod to run).
+fn has_manifests(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_file())))
+}
+
+/// What the pod workers are started from, before and after registration.
+struct Pods {
+    client: kube::Client,
+    data_dir: PathBuf,
+    args: NodeArgs,
+    node_name: String,
+    memory_capacity: i64,
+    allocatable: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    host_ips: Vec<String>,
+    manifests: PathBuf,
+}
+
+impl Pods {
+    /// Starts the pod workers on `network` (None: hostNetwork pods only, until it is known).
+    fn start(&self, network: Option<NetworkList>) -> Result<AbortOnDrop<()>> {
+        let args = &self.args;
+        let bin_dirs = if args.cni_bin_dir.is_empty() {
+            cni::DEFAULT_BIN_DIRS.iter().map(PathBuf::from).collect()
+        } else {
+            args.cni_bin_dir.clone()
+        };
+        let mut local = local_config(&self.data_dir, args)?;
+        local.cni = network.map(|n| Cni::new(n, bin_dirs));
+        let runtime: Arc<dyn PodRuntime> =
+            Arc::new(LocalRuntime::new(local).context("opening the pods' runtime")?);
+        let agent_dir = self.data_dir.join("agent");
+        let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = skiff_kubelet::kubelet::Shared {
+            client: self.client.clone(),
+            probes: skiff_kubelet::probes::ProbeManager::new(runtime.clone(), probe_tx),
+            runtime,
+            node_name: self.node_name.clone(),
+            volumes: VolumeManager::new(agent_dir.join("pods")),
+            agent_dir,
+            sandbox: SandboxSettings {
+                cluster_dns: vec![args.cluster_dns.clone()],
+                cluster_domain: args.cluster_domain.clone(),
+                host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").ok(),
+                node_hosts: std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+            },
+            memory_capacity: self.memory_capacity,
+            allocatable: self.allocatable.clone(),
+            host_ips: self.host_ips.clone(),
+        };
+        tracing::info!(node = %self.node_name, "the node runs pods");
+        Ok(AbortOnDrop(tokio::spawn(
+            skiff_kubelet::kubelet::run_with_manifests(
+                shared,
+                probe_rx,
+                Some(self.manifests.clone()),
+            ),
+        )))
+    }
+}
+
+/// Stops a spawned task when dropped (the kubelet server and the pod workers go with the
+/// node).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -63,6 +63,14 @@ struct Entry {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A worker goes with its entry: dropping the manager (the kubelet's future) stops every
+/// worker, and a new kubelet's workers never run beside the old ones.
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 struct Manager {
     shared: Arc<Shared>,
     workers: HashMap<String, Entry>,
@@ -470,8 +478,8 @@ pub(crate) async fn delete_mirror(client: &kube::Client, mirror: &Pod) -> Result
 }
 
 /// Runs the node's pods until the future is dropped. `probe_events` is the receiving end of
-/// the channel `shared.probes` was made with. Dropping it leaves every container
-/// running (a restarted kubelet adopts them).
+/// the channel `shared.probes` was made with. Dropping it stops every pod worker and
+/// leaves every container running (a restarted kubelet adopts them).
 pub async fn run(shared: Shared, probe_events: mpsc::UnboundedReceiver<ProbeEvent>) {
     run_with_manifests(shared, probe_events, None).await;
 }

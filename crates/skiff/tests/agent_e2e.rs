@@ -1,0 +1,324 @@
+//! End to end, as root: the real `skiff agent` binary joins a `skiff server` process as a
+//! real node over HTTPS and runs a pod in a real container. Stopped, and started again
+//! while the server is down, it runs a static pod from its manifest directory without the
+//! API server (with its last join's credentials and the pod network it had), and the pod
+//! it ran before keeps running; once the server is back on the same address the node
+//! registers again, the static pod's mirror pod shows it Running at the same pod IP, and
+//! neither container was restarted.
+//!
+//! One test per binary: the node uses the host's `cni0` bridge and pod range.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use common::realnode::{http_get, run_cleanly, skip_reason, stage_demo_image};
+use common::wait_for;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use skiff_runtime::cri::PodRuntime;
+
+const NODE: &str = "agent-e2e";
+const WAIT: Duration = Duration::from_secs(90);
+
+const STATIC_MANIFEST: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: hello
+  namespace: kube-system
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: docker.io/skiff/demo-web:v1
+    imagePullPolicy: IfNotPresent
+";
+
+/// A `skiff server` process (control plane only); killed on drop.
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(dir: &Path, port: u16) -> Result<Self> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .args(["server", "--bind-address", "127.0.0.1", "--disable-agent"])
+            .args(["--https-port", &port.to_string()])
+            .arg("--data-dir")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting skiff server")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("skiff is ready") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let server = Self { child };
+        rx.recv_timeout(Duration::from_secs(60))
+            .context("skiff server did not become ready")?;
+        Ok(server)
+    }
+}
+
+/// A `skiff agent` process running the real node; its log kept; stopped with SIGTERM
+/// (as an operator stops it: the containers keep running), then killed, on drop.
+struct Agent {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    fn start(data: &Path, server: &str, token: &str) -> Result<Self> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .args(["agent", "--server", server, "--token", token])
+            .args(["--node-name", NODE, "--kubelet-port", "0"])
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting skiff agent")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = lines.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        Ok(Self { child, log })
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.log
+            .lock()
+            .map(|l| l.iter().any(|line| line.contains(needle)))
+            .unwrap_or(false)
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+async fn admin_client(server_dir: &Path) -> Result<kube::Client> {
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(server_dir.join("kubeconfig.yaml"))?,
+        &KubeConfigOptions::default(),
+    )
+    .await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn wait_node_ready(client: &kube::Client) -> Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for("the agent's node Ready", WAIT, || {
+        let nodes = nodes.clone();
+        async move {
+            let Some(n) = nodes.get_opt(NODE).await? else {
+                return Ok(None);
+            };
+            let ready = n
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            Ok(ready.then_some(()))
+        }
+    })
+    .await
+}
+
+/// The pod's IP once Running, with its first container's id and restart count.
+async fn running(pods: &Api<Pod>, name: &str) -> Result<(String, String, i32)> {
+    wait_for(&format!("pod {name} Running"), WAIT, || {
+        let pods = pods.clone();
+        let name = name.to_owned();
+        async move {
+            let Some(p) = pods.get_opt(&name).await? else {
+                return Ok(None);
+            };
+            let s = p.status.unwrap_or_default();
+            let c = s
+                .container_statuses
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .filter(|c| c.state.as_ref().is_some_and(|st| st.running.is_some()));
+            Ok(match (s.phase.as_deref(), s.pod_ip, c) {
+                (Some("Running"), Some(ip), Some(c)) => {
+                    Some((ip, c.container_id.unwrap_or_default(), c.restart_count))
+                }
+                _ => None,
+            })
+        }
+    })
+    .await
+}
+
+fn node_runtime(data: &Path) -> Result<skiff_runtime::local::LocalRuntime> {
+    let monitor = skiff_runtime::container::monitor::MonitorCommand {
+        program: env!("CARGO_BIN_EXE_skiff").into(),
+        args: vec!["container-monitor".into()],
+    };
+    Ok(skiff_runtime::local::LocalRuntime::new(
+        skiff_runtime::local::LocalConfig::new(data, monitor),
+    )?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_runs_its_static_pods_while_the_server_is_down() -> Result<()> {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    run_cleanly(|data| async move { scenario(&data).await }).await
+}
+
+async fn scenario(data: &Path) -> Result<()> {
+    let server_dir: PathBuf = tempfile::tempdir()?.keep();
+    let result = with_server_dir(data, &server_dir).await;
+    let _ = std::fs::remove_dir_all(&server_dir);
+    result
+}
+
+async fn with_server_dir(data: &Path, server_dir: &Path) -> Result<()> {
+    let port = free_port()?;
+    let url = format!("https://127.0.0.1:{port}");
+    let server = Server::start(server_dir, port)?;
+    let token = std::fs::read_to_string(server_dir.join("server/token"))?;
+    let token = token.trim();
+    stage_demo_image(data)?;
+
+    // Joined and Ready: a pod from the API runs in a real container.
+    let agent = Agent::start(data, &url, token)?;
+    let client = admin_client(server_dir).await?;
+    wait_node_ready(&client).await?;
+    assert!(
+        data.join("agent/node-credentials.json").is_file(),
+        "the agent keeps its join's credentials"
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let web: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "nodeName": NODE,
+            "terminationGracePeriodSeconds": 2,
+            "containers": [{"name": "web", "image": "docker.io/skiff/demo-web:v1",
+                            "imagePullPolicy": "IfNotPresent"}],
+        },
+    }))?;
+    pods.create(&PostParams::default(), &web).await?;
+    let (web_ip, web_container, _) = running(&pods, "web").await?;
+
+    // The agent stops, then the server goes away; a static pod is added meanwhile.
+    drop(agent);
+    drop(server);
+    std::fs::write(data.join("agent/pod-manifests/hello.yaml"), STATIC_MANIFEST)?;
+    let agent = Agent::start(data, &url, token)?;
+    let rt = node_runtime(data)?;
+    let static_ip = wait_for(
+        "the static pod's sandbox with a pod IP, without the API server",
+        WAIT,
+        || {
+            let rt = &rt;
+            async move {
+                let sandboxes = rt.list_sandboxes().await?;
+                Ok(sandboxes
+                    .into_iter()
+                    .find(|s| s.pod_name.starts_with("hello") && s.pod_namespace == "kube-system")
+                    .and_then(|s| s.ips.first().map(|ip| ip.to_string())))
+            }
+        },
+    )
+    .await
+    .with_context(|| agent.log_text())?;
+    let answer = wait_for("the static pod answering HTTP", WAIT, || {
+        let ip = static_ip.clone();
+        async move {
+            Ok(http_get(&ip, 8080)
+                .ok()
+                .filter(|a| a.contains("200 OK"))
+                .map(|_| ()))
+        }
+    })
+    .await;
+    answer.with_context(|| agent.log_text())?;
+    assert!(
+        agent.logged("the server is unreachable"),
+        "the agent says it started without the server:\n{}",
+        agent.log_text()
+    );
+    assert!(
+        http_get(&web_ip, 8080)?.contains("200 OK"),
+        "the API's pod kept running while agent and server were down"
+    );
+
+    // The server comes back: the node registers, the mirror pod shows the static pod.
+    let server = Server::start(server_dir, port)?;
+    let client = admin_client(server_dir).await?;
+    let system: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+    let (mirror_ip, _, restarts) = running(&system, &format!("hello-{NODE}"))
+        .await
+        .with_context(|| agent.log_text())?;
+    assert_eq!(mirror_ip, static_ip, "the mirror pod shows the running pod");
+    assert_eq!(restarts, 0);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let (ip, container, restarts) = running(&pods, "web").await?;
+    assert_eq!(
+        (ip.as_str(), container.as_str(), restarts),
+        (web_ip.as_str(), web_container.as_str(), 0),
+        "the API's pod is the same container, never restarted"
+    );
+    drop(agent);
+    drop(server);
+    Ok(())
+}
