@@ -212,7 +212,7 @@ impl Fixture {
             id: cfg.id.clone(),
             bundle,
             log_path: self.dir.join(format!("{}.log", cfg.id)),
-            stdin: false,
+            ..Default::default()
         })
     }
 
