@@ -855,7 +855,7 @@ impl ConsoleSocket {
         let mut control = RecvAncillaryBuffer::new(&mut space);
         // The message is the pty's name; only the fd matters.
         let mut name = [0u8; 4096];
-        rustix::net::recvmsg(
+        let msg = rustix::net::recvmsg(
             &conn,
             &mut [std::io::IoSliceMut::new(&mut name)],
             &mut control,
@@ -870,8 +870,12 @@ impl ConsoleSocket {
                 }
             }
         }
-        got.map(Some)
-            .ok_or_else(|| "the console socket message carried no fd".to_string())
+        match got {
+            Some(fd) => Ok(Some(fd)),
+            // A connection closed without a message: wait for the next one.
+            None if msg.bytes == 0 => Ok(None),
+            None => Err("the console socket message carried no fd".to_string()),
+        }
     }
 }
 
