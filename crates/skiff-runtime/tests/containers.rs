@@ -212,7 +212,7 @@ impl Fixture {
             id: cfg.id.clone(),
             bundle,
             log_path: self.dir.join(format!("{}.log", cfg.id)),
-            stdin: false,
+            ..Default::default()
         })
     }
 
@@ -548,6 +548,37 @@ fn spec_runs_under_runc() -> Result<()> {
 #[test]
 fn spec_runs_under_crun() -> Result<()> {
     restricted_config_runs("crun")
+}
+
+/// crun takes `--console-socket` as runc does: the monitor gets the terminal's master and
+/// logs it (crun's own messages when it fails reach the caller, not a half-read socket).
+#[test]
+fn a_tty_container_runs_under_crun_too() -> Result<()> {
+    let f = Fixture::new()?;
+    let mut hugetlb = if crun_refuses_cgroups() {
+        Some(HugetlbV1::mount(&f)?)
+    } else {
+        None
+    };
+    if let Some(h) = &mut hugetlb {
+        h.ids = vec!["tty-crun".into()];
+    }
+    let c = f.containers("crun");
+    let mut cfg = f.config("tty-crun", &["sh", "-c", "tty; echo done"]);
+    cfg.terminal = true;
+    let mut req = f.request_for(&cfg)?;
+    req.terminal = true;
+    let h = c.start(&req)?;
+    let e = exited(&h)?;
+    let out = content(&f.log("tty-crun"), logs::Stream::Stdout);
+    assert_eq!(e.exit_code, 0, "{out:?}");
+    assert!(
+        out[0].starts_with("/dev/pts/") && out[0].ends_with('\r'),
+        "{out:?}"
+    );
+    assert_eq!(out[1..], ["done\r"], "{out:?}");
+    h.remove()?;
+    Ok(())
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! exec/ for real: exec_sync, streaming exec (pipes and a terminal), attach and
-//! port-forward, against runc containers under the monitor (this binary re-executed, as
+//! exec/ for real: exec_sync, streaming exec (pipes and a terminal), attach (pipes and a
+//! terminal the monitor holds, stdinOnce) and port-forward, against runc containers under the monitor (this binary re-executed, as
 //! tests/containers.rs does) in a busybox rootfs, and a network namespace of the test's.
 //!
 //! Needs root, runc and busybox-static. Every test removes its containers, monitors,
@@ -115,6 +115,18 @@ impl Fixture {
 
     /// Starts `args` as container `id` (with a stdin FIFO when `stdin`).
     fn start(&self, id: &str, args: &[&str], stdin: bool) -> Result<ContainerHandle> {
+        self.start_with(
+            id,
+            args,
+            Io {
+                stdin,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Starts `args` as container `id` with the stdin and terminal of `io`.
+    fn start_with(&self, id: &str, args: &[&str], io: Io) -> Result<ContainerHandle> {
         let cfg = ContainerConfig {
             id: id.into(),
             rootfs: self.dir.join("rootfs"),
@@ -122,6 +134,9 @@ impl Fixture {
             env: vec!["PATH=/bin".into()],
             cgroup_parent: self.cgroup_parent.clone(),
             hostname: Some(id.into()),
+            terminal: io.terminal,
+            stdin: io.stdin,
+            stdin_once: io.stdin_once,
             ..Default::default()
         };
         let bundle = self.dir.join("bundles").join(id);
@@ -132,9 +147,19 @@ impl Fixture {
             id: id.into(),
             bundle,
             log_path: self.log_path(id),
-            stdin,
+            stdin: io.stdin,
+            stdin_once: io.stdin_once,
+            terminal: io.terminal,
         })?)
     }
+}
+
+/// A container's stdin and terminal (the pod spec's stdin, stdinOnce, tty).
+#[derive(Clone, Copy, Default)]
+struct Io {
+    stdin: bool,
+    stdin_once: bool,
+    terminal: bool,
 }
 
 impl Drop for Fixture {
@@ -667,8 +692,7 @@ fn measure_exec_sync_latency() -> Result<()> {
 }
 
 #[test]
-fn attach_without_a_stdin_fifo_and_to_a_terminal_container_and_exec_in_a_stopped_one() -> Result<()>
-{
+fn attach_without_a_stdin_fifo_and_exec_in_a_stopped_one() -> Result<()> {
     if skip() {
         return Ok(());
     }
@@ -693,21 +717,6 @@ fn attach_without_a_stdin_fifo_and_to_a_terminal_container_and_exec_in_a_stopped
         drop(s);
         Ok(())
     })?;
-    // A bundle asking for a terminal (the monitor gives none) is refused clearly.
-    let cfg_path = f.dir.join("bundles/nostdin/config.json");
-    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
-    cfg["process"]["terminal"] = serde_json::Value::Bool(true);
-    std::fs::write(&cfg_path, serde_json::to_vec(&cfg)?)?;
-    let refused = block_on(async {
-        match exec::attach(&h, &log, StreamRequest::default()).await {
-            Ok(_) => bail!("attached to a terminal container"),
-            Err(e) => {
-                assert!(e.to_string().contains("tty: true"), "{e}");
-                Ok(())
-            }
-        }
-    });
-    refused?;
     h.stop(Duration::from_millis(200))?;
     let stopped = block_on(async {
         match exec::exec_sync(&rt, &h.id, &args(&["true"]), Duration::from_secs(10)).await {
@@ -765,4 +774,227 @@ fn attach_follows_a_rotated_log() -> Result<()> {
         assert!(std::fs::read_to_string(&log)?.contains("o:two"));
         Ok(())
     })
+}
+
+/// Waits until `path`'s CRI log holds `want` (bounded).
+fn wait_for_log(path: &Path, want: &str) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(want) {
+            return Ok(text);
+        }
+        if Instant::now() > deadline {
+            bail!("no {want:?} in the log within 20 s: {text:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_tty_container_logs_its_terminal_as_stdout_records() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let f = Fixture::new()?;
+    let io = Io {
+        terminal: true,
+        ..Default::default()
+    };
+    let h = f.start_with(
+        "ttylog",
+        &[
+            "sh",
+            "-c",
+            "tty; echo \"term=$TERM\"; echo err >&2; printf 'no newline'; exit 3",
+        ],
+        io,
+    )?;
+    let exited = h.wait(Duration::from_secs(20)).context("no exit")?;
+    assert_eq!(exited.exit_code, 3);
+    let raw = std::fs::read(f.log_path("ttylog"))?;
+    let lines = skiff_runtime::container::logs::lines(&raw);
+    let text: Vec<String> = lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(&l.content).into_owned())
+        .collect();
+    // One stream, stdout; the terminal's `\r\n` kept (onlcr on, as conmon sets it).
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.stream == skiff_runtime::container::logs::Stream::Stdout),
+        "{text:?}"
+    );
+    assert!(
+        text[0].starts_with("/dev/pts/") && text[0].ends_with('\r'),
+        "{text:?}"
+    );
+    assert_eq!(
+        text[1..],
+        ["term=xterm\r", "err\r", "no newline"],
+        "{text:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn attach_to_a_tty_container_resizes_writes_input_and_survives_a_new_caller() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let f = Fixture::new()?;
+    let io = Io {
+        stdin: true,
+        terminal: true,
+        ..Default::default()
+    };
+    let h = f.start_with("ttyattach", &["sh"], io)?;
+    let log = f.log_path("ttyattach");
+    wait_for_log(&log, "# ")?; // the prompt: the shell reads its terminal
+    let req = StreamRequest {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        tty: true,
+        ..Default::default()
+    };
+    block_on(async {
+        let mut s = exec::attach(&h, &log, req.clone()).await?;
+        assert!(s.stderr.is_none(), "a terminal has one output stream");
+        let mut stdin = s.stdin.take().context("stdin")?;
+        let mut out = s.stdout.take().context("stdout")?;
+        let resize = s.resize.take().context("no resize channel")?;
+        resize
+            .send(TerminalSize {
+                width: 120,
+                height: 40,
+            })
+            .await?;
+        let mut got = String::new();
+        // Output a command's echo cannot contain: the shell's arithmetic.
+        stdin.write_all(b"tty; echo A$((40+2))\n").await?;
+        read_until(&mut out, "A42\r\n", &mut got).await?;
+        assert!(got.contains("/dev/pts/"), "{got:?}");
+        // The size is applied by the monitor asynchronously: ask until it shows.
+        let mut seen = false;
+        for _ in 0..50 {
+            stdin.write_all(b"stty size\n").await?;
+            let mut chunk = String::new();
+            let _ = tokio::time::timeout(
+                Duration::from_millis(200),
+                read_until(&mut out, "40 120", &mut chunk),
+            )
+            .await;
+            if chunk.contains("40 120") {
+                seen = true;
+                break;
+            }
+        }
+        assert!(seen, "the resize never reached the terminal");
+        drop((stdin, out, resize, s));
+        Ok(())
+    })?;
+    // A restarted caller (new Containers, as a new LocalRuntime) attaches again; stdin
+    // stayed open (no stdinOnce).
+    let again = f.containers().open("ttyattach")?;
+    block_on(async {
+        let mut s = exec::attach(&again, &log, req).await?;
+        let mut stdin = s.stdin.take().context("stdin after the first session")?;
+        let mut out = s.stdout.take().context("stdout")?;
+        let mut got = String::new();
+        stdin.write_all(b"echo B$((1+1))\n").await?;
+        read_until(&mut out, "B2\r\n", &mut got).await?;
+        stdin.write_all(b"exit 7\n").await?;
+        assert_eq!(exit_of(s).await?, 7);
+        Ok(())
+    })
+}
+
+#[test]
+fn stdin_once_closes_stdin_after_the_first_attach_session() -> Result<()> {
+    if skip() {
+        return Ok(());
+    }
+    let f = Fixture::new()?;
+    // Without a terminal: the container reads EOF when the first session's input ends.
+    let io = Io {
+        stdin: true,
+        stdin_once: true,
+        ..Default::default()
+    };
+    let h = f.start_with(
+        "once",
+        &[
+            "sh",
+            "-c",
+            "while read l; do echo \"o:$l\"; done; echo eof; exit 4",
+        ],
+        io,
+    )?;
+    let log = f.log_path("once");
+    let req = StreamRequest {
+        stdin: true,
+        stdout: true,
+        ..Default::default()
+    };
+    // An attach without stdin is not the session that closes it.
+    block_on(async {
+        let s = exec::attach(
+            &h,
+            &log,
+            StreamRequest {
+                stdout: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut s = exec::attach(&h, &log, req.clone()).await?;
+        let mut stdin = s.stdin.take().context("stdin")?;
+        let mut out = s.stdout.take().context("stdout")?;
+        let mut got = String::new();
+        stdin.write_all(b"one\n").await?;
+        read_until(&mut out, "o:one\n", &mut got).await?;
+        drop(stdin);
+        read_until(&mut out, "eof\n", &mut got).await?;
+        assert_eq!(got, "o:one\neof\n");
+        assert_eq!(exit_of(s).await?, 4);
+        Ok(())
+    })?;
+    assert!(h.stdin_path().is_none(), "the stdin FIFO is gone");
+
+    // With a terminal (as conmon, and containerd, which closes stdin only without one):
+    // the terminal stays open, the container runs on, later sessions get no stdin.
+    let io = Io {
+        stdin: true,
+        stdin_once: true,
+        terminal: true,
+    };
+    let h = f.start_with("ttyonce", &["sh"], io)?;
+    let log = f.log_path("ttyonce");
+    wait_for_log(&log, "# ")?;
+    let req = StreamRequest { tty: true, ..req };
+    block_on(async {
+        let mut s = exec::attach(&h, &log, req.clone()).await?;
+        let mut stdin = s.stdin.take().context("stdin")?;
+        let mut out = s.stdout.take().context("stdout")?;
+        let mut got = String::new();
+        stdin.write_all(b"echo C$((2+3))\n").await?;
+        read_until(&mut out, "C5\r\n", &mut got).await?;
+        drop((stdin, out, s));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.stdin_path().is_some() {
+            if Instant::now() > deadline {
+                bail!("stdin was not closed after the first session");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let s = exec::attach(&h, &log, req).await?;
+        assert!(s.stdin.is_none(), "a second session got a stdin");
+        Ok(())
+    })?;
+    assert!(matches!(h.status(), monitor::ContainerStatus::Running(_)));
+    h.stop(Duration::from_millis(200))?;
+    Ok(())
 }

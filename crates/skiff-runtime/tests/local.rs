@@ -20,12 +20,14 @@ use skiff_runtime::container::monitor::{self, MonitorCommand};
 use skiff_runtime::container::spec::{ContainerConfig, NamespaceMode};
 use skiff_runtime::cri::{
     ContainerInfo, ContainerMeta, ContainerState, CriError, ImageInfo, PodCgroup, PodRuntime,
+    StreamRequest, TerminalSize,
 };
 use skiff_runtime::image::{self, Store};
 use skiff_runtime::local::{LocalConfig, LocalRuntime};
 use skiff_runtime::sandbox::cni::{Cni, DefaultNetwork, NetworkList};
 use skiff_runtime::sandbox::files::{DnsInput, DnsPolicy};
 use skiff_runtime::sandbox::{self as sb, Sandbox, SandboxConfig, Sandboxes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The monitor, when this binary is re-executed as one.
 #[test]
@@ -370,6 +372,10 @@ async fn a_pod_through_the_trait_and_a_restarted_runtime() -> Result<()> {
     )
     .await?;
     let bad = create(&rt, &node, &sandbox, &image, &pod_cg.path, "bad", &["nope"]).await?;
+    // A shell with a terminal and a stdin (the pod spec's tty and stdin).
+    let mut tty = create(&rt, &node, &sandbox, &image, &pod_cg.path, "tty", &["sh"]).await?;
+    tty.config.terminal = true;
+    tty.config.stdin = true;
     assert_eq!(
         rt.container_status(&web.id).await?.map(|i| i.state),
         Some(ContainerState::Created)
@@ -382,6 +388,7 @@ async fn a_pod_through_the_trait_and_a_restarted_runtime() -> Result<()> {
         t.elapsed()
     );
     rt.start_container(&once.id, &once.config).await?;
+    rt.start_container(&tty.id, &tty.config).await?;
     match rt.start_container(&bad.id, &bad.config).await {
         Err(CriError::Start(m)) => assert!(
             m.contains("\"nope\": executable file not found in $PATH"),
@@ -426,8 +433,47 @@ async fn a_pod_through_the_trait_and_a_restarted_runtime() -> Result<()> {
     let listed = rt2.list_containers().await?;
     let mut names: Vec<&str> = listed.iter().map(|c| c.meta.name.as_str()).collect();
     names.sort();
-    assert_eq!(names, ["bad", "once", "web"]);
+    assert_eq!(names, ["bad", "once", "tty", "web"]);
     assert_eq!(rt2.list_sandboxes().await?.len(), 1);
+    // It attaches to the terminal the old one's container has (the monitor holds it):
+    // input, output and a resize.
+    let mut s = rt2
+        .attach(
+            &tty.id,
+            StreamRequest {
+                tty: true,
+                stdin: true,
+                stdout: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut input = s.stdin.take().context("stdin")?;
+    let mut output = s.stdout.take().context("stdout")?;
+    let resize = s.resize.take().context("resize")?;
+    resize
+        .send(TerminalSize {
+            width: 120,
+            height: 40,
+        })
+        .await?;
+    let mut got = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 4096];
+    // Asked until the size shows (the resize and the input take different ways).
+    while !got.contains("40 120\r\n") {
+        if Instant::now() > deadline {
+            bail!("no resize seen through the terminal: {got:?}");
+        }
+        input.write_all(b"stty size\n").await?;
+        if let Ok(n) = tokio::time::timeout(Duration::from_millis(300), output.read(&mut buf)).await
+        {
+            got.push_str(&String::from_utf8_lossy(&buf[..n?]));
+        }
+    }
+    drop((input, output, resize, s));
+    rt2.stop_container(&tty.id, Duration::from_millis(300))
+        .await?;
     // sleep as pid 1 ignores SIGTERM: SIGKILL after the grace.
     rt2.stop_container(&web.id, Duration::from_millis(300))
         .await?;
@@ -438,7 +484,7 @@ async fn a_pod_through_the_trait_and_a_restarted_runtime() -> Result<()> {
     assert!(rt2.start_container(&web.id, &web.config).await.is_err());
 
     // Removal leaves nothing.
-    for id in [&web.id, &once.id, &bad.id] {
+    for id in [&web.id, &once.id, &bad.id, &tty.id] {
         rt2.remove_container(id).await?;
         rt2.remove_container(id).await?;
         assert!(rt2.container_status(id).await?.is_none());

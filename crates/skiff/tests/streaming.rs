@@ -3,9 +3,11 @@
 //! `skiff server` with its own real node: the API server proxies each to the node's
 //! kubelet (TLS both ways: the API server's kubelet client certificate, the kubelet's
 //! serving certificate from the cluster CA), which reads the CRI log files, runs the
-//! command in the container, or connects to the pod's port.
+//! command in the container, or connects to the pod's port; and containers with a
+//! terminal (`kubectl run -it`, `kubectl attach -it`).
 //!
-//! One test per binary: the node uses the host's `cni0` bridge and pod range.
+//! The tests take turns (`NODE`): each starts a node, and nodes use the host's `cni0`
+//! bridge and pod range.
 
 mod common;
 
@@ -43,13 +45,27 @@ spec:
     command: ["sh", "-c", "echo side-says-hi; exec cat"]
 "#;
 
+/// One node at a time in this binary.
+static NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_logs_exec_and_port_forward_reach_real_containers() -> Result<()> {
     if let Some(why) = skip_reason() {
         eprintln!("skipped: {why}");
         return Ok(());
     }
+    let _turn = NODE.lock().await;
     run_cleanly(|data| async move { scenario(&data).await }).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_run_it_and_attach_it_give_a_terminal() -> Result<()> {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    let _turn = NODE.lock().await;
+    run_cleanly(|data| async move { tty_scenario(&data).await }).await
 }
 
 /// `command` (a shell line using kubectl) run under `script`, which gives it a terminal.
@@ -355,5 +371,158 @@ async fn scenario(data: &Path) -> Result<()> {
     }
 
     c.kubectl(&["delete", "pod", "web", "--wait=true"])?;
+    Ok(())
+}
+
+/// `command` under `script` (a terminal) with `input` typed once kubectl says it is
+/// attached ("If you don't see a command prompt"); its output (the terminal's: stdout and
+/// stderr together) and exit code. Bounded in time.
+fn interactive(c: &Cluster, command: &str, input: &str) -> Result<(String, i32)> {
+    use std::io::{Read, Write};
+    let mut child = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running script (util-linux)")?;
+    let mut stdin = child.stdin.take().context("script's stdin")?;
+    let mut stdout = child.stdout.take().context("script's stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut out = String::new();
+    let mut typed = false;
+    let code = loop {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
+            out.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        if !typed && out.contains("If you don't see a command prompt") {
+            stdin.write_all(input.as_bytes())?;
+            stdin.flush()?;
+            typed = true;
+        }
+        if let Some(status) = child.try_wait()? {
+            while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+                out.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            break status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            bail!("{command}: no end within 90 s; output {out:?}; stderr {err:?}");
+        }
+    };
+    drop(stdin);
+    Ok((out, code))
+}
+
+const TTY_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: tty
+spec:
+  terminationGracePeriodSeconds: 1
+  restartPolicy: Never
+  containers:
+  - name: tty
+    image: docker.io/skiff/demo-web:v1
+    imagePullPolicy: IfNotPresent
+    stdin: true
+    tty: true
+    command: ["sh"]
+"#;
+
+async fn tty_scenario(data: &Path) -> Result<()> {
+    let c = common::realnode::start(data, "tty-node").await?;
+    let pods: Api<Pod> = Api::default_namespaced(c.client.clone());
+
+    // kubectl attach -it to a running tty pod (its image imported first), then its log.
+    // (kubectl sends the size plus one, then the size, to force a redraw: the input
+    // waits a second so that `stty size` sees the second.)
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(TTY_POD))?;
+    wait_for("pod tty Running", Duration::from_secs(90), || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get("tty").await?;
+            let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+            Ok(running.then_some(()))
+        }
+    })
+    .await?;
+    let (out, code) = interactive(
+        &c,
+        "stty cols 99 rows 33; kubectl attach -it tty",
+        "sleep 1; stty size; echo at-$((2+2)); exit 0\n",
+    )?;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("33 99"), "{out}");
+    assert!(out.contains("at-4"), "{out}");
+    // The terminal's output is the container's log: stdout, lines as the terminal wrote
+    // them (`\r\n`).
+    let logs = wait_for(
+        "the tty container's log",
+        Duration::from_secs(20),
+        || async {
+            let (out, err, code) = run(&c, &["logs", "tty"], None)?;
+            if code != 0 {
+                bail!("kubectl logs: {err}");
+            }
+            Ok(out.contains("at-4").then_some(out))
+        },
+    )
+    .await?;
+    assert!(logs.contains("at-4\r\n"), "{logs:?}");
+    assert!(logs.contains("33 99\r\n"), "{logs:?}");
+    wait_for("pod tty Succeeded", Duration::from_secs(30), || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get("tty").await?;
+            let done = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded");
+            Ok(done.then_some(()))
+        }
+    })
+    .await?;
+    c.kubectl(&["delete", "pod", "tty", "--wait=true"])?;
+
+    // kubectl run -it --rm: the pod has stdin, stdinOnce and tty; kubectl attaches with
+    // the terminal's size, the shell runs what is typed, and the pod is deleted after.
+    // (Typed text the shell echoes; `$((..))` shows only in its output. `--command`: the
+    // demo image's entrypoint is httpd.)
+    let (out, code) = interactive(
+        &c,
+        "stty cols 123 rows 45; kubectl run -it --rm t --image=docker.io/skiff/demo-web:v1 \
+         --restart=Never --command -- sh",
+        "sleep 1; stty size; tty; echo hi-$((40+2)); exit\n",
+    )?;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("45 123"),
+        "the terminal size did not reach the container: {out}"
+    );
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert!(out.contains("hi-42"), "{out}");
+    assert!(out.contains("pod \"t\" deleted"), "{out}");
+    wait_for("pod t gone", Duration::from_secs(30), || {
+        let pods = pods.clone();
+        async move { Ok(pods.get_opt("t").await?.is_none().then_some(())) }
+    })
+    .await?;
+
     Ok(())
 }

@@ -429,6 +429,9 @@ pub fn container_config(
         host_devices: inputs.host_devices,
         host_capabilities: inputs.host_capabilities,
         annotations: inputs.annotations,
+        terminal: container.tty == Some(true),
+        stdin: container.stdin == Some(true),
+        stdin_once: container.stdin_once == Some(true),
     };
     Ok(Converted {
         config,
@@ -547,6 +550,7 @@ mod tests {
             "readonly_rootfs": true,
             "no_new_privileges": true,
             "seccomp": "RuntimeDefault",
+            "stdin": false, "stdin_once": false, "terminal": false,
             "sysctls": {"net.ipv4.ip_unprivileged_port_start": "0"},
             "mounts": [
                 {"host_path": "/var/lib/skiff/agent/pods/u1/etc-hosts", "container_path": "/etc/hosts",
@@ -620,6 +624,38 @@ mod tests {
             (Some(512), Some(50_000), Some(67_108_864), -997)
         );
         build_spec_json(&got).expect("oci spec");
+    }
+
+    /// The pod `kubectl run -it --rm t --image=busybox -- sh` makes: its terminal and stdin
+    /// reach the runtime (process.terminal and TERM=xterm in the OCI spec).
+    #[test]
+    fn kubectl_run_it_gives_a_terminal_and_a_stdin_closed_after_one_attach() {
+        let p = pod(json!({
+            "metadata": {"name": "t", "namespace": "default", "uid": "u3"},
+            "spec": {"containers": [{
+                "name": "t", "image": "busybox", "args": ["sh"],
+                "stdin": true, "stdinOnce": true, "tty": true}]}}));
+        let img = image(json!({"config": {"Cmd": ["sh"]}}));
+        let got = convert(&p, &img, None).expect("config").config;
+        assert_eq!(
+            (got.terminal, got.stdin, got.stdin_once),
+            (true, true, true)
+        );
+        let spec = build_spec_json(&got).expect("oci spec");
+        assert_eq!(spec["process"]["terminal"], json!(true));
+        assert!(spec["process"]["env"]
+            .as_array()
+            .is_some_and(|e| e.contains(&json!("TERM=xterm"))));
+
+        // A plain container has neither.
+        let p = pod(json!({
+            "metadata": {"name": "t", "namespace": "default", "uid": "u3"},
+            "spec": {"containers": [{"name": "t", "image": "busybox"}]}}));
+        let got = convert(&p, &img, None).expect("config").config;
+        assert_eq!(
+            (got.terminal, got.stdin, got.stdin_once),
+            (false, false, false)
+        );
     }
 
     /// The image's `USER` and the pod's security context (containerd's `WithUser` rules and

@@ -18,12 +18,23 @@
 //!    (`monitor.json` and `started.json` are written atomically but not synced.)
 //!    SIGUSR1 reopens the log file (for rotation).
 //!
+//! With a terminal (`tty: true`, as conmon) the runtime runs with `--console-socket` (a
+//! socket in a fresh temp dir: state paths can be too long for a socket address) and sends
+//! the pty master over it (SCM_RIGHTS); the monitor holds it for the container's life, sets
+//! `onlcr` as conmon does, logs what it reads as `stdout` records (unfinished lines at once
+//! as `P` records, so that attach shows a prompt), copies the stdin FIFO into it and
+//! applies `1 <height> <width>` lines from the control FIFO `<dir>/ctl` with TIOCSWINSZ.
+//! With stdinOnce the monitor reads the stdin FIFO read-only and, when the first session's
+//! writer leaves, removes it and closes the container's stdin (a pipe's EOF; a terminal
+//! stays open, as conmon and containerd leave it). Stdin without either is the FIFO itself,
+//! held read-write by the container.
+//!
 //! The library side ([`Containers`], [`ContainerHandle`]) starts monitors, reads their files
 //! and finds running containers again after the caller restarts: everything is in the
 //! container's directory `<state dir>/<id>/`, nothing in the caller's memory.
 //!
 //! Not done here: removing the container (the caller's `remove`, as CRI's RemoveContainer),
-//! log rotation itself, stdin and terminals.
+//! log rotation itself.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -98,6 +109,16 @@ pub struct MonitorConfig {
     /// (Kubernetes' `stdin: true` without `stdinOnce`).
     #[serde(default)]
     pub stdin: bool,
+    /// Without a terminal the container's stdin is then a pipe the monitor copies the FIFO
+    /// into and closes when the first attach session's input ends (`stdinOnce: true`).
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// The container has a terminal (config.json `process.terminal`): the runtime sends
+    /// its pty master over a console socket, the monitor holds it for the container's
+    /// life, logs it as stdout, copies the stdin FIFO into it and applies the resizes
+    /// written to the control FIFO `<dir>/ctl`.
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 fn default_max_line() -> usize {
@@ -252,46 +273,57 @@ fn stage2(config_path: &Path) -> Result<(), String> {
     let pid_file = cfg.dir.join("pid");
     let runtime_log = cfg.dir.join("runtime.log");
     let _ = fs::remove_file(&runtime_log);
-    let stdin = if cfg.stdin {
-        let fifo = cfg.dir.join("stdin");
-        let _ = fs::remove_file(&fifo);
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| format!("mkfifo {}: {e}", fifo.display()))?;
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&fifo)
-            .map_err(|e| format!("{}: {e}", fifo.display()))?;
-        Stdio::from(f)
+    let mut stdin = StdinSetup::new(&cfg)?;
+    let console = if cfg.terminal {
+        Some(ConsoleSocket::new()?)
     } else {
-        Stdio::null()
+        None
     };
-    let status = {
+    let mut run_args: Vec<OsString> = vec!["run".into(), "--detach".into()];
+    if let Some(c) = &console {
+        run_args.push("--console-socket".into());
+        run_args.push(c.path.clone().into());
+    }
+    run_args.extend([
+        "--bundle".into(),
+        cfg.bundle.clone().into(),
+        "--pid-file".into(),
+        pid_file.clone().into(),
+        cfg.id.clone().into(),
+    ]);
+    let mut child = {
         // The command owns the pipes' write ends; dropping it closes our copies, so EOF on
         // the read ends means the container (and everything that inherited them) is done.
-        let mut cmd = cfg.runtime.command(
-            Some(&runtime_log),
-            &[
-                "run".into(),
-                "--detach".into(),
-                "--bundle".into(),
-                cfg.bundle.clone().into(),
-                "--pid-file".into(),
-                pid_file.clone().into(),
-                cfg.id.clone().into(),
-            ],
-        );
+        let mut cmd = cfg.runtime.command(Some(&runtime_log), &run_args);
         cmd.env_remove(STAGE_ENV)
-            .stdin(stdin)
+            .stdin(std::mem::replace(&mut stdin.runtime_stdin, Stdio::null()))
             .stdout(Stdio::from(out_w))
             .stderr(Stdio::from(err_w));
-        cmd.status()
+        cmd.spawn()
             .map_err(|e| format!("cannot run {}: {e}", cfg.runtime.binary.display()))?
     };
+    // With a terminal the runtime sends the pty master over the console socket before it
+    // exits (conmon's terminal_accept_cb); accepted while it runs.
+    let mut master: Option<OwnedFd> = None;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => {}
+            Err(e) => return Err(format!("waiting for {}: {e}", cfg.runtime.name())),
+        }
+        match (&console, &master) {
+            (Some(c), None) => master = c.receive(Duration::from_millis(50))?,
+            _ => {
+                break child
+                    .wait()
+                    .map_err(|e| format!("waiting for {}: {e}", cfg.runtime.name()))?
+            }
+        }
+    };
+    if let (Some(c), None, true) = (&console, &master, status.success()) {
+        master = c.receive(Duration::ZERO)?;
+    }
+    drop(console);
     if !status.success() {
         let stderr = read_available(&err_r);
         let message = error_message(fs::read(&runtime_log).ok().as_deref(), &stderr);
@@ -306,6 +338,16 @@ fn stage2(config_path: &Path) -> Result<(), String> {
         };
         report(&format!("runtime-error {}", one_line(&message)));
         return Err(message);
+    }
+    if cfg.terminal && master.is_none() {
+        let _ = cfg.runtime.delete(&cfg.id, true);
+        return Err(format!(
+            "{} sent no terminal on the console socket",
+            cfg.runtime.name()
+        ));
+    }
+    if let Some(m) = &master {
+        setup_master(m)?;
     }
     let pid: i32 = fs::read_to_string(&pid_file)
         .ok()
@@ -335,7 +377,25 @@ fn stage2(config_path: &Path) -> Result<(), String> {
         let _ = rustix::stdio::dup2_stdout(&null);
     }
 
-    let mut streams = [Stream::new("stdout", out_r), Stream::new("stderr", err_r)];
+    let dup =
+        |fd: &OwnedFd| rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| format!("dup: {e}"));
+    // With a terminal everything the container writes is one stream, logged as stdout
+    // (upstream's rule), and unfinished lines are logged as `P` records at once: attach
+    // follows the log, and a shell's prompt has no newline.
+    let mut streams = match &master {
+        Some(m) => {
+            drop((out_r, err_r));
+            let mut s = Stream::new("stdout", dup(m)?);
+            s.flush_partial = true;
+            vec![s]
+        }
+        None => vec![Stream::new("stdout", out_r), Stream::new("stderr", err_r)],
+    };
+    let mut input = stdin.into_input(master.as_ref().map(dup).transpose()?);
+    let mut ctl = match &master {
+        Some(_) => Some(Control::new(&cfg.dir.join("ctl"))?),
+        None => None,
+    };
     let mut exit: Option<(i32, Option<i32>)> = None;
     let mut exited_at: Option<Instant> = None;
     let mut buf = vec![0u8; 32 * 1024];
@@ -364,55 +424,87 @@ fn stage2(config_path: &Path) -> Result<(), String> {
             }
         });
         let mut fds: Vec<PollFd<'_>> = vec![PollFd::new(&sig_r, PollFlags::IN)];
-        let mut which = Vec::new();
+        let mut slots = vec![Slot::Signal];
         for (i, s) in streams.iter().enumerate() {
             if let Some(fd) = &s.fd {
                 fds.push(PollFd::new(fd, PollFlags::IN));
-                which.push(i);
+                slots.push(Slot::Stream(i));
             }
+        }
+        if let Some(inp) = &input {
+            match (&inp.fifo, &inp.to) {
+                (Some(f), _) if inp.pending.is_empty() => {
+                    fds.push(PollFd::new(f, PollFlags::IN));
+                    slots.push(Slot::Input);
+                }
+                (_, Some(t)) if !inp.pending.is_empty() => {
+                    fds.push(PollFd::new(t, PollFlags::OUT));
+                    slots.push(Slot::InputOut);
+                }
+                _ => {}
+            }
+        }
+        if let Some(c) = &ctl {
+            fds.push(PollFd::new(&c.fd, PollFlags::IN));
+            slots.push(Slot::Control);
         }
         match rustix::event::poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(format!("poll: {e}")),
         }
-        let sig_ready = !fds[0].revents().is_empty();
-        let ready: Vec<usize> = fds[1..]
+        let ready: Vec<Slot> = fds
             .iter()
-            .zip(&which)
+            .zip(&slots)
             .filter(|(f, _)| !f.revents().is_empty())
-            .map(|(_, i)| *i)
+            .map(|(_, s)| *s)
             .collect();
         drop(fds);
-        if sig_ready {
-            let mut reopen = false;
-            while let Ok(n) = rustix::io::read(&sig_r, &mut sig_buf) {
-                if n == 0 {
-                    break;
-                }
-                // Which signal is not in the byte; reopening is cheap, so any wake-up that
-                // is not ours to reap reopens only when the log file was moved away.
-                reopen = true;
-            }
-            if reopen && !cfg.log_path.exists() {
-                if let Ok(f) = open_log(&cfg.log_path) {
-                    log = f;
-                }
-            }
-        }
         let mut out = Vec::new();
-        for i in ready {
-            let s = &mut streams[i];
-            let Some(fd) = &s.fd else { continue };
-            match rustix::io::read(fd, &mut buf) {
-                Ok(0) => {
-                    s.finish(&mut out);
-                    s.fd = None;
+        for slot in ready {
+            match slot {
+                Slot::Signal => {
+                    let mut reopen = false;
+                    while let Ok(n) = rustix::io::read(&sig_r, &mut sig_buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        // Which signal is not in the byte; reopening is cheap, so any
+                        // wake-up that is not ours to reap reopens only when the log file
+                        // was moved away.
+                        reopen = true;
+                    }
+                    if reopen && !cfg.log_path.exists() {
+                        if let Ok(f) = open_log(&cfg.log_path) {
+                            log = f;
+                        }
+                    }
                 }
-                Ok(n) => s.push(&buf[..n], cfg.max_line, &mut out),
-                Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
-                Err(_) => {
-                    s.finish(&mut out);
-                    s.fd = None;
+                Slot::Stream(i) => {
+                    let s = &mut streams[i];
+                    let Some(fd) = &s.fd else { continue };
+                    match rustix::io::read(fd, &mut buf) {
+                        Ok(0) => {
+                            s.finish(&mut out);
+                            s.fd = None;
+                        }
+                        Ok(n) => s.push(&buf[..n], cfg.max_line, &mut out),
+                        Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+                        // EIO from a pty master: every slave is closed.
+                        Err(_) => {
+                            s.finish(&mut out);
+                            s.fd = None;
+                        }
+                    }
+                }
+                Slot::Input | Slot::InputOut => {
+                    if let Some(inp) = &mut input {
+                        inp.step(slot == Slot::Input, &mut buf);
+                    }
+                }
+                Slot::Control => {
+                    if let (Some(c), Some(m)) = (&mut ctl, &master) {
+                        c.step(m, &mut buf);
+                    }
                 }
             }
         }
@@ -480,6 +572,332 @@ fn read_available(fd: &OwnedFd) -> Vec<u8> {
     out
 }
 
+/// What the monitor polls, besides the signal pipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Signal,
+    Stream(usize),
+    /// The stdin FIFO has input (or its last writer left).
+    Input,
+    /// The container can take the input read but not yet written.
+    InputOut,
+    /// The control FIFO (resizes).
+    Control,
+}
+
+fn make_fifo(path: &Path) -> Result<(), String> {
+    let _ = fs::remove_file(path);
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| format!("mkfifo {}: {e}", path.display()))
+}
+
+fn open_fifo(path: &Path, flags: rustix::fs::OFlags) -> Result<OwnedFd, String> {
+    use rustix::fs::OFlags;
+    rustix::fs::open(
+        path,
+        flags | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The container's stdin as the runtime gets it, and what the monitor keeps of it.
+struct StdinSetup {
+    runtime_stdin: Stdio,
+    /// The FIFO the monitor reads and copies into the container (terminal or stdinOnce).
+    fifo: Option<OwnedFd>,
+    /// The write end of the container's stdin pipe (stdinOnce without a terminal).
+    pipe: Option<OwnedFd>,
+    once: bool,
+    fifo_path: PathBuf,
+}
+
+impl StdinSetup {
+    fn new(cfg: &MonitorConfig) -> Result<StdinSetup, String> {
+        use rustix::fs::OFlags;
+        let fifo_path = cfg.dir.join("stdin");
+        let mut s = StdinSetup {
+            runtime_stdin: Stdio::null(),
+            fifo: None,
+            pipe: None,
+            once: cfg.stdin_once,
+            fifo_path,
+        };
+        if !cfg.stdin {
+            return Ok(s);
+        }
+        make_fifo(&s.fifo_path)?;
+        if !cfg.terminal && !cfg.stdin_once {
+            // The container holds the FIFO read-write: it never sees EOF, attach writers
+            // come and go (stdin: true without stdinOnce).
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&s.fifo_path)
+                .map_err(|e| format!("{}: {e}", s.fifo_path.display()))?;
+            s.runtime_stdin = Stdio::from(f);
+            return Ok(s);
+        }
+        // Read-only for stdinOnce: the last writer leaving shows as a hang-up (Linux
+        // reports it only after a writer came, so not before the first attach).
+        // Read-write otherwise: no hang-up ever, stdin stays open across attaches.
+        let mode = if cfg.stdin_once {
+            OFlags::RDONLY
+        } else {
+            OFlags::RDWR
+        };
+        s.fifo = Some(open_fifo(&s.fifo_path, mode)?);
+        if !cfg.terminal {
+            let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| format!("pipe: {e}"))?;
+            rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).map_err(|e| format!("fcntl: {e}"))?;
+            s.runtime_stdin = Stdio::from(r);
+            s.pipe = Some(w);
+        }
+        Ok(s)
+    }
+
+    /// The copier from the FIFO into the container: into `master` with a terminal, else
+    /// into the stdin pipe. `None` when the container reads the FIFO itself (or has none).
+    fn into_input(self, master: Option<OwnedFd>) -> Option<Input> {
+        let fifo = self.fifo?;
+        Some(Input {
+            fifo: Some(fifo),
+            to: self.pipe.or(master),
+            pending: Vec::new(),
+            close_after: false,
+            once: self.once,
+            fifo_path: self.fifo_path,
+        })
+    }
+}
+
+/// Copies attach input from the stdin FIFO into the container (conmon's stdin handling).
+struct Input {
+    /// `None` once stdin was closed (stdinOnce after the first session).
+    fifo: Option<OwnedFd>,
+    /// The pty master or the container's stdin pipe; `None` once closed or broken.
+    to: Option<OwnedFd>,
+    /// Read but not yet taken by the container.
+    pending: Vec<u8>,
+    /// Close `to` once `pending` is written (the pipe's EOF).
+    close_after: bool,
+    once: bool,
+    fifo_path: PathBuf,
+}
+
+impl Input {
+    fn step(&mut self, readable: bool, buf: &mut [u8]) {
+        if readable {
+            if let Some(f) = &self.fifo {
+                match rustix::io::read(f, &mut *buf) {
+                    Ok(0) => self.session_ended(),
+                    Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                    Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+                    Err(_) => self.session_ended(),
+                }
+            }
+        }
+        self.flush();
+    }
+
+    /// The last writer left a read-only FIFO: with stdinOnce, stdin is closed for good.
+    /// Without a terminal the container reads EOF; with one, as conmon (which closes its
+    /// stdin fd, the master staying open for output) and containerd (which closes stdin
+    /// only without a tty), the terminal stays open and further input is refused.
+    fn session_ended(&mut self) {
+        if !self.once {
+            return;
+        }
+        self.fifo = None;
+        let _ = fs::remove_file(&self.fifo_path);
+        self.close_after = true;
+    }
+
+    fn flush(&mut self) {
+        while !self.pending.is_empty() {
+            let Some(to) = &self.to else {
+                self.pending.clear();
+                break;
+            };
+            match rustix::io::write(to, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => return,
+                // The container closed its stdin or is gone: input is dropped.
+                Err(_) => {
+                    self.to = None;
+                    self.pending.clear();
+                }
+            }
+        }
+        if self.close_after {
+            self.to = None;
+        }
+    }
+}
+
+/// The control FIFO `<dir>/ctl`: lines `1 <height> <width>` resize the terminal (conmon's
+/// ctl FIFO format). Held read-write, so writers come and go.
+struct Control {
+    fd: OwnedFd,
+    line: Vec<u8>,
+}
+
+impl Control {
+    fn new(path: &Path) -> Result<Control, String> {
+        make_fifo(path)?;
+        Ok(Control {
+            fd: open_fifo(path, rustix::fs::OFlags::RDWR)?,
+            line: Vec::new(),
+        })
+    }
+
+    fn step(&mut self, master: &OwnedFd, buf: &mut [u8]) {
+        let n = match rustix::io::read(&self.fd, &mut *buf) {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        self.line.extend_from_slice(&buf[..n]);
+        while let Some(i) = self.line.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.line.drain(..=i).collect();
+            if let Some(ws) = parse_control(&line) {
+                let _ = rustix::termios::tcsetwinsize(master, ws);
+            }
+        }
+        if self.line.len() > 4096 {
+            self.line.clear(); // not ours: no line that long is
+        }
+    }
+}
+
+/// A control line: `1 <height> <width>` is a resize; anything else is ignored.
+fn parse_control(line: &[u8]) -> Option<rustix::termios::Winsize> {
+    let text = std::str::from_utf8(line).ok()?;
+    let mut it = text.split_whitespace();
+    if it.next()? != "1" {
+        return None;
+    }
+    let ws_row: u16 = it.next()?.parse().ok()?;
+    let ws_col: u16 = it.next()?.parse().ok()?;
+    Some(rustix::termios::Winsize {
+        ws_row,
+        ws_col,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    })
+}
+
+/// The listening socket the runtime sends the pty master to (`--console-socket`), in a
+/// directory of its own under the temp dir: the state dir's paths can be longer than a
+/// socket address takes (108 bytes), as conmon's `/tmp/conmon-term.XXXXXX`.
+struct ConsoleSocket {
+    dir: PathBuf,
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl ConsoleSocket {
+    fn new() -> Result<ConsoleSocket, String> {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "skiff-console-{}-{nanos}",
+            rustix::process::getpid().as_raw_nonzero()
+        ));
+        rustix::fs::mkdir(&dir, rustix::fs::Mode::from_raw_mode(0o700))
+            .map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let path = dir.join("sock");
+        let made = (|| {
+            let fd = rustix::net::socket_with(
+                AddressFamily::UNIX,
+                SocketType::STREAM,
+                SocketFlags::CLOEXEC,
+                None,
+            )?;
+            rustix::net::bind(&fd, &SocketAddrUnix::new(&path)?)?;
+            rustix::net::listen(&fd, 1)?;
+            Ok::<_, rustix::io::Errno>(fd)
+        })();
+        match made {
+            Ok(fd) => Ok(ConsoleSocket { dir, path, fd }),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                Err(format!("console socket {}: {e}", path.display()))
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the runtime's connection; returns the fd it sent.
+    fn receive(&self, timeout: Duration) -> Result<Option<OwnedFd>, String> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags};
+        let ts = rustix::fs::Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => return Ok(None),
+            Ok(_) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let conn = rustix::net::accept_with(&self.fd, SocketFlags::CLOEXEC)
+            .map_err(|e| format!("accepting on the console socket: {e}"))?;
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        // The message is the pty's name; only the fd matters.
+        let mut name = [0u8; 4096];
+        let msg = rustix::net::recvmsg(
+            &conn,
+            &mut [std::io::IoSliceMut::new(&mut name)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        )
+        .map_err(|e| format!("receiving the terminal: {e}"))?;
+        let mut got = None;
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+                if got.is_none() {
+                    got = fds.next();
+                }
+            }
+        }
+        match got {
+            Some(fd) => Ok(Some(fd)),
+            // A connection closed without a message: wait for the next one.
+            None if msg.bytes == 0 => Ok(None),
+            None => Err("the console socket message carried no fd".to_string()),
+        }
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The master as the monitor uses it: non-blocking, and `onlcr` on as conmon sets it ("to
+/// match kube settings": runc's pty clears it, a terminal's output then ends lines `\r\n`).
+fn setup_master(master: &OwnedFd) -> Result<(), String> {
+    use rustix::termios::{OptionalActions, OutputModes};
+    rustix::fs::fcntl_setfl(master, rustix::fs::OFlags::NONBLOCK)
+        .map_err(|e| format!("pty non-blocking: {e}"))?;
+    if let Ok(mut t) = rustix::termios::tcgetattr(master) {
+        t.output_modes |= OutputModes::OPOST | OutputModes::ONLCR;
+        let _ = rustix::termios::tcsetattr(master, OptionalActions::Now, &t);
+    }
+    Ok(())
+}
+
 /// Whether the memory cgroup of the container in `bundle` counted an OOM kill.
 fn cgroup_oom_killed(bundle: &Path) -> bool {
     let Some(path) = fs::read(bundle.join("config.json"))
@@ -511,6 +929,10 @@ struct Stream {
     name: &'static str,
     fd: Option<OwnedFd>,
     partial: Vec<u8>,
+    /// Log an unfinished line as a `P` record after each read instead of keeping it.
+    flush_partial: bool,
+    /// The last record written was a `P`: the line is still open.
+    open_partial: bool,
 }
 
 impl Stream {
@@ -519,6 +941,8 @@ impl Stream {
             name,
             fd: Some(fd),
             partial: Vec::new(),
+            flush_partial: false,
+            open_partial: false,
         }
     }
 
@@ -529,6 +953,7 @@ impl Stream {
             self.partial.extend_from_slice(&rest[..i]);
             let line = std::mem::take(&mut self.partial);
             write_line(out, &ts, self.name, &line, max_line);
+            self.open_partial = false;
             rest = &rest[i + 1..];
         }
         self.partial.extend_from_slice(rest);
@@ -536,15 +961,23 @@ impl Stream {
             let tail = self.partial.split_off(max_line.max(1));
             let part = std::mem::replace(&mut self.partial, tail);
             record(out, &ts, self.name, 'P', &part);
+            self.open_partial = true;
+        }
+        if self.flush_partial && !self.partial.is_empty() {
+            let part = std::mem::take(&mut self.partial);
+            record(out, &ts, self.name, 'P', &part);
+            self.open_partial = true;
         }
     }
 
-    /// At EOF an unterminated last line is written as a full line (containerd does too).
+    /// At EOF an unterminated last line is written as a full line (containerd does too);
+    /// one already logged in `P` parts gets an empty `F` record to end it.
     fn finish(&mut self, out: &mut Vec<u8>) {
-        if !self.partial.is_empty() {
+        if !self.partial.is_empty() || self.open_partial {
             let line = std::mem::take(&mut self.partial);
             record(out, &now_rfc3339(), self.name, 'F', &line);
         }
+        self.open_partial = false;
     }
 }
 
@@ -591,7 +1024,7 @@ impl MonitorCommand {
 }
 
 /// What to start.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct StartRequest {
     pub id: String,
     /// A bundle with config.json (and its rootfs).
@@ -600,6 +1033,10 @@ pub struct StartRequest {
     pub log_path: PathBuf,
     /// Give it a stdin FIFO (see [`MonitorConfig::stdin`]).
     pub stdin: bool,
+    /// See [`MonitorConfig::stdin_once`].
+    pub stdin_once: bool,
+    /// The bundle asks for a terminal (see [`MonitorConfig::terminal`]).
+    pub terminal: bool,
 }
 
 /// Where a container is in its life, from its files and the runtime.
@@ -676,6 +1113,8 @@ impl Containers {
             log_path: abs(&req.log_path)?,
             max_line: MAX_LOG_LINE,
             stdin: req.stdin,
+            stdin_once: req.stdin_once,
+            terminal: req.terminal,
         };
         let cfg_path = dir.join("monitor.json");
         let bytes = serde_json::to_vec_pretty(&cfg).map_err(|e| MonitorError::Monitor {
@@ -903,9 +1342,21 @@ impl ContainerHandle {
         Ok(self.wait(Duration::from_secs(10)))
     }
 
-    /// The container's stdin FIFO, if it was started with one.
+    /// The container's stdin FIFO, if it was started with one and it is still open (a
+    /// stdinOnce stdin is closed after the first attach session).
     pub fn stdin_path(&self) -> Option<PathBuf> {
         Some(self.dir.join("stdin")).filter(|p| p.exists())
+    }
+
+    /// The monitor's control FIFO (a container with a terminal): `1 <height> <width>\n`
+    /// resizes the terminal.
+    pub fn control_path(&self) -> Option<PathBuf> {
+        Some(self.dir.join("ctl")).filter(|p| p.exists())
+    }
+
+    /// What the monitor was started with (`monitor.json`).
+    pub fn config(&self) -> Option<MonitorConfig> {
+        read_json(&self.dir.join("monitor.json"))
     }
 
     /// Removes the container from the runtime (forcefully) and its state directory. The
@@ -949,6 +1400,8 @@ mod tests {
             name: "stdout",
             fd: None,
             partial: Vec::new(),
+            flush_partial: false,
+            open_partial: false,
         }
     }
 
@@ -970,11 +1423,55 @@ mod tests {
             ("F", "ij"),
             ("F", ""),
             ("P", "tail"),
+            // EOF ends the line split exactly at the maximum.
+            ("F", ""),
         ]
         .iter()
         .map(|(t, c)| ("stdout".to_string(), t.to_string(), c.to_string()))
         .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_terminal_stream_logs_unfinished_lines_at_once_and_ends_them_at_eof() {
+        let mut s = stream();
+        s.flush_partial = true;
+        let mut out = Vec::new();
+        s.push(b"a\r\n/ # ", 16, &mut out);
+        s.push(b"ls\r\n", 16, &mut out);
+        s.push(b"bye", 16, &mut out);
+        s.finish(&mut out);
+        // (`lines` goes through str::lines, which drops the `\r`; the join below keeps it.)
+        let got = lines(&out);
+        let want: Vec<(String, String, String)> = [
+            ("F", "a"),
+            ("P", "/ # "),
+            ("F", "ls"),
+            ("P", "bye"),
+            ("F", ""),
+        ]
+        .iter()
+        .map(|(t, c)| ("stdout".to_string(), t.to_string(), c.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        // As kubectl logs reads it: the parts joined into whole lines.
+        let joined: Vec<Vec<u8>> = crate::container::logs::lines(&out)
+            .into_iter()
+            .map(|l| l.content)
+            .collect();
+        assert_eq!(
+            joined,
+            vec![b"a\r".to_vec(), b"/ # ls\r".to_vec(), b"bye".to_vec()]
+        );
+    }
+
+    #[test]
+    fn control_lines_are_resizes_height_first() {
+        let ws = parse_control(b"1 40 120\n").expect("resize");
+        assert_eq!((ws.ws_row, ws.ws_col), (40, 120));
+        assert!(parse_control(b"2\n").is_none());
+        assert!(parse_control(b"1 x 3\n").is_none());
+        assert!(parse_control(b"1 70000 3\n").is_none());
     }
 
     #[test]

@@ -276,6 +276,16 @@ pub struct ContainerConfig {
     /// runtime lacks fails `runc create` ("unable to apply caps: operation not permitted").
     pub host_capabilities: Vec<String>,
     pub annotations: BTreeMap<String, String>,
+    /// `tty: true`: the process gets a terminal (`process.terminal`, `TERM=xterm` as
+    /// containerd's `WithTTY`); the monitor holds its master.
+    #[serde(default)]
+    pub terminal: bool,
+    /// `stdin: true`: the container has a stdin that `attach` writes to.
+    #[serde(default)]
+    pub stdin: bool,
+    /// `stdinOnce: true`: stdin is closed when the first attach session's input ends.
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// The Kubernetes rule for the argv: the pod's `command` replaces the image's entrypoint
@@ -613,9 +623,12 @@ pub fn build_spec_json(c: &ContainerConfig) -> Result<Value, SpecError> {
         effective_capabilities(&c.capabilities, c.privileged, &c.host_capabilities)
             .into_iter()
             .collect();
-    // containerd's order: the default PATH, HOSTNAME, then the given entries, each
+    // containerd's order: the default PATH, TERM with a tty, HOSTNAME, then the given entries, each
     // replacing an earlier one of the same name in place (oci.WithEnv).
     let mut env: Vec<String> = vec![DEFAULT_PATH_ENV.to_string()];
+    if c.terminal {
+        env.push("TERM=xterm".to_string());
+    }
     if let Some(h) = &c.hostname {
         env.push(format!("HOSTNAME={h}"));
     }
@@ -635,7 +648,7 @@ pub fn build_spec_json(c: &ContainerConfig) -> Result<Value, SpecError> {
         c.working_dir.as_str()
     };
     let mut process = json!({
-        "terminal": false,
+        "terminal": c.terminal,
         "user": {"uid": c.user.uid, "gid": c.user.gid},
         "args": c.args,
         "env": env,
@@ -934,6 +947,27 @@ mod tests {
             },
         });
         assert_eq!(render(&base()), expected);
+    }
+
+    #[test]
+    fn a_tty_container_gets_a_terminal_and_term_xterm_before_the_hostname() {
+        let mut c = base();
+        c.terminal = true;
+        c.hostname = Some("web-0".into());
+        c.env = vec!["TERM=vt100".into(), "A=1".into()];
+        let v = render(&c);
+        assert_eq!(v["process"]["terminal"], json!(true));
+        // As containerd's WithTTY: TERM=xterm after PATH; the pod's own TERM replaces it.
+        assert_eq!(
+            v["process"]["env"],
+            json!([DEFAULT_PATH_ENV, "TERM=vt100", "HOSTNAME=web-0", "A=1"])
+        );
+        c.env = vec![];
+        let v = render(&c);
+        assert_eq!(
+            v["process"]["env"],
+            json!([DEFAULT_PATH_ENV, "TERM=xterm", "HOSTNAME=web-0"])
+        );
     }
 
     #[test]

@@ -5,12 +5,17 @@
 //! Output is the CRI log followed from its end when attaching: the message bytes only,
 //! stdout records to stdout and stderr records to stderr, an `F` record with its newline,
 //! a `P` record without. A log rotated away (the monitor reopens the path on SIGUSR1) is
-//! followed into the new file. Input goes to the monitor's stdin FIFO, which the container
-//! holds read-write (no EOF when the attach ends). `exit` resolves with the container's
-//! exit code once its monitor recorded it; the attach ends when the caller drops the
-//! session (its `exit` receiver: the follower stops at once).
+//! followed into the new file. Input goes to the monitor's stdin FIFO (the container holds
+//! it read-write, or the monitor copies it into the container's pipe or terminal; with
+//! stdinOnce the monitor removes it when the first session's input ends). `exit` resolves
+//! with the container's exit code once its monitor recorded it; the attach ends when the
+//! caller drops the session (its `exit` receiver: the follower stops at once).
 //!
-//! Not done: containers with a terminal (`tty: true`; the monitor gives them none).
+//! A container with a terminal (`tty: true`) has one output stream, the terminal's raw
+//! bytes (the monitor logs them as stdout, unfinished lines at once as `P` records), so the
+//! session has no stderr; input goes to the terminal through the same FIFO, and resizes
+//! are written as `1 <height> <width>` lines to the monitor's control FIFO, which applies
+//! them with TIOCSWINSZ on the master it holds (conmon's ctl FIFO, containerd's ResizePty).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -19,8 +24,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, DuplexStream};
 
 use crate::container::logs::{parse_record, Stream};
-use crate::container::monitor::{ContainerHandle, ContainerStatus, MonitorConfig};
-use crate::cri::{self, CriError, StreamRequest, StreamSession};
+use crate::container::monitor::{ContainerHandle, ContainerStatus};
+use crate::cri::{self, CriError, StreamRequest, StreamSession, TerminalSize};
 
 /// How often the log is polled for new records.
 const POLL: Duration = Duration::from_millis(50);
@@ -28,15 +33,33 @@ const POLL: Duration = Duration::from_millis(50);
 /// Buffer between the follower and a slow reader.
 const PIPE_BUFFER: usize = 64 * 1024;
 
-/// Whether the container's config.json asks for a terminal.
+/// Whether the container runs with a terminal its monitor holds.
 fn has_terminal(container: &ContainerHandle) -> bool {
-    let cfg: Option<MonitorConfig> = std::fs::read(container.dir.join("monitor.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    cfg.and_then(|c| std::fs::read(c.bundle.join("config.json")).ok())
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["process"]["terminal"].as_bool())
-        .unwrap_or(false)
+    container.config().is_some_and(|c| c.terminal)
+}
+
+/// Writes each size as a control line to the monitor's control FIFO until the session's
+/// sender is dropped.
+fn resizer(ctl: &Path) -> cri::Result<tokio::sync::mpsc::Sender<TerminalSize>> {
+    let mut w = tokio::net::unix::pipe::OpenOptions::new()
+        .open_sender(ctl)
+        .map_err(|e| CriError::Other(format!("attach: {}: {e}", ctl.display())))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<TerminalSize>(8);
+    tokio::spawn(async move {
+        while let Some(size) = rx.recv().await {
+            let line = control_line(size);
+            if w.write_all(line.as_bytes()).await.is_err() {
+                return; // the monitor is gone
+            }
+        }
+    });
+    Ok(tx)
+}
+
+/// conmon's resize message: `1 <height> <width>\n` (one write, shorter than PIPE_BUF, so
+/// lines of concurrent sessions never interleave).
+pub(super) fn control_line(size: TerminalSize) -> String {
+    format!("1 {} {}\n", size.height, size.width)
 }
 
 /// The message bytes of the complete records in `bytes`, per stream; returns how many
@@ -141,12 +164,8 @@ pub(super) async fn attach(
     log_path: &Path,
     req: StreamRequest,
 ) -> cri::Result<StreamSession> {
-    if req.tty || has_terminal(container) {
-        return Err(CriError::Other(format!(
-            "attach: container {} has a terminal (tty: true), which skiff does not attach to yet",
-            container.id
-        )));
-    }
+    // The container decides: the kubelet's tty comes from the same pod spec.
+    let terminal = has_terminal(container);
     if !matches!(container.status(), ContainerStatus::Running(_)) {
         return Err(CriError::Other(format!(
             "container {} is not running",
@@ -185,7 +204,11 @@ pub(super) async fn attach(
         }
     };
     let (out_w, out_r) = pipe(req.stdout);
-    let (err_w, err_r) = pipe(req.stderr);
+    let (err_w, err_r) = pipe(req.stderr && !terminal);
+    let resize = match (terminal, container.control_path()) {
+        (true, Some(ctl)) => Some(resizer(&ctl)?),
+        _ => None,
+    };
     let (exit_tx, exit_rx) = tokio::sync::oneshot::channel();
     let follower = Follower {
         container: container.clone(),
@@ -199,7 +222,7 @@ pub(super) async fn attach(
         stdin,
         stdout: out_r.map(|r| Box::pin(r) as cri::BoxRead),
         stderr: err_r.map(|r| Box::pin(r) as cri::BoxRead),
-        resize: None,
+        resize,
         exit: exit_rx,
     })
 }
@@ -224,5 +247,14 @@ garbage\n\
             &log[used..],
             b"2026-01-01T00:00:05.000000000Z stdout F unfinis"
         );
+    }
+
+    #[test]
+    fn a_resize_is_conmons_control_line_height_first() {
+        let line = control_line(TerminalSize {
+            width: 120,
+            height: 40,
+        });
+        assert_eq!(line, "1 40 120\n");
     }
 }

@@ -46,7 +46,7 @@ use crate::sandbox::{self, Sandbox, SandboxConfig, SandboxError, SandboxState, S
 
 /// The [`ContainerMeta::labels`] key that gives a container a stdin (the pod spec's
 /// `stdin: true`): value `"true"`. Its monitor then holds a stdin FIFO that `attach` writes
-/// to; without it an attach has no stdin.
+/// to; without it an attach has no stdin. [`ContainerConfig::stdin`] does the same.
 pub const STDIN_LABEL: &str = "io.skiff.container.stdin";
 
 const META_FILE: &str = "meta.json";
@@ -324,7 +324,9 @@ impl Inner {
                 id: id.to_owned(),
                 bundle: dir.clone(),
                 log_path: m.meta.log_path.clone(),
-                stdin: m.meta.labels.get(STDIN_LABEL).is_some_and(|v| v == "true"),
+                stdin: config.stdin || m.meta.labels.get(STDIN_LABEL).is_some_and(|v| v == "true"),
+                stdin_once: config.stdin_once,
+                terminal: config.terminal,
             };
             self.monitors(&dir).start(&req).map_err(|e| match e {
                 MonitorError::Runtime(msg) => CriError::Start(msg),
