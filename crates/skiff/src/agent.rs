@@ -196,11 +196,24 @@ async fn run_node(args: AgentArgs, token: &str) -> Result<()> {
         key_pem,
         client_ca_pem: credentials.ca_cert.clone(),
     };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let node = crate::node_agent::run(
+        client,
+        args.data_dir.clone(),
+        args.node.clone(),
+        node_name,
+        Default::default(),
+        serving,
+        stopped,
+    );
+    tokio::pin!(node);
     tokio::select! {
-        result = crate::node_agent::run(client, args.data_dir.clone(), args.node.clone(), node_name, Default::default(), serving) => {
-            result.context("the node agent stopped")?;
+        result = &mut node => result.context("the node agent stopped")?,
+        _ = crate::server::shutdown_signal() => {
+            tracing::info!("shutting down");
+            stop.send_replace(true);
+            node.await.context("the node agent stopped")?;
         }
-        _ = crate::server::shutdown_signal() => tracing::info!("shutting down; containers keep running"),
     }
     Ok(())
 }

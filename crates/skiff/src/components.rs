@@ -77,14 +77,23 @@ pub fn controller_config(args: &ServerArgs, ca_pem: &str) -> skiff_controllers::
     }
 }
 
+/// The started components: they stop when the set is dropped.
+pub struct Started {
+    pub set: tokio::task::JoinSet<()>,
+    /// The server's own node, told to stop (gracefully, if its flags say so).
+    pub node: Option<NodeStop>,
+}
+
+/// Stops a node agent: `stop` asks, `done` answers once it stopped.
+pub struct NodeStop {
+    pub stop: tokio::sync::watch::Sender<bool>,
+    pub done: tokio::sync::oneshot::Receiver<()>,
+}
+
 /// Starts the components the flags ask for; they stop when the set is dropped.
-pub fn start(
-    app: &Arc<App>,
-    args: &ServerArgs,
-    pki: &Pki,
-    server_dir: &Path,
-) -> Result<tokio::task::JoinSet<()>> {
+pub fn start(app: &Arc<App>, args: &ServerArgs, pki: &Pki, server_dir: &Path) -> Result<Started> {
     let mut set = tokio::task::JoinSet::new();
+    let mut node_stop = None;
     let elect = args.datastore_endpoint.is_some();
     let id = if elect {
         identity(server_dir)?
@@ -161,13 +170,17 @@ pub fn start(
         )]
         .into_iter()
         .collect();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
         set.spawn(async move {
             if let Err(e) =
-                crate::node_agent::run(client, data_dir, node, name, labels, serving).await
+                crate::node_agent::run(client, data_dir, node, name, labels, serving, stopped).await
             {
                 tracing::error!("the node agent stopped: {e:#}");
             }
+            let _ = done_tx.send(());
         });
+        node_stop = Some(NodeStop { stop, done });
     }
     if args.simulated_nodes > 0 {
         // Every simulated node of this server shares one node identity, as an agent's do.
@@ -191,7 +204,10 @@ pub fn start(
             }
         });
     }
-    Ok(set)
+    Ok(Started {
+        set,
+        node: node_stop,
+    })
 }
 
 /// Runs `work` with `client`: under leader election when `election` is set, else at once.

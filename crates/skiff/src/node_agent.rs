@@ -61,6 +61,16 @@ pub struct NodeArgs {
     /// into it (default: `<data-dir>/agent/pod-manifests`).
     #[arg(long = "pod-manifest-path")]
     pub pod_manifest_path: Option<PathBuf>,
+    /// On SIGTERM or SIGINT, kill the node's pods within this long before stopping
+    /// (upstream's graceful node shutdown: the node reports NotReady, pods end Failed with
+    /// reason Terminated). 0, the default, stops without touching them: the containers
+    /// keep running and a restarted node adopts them.
+    #[arg(long = "shutdown-grace-period", default_value = "0s", value_parser = crate::server::parse_go_duration)]
+    pub shutdown_grace_period: std::time::Duration,
+    /// The part of --shutdown-grace-period kept for critical pods (static pods and pods of
+    /// system-critical priority), killed after the others.
+    #[arg(long = "shutdown-grace-period-critical-pods", default_value = "0s", value_parser = crate::server::parse_go_duration)]
+    pub shutdown_grace_period_critical_pods: std::time::Duration,
     /// The binary run as `<it> container-monitor` for each container (default: this one;
     /// tests, whose own binary is a test harness, point it at skiff's).
     #[arg(long = "container-monitor-bin", hide = true)]
@@ -176,6 +186,10 @@ fn local_config(data_dir: &std::path::Path, args: &NodeArgs) -> Result<LocalConf
 /// is retried in the background until it succeeds; once the node is registered and its pod
 /// network is ready, the workers are restarted on the new network if it differs from the
 /// one they started with (a restart adopts the running containers).
+///
+/// When `stop` turns true the node stops: at once (containers keep running), or, with
+/// `--shutdown-grace-period`, after a graceful node shutdown of its pods.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: kube::Client,
     data_dir: PathBuf,
@@ -183,6 +197,7 @@ pub async fn run(
     node_name: String,
     labels: BTreeMap<String, String>,
     serving: KubeletServing,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
     check_host(&args)?;
     let node_ip = node_ip(&args)?;
@@ -272,16 +287,23 @@ pub async fn run(
         workers = Some(pods.start(started_with.clone())?);
     }
 
-    let node: NodeHandle = (&mut registering.0).await.context("registering the node")?;
+    let node: NodeHandle = tokio::select! {
+        node = &mut registering.0 => node.context("registering the node")?,
+        _ = stopped(&mut stop) => {
+            return shut_down(&args, None, workers.as_mut()).await;
+        }
+    };
     let mut ready = node.network_ready();
     if !*ready.borrow() {
         tracing::info!(node = %node_name, "waiting for the node's pod network (its podCIDR)");
     }
-    while !*ready.borrow_and_update() {
-        ready
-            .changed()
-            .await
-            .context("the node stopped before its pod network was ready")?;
+    tokio::select! {
+        r = async { ready.wait_for(|r| *r).await.map(|_| ()) } => {
+            r.context("the node stopped before its pod network was ready")?;
+        }
+        _ = stopped(&mut stop) => {
+            return shut_down(&args, Some(&node), workers.as_mut()).await;
+        }
     }
     let network = NetworkList::load_dir(&conf_dir)
         .with_context(|| format!("loading the CNI configuration in {}", conf_dir.display()))?;
@@ -294,11 +316,60 @@ pub async fn run(
     }
     tracing::debug!(network = ?started_with.map(|n| n.name), "pod workers running");
     if let Some(w) = workers.as_mut() {
-        // The workers run until this future is dropped.
-        let _ = (&mut w.0).await;
+        tokio::select! {
+            // The workers run until this future is dropped or the node stops.
+            _ = &mut w.task.0 => {}
+            _ = stopped(&mut stop) => {
+                return shut_down(&args, Some(&node), Some(w)).await;
+            }
+        }
     }
     drop(node);
     Ok(())
+}
+
+/// Resolves once the node is told to stop (or whoever could tell it is gone).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The node stops: with `--shutdown-grace-period`, a graceful node shutdown first (the node
+/// NotReady, then the pods killed in their groups); without, nothing is touched.
+async fn shut_down(
+    args: &NodeArgs,
+    node: Option<&NodeHandle>,
+    workers: Option<&mut Workers>,
+) -> Result<()> {
+    let grace = args.shutdown_grace_period;
+    if grace.is_zero() {
+        tracing::info!("the node stops; its containers keep running");
+        return Ok(());
+    }
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        "graceful node shutdown: the node's pods are killed"
+    );
+    if let Some(node) = node {
+        node.shutting_down(std::time::Duration::from_secs(5)).await;
+    }
+    if let Some(w) = workers {
+        w.shutdown
+            .send_replace(Some(skiff_kubelet::kubelet::NodeShutdown {
+                grace,
+                critical_grace: args.shutdown_grace_period_critical_pods,
+            }));
+        let bound = grace + std::time::Duration::from_secs(10);
+        if tokio::time::timeout(bound, &mut w.task.0).await.is_err() {
+            tracing::warn!("graceful node shutdown: pods still terminating; stopping anyway");
+        }
+    }
+    Ok(())
+}
+
+/// The running pod workers and their shutdown order.
+struct Workers {
+    task: AbortOnDrop<()>,
+    shutdown: tokio::sync::watch::Sender<Option<skiff_kubelet::kubelet::NodeShutdown>>,
 }
 
 /// Registers the node, retrying until it succeeds (upstream's kubelet never gives up: its
@@ -338,7 +409,7 @@ struct Pods {
 
 impl Pods {
     /// Starts the pod workers on `network` (None: hostNetwork pods only, until it is known).
-    fn start(&self, network: Option<NetworkList>) -> Result<AbortOnDrop<()>> {
+    fn start(&self, network: Option<NetworkList>) -> Result<Workers> {
         let args = &self.args;
         let bin_dirs = if args.cni_bin_dir.is_empty() {
             cni::DEFAULT_BIN_DIRS.iter().map(PathBuf::from).collect()
@@ -369,13 +440,14 @@ impl Pods {
             host_ips: self.host_ips.clone(),
         };
         tracing::info!(node = %self.node_name, "the node runs pods");
-        Ok(AbortOnDrop(tokio::spawn(
-            skiff_kubelet::kubelet::run_with_manifests(
-                shared,
-                probe_rx,
-                Some(self.manifests.clone()),
-            ),
-        )))
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(None);
+        let task = AbortOnDrop(tokio::spawn(skiff_kubelet::kubelet::run_until_shutdown(
+            shared,
+            probe_rx,
+            Some(self.manifests.clone()),
+            shutdown_rx,
+        )));
+        Ok(Workers { task, shutdown })
     }
 }
 

@@ -181,9 +181,20 @@ pub struct Running {
     task: tokio::task::JoinHandle<()>,
     /// The components started with it (controller manager, scheduler, nodes).
     components: tokio::task::JoinSet<()>,
+    /// The server's own node.
+    node: Option<components::NodeStop>,
 }
 
 impl Running {
+    /// Stops the server's own node, if it runs one: at once, or after a graceful node
+    /// shutdown of its pods with `--shutdown-grace-period` (the API serves meanwhile).
+    pub async fn stop_node(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.stop.send_replace(true);
+            let _ = node.done.await;
+        }
+    }
+
     /// A kube client that calls this server in process, as `user` in `groups`.
     pub fn local_client(&self, user: &str, groups: &[&str], user_agent: &str) -> kube::Client {
         components::local_client(&self.app, user, groups, user_agent)
@@ -274,14 +285,15 @@ pub async fn start(args: &ServerArgs) -> Result<Running> {
         app.clone(),
         Some(join_routes),
     ));
-    let components = components::start(&app, args, &pki, &server_dir)?;
+    let started = components::start(&app, args, &pki, &server_dir)?;
     Ok(Running {
         url,
         kubeconfig: args.write_kubeconfig.clone().unwrap_or(kubeconfig_path),
         store,
         app,
         task,
-        components,
+        components: started.set,
+        node: started.node,
     })
 }
 
@@ -297,6 +309,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     );
     shutdown_signal().await;
     tracing::info!("shutting down");
+    let mut running = running;
+    running.stop_node().await;
     drop(running);
     Ok(())
 }

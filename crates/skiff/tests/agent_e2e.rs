@@ -4,7 +4,9 @@
 //! API server (with its last join's credentials and the pod network it had), and the pod
 //! it ran before keeps running; once the server is back on the same address the node
 //! registers again, the static pod's mirror pod shows it Running at the same pod IP, and
-//! neither container was restarted.
+//! neither container was restarted. Started with `--shutdown-grace-period`, its stop is a
+//! graceful node shutdown: the node NotReady (`node is shutting down`), both pods Failed
+//! with reason Terminated, their containers stopped.
 //!
 //! One test per binary: the node uses the host's `cni0` bridge and pod range.
 
@@ -89,27 +91,40 @@ struct Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
+        if !self.stop(Duration::from_secs(10)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
 impl Agent {
     fn start(data: &Path, server: &str, token: &str) -> Result<Self> {
+        Self::start_with(data, server, token, &[])
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the agent to exit; whether it did.
+    fn stop(&mut self, timeout: Duration) -> bool {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    fn start_with(data: &Path, server: &str, token: &str, extra: &[&str]) -> Result<Self> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
             .args(["agent", "--server", server, "--token", token])
             .args(["--node-name", NODE, "--kubelet-port", "0"])
+            .args(extra)
             .arg("--data-dir")
             .arg(data)
             .env("RUST_LOG", "info")
@@ -317,6 +332,64 @@ async fn with_server_dir(data: &Path, server_dir: &Path) -> Result<()> {
         (ip.as_str(), container.as_str(), restarts),
         (web_ip.as_str(), web_container.as_str(), 0),
         "the API's pod is the same container, never restarted"
+    );
+
+    // Asked for, a stop is a graceful node shutdown: NotReady, then the pods killed and
+    // Failed with upstream's reason, critical (static) pods last.
+    drop(agent);
+    let mut agent = Agent::start_with(
+        data,
+        &url,
+        token,
+        &[
+            "--shutdown-grace-period",
+            "8s",
+            "--shutdown-grace-period-critical-pods",
+            "3s",
+        ],
+    )?;
+    wait_for("the agent's pod workers", WAIT, || {
+        let up = agent.logged("the node runs pods");
+        async move { Ok(up.then_some(())) }
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        agent.stop(Duration::from_secs(30)),
+        "the agent stops within its grace period:\n{}",
+        agent.log_text()
+    );
+    let nodes: Api<Node> = Api::all(client.clone());
+    let ready = nodes
+        .get(NODE)
+        .await?
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .context("a Ready condition")?;
+    assert_eq!(
+        (ready.status.as_str(), ready.message.as_deref()),
+        ("False", Some("node is shutting down")),
+        "{}",
+        agent.log_text()
+    );
+    for (api, name) in [
+        (&pods, "web".to_owned()),
+        (&system, format!("hello-{NODE}")),
+    ] {
+        let s = api.get(&name).await?.status.unwrap_or_default();
+        assert_eq!(
+            (s.phase.as_deref(), s.reason.as_deref()),
+            (Some("Failed"), Some("Terminated")),
+            "{name}: {s:#?}\n{}",
+            agent.log_text()
+        );
+    }
+    assert!(
+        http_get(&web_ip, 8080).is_err(),
+        "the pod's container is stopped"
     );
     drop(agent);
     drop(server);

@@ -493,3 +493,105 @@ async fn a_pod_that_does_not_fit_the_node_is_rejected() -> Result<()> {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shutdown_kills_regular_pods_then_critical_ones_and_they_end_failed() -> Result<()> {
+    use skiff_kubelet::kubelet::NodeShutdown;
+    let c = cluster().await?;
+    let rt = runtime_with_busybox();
+    let (shared, probe_rx) = common::testkubelet::shared(&c, &rt, NODE, BTreeMap::new());
+    let (order, orders) = tokio::sync::watch::channel(None);
+    let mut k = Kubelet {
+        task: tokio::spawn(skiff_kubelet::kubelet::run_until_shutdown(
+            shared, probe_rx, None, orders,
+        )),
+    };
+    create_pod(
+        &c,
+        json!({"containers": [{"name": "c", "image": "busybox:1.36"}]}),
+    )
+    .await?;
+    let system: Api<Pod> = Api::namespaced(c.client.clone(), "kube-system");
+    let critical: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "crit"},
+        "spec": {"nodeName": NODE, "priorityClassName": "system-node-critical",
+                 "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "c", "image": "busybox:1.36"}]},
+    }))?;
+    system.create(&PostParams::default(), &critical).await?;
+    wait_pod(&c, "the regular pod Running", |p| phase(p) == "Running").await?;
+    wait_for("the critical pod Running", Duration::from_secs(30), || {
+        let system = system.clone();
+        async move {
+            let p = system.get("crit").await?;
+            Ok((phase(&p) == "Running").then_some(()))
+        }
+    })
+    .await?;
+
+    order.send_replace(Some(NodeShutdown {
+        grace: Duration::from_secs(6),
+        critical_grace: Duration::from_secs(2),
+    }));
+    tokio::time::timeout(Duration::from_secs(30), &mut k.task)
+        .await
+        .context("the kubelet returns once the pods are terminated")??;
+
+    // Each pod was stopped with the shorter of its grace and its group's, regular first.
+    let pods: BTreeMap<String, String> = rt
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::CreateContainer { id, meta, .. } => Some((id.clone(), meta.pod_name.clone())),
+            _ => None,
+        })
+        .collect();
+    let stops: Vec<(String, Duration)> = rt
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::StopContainer { id, grace } => Some((pods.get(id)?.clone(), *grace)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stops,
+        [
+            ("p".to_owned(), Duration::from_secs(4)),
+            ("crit".to_owned(), Duration::from_secs(1))
+        ]
+    );
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    for p in [api.get("p").await?, system.get("crit").await?] {
+        let s = p.status.clone().unwrap_or_default();
+        assert_eq!(s.phase.as_deref(), Some("Failed"), "{s:#?}");
+        assert_eq!(s.reason.as_deref(), Some("Terminated"));
+        assert_eq!(
+            s.message.as_deref(),
+            Some("Pod was terminated in response to imminent node shutdown.")
+        );
+        let disruption = s
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "DisruptionTarget")
+            .context("a DisruptionTarget condition")?;
+        assert_eq!(
+            (disruption.status.as_str(), disruption.reason.as_deref()),
+            ("True", Some("TerminationByKubelet"))
+        );
+    }
+
+    // The kubelet started again: a pod the API has Failed never runs again, its status stays.
+    let before = starts(&rt).len();
+    let _k = kubelet(&c, &rt);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(starts(&rt).len(), before, "no container started again");
+    let p = api.get("p").await?;
+    assert_eq!(phase(&p), "Failed");
+    assert_eq!(
+        p.status.and_then(|s| s.reason).as_deref(),
+        Some("Terminated")
+    );
+    Ok(())
+}

@@ -7,6 +7,7 @@
 //! - [`users`]: the image's passwd/group files for `runAsUser` names.
 //! - [`worker`]: one task per pod: sync, start, status, termination.
 //! - [`static_pods`]: the manifest directory's pods and their mirror pods, pure.
+//! - [`shutdown`]: graceful node shutdown's groups, grace periods and final status, pure.
 //!
 //! [`run`] is the pod manager: it watches the node's pods (`spec.nodeName=<node>`), keeps a
 //! worker per pod uid, and relists the runtime every second (upstream's PLEG) to wake the
@@ -25,6 +26,7 @@
 pub mod actions;
 pub mod admission;
 pub mod sandbox;
+pub mod shutdown;
 pub mod static_pods;
 pub mod users;
 pub mod view;
@@ -44,6 +46,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::probes::ProbeEvent;
 
+pub use shutdown::NodeShutdown;
 use skiff_runtime::cri::ContainerState;
 pub use worker::Shared;
 use worker::{Worker, WorkerInput};
@@ -60,6 +63,8 @@ struct Entry {
     /// `namespace/name` (empty for a cleanup worker).
     full_name: String,
     is_static: bool,
+    /// A node shutdown's order to the worker: its grace period.
+    shutdown: watch::Sender<Option<Duration>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -204,12 +209,14 @@ impl Manager {
         let (mirror_tx, mirror_rx) = watch::channel(mirror);
         let wake = Arc::new(Notify::new());
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+        let (shutdown_tx, shutdown_rx) = watch::channel(None);
         let worker = Worker::new(self.shared.clone(), uid.clone());
         let task = tokio::spawn(worker.run(WorkerInput {
             pod: rx,
             wake: wake.clone(),
             probe_events: probe_rx,
             mirror: mirror_rx,
+            shutdown: shutdown_rx,
         }));
         self.workers.insert(
             uid,
@@ -220,6 +227,7 @@ impl Manager {
                 mirror: mirror_tx,
                 full_name,
                 is_static,
+                shutdown: shutdown_tx,
                 task,
             },
         );
@@ -422,6 +430,42 @@ impl Manager {
         self.seen = now;
     }
 
+    /// A graceful node shutdown (upstream's `processShutdownEvent`): the regular pods are
+    /// killed within their group's grace period, then the critical ones within theirs;
+    /// returns once every pod is done or the grace period is over.
+    async fn shut_down(&mut self, order: NodeShutdown) {
+        let (regular, critical) = order.groups();
+        tracing::info!(
+            grace_seconds = order.grace.as_secs(),
+            critical_grace_seconds = order.critical_grace.as_secs(),
+            "node shutdown: killing the node's pods"
+        );
+        for (is_critical, group) in [(false, regular), (true, critical)] {
+            let mut waiting = Vec::new();
+            for e in self.workers.values_mut() {
+                let Some(pod) = e.pod.borrow().clone() else {
+                    continue; // a cleanup worker: nothing of it runs
+                };
+                if shutdown::is_critical(&pod) != is_critical || e.task.is_finished() {
+                    continue;
+                }
+                e.shutdown
+                    .send_replace(Some(shutdown::pod_grace(&pod, group)));
+                waiting.push(&mut e.task);
+            }
+            // A pod's kill takes its grace period and a little more (SIGKILL, the status).
+            let deadline = group + Duration::from_secs(2);
+            let all = futures::future::join_all(waiting);
+            if tokio::time::timeout(deadline, all).await.is_err() {
+                tracing::warn!(
+                    critical = is_critical,
+                    "node shutdown: pods still terminating at the end of their grace period"
+                );
+            }
+        }
+        tracing::info!("node shutdown: the node's pods are terminated");
+    }
+
     /// Pod uids the runtime has anything of.
     async fn runtime_pods(&self) -> Vec<String> {
         let mut uids: BTreeMap<String, ()> = BTreeMap::new();
@@ -487,8 +531,20 @@ pub async fn run(shared: Shared, probe_events: mpsc::UnboundedReceiver<ProbeEven
 /// [`run`], plus the static pods of the manifest directory `manifests`.
 pub async fn run_with_manifests(
     shared: Shared,
+    probe_events: mpsc::UnboundedReceiver<ProbeEvent>,
+    manifests: Option<PathBuf>,
+) {
+    run_until_shutdown(shared, probe_events, manifests, watch::channel(None).1).await;
+}
+
+/// [`run_with_manifests`] that also takes a graceful node shutdown: when `shutdown` gets an
+/// order, the node's pods are killed as [`shutdown`] says and it returns once they are
+/// (or their grace period is over).
+pub async fn run_until_shutdown(
+    shared: Shared,
     mut probe_events: mpsc::UnboundedReceiver<ProbeEvent>,
     manifests: Option<PathBuf>,
+    mut shutdown: watch::Receiver<Option<NodeShutdown>>,
 ) {
     let shared = Arc::new(shared);
     let mut source = manifests.map(|dir| {
@@ -591,6 +647,13 @@ pub async fn run_with_manifests(
                 m.relist().await;
             }
             Some(e) = probe_events.recv() => m.probe_event(e),
+            Ok(()) = shutdown.changed() => {
+                let order = *shutdown.borrow_and_update();
+                if let Some(order) = order {
+                    m.shut_down(order).await;
+                    return;
+                }
+            }
         }
     }
 }

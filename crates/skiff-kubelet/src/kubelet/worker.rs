@@ -110,6 +110,11 @@ pub struct Worker {
     /// A static pod's mirror pod, as last seen in the API or created.
     mirror: Option<Arc<Pod>>,
     terminal: bool,
+    /// When the pod was killed for a node shutdown (its status then says so).
+    node_shutdown: Option<Timestamp>,
+    /// The API had the pod in a terminal phase before this worker posted anything (a
+    /// restarted kubelet): it never runs again and its status is left as it is.
+    frozen: bool,
     volumes: Option<PodVolumes>,
     volumes_refreshed: Option<std::time::Instant>,
     recorder: Option<Recorder>,
@@ -124,6 +129,9 @@ pub struct WorkerInput {
     pub probe_events: tokio::sync::mpsc::UnboundedReceiver<ProbeEvent>,
     /// A static pod's mirror pod in the API (None for API pods).
     pub mirror: watch::Receiver<Option<Arc<Pod>>>,
+    /// A node shutdown: kill the pod within this grace period, post its final status, and
+    /// stop (the containers stay, stopped).
+    pub shutdown: watch::Receiver<Option<Duration>>,
 }
 
 impl Worker {
@@ -139,6 +147,8 @@ impl Worker {
             posted_to: None,
             mirror: None,
             terminal: false,
+            node_shutdown: None,
+            frozen: false,
             volumes: None,
             volumes_refreshed: None,
             recorder: None,
@@ -198,6 +208,17 @@ impl Worker {
                         return;
                     }
                     self.mirror = input.mirror.borrow_and_update().clone();
+                }
+                changed = input.shutdown.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let grace = *input.shutdown.borrow_and_update();
+                    let pod = input.pod.borrow().clone();
+                    if let (Some(grace), Some(pod)) = (grace, pod) {
+                        self.shut_down(&pod, grace).await;
+                        return;
+                    }
                 }
                 _ = input.wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
@@ -290,6 +311,17 @@ impl Worker {
     async fn sync(&mut self, pod: &Pod) -> Result<Option<Duration>, String> {
         if static_pods::is_static(pod) {
             self.sync_mirror(pod).await;
+        }
+        if self.last_status.is_none()
+            && matches!(
+                pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            )
+        {
+            // Upstream's pod workers treat a pod the API has in a terminal phase as
+            // terminated (a pod killed by a node shutdown, after the kubelet restarted).
+            self.terminal = true;
+            self.frozen = true;
         }
         let (view, sandbox) = self.view().await?;
         let actions = if self.terminal {
@@ -986,7 +1018,7 @@ impl Worker {
                 )
             })
             .collect();
-        let status = generate_pod_status(
+        let mut status = generate_pod_status(
             pod,
             &StatusInputs {
                 observed: &view.containers,
@@ -1000,11 +1032,14 @@ impl Worker {
                 now: now(),
             },
         );
+        if let Some(at) = self.node_shutdown {
+            super::shutdown::apply(&mut status, at);
+        }
         let running = view
             .containers
             .iter()
             .any(|c| c.state == ObservedState::Running);
-        let Some(uid) = self.status_target(pod) else {
+        let Some(uid) = self.status_target(pod).filter(|_| !self.frozen) else {
             return Ok(running);
         };
         if self.last_status.as_ref() == Some(&status) && self.posted_to.as_ref() == Some(&uid) {
@@ -1028,9 +1063,52 @@ impl Worker {
     /// A pod being deleted: stop its containers within the grace period, post the final
     /// status, remove everything of it from the node, then delete it with grace 0.
     async fn terminate(&mut self, pod: &Pod) -> Result<(), String> {
+        self.kill(pod, pod_grace(pod)).await?;
+        self.terminal = true;
+        // The final status shows the containers terminated.
+        let _ = self.post_status(pod, false).await;
+        self.cleanup().await?;
+        if static_pods::is_static(pod) {
+            // Its mirror pod goes (not a newer version's).
+            if let Some(m) = self
+                .mirror
+                .clone()
+                .filter(|m| static_pods::is_mirror_of(m, pod))
+            {
+                match bounded(pod, super::delete_mirror(&self.shared.client, &m)).await {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        tracing::warn!(pod_uid = %self.uid, error = %e, "deleting the mirror pod of a removed static pod");
+                    }
+                    None => {
+                        tracing::warn!(pod_uid = %self.uid, "deleting the mirror pod of a removed static pod: no answer")
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let (ns, name, uid) = name_of(pod);
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Stops the pod's running containers: preStop hooks, each bounded by `grace`, then
+    /// SIGTERM with what is left of it, then SIGKILL.
+    async fn kill(&mut self, pod: &Pod, grace: Duration) -> Result<(), String> {
         let (view, sandbox) = self.view().await?;
         self.shared.probes.remove_pod(&self.uid);
-        let grace = pod_grace(pod);
         let pod_ip = sandbox.as_ref().and_then(|s| s.ips.first().copied());
         // preStop hooks, each bounded by the grace period, then SIGTERM with what is left.
         let rt = self.shared.runtime.clone();
@@ -1073,43 +1151,21 @@ impl Worker {
             }
             result.map_err(|e| e.to_string())?;
         }
-        self.terminal = true;
-        // The final status shows the containers terminated.
-        let _ = self.post_status(pod, false).await;
-        self.cleanup().await?;
-        if static_pods::is_static(pod) {
-            // Its mirror pod goes (not a newer version's).
-            if let Some(m) = self
-                .mirror
-                .clone()
-                .filter(|m| static_pods::is_mirror_of(m, pod))
-            {
-                match bounded(pod, super::delete_mirror(&self.shared.client, &m)).await {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => {
-                        tracing::warn!(pod_uid = %self.uid, error = %e, "deleting the mirror pod of a removed static pod");
-                    }
-                    None => {
-                        tracing::warn!(pod_uid = %self.uid, "deleting the mirror pod of a removed static pod: no answer")
-                    }
-                }
-            }
-            return Ok(());
+        Ok(())
+    }
+
+    /// A node shutdown: the pod is killed within `grace`, its status posted as upstream's
+    /// shutdown manager writes it (Failed, Terminated, DisruptionTarget); its stopped
+    /// containers and sandbox stay (a pod the API still has), and the worker stops.
+    async fn shut_down(&mut self, pod: &Pod, grace: Duration) {
+        tracing::info!(pod_uid = %self.uid, grace_seconds = grace.as_secs(), "killing the pod for the node shutdown");
+        if let Err(e) = self.kill(pod, grace).await {
+            tracing::warn!(pod_uid = %self.uid, error = %e, "killing a pod for the node shutdown");
         }
-        let (ns, name, uid) = name_of(pod);
-        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
-        let params = DeleteParams {
-            grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions {
-                uid: Some(uid),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&name, &params).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
-            Err(e) => Err(e.to_string()),
+        self.terminal = true;
+        self.node_shutdown = Some(now());
+        if let Err(e) = self.post_status(pod, false).await {
+            tracing::warn!(pod_uid = %self.uid, error = %e, "posting a pod's status at the node shutdown");
         }
     }
 

@@ -117,6 +117,10 @@ pub const READY: Condition = condition(
     "KubeletReady",
     "kubelet is posting ready status",
 );
+/// Ready during a graceful node shutdown (upstream's shutdown manager's
+/// `ShutdownStatus` error, which its ReadyCondition reports).
+pub const SHUTTING_DOWN: Condition =
+    condition("Ready", "False", "KubeletNotReady", "node is shutting down");
 /// Ready while the pod network is not: a node without a podCIDR has no CNI configuration
 /// yet, and upstream's kubelet reports what containerd says then.
 pub const NETWORK_NOT_READY: Condition = condition(

@@ -18,6 +18,7 @@ pub mod status;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,6 +105,7 @@ pub struct NodeHandle {
     network_ready: watch::Receiver<bool>,
     images_imported: watch::Receiver<bool>,
     poke: Arc<Notify>,
+    shutting_down: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -126,6 +128,25 @@ impl NodeHandle {
     /// Asks for a status update now.
     pub fn poke(&self) {
         self.poke.notify_one();
+    }
+    /// A graceful node shutdown begins: the node reports Ready=False (`node is shutting
+    /// down`). Returns once that is posted, or after `timeout`.
+    pub async fn shutting_down(&self, timeout: Duration) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.poke.notify_one();
+        let mut node = self.node.clone();
+        let posted = node.wait_for(|n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c.type_ == "Ready"
+                            && c.message.as_deref() == Some(common::SHUTTING_DOWN.message)
+                    })
+                })
+        });
+        let _ = tokio::time::timeout(timeout, posted).await;
     }
     /// True once the air-gap import at start finished (whatever its outcome).
     pub fn images_imported(&self) -> watch::Receiver<bool> {
@@ -163,6 +184,7 @@ struct StatusLoop {
     written_cidr: Option<String>,
     last_report: Option<Instant>,
     images: Vec<ImageInfo>,
+    shutting_down: Arc<AtomicBool>,
 }
 
 impl StatusLoop {
@@ -194,6 +216,7 @@ impl StatusLoop {
                 imagefs: observed.imagefs,
             },
             network_ready,
+            shutting_down: self.shutting_down.load(Ordering::SeqCst),
         };
         status::node_status(&inputs, Timestamp::now(), prior)
     }
@@ -432,6 +455,7 @@ pub async fn start(
         written_cidr: None,
         last_report: None,
         images: Vec::new(),
+        shutting_down: Arc::new(AtomicBool::new(false)),
     };
     let observed = status_loop.observe().await;
     let first_status = status_loop.desired(&observed, false, None);
@@ -466,6 +490,7 @@ pub async fn start(
         node_tx,
         poke.clone(),
     )));
+    let status_loop_flag = status_loop.shutting_down.clone();
     tasks.push(tokio::spawn(status_loop.run(poke.clone())));
     tasks.push(tokio::spawn(image_gc_loop(
         runtime,
@@ -477,6 +502,7 @@ pub async fn start(
         network_ready,
         images_imported,
         poke,
+        shutting_down: status_loop_flag,
         tasks,
     })
 }

@@ -221,6 +221,8 @@ pub struct StatusInputs<'a> {
     pub images: &'a [ImageInfo],
     pub pressure: Pressure,
     pub network_ready: bool,
+    /// A graceful node shutdown is under way (Ready=False, `node is shutting down`).
+    pub shutting_down: bool,
 }
 
 /// The status posted at `now` (conditions keep their transition times from `observed`).
@@ -229,7 +231,10 @@ pub fn node_status(
     now: Timestamp,
     observed: Option<&NodeStatus>,
 ) -> NodeStatus {
-    let wanted = wanted_conditions(inputs.pressure, inputs.network_ready);
+    let mut wanted = wanted_conditions(inputs.pressure, inputs.network_ready);
+    if inputs.shutting_down {
+        wanted[3] = common::SHUTTING_DOWN;
+    }
     let mut addresses = Vec::new();
     if let Some(ip) = inputs.node_ip {
         addresses.push(NodeAddress {
@@ -436,6 +441,7 @@ mod tests {
             images: &images_list,
             pressure: Pressure::default(),
             network_ready: false,
+            shutting_down: false,
         };
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().expect("t0");
         let t1: Timestamp = "2026-01-01T00:00:10Z".parse().expect("t1");
@@ -462,10 +468,27 @@ mod tests {
         inputs.network_ready = true;
         let ready = node_status(&inputs, t1, Some(&first));
         assert!(common::status_differs(&ready, Some(&first)));
-        let conditions = ready.conditions.unwrap_or_default();
+        let conditions = ready.conditions.clone().unwrap_or_default();
         assert_eq!(conditions[3].reason.as_deref(), Some("KubeletReady"));
         assert_eq!(conditions[3].last_transition_time, Some(Time(t1)));
         assert_eq!(conditions[0].last_transition_time, Some(Time(t0)));
         assert_eq!(conditions[0].last_heartbeat_time, Some(Time(t1)));
+        inputs.shutting_down = true;
+        let t2: Timestamp = "2026-01-01T00:00:20Z".parse().expect("t2");
+        let down = node_status(&inputs, t2, Some(&ready));
+        let ready_condition = &down.conditions.unwrap_or_default()[3];
+        assert_eq!(
+            (
+                ready_condition.status.as_str(),
+                ready_condition.reason.as_deref(),
+                ready_condition.message.as_deref()
+            ),
+            (
+                "False",
+                Some("KubeletNotReady"),
+                Some("node is shutting down")
+            )
+        );
+        assert_eq!(ready_condition.last_transition_time, Some(Time(t2)));
     }
 }
