@@ -55,11 +55,15 @@ impl Pod {
         let dir = tempfile::Builder::new()
             .prefix("skiff-sandbox-")
             .tempdir_in("/var/tmp")?;
-        let tag = format!("{:x}", std::process::id() % 0xffff);
+        // One bridge, network and range per Pod: the tests of this binary run in parallel,
+        // and each Pod's Drop deletes its bridge.
+        static PODS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = PODS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{:x}{n}", std::process::id() % 0xffff);
         let net = DefaultNetwork {
             name: format!("skiff-podtest-{tag}"),
             bridge: format!("skp{tag}"),
-            pod_cidr: format!("10.244.{}.0/24", 20 + std::process::id() % 80),
+            pod_cidr: format!("10.244.{}.0/24", 20 + (std::process::id() * 4 + n) % 80),
             ipam_data_dir: dir.path().join("ipam"),
         };
         let conf = net.write(&dir.path().join("cni"))?;
