@@ -486,6 +486,7 @@ async fn sandbox_for(f: &Fixture, id: &str, pod: &str) -> Result<()> {
         hostname: "web".into(),
         host_network: false,
         host_ipc: false,
+        share_pid: false,
         port_mappings: vec![],
         domain: None,
         host_aliases: vec![],

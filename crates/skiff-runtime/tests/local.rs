@@ -162,6 +162,7 @@ fn sandbox_config(id: &str, uid: &str) -> SandboxConfig {
         hostname: "web".into(),
         host_network: false,
         host_ipc: false,
+        share_pid: false,
         port_mappings: vec![],
         domain: None,
         host_aliases: vec![],

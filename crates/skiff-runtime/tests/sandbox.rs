@@ -73,6 +73,7 @@ impl TestNet {
             hostname: format!("pod-{id}"),
             host_network: false,
             host_ipc: false,
+            share_pid: false,
             port_mappings: vec![],
             domain: None,
             host_aliases: vec![],

@@ -45,6 +45,15 @@ fn main() -> std::process::ExitCode {
         };
         return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
+    // `skiff sandbox-pause` (hidden): a shareProcessNamespace pod's PID namespace holder
+    // (PID 1 there), as small as the monitor and for the same reason.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == skiff_runtime::sandbox::pause::SUBCOMMAND)
+    {
+        let code = skiff_runtime::sandbox::pause::run();
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -4,7 +4,8 @@
 //! exist, a volume's ConfigMap that appears later and changes while mounted, an emptyDir
 //! shared by two containers, init containers and a sidecar, liveness restarts, graceful
 //! termination, 100 pods created and deleted leaving nothing behind, an image pulled from a
-//! local docker-registry, and a restart of the server
+//! local docker-registry, a pod with `shareProcessNamespace` (one PID namespace whose PID 1
+//! is the sandbox's `/pause` holder), and a restart of the server
 //! that leaves running containers alone.
 //!
 //! One test per binary (the node uses the host's `cni0` bridge and pod range); the
@@ -83,6 +84,15 @@ async fn scenarios(data: &Path) -> Result<()> {
             Err(e) => {
                 eprintln!("localhost_seccomp: FAILED: {e:#}");
                 failures.push(format!("localhost_seccomp: {e:#}"));
+            }
+        }
+    }
+    if wanted("shared_process_namespace") {
+        match shared_process_namespace(&c, "shared-pid", data).await {
+            Ok(()) => eprintln!("shared_process_namespace: ok"),
+            Err(e) => {
+                eprintln!("shared_process_namespace: FAILED: {e:#}");
+                failures.push(format!("shared_process_namespace: {e:#}"));
             }
         }
     }
@@ -687,6 +697,150 @@ fn records_mentioning(data: &Path, needle: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// `shareProcessNamespace: true`: `ps` in container a shows container b's process, and PID
+/// 1 is the sandbox's `/pause` holder; a pod without it keeps a PID namespace per
+/// container. Deleting the pods leaves nothing: no holder process, record, mount or cgroup.
+async fn shared_process_namespace(c: &Cluster, ns: &str, data: &Path) -> Result<()> {
+    let spec = |share: bool| {
+        format!(
+            "  shareProcessNamespace: {share}\n  terminationGracePeriodSeconds: 1\n  containers:\n  \
+             - name: a\n    image: {IMAGE}\n    command: [\"sleep\", \"3600\"]\n  \
+             - name: b\n    image: {IMAGE}\n    command: [\"sleep\", \"7200\"]\n"
+        )
+    };
+    let yaml = [
+        pod_yaml("shared", &spec(true)),
+        pod_yaml("apart", &spec(false)),
+    ]
+    .join("---\n");
+    apply(c, ns, &yaml)?;
+    let mut uids = Vec::new();
+    for name in ["shared", "apart"] {
+        let uid = wait_pod(
+            c,
+            ns,
+            name,
+            "both containers running",
+            Duration::from_secs(90),
+            |p| {
+                let running = statuses(p)
+                    .iter()
+                    .filter(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()))
+                    .count();
+                (running == 2).then(|| p.metadata.uid.clone()).flatten()
+            },
+        )
+        .await?;
+        uids.push(uid);
+    }
+    let ps = exec(c, ns, "shared", "a", &["ps"])?;
+    if !ps.contains("sleep 7200") {
+        bail!("ps in container a does not show container b's process:\n{ps}");
+    }
+    let pid1 = ps
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .with_context(|| format!("no PID 1 in ps:\n{ps}"))?;
+    if !pid1.contains("/pause") {
+        bail!("PID 1 is not the pause holder: {pid1:?}\n{ps}");
+    }
+    let apart = exec(c, ns, "apart", "a", &["ps"])?;
+    let apart_pid1 = apart
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .with_context(|| format!("no PID 1 in ps:\n{apart}"))?;
+    if apart.contains("sleep 7200") || !apart_pid1.contains("sleep 3600") {
+        bail!("without shareProcessNamespace, container a sees more than itself:\n{apart}");
+    }
+
+    // The holder, from the shared pod's sandbox record.
+    let mut sandboxes = Vec::new();
+    let mut holders = Vec::new();
+    for uid in &uids {
+        for record in records_mentioning(data, uid) {
+            if !record.ends_with("sandbox.json") {
+                continue;
+            }
+            let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&record)?)?;
+            if let Some(pid) = state["pause"]["pid"].as_i64() {
+                holders.push(pid);
+            }
+            sandboxes.extend(
+                Path::new(&record)
+                    .parent()
+                    .and_then(|d| d.file_name())
+                    .map(|n| n.to_string_lossy().into_owned()),
+            );
+        }
+    }
+    if holders.len() != 1 || sandboxes.len() != 2 {
+        bail!("holders {holders:?} in sandboxes {sandboxes:?}: want one holder in two sandboxes");
+    }
+    let runs = |pid: i64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+        })
+    };
+    if !runs(holders[0]) {
+        bail!("the recorded holder {} does not run", holders[0]);
+    }
+
+    c.kubectl(&["delete", "pods", "--all", "-n", ns, "--wait=false"])?;
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), ns);
+    wait_for("the pods gone", Duration::from_secs(60), || async {
+        Ok(pods
+            .list(&ListParams::default())
+            .await?
+            .items
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
+    wait_for(
+        "the host clean of the pods",
+        Duration::from_secs(30),
+        || async {
+            let mut left: Vec<String> = uids
+                .iter()
+                .chain(&sandboxes)
+                .flat_map(|id| records_mentioning(data, id))
+                .collect();
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            left.extend(
+                mounts
+                    .lines()
+                    .filter(|l| {
+                        uids.iter()
+                            .chain(&sandboxes)
+                            .any(|id| l.contains(id.as_str()))
+                    })
+                    .map(|l| format!("mount {l}")),
+            );
+            left.extend(
+                uids.iter()
+                    .flat_map(|u| skiff_kubelet::pods::qos::pod_cgroup_candidates(u))
+                    .flat_map(|p| {
+                        ["memory", "cpu", "pids"].map(|h| format!("/sys/fs/cgroup/{h}{p}"))
+                    })
+                    .filter(|p| Path::new(p).exists()),
+            );
+            left.extend(
+                holders
+                    .iter()
+                    .filter(|p| runs(**p))
+                    .map(|p| format!("holder process {p}")),
+            );
+            if left.is_empty() {
+                Ok(Some(()))
+            } else {
+                bail!("left behind: {left:?}")
+            }
+        },
+    )
+    .await
 }
 
 /// 100 pods created and deleted, in four rounds of 25: afterwards nothing of them is left

@@ -310,6 +310,12 @@ fn pods_report_every_bad_field_as_upstream() {
             ]),
         },
         Case {
+            name: "shareProcessNamespace with hostPID",
+            kind: "Pod",
+            obj: pod_with(json!({"containers": [nginx()], "shareProcessNamespace": true, "hostPID": true})),
+            want: causes(&[(INV, "spec.securityContext.shareProcessNamespace", "Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled")]),
+        },
+        Case {
             name: "image whitespace on pods only",
             kind: "Pod",
             obj: pod_with(json!({"containers": [{"name": "c", "image": " nginx"}]})),
@@ -679,6 +685,16 @@ fn valid_objects_have_no_causes() {
     let secret_data = "e30="; // "{}"
     let objects = vec![
         ("Pod", pod_with(json!({"containers": [nginx()]}))),
+        (
+            "Pod",
+            pod_with(json!({"containers": [nginx()], "shareProcessNamespace": true})),
+        ),
+        (
+            "Pod",
+            pod_with(
+                json!({"containers": [nginx()], "shareProcessNamespace": false, "hostPID": true}),
+            ),
+        ),
         // `kubectl run web --image=nginx --port=80 --env=A=1`
         (
             "Pod",

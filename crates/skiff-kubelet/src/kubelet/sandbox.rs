@@ -76,6 +76,8 @@ pub fn sandbox_config(pod: &Pod, id: &str, s: &SandboxSettings) -> SandboxConfig
         hostname: pod_hostname(&name, spec.hostname.as_deref()),
         host_network,
         host_ipc: spec.host_ipc == Some(true),
+        // As upstream's namespacesForPod: hostPID wins (validation refuses both).
+        share_pid: spec.share_process_namespace == Some(true) && spec.host_pid != Some(true),
         port_mappings,
         domain: pod_domain(spec.subdomain.as_deref(), &namespace, &s.cluster_domain),
         host_aliases: spec
@@ -150,5 +152,22 @@ mod tests {
         let c = sandbox_config(&pod, "sb2", &SandboxSettings::default());
         assert!(c.host_network && c.port_mappings.is_empty());
         assert_eq!(c.dns.policy, DnsPolicy::ClusterFirst);
+    }
+
+    #[test]
+    fn share_process_namespace_asks_for_a_pod_pid_namespace_unless_host_pid() {
+        let config = |spec: serde_json::Value| {
+            let mut spec = spec;
+            spec["containers"] = json!([{"name": "c", "image": "busybox"}]);
+            let pod: Pod =
+                serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": spec})).unwrap();
+            sandbox_config(&pod, "sb", &SandboxSettings::default()).share_pid
+        };
+        assert!(config(json!({"shareProcessNamespace": true})));
+        assert!(!config(json!({})));
+        assert!(!config(json!({"shareProcessNamespace": false})));
+        assert!(!config(
+            json!({"shareProcessNamespace": true, "hostPID": true})
+        ));
     }
 }

@@ -893,9 +893,8 @@ impl Worker {
                 network: sandbox.netns.clone(),
                 ipc: sandbox.ipc.clone(),
                 uts: sandbox.uts.clone(),
-                // shareProcessNamespace is not built yet: the sandbox pins no pid
-                // namespace, so each container has its own.
-                pid: None,
+                // Set only for shareProcessNamespace (convert joins it then).
+                pid: sandbox.pid.clone(),
             },
             mounts: sandbox
                 .mounts(readonly)

@@ -42,6 +42,7 @@ use crate::image::{
     self, DockerConfigJson, ImageRecord, PullOptions, RegistriesConfig, Snapshots, Store,
 };
 use crate::sandbox::cni::Cni;
+use crate::sandbox::pause::PauseCommand;
 use crate::sandbox::{self, Sandbox, SandboxConfig, SandboxError, SandboxState, Sandboxes};
 
 /// The [`ContainerMeta::labels`] key that gives a container a stdin (the pod spec's
@@ -67,12 +68,18 @@ pub struct LocalConfig {
     pub registries: Option<PathBuf>,
     /// The cgroup hierarchies' mount point; `None`: `/sys/fs/cgroup`.
     pub cgroup_root: Option<PathBuf>,
+    /// How to start a `shareProcessNamespace` pod's PID namespace holder; by default the
+    /// monitor's program as `sandbox-pause` when the monitor is `<skiff> container-monitor`.
+    pub pause: Option<PauseCommand>,
 }
 
 impl LocalConfig {
     /// runc, no CNI, the default registries file and cgroup root.
     pub fn new(data_dir: impl Into<PathBuf>, monitor: MonitorCommand) -> Self {
+        let pause =
+            (monitor.args == ["container-monitor"]).then(|| PauseCommand::skiff(&monitor.program));
         LocalConfig {
+            pause,
             data_dir: data_dir.into(),
             runtime_binary: PathBuf::from(DEFAULT_RUNTIME),
             cni: None,
@@ -469,6 +476,8 @@ fn unusable_sandbox(id: &str) -> Sandbox {
         netns: None,
         ipc: None,
         uts: None,
+        pid: None,
+        pause: None,
         port_mappings: Vec::new(),
         cni_network: None,
         cni_result: None,
@@ -527,7 +536,8 @@ impl LocalRuntime {
             config.runtime_binary.clone(),
             containers_root.join(binary_name),
         );
-        let sandboxes = Sandboxes::new(sandbox::sandboxes_root(&config.data_dir), config.cni);
+        let sandboxes = Sandboxes::new(sandbox::sandboxes_root(&config.data_dir), config.cni)
+            .with_pause(config.pause);
         let registries = config
             .registries
             .unwrap_or_else(|| image::registries_file(&config.data_dir));

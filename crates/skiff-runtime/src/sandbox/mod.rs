@@ -6,8 +6,10 @@
 //! bind-mounts its `/proc/thread-self/ns/*` onto files under the sandbox's directory; when
 //! the thread ends the mounts keep the namespaces alive. Containers join them through
 //! [`Sandbox::namespaces`] (`NamespaceMode::Path`) and get the files through
-//! [`Sandbox::mounts`]. There is no pause process, so `shareProcessNamespace` (a PID
-//! namespace needs a live init) is left to the container side.
+//! [`Sandbox::mounts`]. There is no pause process, except for pods with
+//! `shareProcessNamespace: true`: a PID namespace dies with its init, so those sandboxes
+//! get a holder ([`pause`]), PID 1 of a new PID namespace in the sandbox's other
+//! namespaces, recorded in the state and pinned at `ns/pid` for the containers to join.
 //!
 //! Everything a sandbox owns is recorded in `<root>/<id>/sandbox.json` *before* it is
 //! created, so a restarted kubelet can [`Sandboxes::list`] what is there and
@@ -17,12 +19,14 @@
 //!
 //! - [`cni`]: running CNI plugins, skiff's default conflist.
 //! - [`files`]: rendering hosts, resolv.conf and hostname (pure).
+//! - [`pause`]: the PID namespace holder (`skiff sandbox-pause`).
 //!
 //! Upstream counterparts: containerd's `internal/cri/server/sandbox_run.go` and
 //! `pkg/netns`, CRI-O's `pinns`, the kubelet's `kubelet_pods.go` and `network/dns`.
 
 pub mod cni;
 pub mod files;
+pub mod pause;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +38,7 @@ use serde_json::Value;
 
 use crate::container::spec::{BindMount, NamespaceMode, Namespaces, Propagation};
 use cni::{Attachment, Cni, PortMapping};
+use pause::{PauseCommand, PauseProcess};
 
 const STATE_FILE: &str = "sandbox.json";
 
@@ -49,6 +54,8 @@ pub enum SandboxError {
     NoNetwork,
     #[error("pinning namespaces: {0}")]
     Pin(String),
+    #[error("pod PID namespace: {0}")]
+    Pause(String),
     #[error("pod network: {0}")]
     Cni(#[from] cni::CniError),
     #[error("sandbox state {0}: {1}")]
@@ -78,6 +85,9 @@ pub struct SandboxConfig {
     pub host_network: bool,
     /// `hostIPC`: the host's IPC namespace.
     pub host_ipc: bool,
+    /// `shareProcessNamespace` (and not `hostPID`): one PID namespace for the pod's
+    /// containers, held by a [`pause`] process.
+    pub share_pid: bool,
     pub port_mappings: Vec<PortMapping>,
     /// From [`files::pod_domain`] (pods with a `subdomain`).
     pub domain: Option<String>,
@@ -105,6 +115,13 @@ pub struct Sandbox {
     pub netns: Option<PathBuf>,
     pub ipc: Option<PathBuf>,
     pub uts: Option<PathBuf>,
+    /// The pod's PID namespace, pinned (`shareProcessNamespace`; `None`: each container
+    /// has its own).
+    #[serde(default)]
+    pub pid: Option<PathBuf>,
+    /// The process holding [`Sandbox::pid`] (its PID 1), once started.
+    #[serde(default)]
+    pub pause: Option<PauseProcess>,
     pub port_mappings: Vec<PortMapping>,
     /// The network ADD ran with, cached so that DEL releases what ADD made even when the
     /// node's configuration changed or is not loaded (libcni caches it the same way).
@@ -130,7 +147,8 @@ pub enum SandboxState {
 }
 
 impl Sandbox {
-    /// The namespaces for one of the pod's containers (`pid` per `shareProcessNamespace`).
+    /// The namespaces for one of the pod's containers (`pid` per `shareProcessNamespace`:
+    /// [`Sandbox::pid_namespace`]).
     pub fn namespaces(&self, pid: NamespaceMode) -> Namespaces {
         let mode = |p: &Option<PathBuf>| match p {
             Some(p) => NamespaceMode::Path(p.clone()),
@@ -141,6 +159,15 @@ impl Sandbox {
             ipc: mode(&self.ipc),
             uts: mode(&self.uts),
             pid,
+        }
+    }
+
+    /// What the pod's containers do for their PID namespace: join the sandbox's when it
+    /// has one, else make their own.
+    pub fn pid_namespace(&self) -> NamespaceMode {
+        match &self.pid {
+            Some(p) => NamespaceMode::Path(p.clone()),
+            None => NamespaceMode::Private,
         }
     }
 
@@ -182,6 +209,8 @@ impl Sandbox {
 pub struct Sandboxes {
     root: PathBuf,
     cni: Option<Cni>,
+    /// How to start a PID namespace holder (`None`: `shareProcessNamespace` is refused).
+    pause: Option<PauseCommand>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -199,7 +228,14 @@ impl Sandboxes {
         Sandboxes {
             root: root.into(),
             cni,
+            pause: None,
         }
+    }
+
+    /// Sandboxes with `share_pid` start their holder with `pause`.
+    pub fn with_pause(mut self, pause: Option<PauseCommand>) -> Self {
+        self.pause = pause;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -250,6 +286,8 @@ impl Sandboxes {
             netns: (!config.host_network).then(|| ns_dir.join("net")),
             ipc: (!config.host_ipc).then(|| ns_dir.join("ipc")),
             uts: own_uts.then(|| ns_dir.join("uts")),
+            pid: config.share_pid.then(|| ns_dir.join("pid")),
+            pause: None,
             port_mappings: config.port_mappings.clone(),
             cni_network: self
                 .cni
@@ -285,6 +323,9 @@ impl Sandboxes {
             sandbox.uts.as_deref(),
             hostname,
         )?;
+        if let Some(pin) = sandbox.pid.clone() {
+            self.start_pause(sandbox, &pin)?;
+        }
         if let (Some(netns), Some(cni)) = (&sandbox.netns, &self.cni) {
             cni.loopback_up(netns, &sandbox.id)?;
             let att = sandbox.attachment();
@@ -319,6 +360,29 @@ impl Sandboxes {
             std::fs::write(path, text).map_err(|e| SandboxError::Io(path.clone(), e))?;
         }
         sandbox.ready = true;
+        self.write_state(sandbox)
+    }
+
+    /// Starts the holder of the pod's PID namespace (in the sandbox's other namespaces)
+    /// and records it.
+    fn start_pause(&self, sandbox: &mut Sandbox, pin: &Path) -> Result<()> {
+        let cmd = self.pause.as_ref().ok_or_else(|| {
+            SandboxError::Pause("this runtime has no holder command configured".into())
+        })?;
+        if let Some(parent) = pin.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| SandboxError::Io(parent.to_path_buf(), e))?;
+        }
+        std::fs::File::create(pin).map_err(|e| SandboxError::Io(pin.to_path_buf(), e))?;
+        let p = pause::start(
+            cmd,
+            sandbox.netns.as_deref(),
+            sandbox.ipc.as_deref(),
+            sandbox.uts.as_deref(),
+            pin,
+        )
+        .map_err(SandboxError::Pause)?;
+        sandbox.pause = Some(p);
         self.write_state(sandbox)
     }
 
@@ -359,14 +423,16 @@ impl Sandboxes {
         serde_json::from_slice(&bytes).map_err(|e| SandboxError::State(path, e.to_string()))
     }
 
-    /// Ready when create finished and every pinned namespace is still mounted.
+    /// Ready when create finished, every pinned namespace is still mounted and the PID
+    /// namespace's holder (if any) still runs.
     pub fn status(&self, id: &str) -> Result<SandboxState> {
         let sandbox = self.get(id)?;
-        let pinned = [&sandbox.netns, &sandbox.ipc, &sandbox.uts]
+        let pinned = [&sandbox.netns, &sandbox.ipc, &sandbox.uts, &sandbox.pid]
             .into_iter()
             .flatten()
             .all(|p| is_pinned(p));
-        Ok(if sandbox.ready && pinned {
+        let held = sandbox.pid.is_none() || sandbox.pause.as_ref().is_some_and(pause::alive);
+        Ok(if sandbox.ready && pinned && held {
             SandboxState::Ready
         } else {
             SandboxState::NotReady
@@ -442,7 +508,9 @@ impl Sandboxes {
                         tracing::warn!(sandbox = id, error = %e, "CNI DEL of a sandbox without state");
                     }
                 }
-                for ns in ["net", "ipc", "uts"] {
+                let pid = dir.join("ns").join("pid");
+                pause::stop(None, &pid).map_err(SandboxError::Pause)?;
+                for ns in ["net", "ipc", "uts", "pid"] {
                     unpin(&dir.join("ns").join(ns))?;
                 }
                 remove_dir(&dir)
@@ -452,6 +520,10 @@ impl Sandboxes {
     }
 
     fn tear_down(&self, sandbox: &Sandbox) -> Result<()> {
+        // The holder first: its namespace's processes die with it.
+        if let Some(pin) = &sandbox.pid {
+            pause::stop(sandbox.pause.as_ref(), pin).map_err(SandboxError::Pause)?;
+        }
         if let (Some(netns), Some(cni)) = (&sandbox.netns, self.cni_for(sandbox)) {
             let mut att = sandbox.attachment();
             // The spec lets DEL run without a namespace; plugins then release what they
@@ -462,7 +534,7 @@ impl Sandboxes {
             // On failure the state and the namespace stay for a retried DEL.
             cni.del(&att, sandbox.cni_result.as_ref())?;
         }
-        for ns in [&sandbox.netns, &sandbox.ipc, &sandbox.uts]
+        for ns in [&sandbox.netns, &sandbox.ipc, &sandbox.uts, &sandbox.pid]
             .into_iter()
             .flatten()
         {
@@ -563,5 +635,94 @@ pub fn unpin(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(SandboxError::Io(path.to_path_buf(), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::spec::{build_spec_json, ContainerConfig};
+    use serde_json::json;
+
+    fn sandbox(pid: bool) -> Sandbox {
+        let ns = |n: &str| Some(PathBuf::from(format!("/sb/p1/ns/{n}")));
+        Sandbox {
+            id: "p1".into(),
+            pod_name: "web".into(),
+            pod_namespace: "shop".into(),
+            pod_uid: "u1".into(),
+            hostname: "web".into(),
+            host_network: false,
+            host_ipc: false,
+            netns: ns("net"),
+            ipc: ns("ipc"),
+            uts: ns("uts"),
+            pid: if pid { ns("pid") } else { None },
+            pause: pid.then_some(PauseProcess {
+                pid: 42,
+                start_ticks: 7,
+            }),
+            port_mappings: vec![],
+            cni_network: None,
+            cni_result: None,
+            ips: vec![],
+            hosts_file: "/sb/p1/hosts".into(),
+            resolv_conf: "/sb/p1/resolv.conf".into(),
+            hostname_file: "/sb/p1/hostname".into(),
+            ready: true,
+        }
+    }
+
+    fn namespaces_json(s: &Sandbox) -> Value {
+        let c = ContainerConfig {
+            id: "c1".into(),
+            rootfs: "/rootfs".into(),
+            args: vec!["sh".into()],
+            namespaces: s.namespaces(s.pid_namespace()),
+            ..Default::default()
+        };
+        build_spec_json(&c).expect("spec")["linux"]["namespaces"].clone()
+    }
+
+    #[test]
+    fn containers_join_the_pinned_pid_namespace_of_a_shared_pid_sandbox() {
+        assert_eq!(
+            namespaces_json(&sandbox(true)),
+            json!([
+                {"type": "pid", "path": "/sb/p1/ns/pid"},
+                {"type": "ipc", "path": "/sb/p1/ns/ipc"},
+                {"type": "uts", "path": "/sb/p1/ns/uts"},
+                {"type": "network", "path": "/sb/p1/ns/net"},
+                {"type": "mount"},
+            ])
+        );
+    }
+
+    #[test]
+    fn without_share_process_namespace_each_container_has_its_own_pid_namespace() {
+        assert_eq!(
+            namespaces_json(&sandbox(false)),
+            json!([
+                {"type": "pid"},
+                {"type": "ipc", "path": "/sb/p1/ns/ipc"},
+                {"type": "uts", "path": "/sb/p1/ns/uts"},
+                {"type": "network", "path": "/sb/p1/ns/net"},
+                {"type": "mount"},
+            ])
+        );
+    }
+
+    #[test]
+    fn the_holder_is_recorded_in_sandbox_json_and_old_state_still_reads() {
+        let v = serde_json::to_value(sandbox(true)).expect("json");
+        assert_eq!(v["pid"], json!("/sb/p1/ns/pid"));
+        assert_eq!(v["pause"], json!({"pid": 42, "startTicks": 7}));
+        // A sandbox.json written before the holder existed.
+        let mut old = serde_json::to_value(sandbox(false)).expect("json");
+        let obj = old.as_object_mut().expect("object");
+        obj.remove("pid");
+        obj.remove("pause");
+        let back: Sandbox = serde_json::from_value(old).expect("old state");
+        assert_eq!(back, sandbox(false));
     }
 }
