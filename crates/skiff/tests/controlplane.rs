@@ -228,7 +228,42 @@ async fn unreachable_nodes_are_tainted_and_their_pods_evicted(c: &Cluster) -> Re
             Ok((has("NoSchedule") && has("NoExecute")).then_some(n))
         },
     )
-    .await?;
+    .await;
+    let node = match node {
+        Ok(n) => n,
+        // What the node lifecycle controller saw: when every node looks down (a steady
+        // node's renewals lagging more than the grace period), it taints nothing.
+        Err(e) => {
+            let mut seen = String::new();
+            for n in nodes.list(&Default::default()).await?.items {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                let ready = n
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|c| c.type_ == "Ready")
+                    .map(|c| format!("{}/{:?}", c.status, c.reason));
+                let taints: Vec<String> = n
+                    .spec
+                    .and_then(|s| s.taints)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| format!("{}:{}", t.key, t.effect))
+                    .collect();
+                let renewed = leases
+                    .get_opt(&name)
+                    .await?
+                    .and_then(|l| l.spec)
+                    .and_then(|s| s.renew_time)
+                    .map(|t| t.0.to_string());
+                seen.push_str(&format!(
+                    "\n{name}: Ready {ready:?}, taints {taints:?}, lease renewed {renewed:?}"
+                ));
+            }
+            return Err(e.context(format!("at {}:{seen}", k8s_openapi::jiff::Timestamp::now())));
+        }
+    };
     let ready = node
         .status
         .and_then(|s| s.conditions)
