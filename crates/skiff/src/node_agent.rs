@@ -281,7 +281,7 @@ pub async fn run(
         .unwrap_or_else(|| cni::default_conf_dir(&data_dir));
 
     // Before registration: the network an earlier run configured, if any.
-    let mut started_with = NetworkList::load_dir(&conf_dir).ok();
+    let started_with = NetworkList::load_dir(&conf_dir).ok();
     let mut workers = None;
     if started_with.is_some() || has_manifests(&pods.manifests) {
         workers = Some(pods.start(started_with.clone())?);
@@ -311,10 +311,8 @@ pub async fn run(
         if workers.take().is_some() {
             tracing::info!(node = %node_name, "the pod network is ready: restarting the pod workers on it");
         }
-        started_with = Some(network.clone());
         workers = Some(pods.start(Some(network))?);
     }
-    tracing::debug!(network = ?started_with.map(|n| n.name), "pod workers running");
     if let Some(w) = workers.as_mut() {
         tokio::select! {
             // The workers run until this future is dropped or the node stops.
