@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 . scripts/deps.sh
 # protoc and its well-known types (libprotobuf-dev) build the etcd client's gRPC bindings; a real etcd serves the etcd backend's tests.
-need_debian_packages protoc:protobuf-compiler /usr/include/google/protobuf/descriptor.proto:libprotobuf-dev "${SKIFF_ETCD_BIN:-/usr/bin/etcd}:etcd-server" python3:python3 openssl:openssl runc:runc crun:crun /bin/busybox:busybox-static umoci:umoci skopeo:skopeo docker-registry:docker-registry /usr/lib/cni/bridge:containernetworking-plugins
+need_debian_packages protoc:protobuf-compiler /usr/include/google/protobuf/descriptor.proto:libprotobuf-dev "${SKIFF_ETCD_BIN:-/usr/bin/etcd}:etcd-server" python3:python3 openssl:openssl runc:runc crun:crun /bin/busybox:busybox-static umoci:umoci skopeo:skopeo docker-registry:docker-registry /usr/lib/cni/bridge:containernetworking-plugins nft:nftables dig:dnsutils
 
 # Rust components (present with a rustup toolchain; added when missing).
 if command -v rustup >/dev/null; then

@@ -6,6 +6,8 @@
 //!   container states turned back into the pod's status, restart and back-off decisions).
 //! - [`node`]: the node's registration, status, Lease, image GC and air-gap import.
 //! - [`volumes`], [`probes`]: the volume manager; probes and lifecycle hooks.
+//! - [`podnet`]: the pod network across nodes (routes to other nodes' pod ranges, the
+//!   masquerade of pod traffic leaving the cluster network).
 //! - [`server`]: the kubelet's HTTPS server on 10250 (logs, exec, attach).
 //! - [`sim`]: simulated nodes (as kwok simulates them) that register, keep their Leases and
 //!   report every pod bound to them as a kubelet would, without running anything.
@@ -15,6 +17,7 @@
 
 pub mod kubelet;
 pub mod node;
+pub mod podnet;
 pub mod pods;
 pub mod probes;
 pub mod server;

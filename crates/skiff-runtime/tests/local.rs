@@ -70,6 +70,7 @@ impl Node {
                 (std::process::id() as usize * 3 + seq) % 250
             ),
             ipam_data_dir: data.path().join("agent/cni-ipam"),
+            ip_masq: true,
         };
         let conf = net.write(&data.path().join("agent/cni"))?;
         let list = NetworkList::load_dir(conf.parent().context("conf dir")?)?;

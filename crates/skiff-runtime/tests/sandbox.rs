@@ -48,6 +48,7 @@ impl TestNet {
             bridge: format!("skt{tag}"),
             pod_cidr: format!("10.244.{octet}.0/24"),
             ipam_data_dir: dir.path().join("ipam"),
+            ip_masq: true,
         };
         let conf_dir = dir.path().join("cni");
         std::fs::create_dir_all(&conf_dir)?;

@@ -65,6 +65,7 @@ impl Pod {
             bridge: format!("skp{tag}"),
             pod_cidr: format!("10.244.{}.0/24", 20 + (std::process::id() * 4 + n) % 80),
             ipam_data_dir: dir.path().join("ipam"),
+            ip_masq: true,
         };
         let conf = net.write(&dir.path().join("cni"))?;
         let list = NetworkList::load_dir(conf.parent().context("conf dir")?)?;

@@ -559,6 +559,7 @@ impl Floor {
             bridge: FLOOR_BRIDGE.into(),
             pod_cidr: "10.199.0.0/24".into(),
             ipam_data_dir: dir.join("ipam"),
+            ip_masq: false,
         };
         let conf = dir.join("cni");
         net.write(&conf)?;

@@ -69,7 +69,7 @@ fn identity(server_dir: &Path) -> Result<String> {
 /// The controller manager's settings from the server's flags.
 pub fn controller_config(args: &ServerArgs, ca_pem: &str) -> skiff_controllers::Config {
     skiff_controllers::Config {
-        cluster_cidr: args.cluster_cidr.clone(),
+        cluster_cidr: args.node.cluster_cidr.clone(),
         root_ca_pem: ca_pem.to_owned(),
         node_monitor_grace_period: args.node_monitor_grace_period,
         terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,

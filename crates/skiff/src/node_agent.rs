@@ -36,6 +36,10 @@ pub struct NodeArgs {
     /// Where CNI plugins are looked up (repeatable; default /usr/lib/cni and /opt/cni/bin).
     #[arg(long = "cni-bin-dir")]
     pub cni_bin_dir: Vec<PathBuf>,
+    /// The range pod IPs come from: the server hands each node a /24 of it; a node
+    /// masquerades its pods' traffic leaving it and routes the other nodes' ranges.
+    #[arg(long = "cluster-cidr", default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
     /// The cluster DNS service address pods resolve through.
     #[arg(long = "cluster-dns", default_value = "10.43.0.10")]
     pub cluster_dns: String,
@@ -279,6 +283,33 @@ pub async fn run(
         .cni_conf_dir
         .clone()
         .unwrap_or_else(|| cni::default_conf_dir(&data_dir));
+
+    // skiff's own pod network (not a user's --cni-conf-dir): pod traffic leaving the
+    // cluster range is masqueraded (before any pod starts: static pods too), and the
+    // other nodes' pod ranges are routed to them.
+    let _podnet = match args.cni_conf_dir {
+        Some(_) => None,
+        None => {
+            let cluster: ipnet::Ipv4Net = args.cluster_cidr.parse().with_context(|| {
+                format!(
+                    "--cluster-cidr {:?} is not an IPv4 CIDR like 10.42.0.0/16",
+                    args.cluster_cidr
+                )
+            })?;
+            let config = skiff_kubelet::podnet::Config::new(&node_name, cluster.trunc());
+            skiff_kubelet::podnet::masquerade(&config)
+                .await
+                .context("installing the pods' masquerade rule (nftables)")?;
+            Some(AbortOnDrop(tokio::spawn({
+                let client = pods.client.clone();
+                async move {
+                    if let Err(e) = skiff_kubelet::podnet::run(client, config).await {
+                        tracing::error!(error = %e, "the pod routes to other nodes stopped");
+                    }
+                }
+            })))
+        }
+    };
 
     // Before registration: the network an earlier run configured, if any.
     let started_with = NetworkList::load_dir(&conf_dir).ok();

@@ -65,9 +65,6 @@ pub struct ServerArgs {
     /// The range Service ClusterIPs come from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
-    /// The range pod IPs come from.
-    #[arg(long, default_value = "10.42.0.0/16")]
-    pub cluster_cidr: String,
     /// How long an Event is kept after its last write (a Go duration: 1h, 30m, 1h30m0s).
     #[arg(long, default_value = "1h", value_parser = parse_go_duration)]
     pub event_ttl: std::time::Duration,

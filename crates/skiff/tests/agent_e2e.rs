@@ -12,22 +12,20 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use common::procs::{free_port, AgentProcess, ServerProcess};
 use common::realnode::{http_get, run_cleanly, skip_reason, stage_demo_image};
 use common::wait_for;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use skiff_runtime::cri::PodRuntime;
 
 const NODE: &str = "agent-e2e";
 const WAIT: Duration = Duration::from_secs(90);
+const SERVER_FLAGS: &[&str] = &["--bind-address", "127.0.0.1"];
 
 const STATIC_MANIFEST: &str = "apiVersion: v1
 kind: Pod
@@ -42,134 +40,10 @@ spec:
     imagePullPolicy: IfNotPresent
 ";
 
-/// A `skiff server` process (control plane only); killed on drop.
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path, port: u16) -> Result<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .args(["server", "--bind-address", "127.0.0.1", "--disable-agent"])
-            .args(["--https-port", &port.to_string()])
-            .arg("--data-dir")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting skiff server")?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("skiff is ready") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let server = Self { child };
-        rx.recv_timeout(Duration::from_secs(60))
-            .context("skiff server did not become ready")?;
-        Ok(server)
-    }
-}
-
-/// A `skiff agent` process running the real node; its log kept; stopped with SIGTERM
-/// (as an operator stops it: the containers keep running), then killed, on drop.
-struct Agent {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if !self.stop(Duration::from_secs(10)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Agent {
-    fn start(data: &Path, server: &str, token: &str) -> Result<Self> {
-        Self::start_with(data, server, token, &[])
-    }
-
-    /// SIGTERM, then waits up to `timeout` for the agent to exit; whether it did.
-    fn stop(&mut self, timeout: Duration) -> bool {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-        }
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    }
-
-    fn start_with(data: &Path, server: &str, token: &str, extra: &[&str]) -> Result<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .args(["agent", "--server", server, "--token", token])
-            .args(["--node-name", NODE, "--kubelet-port", "0"])
-            .args(extra)
-            .arg("--data-dir")
-            .arg(data)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting skiff agent")?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut l) = lines.lock() {
-                    l.push(line);
-                }
-            }
-        });
-        Ok(Self { child, log })
-    }
-
-    fn logged(&self, needle: &str) -> bool {
-        self.log
-            .lock()
-            .map(|l| l.iter().any(|line| line.contains(needle)))
-            .unwrap_or(false)
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
-    }
-}
-
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
-async fn admin_client(server_dir: &Path) -> Result<kube::Client> {
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(server_dir.join("kubeconfig.yaml"))?,
-        &KubeConfigOptions::default(),
-    )
-    .await?;
-    Ok(kube::Client::try_from(config)?)
+fn start_agent(data: &Path, server: &str, token: &str, extra: &[&str]) -> Result<AgentProcess> {
+    let mut flags = vec!["--kubelet-port", "0"];
+    flags.extend_from_slice(extra);
+    AgentProcess::start(data, server, token, NODE, None, &flags)
 }
 
 async fn wait_node_ready(client: &kube::Client) -> Result<()> {
@@ -248,14 +122,14 @@ async fn scenario(data: &Path) -> Result<()> {
 async fn with_server_dir(data: &Path, server_dir: &Path) -> Result<()> {
     let port = free_port()?;
     let url = format!("https://127.0.0.1:{port}");
-    let server = Server::start(server_dir, port)?;
-    let token = std::fs::read_to_string(server_dir.join("server/token"))?;
-    let token = token.trim();
+    let server = ServerProcess::start(server_dir, port, SERVER_FLAGS)?;
+    let token = server.token()?;
+    let token = token.as_str();
     stage_demo_image(data)?;
 
     // Joined and Ready: a pod from the API runs in a real container.
-    let agent = Agent::start(data, &url, token)?;
-    let client = admin_client(server_dir).await?;
+    let agent = start_agent(data, &url, token, &[])?;
+    let client = server.admin_client().await?;
     wait_node_ready(&client).await?;
     assert!(
         data.join("agent/node-credentials.json").is_file(),
@@ -278,7 +152,7 @@ async fn with_server_dir(data: &Path, server_dir: &Path) -> Result<()> {
     drop(agent);
     drop(server);
     std::fs::write(data.join("agent/pod-manifests/hello.yaml"), STATIC_MANIFEST)?;
-    let agent = Agent::start(data, &url, token)?;
+    let agent = start_agent(data, &url, token, &[])?;
     let rt = node_runtime(data)?;
     let static_ip = wait_for(
         "the static pod's sandbox with a pod IP, without the API server",
@@ -318,8 +192,8 @@ async fn with_server_dir(data: &Path, server_dir: &Path) -> Result<()> {
     );
 
     // The server comes back: the node registers, the mirror pod shows the static pod.
-    let server = Server::start(server_dir, port)?;
-    let client = admin_client(server_dir).await?;
+    let server = ServerProcess::start(server_dir, port, SERVER_FLAGS)?;
+    let client = server.admin_client().await?;
     let system: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
     let (mirror_ip, _, restarts) = running(&system, &format!("hello-{NODE}"))
         .await
@@ -337,7 +211,7 @@ async fn with_server_dir(data: &Path, server_dir: &Path) -> Result<()> {
     // Asked for, a stop is a graceful node shutdown: NotReady, then the pods killed and
     // Failed with upstream's reason, critical (static) pods last.
     drop(agent);
-    let mut agent = Agent::start_with(
+    let mut agent = start_agent(
         data,
         &url,
         token,

@@ -463,7 +463,7 @@ async fn an_agent_joins_with_the_token_and_a_wrong_token_is_refused() -> Result<
 async fn a_node_without_a_pod_range_is_not_ready() -> Result<()> {
     let cluster = Cluster::start_with(Datastore::Embedded, |a| {
         a.simulated_nodes = 2;
-        a.cluster_cidr = "10.42.0.0/24".into();
+        a.node.cluster_cidr = "10.42.0.0/24".into();
     })
     .await?;
     let nodes: Api<Node> = Api::all(cluster.client.clone());

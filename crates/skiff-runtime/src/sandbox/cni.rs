@@ -171,6 +171,10 @@ pub struct DefaultNetwork {
     pub pod_cidr: String,
     /// host-local's lease directory (skiff's, so teardown and crashes are ours).
     pub ipam_data_dir: PathBuf,
+    /// The bridge plugin's own masquerade (iptables rules per pod). The node turns it off:
+    /// it masquerades the whole cluster range with one nftables rule instead, so pod to
+    /// pod traffic across nodes keeps its source address.
+    pub ip_masq: bool,
 }
 
 impl DefaultNetwork {
@@ -181,6 +185,7 @@ impl DefaultNetwork {
             bridge: "cni0".into(),
             pod_cidr: pod_cidr.into(),
             ipam_data_dir: default_ipam_dir(data_dir),
+            ip_masq: false,
         }
     }
 
@@ -194,7 +199,7 @@ impl DefaultNetwork {
                     "type": "bridge",
                     "bridge": self.bridge,
                     "isGateway": true,
-                    "ipMasq": true,
+                    "ipMasq": self.ip_masq,
                     "hairpinMode": true,
                     "ipam": {
                         "type": "host-local",
@@ -647,11 +652,19 @@ mod tests {
             bridge: "cni0".into(),
             pod_cidr: "10.42.0.0/24".into(),
             ipam_data_dir: "/var/lib/skiff/agent/cni-ipam".into(),
+            ip_masq: true,
         };
         let list = NetworkList::parse(&net.conflist(), Path::new("x")).unwrap();
         assert_eq!(list.name, "skiff");
         assert_eq!(list.cni_version, "1.0.0");
         assert_eq!(list.plugins.len(), 2);
+        assert_eq!(list.plugins[0]["ipMasq"], true);
+        let node = DefaultNetwork::for_node(Path::new("/d"), "10.42.0.0/24");
+        let node = NetworkList::parse(&node.conflist(), Path::new("x")).unwrap();
+        assert_eq!(
+            node.plugins[0]["ipMasq"], false,
+            "the node masquerades with nftables"
+        );
         assert_eq!(
             list.plugins[0]["ipam"]["ranges"][0][0]["subnet"],
             "10.42.0.0/24"

@@ -4,6 +4,7 @@
 //! the real `/usr/bin/kubectl` runs with. [`on_both_datastores!`] runs each scenario on both.
 #![allow(dead_code)]
 
+pub mod procs;
 pub mod realnode;
 pub mod testkubelet;
 

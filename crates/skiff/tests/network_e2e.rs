@@ -1,0 +1,374 @@
+//! End to end, as root: a cluster of three machines on one host. The control plane is a
+//! `skiff server` process on the host; each of two nodes is a network namespace with its
+//! own veth link to a test bridge, running the real `skiff agent` inside it (its own
+//! `cni0`, routes and nftables). Pods on different nodes reach each other by pod IP with
+//! their source addresses unchanged (host-gw routes, no NAT); pod traffic leaving the
+//! cluster range is masqueraded to the node's address; the routes follow the nodes.
+//!
+//! One test per binary: it owns a test bridge and two network namespaces (unique names),
+//! removed with everything the nodes made, even when it fails.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use common::procs::{free_port, AgentProcess, ServerProcess};
+use common::realnode::{remove_everything, skip_reason, stage_demo_image};
+use common::{wait_for, KUBECTL};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn run(program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The test's network: bridge `<tag>br` with `<prefix>.1/24` on the host, and one network
+/// namespace per node (`<tag>-<i>`, address `<prefix>.<i+2>`, default route via the
+/// host); removed on drop.
+struct Lab {
+    tag: String,
+    prefix: String,
+    nodes: usize,
+}
+
+impl Lab {
+    fn create(nodes: usize) -> Result<Self> {
+        let n = std::process::id() % 200;
+        let lab = Lab {
+            tag: format!("sknet{n}"),
+            prefix: format!("10.251.{n}"),
+            nodes,
+        };
+        lab.remove();
+        let br = lab.bridge();
+        run("ip", &["link", "add", &br, "type", "bridge"])?;
+        run(
+            "ip",
+            &["addr", "add", &format!("{}.1/24", lab.prefix), "dev", &br],
+        )?;
+        run("ip", &["link", "set", &br, "up"])?;
+        for i in 0..nodes {
+            let ns = lab.netns(i);
+            let host_end = format!("{}h{i}", lab.tag);
+            run("ip", &["netns", "add", &ns])?;
+            run(
+                "ip",
+                &[
+                    "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+                ],
+            )?;
+            run("ip", &["link", "set", &host_end, "master", &br, "up"])?;
+            let exec = |args: &[&str]| -> Result<String> {
+                let mut all = vec!["netns", "exec", &ns];
+                all.extend_from_slice(args);
+                run("ip", &all)
+            };
+            exec(&["ip", "link", "set", "lo", "up"])?;
+            exec(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/24", lab.node_ip(i)),
+                "dev",
+                "eth0",
+            ])?;
+            exec(&["ip", "link", "set", "eth0", "up"])?;
+            exec(&["ip", "route", "add", "default", "via", &lab.host_ip()])?;
+        }
+        Ok(lab)
+    }
+
+    fn bridge(&self) -> String {
+        format!("{}br", self.tag)
+    }
+
+    fn netns(&self, i: usize) -> String {
+        format!("{}-{i}", self.tag)
+    }
+
+    fn host_ip(&self) -> String {
+        format!("{}.1", self.prefix)
+    }
+
+    fn node_ip(&self, i: usize) -> String {
+        format!("{}.{}", self.prefix, i + 2)
+    }
+
+    /// `ip netns exec <node i> args...`
+    fn exec(&self, i: usize, args: &[&str]) -> Result<String> {
+        let ns = self.netns(i);
+        let mut all = vec!["netns", "exec", ns.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    fn remove(&self) {
+        for i in 0..self.nodes {
+            let _ = run("ip", &["netns", "del", &self.netns(i)]);
+        }
+        let _ = run("ip", &["link", "del", &self.bridge()]);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// kubectl, killed after 20 s (an `exec` of a connection that hangs must not hang the
+/// test: busybox's `wget -T` crashes in these images, so the bound is outside).
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<String> {
+    let mut all = vec![
+        "20",
+        KUBECTL,
+        "--kubeconfig",
+        kubeconfig.to_str().context("utf-8 path")?,
+    ];
+    all.extend_from_slice(args);
+    run("timeout", &all)
+}
+
+/// What `/cgi-bin/whoami` answered: the pod's name and the client's address as busybox
+/// httpd writes it (`[::ffff:10.42.0.2]` on its IPv6 socket) made plain.
+fn whoami(answer: &str) -> String {
+    answer.trim().replace("[::ffff:", "").replace(']', "")
+}
+
+async fn wait_ready(client: &kube::Client, name: &str) -> Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for(&format!("node {name} Ready"), WAIT, || {
+        let nodes = nodes.clone();
+        let name = name.to_owned();
+        async move {
+            let Some(n) = nodes.get_opt(&name).await? else {
+                return Ok(None);
+            };
+            let ready = n
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            Ok(ready.then_some(()))
+        }
+    })
+    .await
+}
+
+async fn pod_ip(pods: &Api<Pod>, name: &str) -> Result<String> {
+    wait_for(&format!("pod {name} Running"), WAIT, || {
+        let pods = pods.clone();
+        let name = name.to_owned();
+        async move {
+            let Some(p) = pods.get_opt(&name).await? else {
+                return Ok(None);
+            };
+            let s = p.status.unwrap_or_default();
+            Ok(match (s.phase.as_deref(), s.pod_ip) {
+                (Some("Running"), Some(ip)) => Some(ip),
+                _ => None,
+            })
+        }
+    })
+    .await
+}
+
+fn web_pod(name: &str, node: &str) -> Result<Pod> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {
+            "nodeName": node,
+            "hostname": name,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "web", "image": "docker.io/skiff/demo-web:v1",
+                            "imagePullPolicy": "IfNotPresent"}],
+        },
+    }))?)
+}
+
+/// The routes of ours (`proto 83`) in a node's namespace: `<range> via <gateway>` lines.
+fn routes(lab: &Lab, i: usize) -> Result<Vec<String>> {
+    Ok(lab
+        .exec(i, &["ip", "route", "show", "proto", "83"])?
+        .lines()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_on_two_nodes_talk_without_nat() -> Result<()> {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return Ok(());
+    }
+    let lab = Lab::create(2)?;
+    let server_dir = tempfile::tempdir()?;
+    let data: Vec<tempfile::TempDir> = (0..2)
+        .map(|_| tempfile::tempdir())
+        .collect::<std::io::Result<_>>()?;
+    let paths: Vec<PathBuf> = data.iter().map(|d| d.path().to_path_buf()).collect();
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(scenario(
+        &lab,
+        server_dir.path(),
+        &paths,
+    )))
+    .await;
+    // Whatever happened: the nodes' containers and sandboxes go before their namespaces.
+    for p in &paths {
+        let _ = remove_everything(p).await;
+    }
+    drop(lab);
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+async fn scenario(lab: &Lab, server_dir: &Path, data: &[PathBuf]) -> Result<()> {
+    let port = free_port()?;
+    let host = lab.host_ip();
+    let server = ServerProcess::start(server_dir, port, &["--node-ip", &host, "--tls-san", &host])?;
+    let token = server.token()?;
+    let url = format!("https://{host}:{port}");
+    let names = ["net-a", "net-b"];
+    let mut agents = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        stage_demo_image(&data[i])?;
+        let ns = lab.netns(i);
+        let ip = lab.node_ip(i);
+        agents.push(AgentProcess::start(
+            &data[i],
+            &url,
+            &token,
+            name,
+            Some(&ns),
+            &["--node-ip", &ip],
+        )?);
+    }
+    let client = server.admin_client().await?;
+    for (i, name) in names.iter().enumerate() {
+        wait_ready(&client, name)
+            .await
+            .with_context(|| agents[i].log_text())?;
+    }
+
+    for a in &agents {
+        wait_for("the demo image imported", WAIT, || {
+            let done = a.logged("air-gap image import finished");
+            async move { Ok(done.then_some(())) }
+        })
+        .await?;
+    }
+
+    // Each node routes the other's pod range to it, and only that.
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut cidrs = Vec::new();
+    for name in names {
+        let n = nodes.get(name).await?;
+        cidrs.push(n.spec.and_then(|s| s.pod_cidr).context("a podCIDR")?);
+    }
+    for (i, agent) in agents.iter().enumerate() {
+        let other = 1 - i;
+        let want = format!("{} via {}", cidrs[other], lab.node_ip(other));
+        wait_for(&format!("node {i}'s route {want}"), WAIT, || {
+            let got = routes(lab, i);
+            let want = want.clone();
+            async move { Ok((got? == [want]).then_some(())) }
+        })
+        .await
+        .with_context(|| agent.log_text())?;
+    }
+
+    // A pod on each node; each reaches the other by pod IP and is seen with its own
+    // address (no NAT between nodes).
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (pod, node) in [("web-a", names[0]), ("web-b", names[1])] {
+        pods.create(&PostParams::default(), &web_pod(pod, node)?)
+            .await?;
+    }
+    let ip_a = pod_ip(&pods, "web-a").await?;
+    let ip_b = pod_ip(&pods, "web-b").await?;
+    let kubeconfig = server.kubeconfig();
+    for (from, from_ip, to, to_ip) in [
+        ("web-a", &ip_a, "web-b", &ip_b),
+        ("web-b", &ip_b, "web-a", &ip_a),
+    ] {
+        let url = format!("http://{to_ip}:8080/cgi-bin/whoami");
+        let answer = wait_for(&format!("{from} reaching {to}"), WAIT, || {
+            let got = kubectl(&kubeconfig, &["exec", from, "--", "wget", "-qO-", &url]);
+            async move { Ok(got.ok()) }
+        })
+        .await?;
+        assert_eq!(
+            whoami(&answer),
+            format!("{to} {from_ip}"),
+            "{from} -> {to} keeps its source address"
+        );
+    }
+
+    // Traffic leaving the cluster range leaves with the node's address.
+    let listener = std::net::TcpListener::bind((host.parse::<Ipv4Addr>()?, 0))?;
+    let outside = listener.local_addr()?;
+    let accept = std::thread::spawn(move || -> Result<String> {
+        listener.set_nonblocking(false)?;
+        let (mut conn, peer) = listener.accept()?;
+        use std::io::{Read, Write};
+        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut request = [0u8; 1024];
+        let _ = conn.read(&mut request);
+        let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n");
+        Ok(peer.ip().to_string())
+    });
+    kubectl(
+        &kubeconfig,
+        &[
+            "exec",
+            "web-a",
+            "--",
+            "wget",
+            "-qO-",
+            &format!("http://{outside}/"),
+        ],
+    )?;
+    let seen = accept
+        .join()
+        .map_err(|_| anyhow::anyhow!("the listener panicked"))??;
+    assert_eq!(seen, lab.node_ip(0), "masqueraded to node a's address");
+    let table = lab.exec(0, &["nft", "list", "table", "ip", "skiff-podnet"])?;
+    assert!(table.contains("masquerade"), "{table}");
+
+    // Node b goes: its agent stops and the node is deleted; node a drops the route.
+    pods.delete("web-b", &DeleteParams::default().grace_period(0))
+        .await?;
+    let mut b = agents.pop().context("agent b")?;
+    b.stop(Duration::from_secs(10));
+    drop(b);
+    nodes.delete(names[1], &DeleteParams::default()).await?;
+    wait_for("node a's route to b removed", WAIT, || {
+        let got = routes(lab, 0);
+        async move { Ok(got?.is_empty().then_some(())) }
+    })
+    .await
+    .with_context(|| agents[0].log_text())?;
+    drop(agents);
+    drop(server);
+    Ok(())
+}
