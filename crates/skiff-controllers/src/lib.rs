@@ -34,6 +34,7 @@ pub mod podgc;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 pub mod ttlafterfinished;
 
@@ -145,6 +146,8 @@ const CONTROLLERS: &[(&str, Setup)] = &[
     ("endpointslice", endpointslice::controller),
     ("disruption", disruption::controller),
     ("resourcequota", resourcequota::controller),
+    // k3s's name for its load balancer controller (`--disable servicelb`).
+    ("servicelb", servicelb::controller),
 ];
 
 /// Runs the controller manager until the returned future is dropped.

@@ -7,7 +7,8 @@
 //! the 3 pod IPs ready, and both empty after scaling to 0; a named targetPort resolving to
 //! different numbers puts the pods in different slices and subsets, a not-ready pod (a
 //! readiness gate never met) is not ready unless the Service publishes not-ready addresses;
-//! 250 pods make 3 slices of at most 100.
+//! 250 pods make 3 slices of at most 100; a LoadBalancer Service gets the nodes' addresses
+//! as its ingress.
 
 mod common;
 
@@ -341,7 +342,106 @@ async fn many_pods_make_several_slices(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// A LoadBalancer Service gets the nodes' addresses as its ingress (k3s's ServiceLB role),
+/// `kubectl get svc` shows them as EXTERNAL-IP; a cordoned node leaves the list; a Service
+/// turned into a ClusterIP loses them; another controller's class is left alone.
+async fn load_balancers_get_the_node_addresses(cluster: &Cluster) -> Result<()> {
+    use k8s_openapi::api::core::v1::{Node, Service};
+    let client = &cluster.client;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let ips = wait_for("three Ready nodes with addresses", WAIT, || async {
+        let mut ips: Vec<String> = Vec::new();
+        for n in nodes.list(&ListParams::default()).await?.items {
+            let status = n.status.unwrap_or_default();
+            let ready = status
+                .conditions
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ips.extend(
+                status
+                    .addresses
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|a| ready && a.type_ == "InternalIP")
+                    .map(|a| a.address),
+            );
+        }
+        ips.sort();
+        Ok((ips.len() == 3).then_some(ips))
+    })
+    .await?;
+    let lb = |name: &str, class: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  type: LoadBalancer\n{class}  selector: {{app: lb}}\n  ports: [{{port: 80, targetPort: 8080}}]\n"
+        )
+    };
+    cluster.kubectl_stdin(&["apply", "-f", "-"], Some(&lb("web-lb", "")))?;
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(&lb("theirs", "  loadBalancerClass: example.com/lb\n")),
+    )?;
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let ingress_of = |svc: &Service| -> Vec<String> {
+        svc.status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_ref())
+            .map(|i| i.iter().filter_map(|i| i.ip.clone()).collect())
+            .unwrap_or_default()
+    };
+    wait_for("the load balancer's ingress", WAIT, || async {
+        let svc = services.get("web-lb").await?;
+        Ok((ingress_of(&svc) == ips).then_some(()))
+    })
+    .await?;
+    let table = cluster.kubectl(&["get", "svc", "web-lb"])?;
+    ensure!(
+        table.contains(&ips.join(",")),
+        "EXTERNAL-IP shows the nodes: {table}"
+    );
+    // Cordoned: the node takes no load-balanced traffic.
+    cluster.kubectl(&["cordon", "sim-0"])?;
+    let sim0 = nodes
+        .get("sim-0")
+        .await?
+        .status
+        .and_then(|s| s.addresses)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address)
+        .unwrap_or_default();
+    let rest: Vec<String> = ips.iter().filter(|ip| **ip != sim0).cloned().collect();
+    wait_for("the cordoned node out of the ingress", WAIT, || async {
+        let svc = services.get("web-lb").await?;
+        Ok((ingress_of(&svc) == rest).then_some(()))
+    })
+    .await?;
+    cluster.kubectl(&["uncordon", "sim-0"])?;
+    // No longer a load balancer: no ingress.
+    cluster.kubectl(&[
+        "patch",
+        "svc",
+        "web-lb",
+        "-p",
+        r#"{"spec": {"type": "ClusterIP"}}"#,
+    ])?;
+    wait_for("the ingress gone", WAIT, || async {
+        let svc = services.get("web-lb").await?;
+        Ok(ingress_of(&svc).is_empty().then_some(()))
+    })
+    .await?;
+    let theirs = services.get("theirs").await?;
+    ensure!(
+        ingress_of(&theirs).is_empty(),
+        "another class's load balancer is not ours"
+    );
+    Ok(())
+}
+
 on_both_datastores!(nodes: 3;
+    load_balancers_get_the_node_addresses,
     deployment_behind_a_service,
     named_ports_and_not_ready_pods,
     many_pods_make_several_slices,
