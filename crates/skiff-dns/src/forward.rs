@@ -50,7 +50,8 @@ pub fn upstreams(
         .map(|ip| SocketAddr::new(*ip, 53))
         .filter(|addr| {
             let ours = listening.iter().any(|l| {
-                l.port() == 53 && (l.ip() == addr.ip() || (l.ip().is_unspecified() && is_local(addr.ip())))
+                l.port() == 53
+                    && (l.ip() == addr.ip() || (l.ip().is_unspecified() && is_local(addr.ip())))
             });
             !ours && !cluster_dns.contains(&addr.ip())
         })
@@ -225,7 +226,11 @@ impl Forwarder {
         let all = parse_resolv_conf(&text);
         let upstreams = upstreams(&all, listening, cluster_dns);
         if upstreams.len() < all.len() {
-            tracing::info!(?all, ?upstreams, "dropped upstream resolvers that point back at the cluster DNS");
+            tracing::info!(
+                ?all,
+                ?upstreams,
+                "dropped upstream resolvers that point back at the cluster DNS"
+            );
         }
         Forwarder {
             upstreams,
@@ -248,16 +253,26 @@ impl Forwarder {
         for upstream in &self.upstreams {
             match exchange(*upstream, query, recursion_desired, self.timeout).await {
                 Ok(reply) => {
-                    let answer = Cached {
+                    let mut answer = Cached {
                         code: reply.metadata.response_code,
                         answers: reply.answers,
                         authorities: reply.authorities,
                         additionals: reply.additionals,
                     };
-                    if matches!(
-                        answer.code,
-                        ResponseCode::NoError | ResponseCode::NXDomain
-                    ) {
+                    if matches!(answer.code, ResponseCode::NoError | ResponseCode::NXDomain) {
+                        // As CoreDNS's cache: the client sees TTLs no longer than the time
+                        // the answer is kept.
+                        if let Some(ttl) = Cache::ttl_of(&answer) {
+                            let cap = ttl.as_secs() as u32;
+                            for r in answer
+                                .answers
+                                .iter_mut()
+                                .chain(answer.authorities.iter_mut())
+                                .chain(answer.additionals.iter_mut())
+                            {
+                                r.ttl = r.ttl.min(cap);
+                            }
+                        }
                         self.cache
                             .lock()
                             .insert(key, answer.clone(), Instant::now());
@@ -326,11 +341,14 @@ async fn udp_exchange(
         let Ok(reply) = Message::from_vec(&buf[..n]) else {
             continue;
         };
-        let same_question = reply
-            .queries
-            .first()
-            .is_some_and(|q| q.name().to_lowercase() == query.name().to_lowercase() && q.query_type() == query.query_type());
-        if reply.metadata.id == id && reply.metadata.message_type == MessageType::Response && same_question {
+        let same_question = reply.queries.first().is_some_and(|q| {
+            q.name().to_lowercase() == query.name().to_lowercase()
+                && q.query_type() == query.query_type()
+        });
+        if reply.metadata.id == id
+            && reply.metadata.message_type == MessageType::Response
+            && same_question
+        {
             return Ok(reply);
         }
     }
@@ -368,7 +386,15 @@ mod tests {
     }
 
     fn soa(ttl: u32, minimum: u32) -> Record {
-        let soa = SOA::new(name("ns.example.com."), name("h.example.com."), 1, 1, 1, 1, minimum);
+        let soa = SOA::new(
+            name("ns.example.com."),
+            name("h.example.com."),
+            1,
+            1,
+            1,
+            1,
+            minimum,
+        );
         Record::from_rdata(name("example.com."), ttl, RData::SOA(soa))
     }
 
@@ -398,10 +424,16 @@ mod tests {
 
     #[test]
     fn upstreams_that_loop_back_are_dropped() {
-        let ns: Vec<IpAddr> = ["10.43.0.10", "192.168.1.5", "127.0.0.53", "8.8.8.8", "8.8.8.8"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let ns: Vec<IpAddr> = [
+            "10.43.0.10",
+            "192.168.1.5",
+            "127.0.0.53",
+            "8.8.8.8",
+            "8.8.8.8",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
         let cluster_dns = ["10.43.0.10".parse().unwrap()];
         // Listening on the node IP at port 53: that address and the cluster IP go.
         let listening = ["192.168.1.5:53".parse().unwrap()];
@@ -437,20 +469,37 @@ mod tests {
         let nodata = answer(ResponseCode::NoError, vec![], vec![soa(4, 900)]);
         assert_eq!(Cache::ttl_of(&nodata), Some(Duration::from_secs(4)));
         // Nothing to take a TTL from, a zero TTL, or an error: not cached.
-        assert_eq!(Cache::ttl_of(&answer(ResponseCode::NXDomain, vec![], vec![])), None);
-        assert_eq!(Cache::ttl_of(&answer(ResponseCode::NoError, vec![a(0)], vec![])), None);
-        assert_eq!(Cache::ttl_of(&answer(ResponseCode::ServFail, vec![a(60)], vec![])), None);
+        assert_eq!(
+            Cache::ttl_of(&answer(ResponseCode::NXDomain, vec![], vec![])),
+            None
+        );
+        assert_eq!(
+            Cache::ttl_of(&answer(ResponseCode::NoError, vec![a(0)], vec![])),
+            None
+        );
+        assert_eq!(
+            Cache::ttl_of(&answer(ResponseCode::ServFail, vec![a(60)], vec![])),
+            None
+        );
     }
 
     #[test]
     fn cache_counts_ttls_down_and_expires() {
         let mut cache = Cache::new(10);
         let t0 = Instant::now();
-        cache.insert(key("Example.COM."), answer(ResponseCode::NoError, vec![a(10)], vec![]), t0);
+        cache.insert(
+            key("Example.COM."),
+            answer(ResponseCode::NoError, vec![a(10)], vec![]),
+            t0,
+        );
         // Keys are case-insensitive.
-        let hit = cache.get(&key("example.com."), t0 + Duration::from_secs(4)).unwrap();
+        let hit = cache
+            .get(&key("example.com."), t0 + Duration::from_secs(4))
+            .unwrap();
         assert_eq!(hit.answers[0].ttl, 6);
-        assert!(cache.get(&key("example.com."), t0 + Duration::from_secs(10)).is_none());
+        assert!(cache
+            .get(&key("example.com."), t0 + Duration::from_secs(10))
+            .is_none());
         assert!(cache.is_empty());
     }
 
@@ -459,21 +508,37 @@ mod tests {
         let mut cache = Cache::new(3);
         let t0 = Instant::now();
         for (i, ttl) in [5, 20, 25].iter().enumerate() {
-            cache.insert(key(&format!("n{i}.example.")), answer(ResponseCode::NoError, vec![a(*ttl)], vec![]), t0);
+            cache.insert(
+                key(&format!("n{i}.example.")),
+                answer(ResponseCode::NoError, vec![a(*ttl)], vec![]),
+                t0,
+            );
         }
         // Full: the one closest to expiring goes.
-        cache.insert(key("n3.example."), answer(ResponseCode::NoError, vec![a(30)], vec![]), t0);
+        cache.insert(
+            key("n3.example."),
+            answer(ResponseCode::NoError, vec![a(30)], vec![]),
+            t0,
+        );
         assert_eq!(cache.len(), 3);
         assert!(cache.get(&key("n0.example."), t0).is_none());
         assert!(cache.get(&key("n3.example."), t0).is_some());
         // Expired slots go first.
         let later = t0 + Duration::from_secs(21);
-        cache.insert(key("n4.example."), answer(ResponseCode::NoError, vec![a(30)], vec![]), later);
+        cache.insert(
+            key("n4.example."),
+            answer(ResponseCode::NoError, vec![a(30)], vec![]),
+            later,
+        );
         assert_eq!(cache.len(), 3);
         assert!(cache.get(&key("n2.example."), later).is_some());
         assert!(cache.get(&key("n4.example."), later).is_some());
         let mut none = Cache::new(0);
-        none.insert(key("x."), answer(ResponseCode::NoError, vec![a(30)], vec![]), t0);
+        none.insert(
+            key("x."),
+            answer(ResponseCode::NoError, vec![a(30)], vec![]),
+            t0,
+        );
         assert!(none.is_empty());
     }
 }

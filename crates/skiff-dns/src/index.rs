@@ -347,9 +347,7 @@ impl Index {
             }
             RecordType::NS if base.is_empty() => {
                 if let Some(ns) = fqdn(&format!("ns.dns.{}", self.domain)) {
-                    answer
-                        .answers
-                        .push(record(qname, TTL, RData::NS(NS(ns))));
+                    answer.answers.push(record(qname, TTL, RData::NS(NS(ns))));
                 }
                 return answer;
             }
@@ -386,7 +384,9 @@ impl Index {
                 for entry in &entries {
                     if let Entry::Alias(target) = entry {
                         if let Some(t) = fqdn(target) {
-                            answer.answers.push(record(qname, TTL, RData::CNAME(CNAME(t))));
+                            answer
+                                .answers
+                                .push(record(qname, TTL, RData::CNAME(CNAME(t))));
                         }
                     }
                 }
@@ -409,11 +409,9 @@ impl Index {
         let Some(target_name) = fqdn(target) else {
             return;
         };
-        answer.answers.push(record(
-            qname,
-            TTL,
-            RData::CNAME(CNAME(target_name.clone())),
-        ));
+        answer
+            .answers
+            .push(record(qname, TTL, RData::CNAME(CNAME(target_name.clone()))));
         match self.lookup(&target_name, qtype) {
             Lookup::Forward => answer.chase = Some(target_name),
             Lookup::Answer(inner) => {
@@ -480,8 +478,8 @@ impl Index {
 
     /// CoreDNS's SOA: `ns.dns.<zone> hostmaster.<zone> <serial> 7200 1800 86400 5`, TTL 5.
     fn soa(&self, zone: &Name) -> Record {
-        let mname = Name::from_ascii(format!("ns.dns.{}.", self.domain))
-            .unwrap_or_else(|_| Name::root());
+        let mname =
+            Name::from_ascii(format!("ns.dns.{}.", self.domain)).unwrap_or_else(|_| Name::root());
         let rname = Name::from_ascii(format!("hostmaster.{}.", self.domain))
             .unwrap_or_else(|_| Name::root());
         let soa = SOA::new(mname, rname, self.serial, 7200, 1800, 86400, TTL);
@@ -671,7 +669,11 @@ fn svc_of(service: &Service) -> Svc {
             .filter_map(|ip| ip.parse().ok())
             .collect();
         if ips.is_empty() {
-            ips.extend(spec.cluster_ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()));
+            ips.extend(
+                spec.cluster_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse::<IpAddr>().ok()),
+            );
         }
         Kind::ClusterIp(ips)
     };
@@ -729,11 +731,7 @@ fn slice_of(slice: &EndpointSlice) -> Option<Slice> {
         .map(|ep| Endpoint {
             addresses: ep.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
             hostname: ep.hostname.as_ref().map(|h| h.to_ascii_lowercase()),
-            ready: ep
-                .conditions
-                .as_ref()
-                .and_then(|c| c.ready)
-                .unwrap_or(true),
+            ready: ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true),
         })
         .collect();
     Some(Slice {

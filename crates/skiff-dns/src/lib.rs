@@ -22,7 +22,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use forward::{parse_resolv_conf, upstreams, Cache, Cached, CacheKey, Forwarder, MAX_CACHE_TTL};
+pub use forward::{
+    parse_resolv_conf, upstreams, Cache, CacheKey, Cached, Forwarder, MAX_CACHE_TTL,
+};
 pub use index::{Answer, Index, Lookup, LABEL_SERVICE_NAME, TTL};
 
 /// A shared index: watch events write it, every question reads it.

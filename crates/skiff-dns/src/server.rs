@@ -37,10 +37,7 @@ pub(crate) async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListene
         let udp = UdpSocket::bind(addr)
             .await
             .map_err(|e| bind_error("udp", e))?;
-        let port = udp
-            .local_addr()
-            .map_err(|e| bind_error("udp", e))?
-            .port();
+        let port = udp.local_addr().map_err(|e| bind_error("udp", e))?.port();
         match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) => last = Some(e),
@@ -94,8 +91,12 @@ impl Handler {
         } else if request.queries.len() != 1 {
             reply.metadata.response_code = ResponseCode::FormErr;
         } else {
-            self.answer(&request.queries[0], request.metadata.recursion_desired, &mut reply)
-                .await;
+            self.answer(
+                &request.queries[0],
+                request.metadata.recursion_desired,
+                &mut reply,
+            )
+            .await;
         }
         let wire = reply.to_vec().ok()?;
         let limit = usize::from(client_payload.unwrap_or(512));
@@ -192,14 +193,10 @@ fn is_local_question(handler: &Handler, bytes: &[u8]) -> bool {
 pub(crate) async fn serve_tcp(listener: TcpListener, handler: Arc<Handler>) -> Result<()> {
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_TCP));
     loop {
-        let permit = limit
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::Io {
-                what: "TCP listener",
-                source: std::io::Error::other(e),
-            })?;
+        let permit = limit.clone().acquire_owned().await.map_err(|e| Error::Io {
+            what: "TCP listener",
+            source: std::io::Error::other(e),
+        })?;
         let (stream, _) = match listener.accept().await {
             Ok(got) => got,
             Err(e) => {
@@ -277,15 +274,30 @@ mod tests {
     #[tokio::test]
     async fn edns_versions_and_garbage() {
         let h = handler();
-        let out = h.handle(&request("a.default.svc.cluster.local.", Some((1, 4096))), true).await.unwrap();
+        let out = h
+            .handle(
+                &request("a.default.svc.cluster.local.", Some((1, 4096))),
+                true,
+            )
+            .await
+            .unwrap();
         let reply = Message::from_vec(&out).unwrap();
         // BADVERS and BADSIG share code 16; hickory decodes it as BADSIG.
         assert_eq!(u16::from(reply.metadata.response_code), 16);
         assert!(reply.edns.is_some());
-        let out = h.handle(&request("a.default.svc.cluster.local.", Some((0, 4096))), true).await.unwrap();
+        let out = h
+            .handle(
+                &request("a.default.svc.cluster.local.", Some((0, 4096))),
+                true,
+            )
+            .await
+            .unwrap();
         let reply = Message::from_vec(&out).unwrap();
         assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
-        assert_eq!(reply.edns.as_ref().map(|e| e.max_payload()), Some(OUR_PAYLOAD));
+        assert_eq!(
+            reply.edns.as_ref().map(|e| e.max_payload()),
+            Some(OUR_PAYLOAD)
+        );
         // A header with a broken body: FORMERR with the id; less than a header: nothing.
         let mut broken = request("a.default.svc.cluster.local.", None);
         broken.truncate(16);
@@ -294,7 +306,12 @@ mod tests {
         assert_eq!(reply.metadata.id, 7);
         assert!(h.handle(&[1, 2, 3], true).await.is_none());
         // No upstreams: SERVFAIL for a name outside the cluster.
-        let reply = Message::from_vec(&h.handle(&request("example.com.", None), true).await.unwrap()).unwrap();
+        let reply = Message::from_vec(
+            &h.handle(&request("example.com.", None), true)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
     }
 }

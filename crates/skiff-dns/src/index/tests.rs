@@ -102,7 +102,10 @@ fn cluster_ip_service_a() {
     let a = answer(&index, "web.default.svc.cluster.local.", RecordType::A);
     assert_eq!(a.code, ResponseCode::NoError);
     // Two ports, one address: deduplicated.
-    assert_eq!(lines(&a.answers), ["web.default.svc.cluster.local. 5 A 10.43.0.20"]);
+    assert_eq!(
+        lines(&a.answers),
+        ["web.default.svc.cluster.local. 5 A 10.43.0.20"]
+    );
     assert!(a.authorities.is_empty());
 }
 
@@ -110,16 +113,25 @@ fn cluster_ip_service_a() {
 fn names_are_case_insensitive_and_answered_as_asked() {
     let index = cluster();
     let a = answer(&index, "WEB.Default.SVC.Cluster.Local.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["WEB.Default.SVC.Cluster.Local. 5 A 10.43.0.20"]);
+    assert_eq!(
+        lines(&a.answers),
+        ["WEB.Default.SVC.Cluster.Local. 5 A 10.43.0.20"]
+    );
 }
 
 #[test]
 fn ipv6_cluster_ips_answer_aaaa() {
     let index = cluster();
     let a = answer(&index, "dual.db.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["dual.db.svc.cluster.local. 5 A 10.43.0.30"]);
+    assert_eq!(
+        lines(&a.answers),
+        ["dual.db.svc.cluster.local. 5 A 10.43.0.30"]
+    );
     let aaaa = answer(&index, "dual.db.svc.cluster.local.", RecordType::AAAA);
-    assert_eq!(lines(&aaaa.answers), ["dual.db.svc.cluster.local. 5 AAAA fd00:43::30"]);
+    assert_eq!(
+        lines(&aaaa.answers),
+        ["dual.db.svc.cluster.local. 5 AAAA fd00:43::30"]
+    );
 }
 
 #[test]
@@ -170,7 +182,10 @@ fn nxdomain_with_coredns_soa() {
         };
         assert_eq!(soa.mname, name("ns.dns.cluster.local."));
         assert_eq!(soa.rname, name("hostmaster.cluster.local."));
-        assert_eq!((soa.refresh, soa.retry, soa.expire, soa.minimum), (7200, 1800, 86400, 5));
+        assert_eq!(
+            (soa.refresh, soa.retry, soa.expire, soa.minimum),
+            (7200, 1800, 86400, 5)
+        );
     }
     // The SOA's owner keeps the question's spelling of the zone.
     let a = answer(&index, "nope.default.svc.Cluster.LOCAL.", RecordType::A);
@@ -221,7 +236,10 @@ fn headless_service_answers_ready_endpoints() {
     );
     // publishNotReadyAddresses: all of them.
     let a = answer(&index, "pub.db.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["pub.db.svc.cluster.local. 5 A 10.42.2.7"]);
+    assert_eq!(
+        lines(&a.answers),
+        ["pub.db.svc.cluster.local. 5 A 10.42.2.7"]
+    );
 }
 
 #[test]
@@ -235,28 +253,67 @@ fn headless_without_ready_endpoints_is_nxdomain() {
 #[test]
 fn endpoint_hostnames_and_dashed_addresses() {
     let index = cluster();
-    let a = answer(&index, "web-0.nginx.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["web-0.nginx.default.svc.cluster.local. 5 A 10.42.1.2"]);
-    let a = answer(&index, "Web-1.Nginx.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["Web-1.Nginx.default.svc.cluster.local. 5 A 10.42.1.3"]);
+    let a = answer(
+        &index,
+        "web-0.nginx.default.svc.cluster.local.",
+        RecordType::A,
+    );
+    assert_eq!(
+        lines(&a.answers),
+        ["web-0.nginx.default.svc.cluster.local. 5 A 10.42.1.2"]
+    );
+    let a = answer(
+        &index,
+        "Web-1.Nginx.default.svc.cluster.local.",
+        RecordType::A,
+    );
+    assert_eq!(
+        lines(&a.answers),
+        ["Web-1.Nginx.default.svc.cluster.local. 5 A 10.42.1.3"]
+    );
     // Without a hostname, the address with dashes names the endpoint.
-    let a = answer(&index, "10-42-1-9.nginx.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["10-42-1-9.nginx.default.svc.cluster.local. 5 A 10.42.1.9"]);
+    let a = answer(
+        &index,
+        "10-42-1-9.nginx.default.svc.cluster.local.",
+        RecordType::A,
+    );
+    assert_eq!(
+        lines(&a.answers),
+        ["10-42-1-9.nginx.default.svc.cluster.local. 5 A 10.42.1.9"]
+    );
     // Endpoint names work for ClusterIP Services too (CoreDNS's endpoint query).
-    let a = answer(&index, "10-42-0-5.web.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["10-42-0-5.web.default.svc.cluster.local. 5 A 10.42.0.5"]);
+    let a = answer(
+        &index,
+        "10-42-0-5.web.default.svc.cluster.local.",
+        RecordType::A,
+    );
+    assert_eq!(
+        lines(&a.answers),
+        ["10-42-0-5.web.default.svc.cluster.local. 5 A 10.42.0.5"]
+    );
 }
 
 #[test]
 fn srv_for_cluster_ip_named_ports() {
     let index = cluster();
-    let a = answer(&index, "_http._tcp.web.default.svc.cluster.local.", RecordType::SRV);
+    let a = answer(
+        &index,
+        "_http._tcp.web.default.svc.cluster.local.",
+        RecordType::SRV,
+    );
     assert_eq!(
         lines(&a.answers),
         ["_http._tcp.web.default.svc.cluster.local. 5 SRV 0 100 80 web.default.svc.cluster.local."]
     );
-    assert_eq!(lines(&a.additionals), ["web.default.svc.cluster.local. 5 A 10.43.0.20"]);
-    let a = answer(&index, "_DNS._UDP.web.default.svc.cluster.local.", RecordType::SRV);
+    assert_eq!(
+        lines(&a.additionals),
+        ["web.default.svc.cluster.local. 5 A 10.43.0.20"]
+    );
+    let a = answer(
+        &index,
+        "_DNS._UDP.web.default.svc.cluster.local.",
+        RecordType::SRV,
+    );
     assert_eq!(
         lines(&a.answers),
         ["_DNS._UDP.web.default.svc.cluster.local. 5 SRV 0 100 53 web.default.svc.cluster.local."]
@@ -271,14 +328,25 @@ fn srv_for_cluster_ip_named_ports() {
         ]
     );
     // A port-qualified name answers A too.
-    let a = answer(&index, "_http._tcp.web.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["_http._tcp.web.default.svc.cluster.local. 5 A 10.43.0.20"]);
+    let a = answer(
+        &index,
+        "_http._tcp.web.default.svc.cluster.local.",
+        RecordType::A,
+    );
+    assert_eq!(
+        lines(&a.answers),
+        ["_http._tcp.web.default.svc.cluster.local. 5 A 10.43.0.20"]
+    );
 }
 
 #[test]
 fn srv_for_headless_one_per_endpoint() {
     let index = cluster();
-    let a = answer(&index, "_web._tcp.nginx.default.svc.cluster.local.", RecordType::SRV);
+    let a = answer(
+        &index,
+        "_web._tcp.nginx.default.svc.cluster.local.",
+        RecordType::SRV,
+    );
     assert_eq!(
         sorted(lines(&a.answers)),
         [
@@ -305,13 +373,23 @@ fn srv_for_headless_one_per_endpoint() {
 fn external_name_is_a_cname() {
     let index = cluster();
     let a = answer(&index, "ext.default.svc.cluster.local.", RecordType::CNAME);
-    assert_eq!(lines(&a.answers), ["ext.default.svc.cluster.local. 5 CNAME example.com."]);
+    assert_eq!(
+        lines(&a.answers),
+        ["ext.default.svc.cluster.local. 5 CNAME example.com."]
+    );
     // An address question gets the CNAME and the target to chase upstream.
     let a = answer(&index, "ext.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["ext.default.svc.cluster.local. 5 CNAME example.com."]);
+    assert_eq!(
+        lines(&a.answers),
+        ["ext.default.svc.cluster.local. 5 CNAME example.com."]
+    );
     assert_eq!(a.chase, Some(name("example.com.")));
     // No SRV, endpoint or port names under an ExternalName.
-    let a = answer(&index, "_http._tcp.ext.default.svc.cluster.local.", RecordType::SRV);
+    let a = answer(
+        &index,
+        "_http._tcp.ext.default.svc.cluster.local.",
+        RecordType::SRV,
+    );
     assert_eq!(a.code, ResponseCode::NXDomain);
 }
 
@@ -336,11 +414,25 @@ fn external_name_into_the_cluster_is_followed_here() {
 #[test]
 fn pods_insecure_mode() {
     let index = cluster();
-    let a = answer(&index, "10-42-0-9.default.pod.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["10-42-0-9.default.pod.cluster.local. 5 A 10.42.0.9"]);
+    let a = answer(
+        &index,
+        "10-42-0-9.default.pod.cluster.local.",
+        RecordType::A,
+    );
+    assert_eq!(
+        lines(&a.answers),
+        ["10-42-0-9.default.pod.cluster.local. 5 A 10.42.0.9"]
+    );
     let a = answer(&index, "fd00-42--9.db.pod.cluster.local.", RecordType::AAAA);
-    assert_eq!(lines(&a.answers), ["fd00-42--9.db.pod.cluster.local. 5 AAAA fd00:42::9"]);
-    let a = answer(&index, "10-42-0-9.default.pod.cluster.local.", RecordType::AAAA);
+    assert_eq!(
+        lines(&a.answers),
+        ["fd00-42--9.db.pod.cluster.local. 5 AAAA fd00:42::9"]
+    );
+    let a = answer(
+        &index,
+        "10-42-0-9.default.pod.cluster.local.",
+        RecordType::AAAA,
+    );
     assert_eq!(a.code, ResponseCode::NoError);
     assert!(a.answers.is_empty());
 }
@@ -349,7 +441,10 @@ fn pods_insecure_mode() {
 fn ptr_for_cluster_ips_and_endpoints() {
     let index = cluster();
     let a = answer(&index, "20.0.43.10.in-addr.arpa.", RecordType::PTR);
-    assert_eq!(lines(&a.answers), ["20.0.43.10.in-addr.arpa. 5 PTR web.default.svc.cluster.local."]);
+    assert_eq!(
+        lines(&a.answers),
+        ["20.0.43.10.in-addr.arpa. 5 PTR web.default.svc.cluster.local."]
+    );
     let a = answer(&index, "2.1.42.10.IN-ADDR.ARPA.", RecordType::PTR);
     assert_eq!(
         lines(&a.answers),
@@ -362,7 +457,10 @@ fn ptr_for_cluster_ips_and_endpoints() {
     );
     let v6 = "0.3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.4.0.0.0.0.d.f.ip6.arpa.";
     let a = answer(&index, v6, RecordType::PTR);
-    assert_eq!(lines(&a.answers), [format!("{v6} 5 PTR dual.db.svc.cluster.local.")]);
+    assert_eq!(
+        lines(&a.answers),
+        [format!("{v6} 5 PTR dual.db.svc.cluster.local.")]
+    );
 }
 
 #[test]
@@ -377,7 +475,11 @@ fn unknown_reverse_names_and_other_domains_are_forwarded() {
         ("local.", RecordType::A),
         ("cluster.local.example.com.", RecordType::A),
     ] {
-        assert_eq!(index.lookup(&name(qname), qtype), Lookup::Forward, "{qname} {qtype}");
+        assert_eq!(
+            index.lookup(&name(qname), qtype),
+            Lookup::Forward,
+            "{qname} {qtype}"
+        );
     }
 }
 
@@ -388,9 +490,15 @@ fn apex_soa_ns_and_dns_version() {
     assert_eq!(a.answers.len(), 1);
     assert_eq!(a.answers[0].record_type(), RecordType::SOA);
     let a = answer(&index, "cluster.local.", RecordType::NS);
-    assert_eq!(lines(&a.answers), ["cluster.local. 5 NS ns.dns.cluster.local."]);
+    assert_eq!(
+        lines(&a.answers),
+        ["cluster.local. 5 NS ns.dns.cluster.local."]
+    );
     let a = answer(&index, "dns-version.cluster.local.", RecordType::TXT);
-    assert_eq!(lines(&a.answers), ["dns-version.cluster.local. 28800 TXT 1.1.0"]);
+    assert_eq!(
+        lines(&a.answers),
+        ["dns-version.cluster.local. 28800 TXT 1.1.0"]
+    );
     let a = answer(&index, "cluster.local.", RecordType::AXFR);
     assert_eq!(a.code, ResponseCode::Refused);
 }
@@ -404,7 +512,10 @@ fn changes_and_deletes() {
         "spec": {"clusterIP": "10.43.0.21", "ports": [{"name": "http", "port": 80}]}
     })));
     let a = answer(&index, "web.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["web.default.svc.cluster.local. 5 A 10.43.0.21"]);
+    assert_eq!(
+        lines(&a.answers),
+        ["web.default.svc.cluster.local. 5 A 10.43.0.21"]
+    );
     assert_eq!(
         index.lookup(&name("20.0.43.10.in-addr.arpa."), RecordType::PTR),
         Lookup::Forward
@@ -437,8 +548,13 @@ fn changes_and_deletes() {
         ResponseCode::NXDomain
     );
     index.delete_slice("default", "nginx-1");
-    assert_eq!(index.lookup(&name("2.1.42.10.in-addr.arpa."), RecordType::PTR), Lookup::Forward);
-    assert!(index.endpoint_ips.get(&"10.42.1.2".parse::<IpAddr>().unwrap()).is_none());
+    assert_eq!(
+        index.lookup(&name("2.1.42.10.in-addr.arpa."), RecordType::PTR),
+        Lookup::Forward
+    );
+    assert!(!index
+        .endpoint_ips
+        .contains_key(&"10.42.1.2".parse::<IpAddr>().unwrap()));
 }
 
 #[test]
@@ -451,7 +567,10 @@ fn another_cluster_domain() {
     })));
     index.set_synced(true);
     let a = answer(&index, "web.default.svc.corp.example.", RecordType::A);
-    assert_eq!(lines(&a.answers), ["web.default.svc.corp.example. 5 A 10.43.0.20"]);
+    assert_eq!(
+        lines(&a.answers),
+        ["web.default.svc.corp.example. 5 A 10.43.0.20"]
+    );
     assert_eq!(
         index.lookup(&name("web.default.svc.cluster.local."), RecordType::A),
         Lookup::Forward
