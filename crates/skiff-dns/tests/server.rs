@@ -85,13 +85,13 @@ async fn start_upstream() -> Result<Upstream> {
                     continue;
                 };
                 let reply = upstream_answer(&request);
-                let mut wire = reply.to_vec().unwrap();
+                let mut wire = reply.to_vec().expect("encodes");
                 if wire.len() > 512 {
                     wire = {
                         let mut t = reply.truncate();
                         t.metadata.id = reply.metadata.id;
                         t.metadata.message_type = MessageType::Response;
-                        t.to_vec().unwrap()
+                        t.to_vec().expect("encodes")
                     };
                 }
                 let _ = udp.send_to(&wire, peer).await;
@@ -112,7 +112,7 @@ async fn start_upstream() -> Result<Upstream> {
                     let Ok(request) = Message::from_vec(&buf) else {
                         return;
                     };
-                    let wire = upstream_answer(&request).to_vec().unwrap();
+                    let wire = upstream_answer(&request).to_vec().expect("encodes");
                     let mut framed = (wire.len() as u16).to_be_bytes().to_vec();
                     framed.extend_from_slice(&wire);
                     let _ = stream.write_all(&framed).await;
@@ -133,7 +133,7 @@ async fn start_upstream() -> Result<Upstream> {
 fn rand_byte() -> u8 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("after 1970")
         .subsec_nanos();
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst) as u32;
@@ -212,7 +212,7 @@ fn question(name: &str, qtype: RecordType, edns: Option<u16>) -> Message {
         OpCode::Query,
     );
     m.metadata.recursion_desired = true;
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    m.add_query(Query::query(Name::from_ascii(name).expect("a name"), qtype));
     if let Some(payload) = edns {
         let mut e = Edns::new();
         e.set_max_payload(payload);
