@@ -6,12 +6,15 @@
 //! - `forward.rs`: the upstream resolvers from a resolv.conf, loop rules, the cache.
 //! - `server.rs`: UDP and TCP listeners, one answer per question (truncation, EDNS).
 //! - `watch.rs`: kube-rs watches (all namespaces) that keep the index current.
+//! - `cluster.rs`: the `kube-system/kube-dns` Service and the EndpointSlice that says where
+//!   this DNS listens.
 //!
 //! An API client only: it talks to the cluster through a `kube::Client` and knows nothing
 //! of the datastore or the API server. Pods' `a-b-c-d.ns.pod.<domain>` names are answered
 //! in `pods insecure` mode, as k3s's: any address in an existing namespace, unverified
 //! (so no Pod watch).
 
+pub mod cluster;
 mod forward;
 mod index;
 mod server;

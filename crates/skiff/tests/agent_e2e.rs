@@ -57,7 +57,13 @@ impl Drop for Server {
 impl Server {
     fn start(dir: &Path, port: u16) -> Result<Self> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .args(["server", "--bind-address", "127.0.0.1", "--disable-agent"])
+            .args([
+                "server",
+                "--bind-address",
+                "127.0.0.1",
+                "--disable-agent",
+                "--disable-dns",
+            ])
             .args(["--https-port", &port.to_string()])
             .arg("--data-dir")
             .arg(dir)
