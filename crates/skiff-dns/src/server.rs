@@ -55,61 +55,77 @@ pub(crate) struct Handler {
     pub(crate) forwarder: Arc<Forwarder>,
 }
 
+/// A question that needs the network (forwarding, or an ExternalName's target): the reply
+/// so far and what to ask.
+pub(crate) struct Pending {
+    reply: Message,
+    query: Query,
+    /// Forward `query` as it is (else: chase an ExternalName's target and append).
+    forward: bool,
+    recursion_desired: bool,
+    limit: usize,
+}
+
+/// What [`Handler::begin`] made of a request.
+pub(crate) enum Step {
+    /// The wire answer, or nothing to send.
+    Done(Option<Vec<u8>>),
+    /// To be finished by [`Handler::finish`].
+    Network(Box<Pending>),
+}
+
 impl Handler {
     /// The wire answer to the wire request `bytes`, sized for UDP when `udp` (or `None`
     /// for requests that get no answer: responses, garbage without a header).
     pub(crate) async fn handle(&self, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
+        match self.begin(bytes, udp) {
+            Step::Done(out) => out,
+            Step::Network(pending) => self.finish(*pending, udp).await,
+        }
+    }
+
+    /// Everything that needs no network: parsing, the checks, the index's answer.
+    pub(crate) fn begin(&self, bytes: &[u8], udp: bool) -> Step {
         let request = match Message::from_vec(bytes) {
             Ok(request) => request,
             Err(_) if bytes.len() >= 12 && bytes[2] & 0x80 == 0 => {
                 let id = u16::from_be_bytes([bytes[0], bytes[1]]);
                 let reply = Message::error_msg(id, OpCode::Query, ResponseCode::FormErr);
-                return reply.to_vec().ok();
+                return Step::Done(reply.to_vec().ok());
             }
-            Err(_) => return None,
+            Err(_) => return Step::Done(None),
         };
         if request.metadata.message_type != MessageType::Query {
-            return None;
+            return Step::Done(None);
         }
         let mut reply = Message::response(request.metadata.id, request.metadata.op_code);
         reply.metadata.recursion_desired = request.metadata.recursion_desired;
         reply.metadata.recursion_available = true;
         reply.metadata.checking_disabled = request.metadata.checking_disabled;
         reply.add_queries(request.queries.iter().cloned());
-        let client_payload = request.edns.as_ref().map(|e| e.max_payload().max(512));
+        let limit = usize::from(
+            request
+                .edns
+                .as_ref()
+                .map_or(512, |e| e.max_payload().max(512)),
+        );
         if let Some(edns) = &request.edns {
             let mut ours = Edns::new();
             ours.set_max_payload(OUR_PAYLOAD);
             reply.set_edns(ours);
             if edns.version() > 0 {
                 reply.metadata.response_code = ResponseCode::BADVERS;
-                return reply.to_vec().ok();
+                return Step::Done(reply.to_vec().ok());
             }
         }
         if request.metadata.op_code != OpCode::Query {
             reply.metadata.response_code = ResponseCode::NotImp;
-        } else if request.queries.len() != 1 {
+            return Step::Done(encode(&reply, udp, limit));
+        }
+        let [query] = request.queries.as_slice() else {
             reply.metadata.response_code = ResponseCode::FormErr;
-        } else {
-            self.answer(
-                &request.queries[0],
-                request.metadata.recursion_desired,
-                &mut reply,
-            )
-            .await;
-        }
-        let wire = reply.to_vec().ok()?;
-        let limit = usize::from(client_payload.unwrap_or(512));
-        if udp && wire.len() > limit {
-            let mut truncated = reply.truncate();
-            truncated.metadata.id = reply.metadata.id;
-            truncated.metadata.message_type = MessageType::Response;
-            return truncated.to_vec().ok();
-        }
-        Some(wire)
-    }
-
-    async fn answer(&self, query: &Query, recursion_desired: bool, reply: &mut Message) {
+            return Step::Done(encode(&reply, udp, limit));
+        };
         let lookup = self.index.read().lookup(query.name(), query.query_type());
         match lookup {
             Lookup::Answer(answer) => {
@@ -118,29 +134,64 @@ impl Handler {
                 reply.answers = answer.answers;
                 reply.authorities = answer.authorities;
                 reply.additionals = answer.additionals;
-                if let Some(target) = answer.chase {
-                    let chased = self
-                        .forwarder
-                        .resolve(&Query::query(target, query.query_type()), true)
-                        .await;
-                    if chased.code == ResponseCode::NoError {
-                        reply.answers.extend(chased.answers);
-                    }
+                match answer.chase {
+                    None => Step::Done(encode(&reply, udp, limit)),
+                    Some(target) => Step::Network(Box::new(Pending {
+                        reply,
+                        query: Query::query(target, query.query_type()),
+                        forward: false,
+                        recursion_desired: true,
+                        limit,
+                    })),
                 }
             }
-            Lookup::Forward => {
-                let answer = self.forwarder.resolve(query, recursion_desired).await;
-                reply.metadata.response_code = answer.code;
-                reply.answers = answer.answers;
-                reply.authorities = answer.authorities;
-                reply.additionals = answer.additionals;
-            }
+            Lookup::Forward => Step::Network(Box::new(Pending {
+                reply,
+                query: query.clone(),
+                forward: true,
+                recursion_desired: request.metadata.recursion_desired,
+                limit,
+            })),
         }
+    }
+
+    /// Asks upstream what `pending` needs and encodes the answer.
+    pub(crate) async fn finish(&self, pending: Pending, udp: bool) -> Option<Vec<u8>> {
+        let Pending {
+            mut reply,
+            query,
+            forward,
+            recursion_desired,
+            limit,
+        } = pending;
+        let answer = self.forwarder.resolve(&query, recursion_desired).await;
+        if forward {
+            reply.metadata.response_code = answer.code;
+            reply.answers = answer.answers;
+            reply.authorities = answer.authorities;
+            reply.additionals = answer.additionals;
+        } else if answer.code == ResponseCode::NoError {
+            reply.answers.extend(answer.answers);
+        }
+        encode(&reply, udp, limit)
     }
 }
 
-/// Reads questions from `socket` and answers each: local ones inline, forwarded ones in
-/// their own task (an upstream's delay must not hold the cluster's answers).
+/// The wire form of `reply`; over UDP, past the client's `limit`, the truncated form (the
+/// header with TC and the question only).
+fn encode(reply: &Message, udp: bool, limit: usize) -> Option<Vec<u8>> {
+    let wire = reply.to_vec().ok()?;
+    if udp && wire.len() > limit {
+        let mut truncated = reply.truncate();
+        truncated.metadata.id = reply.metadata.id;
+        truncated.metadata.message_type = MessageType::Response;
+        return truncated.to_vec().ok();
+    }
+    Some(wire)
+}
+
+/// Reads questions from `socket` and answers each: the cluster's inline, those that need
+/// the network in their own task (an upstream's delay must not hold the cluster's answers).
 pub(crate) async fn serve_udp(socket: Arc<UdpSocket>, handler: Arc<Handler>) -> Result<()> {
     let mut buf = vec![0u8; 65535];
     loop {
@@ -156,36 +207,21 @@ pub(crate) async fn serve_udp(socket: Arc<UdpSocket>, handler: Arc<Handler>) -> 
                 })
             }
         };
-        let bytes = buf[..n].to_vec();
-        let local = is_local_question(&handler, &bytes);
-        if local {
-            if let Some(out) = handler.handle(&bytes, true).await {
+        match handler.begin(&buf[..n], true) {
+            Step::Done(Some(out)) => {
                 let _ = socket.send_to(&out, peer).await;
             }
-        } else {
-            let socket = socket.clone();
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                if let Some(out) = handler.handle(&bytes, true).await {
-                    let _ = socket.send_to(&out, peer).await;
-                }
-            });
+            Step::Done(None) => {}
+            Step::Network(pending) => {
+                let socket = socket.clone();
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    if let Some(out) = handler.finish(*pending, true).await {
+                        let _ = socket.send_to(&out, peer).await;
+                    }
+                });
+            }
         }
-    }
-}
-
-/// Whether a request is answered without the network (the cluster's names): cheap
-/// enough to decide before handling, so forwarded questions get their own task.
-fn is_local_question(handler: &Handler, bytes: &[u8]) -> bool {
-    let Ok(request) = Message::from_vec(bytes) else {
-        return true;
-    };
-    match request.queries.first() {
-        Some(q) if request.queries.len() == 1 => {
-            let index = handler.index.read();
-            !matches!(index.lookup(q.name(), q.query_type()), Lookup::Forward)
-        }
-        _ => true,
     }
 }
 
