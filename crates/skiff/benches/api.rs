@@ -75,6 +75,7 @@ async fn start(dir: &Path) -> Result<(Server, Duration)> {
             "server",
             // The control plane only: no real node runs the bench's pods.
             "--disable-agent",
+            "--disable-dns",
             "--bind-address",
             "127.0.0.1",
             "--https-port",

@@ -62,6 +62,7 @@ async fn start(base: &Path, name: &str, extra: &[&str]) -> Result<Server> {
             "server",
             // The control plane only: no real node runs the bench's pods.
             "--disable-agent",
+            "--disable-dns",
             "--bind-address",
             "127.0.0.1",
             "--https-port",

@@ -108,6 +108,8 @@ async fn start(dir: &Path, extra: &[&str]) -> Result<Server> {
     let child = Command::new(skiff_bin())
         .args([
             "server",
+            // No cluster DNS: port 53 may be taken, and the numbers stay comparable.
+            "--disable-dns",
             "--bind-address",
             "127.0.0.1",
             "--https-port",

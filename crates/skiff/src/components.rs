@@ -1,5 +1,5 @@
 //! The components `skiff server` runs beside the API server: the controller manager, the
-//! scheduler and simulated nodes, each a kube-rs client of the API through
+//! scheduler, the cluster DNS and simulated nodes, each a kube-rs client of the API through
 //! the server's own router in process ([`local_client`]), authenticated as upstream's
 //! component users. With etcd as the datastore several servers share one cluster, so the
 //! controller manager and the scheduler run under leader election ([`crate::leader`]) and
@@ -208,6 +208,82 @@ pub fn start(app: &Arc<App>, args: &ServerArgs, pki: &Pki, server_dir: &Path) ->
         set,
         node: node_stop,
     })
+}
+
+/// The cluster DNS's kube client: CoreDNS's ServiceAccount in kube-system.
+fn dns_client(app: &Arc<App>) -> kube::Client {
+    local_client(
+        app,
+        "system:serviceaccount:kube-system:coredns",
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:kube-system",
+            "system:authenticated",
+        ],
+        &user_agent("coredns"),
+    )
+}
+
+/// Unless --disable-dns: creates the `kube-system/kube-dns` Service on `--cluster-dns`
+/// (when missing) and binds the cluster DNS on the node IP at `--cluster-dns-port`.
+pub async fn bind_dns(app: &Arc<App>, args: &ServerArgs) -> Result<Option<skiff_dns::Dns>> {
+    if args.disable_dns {
+        return Ok(None);
+    }
+    let cluster_dns: std::net::IpAddr = args.node.cluster_dns.parse().with_context(|| {
+        format!(
+            "--cluster-dns {:?} is not an IP address",
+            args.node.cluster_dns
+        )
+    })?;
+    skiff_dns::cluster::ensure_service(&dns_client(app), cluster_dns)
+        .await
+        .with_context(|| {
+            format!(
+                "creating the kube-dns Service on {cluster_dns} (--cluster-dns must be an \
+                 address of --service-cidr {})",
+                args.service_cidr
+            )
+        })?;
+    let ip = crate::node_agent::node_ip(&args.node)?;
+    let listen = std::net::SocketAddr::new(ip, args.cluster_dns_port);
+    let mut config = skiff_dns::Config::new(vec![listen]);
+    config.domain = args.node.cluster_domain.clone();
+    config.resolv_conf = args.cluster_dns_resolv_conf.clone();
+    config.cluster_dns = vec![cluster_dns];
+    let dns = skiff_dns::bind(&config).await.with_context(|| {
+        format!(
+            "starting the cluster DNS on {listen} (is another DNS server using the port? pass \
+             --cluster-dns-port to use another one, or --disable-dns to run none)"
+        )
+    })?;
+    Ok(Some(dns))
+}
+
+/// Runs the bound cluster DNS in `set` and publishes where it listens as an EndpointSlice
+/// of `kube-dns`; returns that address.
+pub fn run_dns(
+    app: &Arc<App>,
+    args: &ServerArgs,
+    dns: skiff_dns::Dns,
+    set: &mut tokio::task::JoinSet<()>,
+) -> std::net::SocketAddr {
+    let addr = dns.local_addrs()[0];
+    let client = dns_client(app);
+    let node_name = (!args.disable_agent).then(|| {
+        args.node
+            .node_name
+            .clone()
+            .unwrap_or_else(crate::node_agent::default_node_name)
+    });
+    set.spawn(skiff_dns::cluster::publish(client.clone(), addr, node_name));
+    set.spawn(async move {
+        if let Err(e) = dns.serve(client).await {
+            tracing::error!(error = %e, "the cluster DNS stopped");
+        }
+    });
+    tracing::info!(%addr, "cluster DNS listening");
+    addr
 }
 
 /// Runs `work` with `client`: under leader election when `election` is set, else at once.

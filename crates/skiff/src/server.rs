@@ -49,6 +49,17 @@ pub struct ServerArgs {
     /// Run no scheduler in this process (k3s's flag).
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// Run no cluster DNS in this process (k3s's `--disable coredns`): no `kube-dns`
+    /// Service, no answers for cluster.local.
+    #[arg(long)]
+    pub disable_dns: bool,
+    /// The port the cluster DNS listens on at the node IP (0: any free port); the
+    /// `kube-dns` Service's port 53 is sent there.
+    #[arg(long, default_value_t = 53, hide = true)]
+    pub cluster_dns_port: u16,
+    /// Where the cluster DNS reads the upstream resolvers it forwards other names to.
+    #[arg(long, default_value = "/etc/resolv.conf", hide = true)]
+    pub cluster_dns_resolv_conf: PathBuf,
     /// A node whose Lease is not renewed for this long becomes NotReady (a Go duration).
     #[arg(long, default_value = "40s", value_parser = parse_go_duration)]
     pub node_monitor_grace_period: std::time::Duration,
@@ -175,6 +186,8 @@ pub struct Running {
     pub store: Arc<dyn Store>,
     /// The API server's state (for in-process clients).
     pub app: Arc<App>,
+    /// Where the cluster DNS answers (unless --disable-dns).
+    pub dns_addr: Option<SocketAddr>,
     task: tokio::task::JoinHandle<()>,
     /// The components started with it (controller manager, scheduler, nodes).
     components: tokio::task::JoinSet<()>,
@@ -253,6 +266,8 @@ pub async fn start(args: &ServerArgs) -> Result<Running> {
     app.bootstrap()
         .await
         .map_err(|e| anyhow::anyhow!("bootstrapping the cluster: {e}"))?;
+    // Bound before the API serves, so a port already taken fails the start cleanly.
+    let dns = components::bind_dns(&app, args).await?;
 
     let tls_config = tls::server_config(&tls::TlsMaterial {
         cert_chain_pem: format!("{}{}", pki.serving_cert, pki.ca_cert),
@@ -282,12 +297,14 @@ pub async fn start(args: &ServerArgs) -> Result<Running> {
         app.clone(),
         Some(join_routes),
     ));
-    let started = components::start(&app, args, &pki, &server_dir)?;
+    let mut started = components::start(&app, args, &pki, &server_dir)?;
+    let dns_addr = dns.map(|dns| components::run_dns(&app, args, dns, &mut started.set));
     Ok(Running {
         url,
         kubeconfig: args.write_kubeconfig.clone().unwrap_or(kubeconfig_path),
         store,
         app,
+        dns_addr,
         task,
         components: started.set,
         node: started.node,

@@ -25,7 +25,7 @@ use skiff_runtime::cri::PodRuntime;
 
 const NODE: &str = "agent-e2e";
 const WAIT: Duration = Duration::from_secs(90);
-const SERVER_FLAGS: &[&str] = &["--bind-address", "127.0.0.1"];
+const SERVER_FLAGS: &[&str] = &["--bind-address", "127.0.0.1", "--disable-dns"];
 
 const STATIC_MANIFEST: &str = "apiVersion: v1
 kind: Pod

@@ -91,6 +91,7 @@ async fn controllers_resume_after_an_api_server_restart(etcd: Option<EtcdProcess
     args.datastore_endpoint = etcd.as_ref().map(|e| e.endpoint());
     args.disable_controller_manager = true;
     args.disable_scheduler = true;
+    args.disable_dns = true;
     let running = start(&args).await?;
     let kubeconfig = running.kubeconfig.clone();
     let log_path = dir.path().join("controller-manager.log");

@@ -44,6 +44,7 @@ impl Server {
                 // run the test's pods as real containers that outlive the
                 // killed server and hold pod IPs on the shared cni0 bridge.
                 "--disable-agent",
+                "--disable-dns",
                 "--data-dir",
             ])
             .arg(dir)

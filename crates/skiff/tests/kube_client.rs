@@ -37,6 +37,7 @@ fn test_args(dir: &std::path::Path, datastore_endpoint: Option<String>) -> Resul
     args.bind_address = "127.0.0.1".parse()?;
     args.datastore_endpoint = datastore_endpoint;
     args.disable_agent = true;
+    args.disable_dns = true;
     // These scenarios test the API server alone (as upstream's apiserver integration tests
     // run without kube-controller-manager): no `kube-root-ca.crt` in every namespace.
     args.disable_controller_manager = true;

@@ -63,6 +63,7 @@ impl Cluster {
             // The control plane only: a real node would run the test's pods
             // as real containers that outlive the killed server.
             "--disable-agent",
+            "--disable-dns",
             "--data-dir",
         ])
         .arg(dir.path())

@@ -67,6 +67,9 @@ impl Cluster {
         // No real node: the control-plane scenarios run on simulated nodes; tests of the
         // real kubelet turn it back on.
         args.disable_agent = true;
+        // No cluster DNS (tests run servers in parallel; port 53 is one): tests/dns.rs
+        // turns it back on at a free port.
+        args.disable_dns = true;
         change(&mut args);
         let running = server::start(&args).await?;
         let kubeconfig = running.kubeconfig.clone();
