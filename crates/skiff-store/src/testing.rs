@@ -31,8 +31,13 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl EtcdProcess {
-    /// Starts etcd in a new temp dir under `parent` (the system temp dir when `None`) and
-    /// waits until it answers.
+    /// Starts etcd in a new temp dir under `parent` and waits until it answers. `None`: on
+    /// tmpfs (/dev/shm) where the machine has it, else in the system temp dir. On disk,
+    /// every etcd write waits for an fsync, and right after a build (CI: a fresh clone
+    /// compiles gigabytes first) the kernel's writeback made those syncs take seconds: a
+    /// control plane on etcd then missed its tests' deadlines (a namespace's ServiceAccount
+    /// not made within 20 s) while the same tests passed on a quiet disk. The tests are
+    /// about skiff, not the disk; etcd's own durability is etcd's.
     pub async fn start_in(parent: Option<&Path>) -> anyhow::Result<Self> {
         let bin = etcd_binary();
         if !bin.exists() {
@@ -48,6 +53,10 @@ impl EtcdProcess {
                 Some(p) => tempfile::Builder::new()
                     .prefix("skiff-etcd-")
                     .tempdir_in(p)?,
+                None if Path::new("/dev/shm").is_dir() => tempfile::Builder::new()
+                    .prefix("skiff-etcd-")
+                    .tempdir_in("/dev/shm")
+                    .or_else(|_| tempfile::Builder::new().prefix("skiff-etcd-").tempdir())?,
                 None => tempfile::Builder::new().prefix("skiff-etcd-").tempdir()?,
             };
             let mut etcd = Self {
