@@ -108,8 +108,12 @@ impl EtcdProcess {
             .create(true)
             .append(true)
             .open(self.dir.path().join("etcd.log"))?;
+        // A name of its own: another test's etcd may hold the port picked as free (it
+        // was free when picked), and then this one fails to bind while the other answers
+        // there; only an answer from a member of this name is ours.
+        let name = format!("skiff-test-{}-{}", std::process::id(), self.client_port);
         let child = Command::new(etcd_binary())
-            .arg("--name=skiff-test")
+            .arg(format!("--name={name}"))
             .arg(format!(
                 "--data-dir={}",
                 self.dir.path().join("data").display()
@@ -118,7 +122,7 @@ impl EtcdProcess {
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer}"))
             .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=skiff-test={peer}"))
+            .arg(format!("--initial-cluster={name}={peer}"))
             // Room for a value of MAX_VALUE_BYTES plus the request around it.
             .arg(format!(
                 "--max-request-bytes={}",
@@ -142,12 +146,25 @@ impl EtcdProcess {
                     );
                 }
             }
-            let mut config = self.config("/");
-            config.request_timeout = Duration::from_secs(1);
-            let connect = tokio::time::timeout(Duration::from_secs(2), EtcdStore::connect(config));
-            if let Ok(Ok(store)) = connect.await {
-                if store.current_revision().await.is_ok() {
-                    return Ok(());
+            let members = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut c = etcd_client::Client::connect([client.as_str()], None).await?;
+                c.member_list().await
+            });
+            if let Ok(Ok(list)) = members.await {
+                if !list.members().iter().any(|m| m.name() == name) {
+                    bail!(
+                        "another etcd answers on port {} (taken after it was picked as free)",
+                        self.client_port
+                    );
+                }
+                let mut config = self.config("/");
+                config.request_timeout = Duration::from_secs(1);
+                let connect =
+                    tokio::time::timeout(Duration::from_secs(2), EtcdStore::connect(config));
+                if let Ok(Ok(store)) = connect.await {
+                    if store.current_revision().await.is_ok() {
+                        return Ok(());
+                    }
                 }
             }
             if Instant::now() > deadline {
