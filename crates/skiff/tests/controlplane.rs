@@ -35,12 +35,26 @@ async fn new_namespaces_get_a_service_account_and_the_root_ca(c: &Cluster) -> Re
         "kube-node-lease",
     ] {
         let sas: Api<ServiceAccount> = Api::namespaced(c.client.clone(), ns);
-        wait_for(
+        let found = wait_for(
             &format!("the default ServiceAccount in {ns}"),
             WAIT,
             || async { Ok(sas.get_opt("default").await?) },
         )
-        .await?;
+        .await;
+        if let Err(e) = found {
+            // Is the namespace in the list (the watch cache the controllers' informers
+            // follow) as well as in the datastore (GET)? A lost watch event is the suspect.
+            let listed = namespaces
+                .list(&Default::default())
+                .await?
+                .items
+                .iter()
+                .any(|n| n.metadata.name.as_deref() == Some(ns));
+            let direct = namespaces.get_opt(ns).await?.is_some();
+            return Err(e.context(format!(
+                "namespace {ns}: in the list {listed}, by GET {direct}"
+            )));
+        }
         let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), ns);
         let cm = wait_for(&format!("kube-root-ca.crt in {ns}"), WAIT, || async {
             Ok(cms.get_opt("kube-root-ca.crt").await?)
@@ -261,6 +275,13 @@ async fn unreachable_nodes_are_tainted_and_their_pods_evicted(c: &Cluster) -> Re
                     "\n{name}: Ready {ready:?}, taints {taints:?}, lease renewed {renewed:?}"
                 ));
             }
+            // Whether the node is in the datastore (a GET reads it) though the list (served
+            // from the watch cache) lacks it: a lost watch event, the suspect of this flake.
+            let direct = nodes
+                .get_opt("flaky")
+                .await?
+                .map(|n| n.metadata.resource_version.unwrap_or_default());
+            seen.push_str(&format!("\nGET flaky: resourceVersion {direct:?}"));
             return Err(e.context(format!("at {}:{seen}", k8s_openapi::jiff::Timestamp::now())));
         }
     };
