@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::procs::{free_port, AgentProcess, ServerProcess};
+use common::procs::{free_port, wait_node_ready, AgentProcess, ServerProcess};
 use common::realnode::{http_get, run_cleanly, skip_reason, stage_demo_image};
 use common::wait_for;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -44,26 +44,6 @@ fn start_agent(data: &Path, server: &str, token: &str, extra: &[&str]) -> Result
     let mut flags = vec!["--kubelet-port", "0"];
     flags.extend_from_slice(extra);
     AgentProcess::start(data, server, token, NODE, None, &flags)
-}
-
-async fn wait_node_ready(client: &kube::Client) -> Result<()> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_for("the agent's node Ready", WAIT, || {
-        let nodes = nodes.clone();
-        async move {
-            let Some(n) = nodes.get_opt(NODE).await? else {
-                return Ok(None);
-            };
-            let ready = n
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            Ok(ready.then_some(()))
-        }
-    })
-    .await
 }
 
 /// The pod's IP once Running, with its first container's id and restart count.
@@ -130,7 +110,7 @@ async fn with_server_dir(data: &Path, server_dir: &Path) -> Result<()> {
     // Joined and Ready: a pod from the API runs in a real container.
     let agent = start_agent(data, &url, token, &[])?;
     let client = server.admin_client().await?;
-    wait_node_ready(&client).await?;
+    wait_node_ready(&client, NODE, WAIT).await?;
     assert!(
         data.join("agent/node-credentials.json").is_file(),
         "the agent keeps its join's credentials"

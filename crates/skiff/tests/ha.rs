@@ -7,74 +7,39 @@
 //! The second server shares the first one's CA and token, copied from its data dir (as a
 //! k3s server joins with the first one's token).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
+use common::procs::ServerProcess;
+use common::KUBECTL;
 use skiff_store::testing::EtcdProcess;
 
-const KUBECTL: &str = "/usr/bin/kubectl";
-
-/// One `skiff server` process; killed on drop.
-struct Server {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// One `skiff server` process on the shared etcd; killed (SIGKILL) on drop.
+struct Server(ServerProcess);
 
 impl Server {
     fn start(dir: &Path, etcd: &EtcdProcess, extra: &[&str]) -> Result<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .args([
-                "server",
-                "--https-port",
-                "0",
-                "--bind-address",
-                "127.0.0.1",
-                // These tests want the control plane only: a real node would
-                // run the test's pods as real containers that outlive the
-                // killed server and hold pod IPs on the shared cni0 bridge.
-                "--disable-agent",
-                "--disable-dns",
-                "--data-dir",
-            ])
-            .arg(dir)
-            .args(["--datastore-endpoint", &etcd.endpoint()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting skiff server")?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("skiff is ready") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let server = Self {
-            child,
-            dir: dir.to_owned(),
-        };
-        rx.recv_timeout(Duration::from_secs(60))
-            .context("skiff server did not become ready")?;
-        Ok(server)
+        let endpoint = etcd.endpoint();
+        // Control plane only (ServerProcess runs with --disable-agent): a real node would
+        // run the test's pods as real containers that outlive the killed server and hold
+        // pod IPs on the shared cni0 bridge.
+        let mut flags = vec![
+            "--bind-address",
+            "127.0.0.1",
+            "--disable-dns",
+            "--datastore-endpoint",
+            endpoint.as_str(),
+        ];
+        flags.extend_from_slice(extra);
+        Ok(Self(ServerProcess::start(dir, 0, &flags)?))
     }
 
     fn identity(&self) -> Result<String> {
-        Ok(std::fs::read_to_string(self.dir.join("server/identity"))?
+        Ok(std::fs::read_to_string(self.0.dir.join("server/identity"))?
             .trim()
             .to_owned())
     }
@@ -82,9 +47,9 @@ impl Server {
     fn kubectl(&self, args: &[&str]) -> Result<String> {
         let out = Command::new(KUBECTL)
             .arg("--kubeconfig")
-            .arg(self.dir.join("kubeconfig.yaml"))
+            .arg(self.0.kubeconfig())
             .args(args)
-            .env("HOME", &self.dir)
+            .env("HOME", &self.0.dir)
             .stdin(Stdio::null())
             .output()?;
         if !out.status.success() {
@@ -213,7 +178,7 @@ async fn the_controller_manager_fails_over_to_the_other_server() -> Result<()> {
     )?;
 
     // SIGKILL the leader: the follower takes the Lease within 20 s.
-    leader.child.kill()?;
+    leader.0.kill()?;
     let killed = Instant::now();
     let follower_id = follower.identity()?;
     wait_until(

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use common::procs::{free_port, AgentProcess, ServerProcess};
+use common::procs::{free_port, wait_node_ready, AgentProcess, ServerProcess};
 use common::realnode::{remove_everything, skip_reason, stage_demo_image};
 use common::{wait_for, KUBECTL};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -75,22 +75,11 @@ impl Lab {
                 ],
             )?;
             run("ip", &["link", "set", &host_end, "master", &br, "up"])?;
-            let exec = |args: &[&str]| -> Result<String> {
-                let mut all = vec!["netns", "exec", &ns];
-                all.extend_from_slice(args);
-                run("ip", &all)
-            };
-            exec(&["ip", "link", "set", "lo", "up"])?;
-            exec(&[
-                "ip",
-                "addr",
-                "add",
-                &format!("{}/24", lab.node_ip(i)),
-                "dev",
-                "eth0",
-            ])?;
-            exec(&["ip", "link", "set", "eth0", "up"])?;
-            exec(&["ip", "route", "add", "default", "via", &lab.host_ip()])?;
+            lab.exec(i, &["ip", "link", "set", "lo", "up"])?;
+            let address = format!("{}/24", lab.node_ip(i));
+            lab.exec(i, &["ip", "addr", "add", &address, "dev", "eth0"])?;
+            lab.exec(i, &["ip", "link", "set", "eth0", "up"])?;
+            lab.exec(i, &["ip", "route", "add", "default", "via", &lab.host_ip()])?;
         }
         Ok(lab)
     }
@@ -150,27 +139,6 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<String> {
 /// httpd writes it (`[::ffff:10.42.0.2]` on its IPv6 socket) made plain.
 fn whoami(answer: &str) -> String {
     answer.trim().replace("[::ffff:", "").replace(']', "")
-}
-
-async fn wait_ready(client: &kube::Client, name: &str) -> Result<()> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_for(&format!("node {name} Ready"), WAIT, || {
-        let nodes = nodes.clone();
-        let name = name.to_owned();
-        async move {
-            let Some(n) = nodes.get_opt(&name).await? else {
-                return Ok(None);
-            };
-            let ready = n
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            Ok(ready.then_some(()))
-        }
-    })
-    .await
 }
 
 async fn pod_ip(pods: &Api<Pod>, name: &str) -> Result<String> {
@@ -265,7 +233,7 @@ async fn scenario(lab: &Lab, server_dir: &Path, data: &[PathBuf]) -> Result<()> 
     }
     let client = server.admin_client().await?;
     for (i, name) in names.iter().enumerate() {
-        wait_ready(&client, name)
+        wait_node_ready(&client, name, WAIT)
             .await
             .with_context(|| agents[i].log_text())?;
     }

@@ -14,7 +14,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 pub struct ServerProcess {
     child: Child,
     pub dir: PathBuf,
-    pub port: u16,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -58,13 +57,17 @@ impl ServerProcess {
         let server = Self {
             child,
             dir: dir.to_path_buf(),
-            port,
             log,
         };
         if rx.recv_timeout(Duration::from_secs(60)).is_err() {
             anyhow::bail!("skiff server did not become ready:\n{}", server.log_text());
         }
         Ok(server)
+    }
+
+    /// SIGKILL, at once (a crash, as far as the cluster can tell).
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        self.child.kill()
     }
 
     /// The node join token it wrote.
@@ -183,6 +186,28 @@ impl AgentProcess {
     pub fn log_text(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
+}
+
+/// Waits up to `timeout` until the node `name` is registered and Ready.
+pub async fn wait_node_ready(client: &kube::Client, name: &str, timeout: Duration) -> Result<()> {
+    use k8s_openapi::api::core::v1::Node;
+    let nodes: kube::Api<Node> = kube::Api::all(client.clone());
+    super::wait_for(&format!("node {name} Ready"), timeout, || {
+        let nodes = nodes.clone();
+        async move {
+            let Some(n) = nodes.get_opt(name).await? else {
+                return Ok(None);
+            };
+            let ready = n
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            Ok(ready.then_some(()))
+        }
+    })
+    .await
 }
 
 /// A free TCP port on loopback (for a server that must keep its port across restarts).
