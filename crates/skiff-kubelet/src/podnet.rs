@@ -322,8 +322,10 @@ impl Routes {
 const RESYNC: Duration = Duration::from_secs(30);
 
 /// Keeps the masquerade table and the routes to other nodes' pod ranges current, until
-/// dropped. Errors applying them are logged and retried; it returns only if it cannot
-/// talk to netlink at all.
+/// dropped. The table is expected installed already by [`masquerade`] (the node agent does
+/// it before any pod starts, and fails if it cannot); this checks it again at every resync.
+/// Errors applying them are logged and retried; it returns only if it cannot talk to
+/// netlink at all.
 pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
     let routes = Routes::open()?;
     let api: Api<Node> = Api::all(client);
@@ -353,8 +355,8 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
         }
     }
     let _driver = Abort(driver);
-    let mut masq_ok = false;
-    let mut tick = tokio::time::interval(RESYNC);
+    let mut masq_ok = true;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RESYNC, RESYNC);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
