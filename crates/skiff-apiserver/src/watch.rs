@@ -732,6 +732,17 @@ fn select(
     })
 }
 
+/// Moves the applied revision forward to `rev` (never back).
+fn advance(applied: &watch::Sender<Revision>, rev: Revision) {
+    applied.send_if_modified(|at| {
+        let newer = rev > *at;
+        if newer {
+            *at = rev;
+        }
+        newer
+    });
+}
+
 /// Routes the datastore's events to the caches, in revision order.
 async fn run_feed(hub: std::sync::Weak<Hub>, mut stream: ProgressWatchStream) {
     loop {
@@ -740,13 +751,7 @@ async fn run_feed(hub: std::sync::Weak<Hub>, mut stream: ProgressWatchStream) {
         match item {
             Some(Ok(WatchItem::Progress(rev))) => {
                 if let Some(feed) = hub.feed.lock().as_ref() {
-                    feed.applied.send_if_modified(|applied| {
-                        let newer = rev > *applied;
-                        if newer {
-                            *applied = rev;
-                        }
-                        newer
-                    });
+                    advance(&feed.applied, rev);
                 }
             }
             Some(Ok(WatchItem::Event(ev))) => {
@@ -759,7 +764,7 @@ async fn run_feed(hub: std::sync::Weak<Hub>, mut stream: ProgressWatchStream) {
                     match resource_of(&feed.resources, &ev.kv.key) {
                         Some((info, cache)) => Some((info.clone(), cache.clone())),
                         None => {
-                            feed.applied.send_replace(rev);
+                            advance(&feed.applied, rev);
                             None
                         }
                     }
@@ -795,7 +800,7 @@ async fn run_feed(hub: std::sync::Weak<Hub>, mut stream: ProgressWatchStream) {
                         }
                     }
                 }
-                feed.applied.send_replace(rev);
+                advance(&feed.applied, rev);
             }
             other => {
                 // The datastore watch ended (this feed fell behind, or the backend failed):
@@ -902,7 +907,11 @@ mod tests {
         // caught up, so consistent lists are still served from memory (without it, each
         // timed out and read the datastore).
         let etcd = skiff_store::testing::EtcdProcess::start().await.unwrap();
-        let store: Arc<dyn Store> = Arc::new(etcd.store("/registry").await.unwrap());
+        let etcd_store = etcd.store("/registry").await.unwrap();
+        // An etcd whose progress reports can overtake events is not asked for them: its
+        // consistent lists read the datastore, and answer rightly all the same.
+        let reports_progress = etcd_store.reports_progress();
+        let store: Arc<dyn Store> = Arc::new(etcd_store);
         let other = etcd.store("/other").await.unwrap();
         put(&store, "cm-a", "0").await;
         let hub = Hub::new(store.clone());
@@ -940,7 +949,7 @@ mod tests {
         // Each progress report arrives in a few milliseconds; one slower than the wait
         // (250 ms, on a loaded machine) sends that list to the datastore.
         assert!(
-            from_cache >= 2,
+            !reports_progress || from_cache >= 2,
             "{from_cache} of 3 consistent lists were served from the cache"
         );
     }

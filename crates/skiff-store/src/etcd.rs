@@ -55,6 +55,9 @@ pub struct EtcdStore {
     /// The kv client, with room for large range answers (cloned per call: cheap).
     kv: KvClient,
     config: EtcdConfig,
+    /// Whether every member answers progress requests only after the watch has sent every
+    /// event up to the revision it reports ([`progress_is_ordered`]).
+    ordered_progress: bool,
 }
 
 /// The largest answer read from etcd (a full list of a big resource, unpaginated).
@@ -86,13 +89,50 @@ impl EtcdStore {
         let kv = requests
             .kv_client()
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
-        let store = Self {
+        let mut store = Self {
             watches,
             kv,
             config,
+            ordered_progress: false,
         };
         store.current_revision().await?;
+        store.ordered_progress = store.members_order_progress().await;
+        if !store.ordered_progress {
+            tracing::info!(
+                "etcd is older than 3.4.31 / 3.5.13 (or a member did not say its version): \
+                 its progress reports can run ahead of watch events, so the watch cache \
+                 does not ask for them (consistent lists it cannot answer read etcd)"
+            );
+        }
         Ok(store)
+    }
+
+    /// Whether watches of this store report progress ([`Store::watch_with_progress`]): only
+    /// when every etcd member is a version whose progress reports are ordered with events.
+    pub fn reports_progress(&self) -> bool {
+        self.ordered_progress
+    }
+
+    /// Asks each endpoint its version; true when all answer and every one orders progress.
+    async fn members_order_progress(&self) -> bool {
+        for endpoint in &self.config.endpoints {
+            let options = ConnectOptions::new()
+                .with_connect_timeout(Duration::from_secs(2))
+                .with_timeout(Duration::from_secs(2));
+            let status = async {
+                let mut client = Client::connect([endpoint], Some(options)).await?;
+                client.status().await
+            };
+            match tokio::time::timeout(Duration::from_secs(3), status).await {
+                Ok(Ok(status)) if progress_is_ordered(status.version()) => {}
+                Ok(Ok(status)) => {
+                    tracing::debug!(endpoint, version = status.version(), "etcd member version");
+                    return false;
+                }
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// `call`, given up with `Unavailable` after the request timeout. tonic's own timeout
@@ -194,6 +234,27 @@ impl EtcdStore {
             requested,
             compacted,
         }
+    }
+}
+
+/// Whether an etcd of `version` sends a requested progress report only after every event up
+/// to its revision: etcd-io/etcd#15220 (a report could overtake events still queued for the
+/// stream; fixed by #15237) and #17507 (no report for a new watch; #17557) are fixed from
+/// 3.4.31 and 3.5.13, the versions upstream's apiserver requires before it asks for progress
+/// (`storage/etcd3/feature`). A watch that believed an early report skipped the events it
+/// overtook.
+fn progress_is_ordered(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
+    let (Some(Some(major)), Some(Some(minor)), patch) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let patch = patch.flatten().unwrap_or(0);
+    match (major, minor) {
+        (3, 4) => patch >= 31,
+        (3, 5) => patch >= 13,
+        (3, m) => m > 5,
+        (m, _) => m > 3,
     }
 }
 
@@ -396,12 +457,21 @@ impl Store for EtcdStore {
 
     /// Progress comes from etcd's `WatchProgressRequest`: etcd answers, once the watch has
     /// sent everything, with its current revision (what upstream's watch cache uses for
-    /// consistent reads from the cache).
+    /// consistent reads from the cache). On an etcd whose answer can overtake events
+    /// ([`EtcdStore::reports_progress`] false), the watch takes no requests.
     async fn watch_with_progress(
         &self,
         prefix: &str,
         from_revision: Revision,
     ) -> Result<(ProgressWatchStream, ProgressRequests)> {
+        if !self.ordered_progress {
+            use futures::StreamExt;
+            let events = self.watch(prefix, from_revision).await?;
+            return Ok((
+                Box::pin(events.map(|item| item.map(WatchItem::Event))),
+                ProgressRequests::default(),
+            ));
+        }
         let (requests, rx) = ProgressRequests::channel();
         let watch = self.open_watch(prefix, from_revision, Some(rx)).await?;
         let items = futures::stream::unfold(watch, |mut watch| async move {
@@ -630,6 +700,21 @@ async fn next_message(
                 // Nobody can ask any more.
                 None => progress = None,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_is_ordered;
+
+    #[test]
+    fn progress_is_trusted_only_from_fixed_etcd_versions() {
+        for old in ["3.4.23", "3.4.30", "3.5.0", "3.5.12", "3.3.27", "2.3.8", "", "x.y"] {
+            assert!(!progress_is_ordered(old), "{old}");
+        }
+        for fixed in ["3.4.31", "3.4.37", "3.5.13", "3.5.21", "3.6.0", "3.6.4", "4.0.0"] {
+            assert!(progress_is_ordered(fixed), "{fixed}");
         }
     }
 }
