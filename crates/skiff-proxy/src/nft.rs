@@ -74,28 +74,30 @@ impl Nft {
         }
     }
 
-    /// Whether table `ip <table>` exists (`nft list tables ip`, which lists names only, so it
-    /// stays cheap however large the table is).
+    /// Whether table `ip <table>` exists: `nft -c create table ip <table>` (check mode, nothing
+    /// is committed) fails with "File exists" when it does. This stays cheap however large the
+    /// table is, where any `list` makes nft fetch it whole (2.4 s at 10,000 Services).
     pub fn table_exists(&self, table: &str) -> Result<bool> {
         let output = self
             .command()
-            .args(["list", "tables", "ip"])
+            .args(["-c", "create", "table", "ip", table])
             .stdin(Stdio::null())
             .output()
             .map_err(|source| Error::Spawn {
                 command: self.argv.join(" "),
                 source,
             })?;
-        if !output.status.success() {
-            return Err(Error::Apply {
-                status: output.status.to_string(),
-                stderr: truncate(String::from_utf8_lossy(&output.stderr).into_owned()),
-            });
+        if output.status.success() {
+            return Ok(false);
         }
-        let want = format!("table ip {table}");
-        Ok(String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .any(|l| l.trim() == want))
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("File exists") {
+            return Ok(true);
+        }
+        Err(Error::Apply {
+            status: output.status.to_string(),
+            stderr: truncate(stderr.into_owned()),
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 //! objects, and reacts to the current state rather than to the event that woke it: any change
 //! marks the state dirty, and the next sync (at most one per `min_sync_interval`) renders it all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -48,8 +48,15 @@ pub struct Proxier {
     nft: Nft,
     render: RenderConfig,
     node_name: String,
-    last: Option<Ruleset>,
+    last: Option<Applied>,
     generation: u64,
+}
+
+/// What the table holds after the last successful sync, and the models it was rendered from.
+#[derive(Debug)]
+struct Applied {
+    ruleset: Ruleset,
+    models: HashMap<String, model::ServicePortModel>,
 }
 
 impl Proxier {
@@ -81,30 +88,73 @@ impl Proxier {
     ) -> Result<SyncReport> {
         let start = Instant::now();
         let models = model::build(services, slices, &self.node_name);
-        let ruleset = render::render(&models, &self.render)?;
-        let (script, full) = match self
-            .last
-            .as_ref()
-            .and_then(|old| script::incremental(old, &ruleset))
-        {
+        let service_ports = models.len();
+        // Only the Service ports whose model changed are rendered again; the others keep
+        // their part of the last ruleset (moved, not copied), and only changed parts are
+        // diffed.
+        let mut old = self.last.take();
+        let mut parts = BTreeMap::new();
+        let mut kept_models = HashMap::with_capacity(models.len());
+        let mut changed_keys = Vec::new();
+        for m in models {
+            let key = render::service_key(&m);
+            let reused = match old.as_mut() {
+                Some(old) if old.models.get(&key) == Some(&m) => old.ruleset.services.remove(&key),
+                _ => None,
+            };
+            let part = match reused {
+                Some(part) => part,
+                None => {
+                    changed_keys.push(key.clone());
+                    render::render_service(&m, &self.render)?
+                }
+            };
+            parts.insert(key.clone(), part);
+            kept_models.insert(key, m);
+        }
+        let ruleset = Ruleset {
+            table: self.render.table.clone(),
+            base: render::base(),
+            services: parts,
+        };
+        let diff = old.as_ref().and_then(|old| {
+            if old.ruleset.table != ruleset.table || old.ruleset.base != ruleset.base {
+                return None;
+            }
+            // What is left of the old parts changed or is gone.
+            let mut changes: Vec<script::Change<'_>> = changed_keys
+                .iter()
+                .map(|k| (old.ruleset.services.get(k), ruleset.services.get(k)))
+                .collect();
+            changes.extend(
+                old.ruleset
+                    .services
+                    .iter()
+                    .filter(|(k, _)| !ruleset.services.contains_key(*k))
+                    .map(|(_, part)| (Some(part), None)),
+            );
+            script::changes(&ruleset.table, &changes)
+        });
+        drop(old);
+        let (script, full) = match diff {
             Some(diff) => (diff, false),
             None => (script::full(&ruleset), true),
         };
         let render_time = start.elapsed();
         let applied = !script.is_empty();
         if applied {
-            if let Err(e) = self.nft.apply(&script) {
-                self.last = None;
-                return Err(e);
-            }
+            self.nft.apply(&script)?;
         }
-        self.last = Some(ruleset);
+        self.last = Some(Applied {
+            ruleset,
+            models: kept_models,
+        });
         self.generation += 1;
         Ok(SyncReport {
             generation: self.generation,
             full,
             applied,
-            service_ports: models.len(),
+            service_ports,
             script_bytes: script.len(),
             render_time,
             apply_time: start.elapsed() - render_time,
@@ -133,7 +183,7 @@ impl Proxier {
 
     /// The ruleset last applied, if the table is believed current.
     pub fn last_applied(&self) -> Option<&Ruleset> {
-        self.last.as_ref()
+        self.last.as_ref().map(|a| &a.ruleset)
     }
 }
 

@@ -10,10 +10,8 @@
 //! hash prefix: API names are DNS labels, so they are valid nftables identifiers already, and
 //! the rules stay readable in `nft list table ip skiff`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-
 use ipnet::Ipv4Net;
+use std::collections::BTreeMap;
 
 use crate::model::{Endpoint, ServicePortModel};
 use crate::{Error, Result};
@@ -45,8 +43,30 @@ pub struct Set {
     pub map: bool,
     /// Its definition: `type ...; flags ...; timeout ...;`.
     pub spec: String,
-    /// Its elements: key to value (the value empty for a set).
-    pub elements: BTreeMap<String, String>,
+}
+
+/// One element of a set or map of the fixed part.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Element {
+    /// The set or map.
+    pub set: &'static str,
+    /// The key.
+    pub key: String,
+    /// The value (empty in a set).
+    pub value: String,
+}
+
+/// A part of the table: the fixed part, or everything one Service port adds (its chains, its
+/// affinity sets, its elements in the fixed part's maps). Chain and set names are unique to
+/// the part that owns them, so parts can be compared, kept and diffed one by one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fragment {
+    /// The chains by name.
+    pub chains: BTreeMap<String, Chain>,
+    /// The named sets and maps by name.
+    pub sets: BTreeMap<String, Set>,
+    /// Elements in the fixed part's sets and maps, sorted.
+    pub elements: Vec<Element>,
 }
 
 /// Everything our table holds.
@@ -54,10 +74,10 @@ pub struct Set {
 pub struct Ruleset {
     /// The table's name (family `ip`).
     pub table: String,
-    /// The chains by name.
-    pub chains: BTreeMap<String, Chain>,
-    /// The sets and maps by name.
-    pub sets: BTreeMap<String, Set>,
+    /// The fixed part.
+    pub base: Fragment,
+    /// Each Service port's part, by [`service_key`].
+    pub services: BTreeMap<String, Fragment>,
 }
 
 /// What rendering needs beyond the model.
@@ -79,7 +99,7 @@ pub fn valid_identifier(name: &str) -> bool {
         && name.len() <= 255
 }
 
-impl Ruleset {
+impl Fragment {
     fn chain(&mut self, name: &str) -> &mut Vec<String> {
         &mut self
             .chains
@@ -107,16 +127,21 @@ impl Ruleset {
             Set {
                 map,
                 spec: spec.to_owned(),
-                elements: BTreeMap::new(),
             },
         );
     }
 
-    fn element(&mut self, set: &str, key: String, value: String) {
-        if let Some(set) = self.sets.get_mut(set) {
-            set.elements.insert(key, value);
-        }
+    fn element(&mut self, set: &'static str, key: String, value: String) {
+        self.elements.push(Element { set, key, value });
     }
+}
+
+/// The key of a Service port's part: `NS/NAME/PROTO/PORT` (also its chains' name suffix).
+pub fn service_key(model: &ServicePortModel) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        model.namespace, model.name, model.protocol, model.port_id
+    )
 }
 
 /// The chain names of one Service port.
@@ -127,10 +152,7 @@ struct Names {
 impl Names {
     fn new(model: &ServicePortModel) -> Self {
         Self {
-            prefix: format!(
-                "{}/{}/{}/{}",
-                model.namespace, model.name, model.protocol, model.port_id
-            ),
+            prefix: service_key(model),
         }
     }
     fn service(&self) -> String {
@@ -159,21 +181,28 @@ pub fn render(models: &[ServicePortModel], config: &RenderConfig) -> Result<Rule
             config.table
         )));
     }
-    let mut rs = Ruleset {
-        table: config.table.clone(),
-        chains: BTreeMap::new(),
-        sets: BTreeMap::new(),
-    };
-    base(&mut rs);
-    let cidr = config.cluster_cidr.trunc();
+    let mut services = BTreeMap::new();
     for model in models {
-        service_port(&mut rs, model, cidr)?;
+        services.insert(service_key(model), render_service(model, config)?);
     }
-    Ok(rs)
+    Ok(Ruleset {
+        table: config.table.clone(),
+        base: base(),
+        services,
+    })
+}
+
+/// Renders one Service port's part; errors when a name is not a valid identifier.
+pub fn render_service(model: &ServicePortModel, config: &RenderConfig) -> Result<Fragment> {
+    let mut fragment = Fragment::default();
+    service_port(&mut fragment, model, config.cluster_cidr.trunc())?;
+    fragment.elements.sort();
+    Ok(fragment)
 }
 
 /// The fixed part: hooks, the dispatch maps, masquerade and reject chains.
-fn base(rs: &mut Ruleset) {
+pub fn base() -> Fragment {
+    let mut rs = Fragment::default();
     let new = "ct state new jump";
     rs.base_chain(
         "filter-input",
@@ -243,10 +272,11 @@ fn base(rs: &mut Ruleset) {
     rs.set(SERVICE_NODEPORTS, true, port_map);
     rs.set(NO_ENDPOINT_NODEPORTS, true, port_map);
     rs.set(CLUSTER_IPS, false, "type ipv4_addr;");
+    rs
 }
 
 /// One Service port's elements and chains (upstream's per-service loop of `syncProxyRules`).
-fn service_port(rs: &mut Ruleset, model: &ServicePortModel, cluster_cidr: Ipv4Net) -> Result<()> {
+fn service_port(rs: &mut Fragment, model: &ServicePortModel, cluster_cidr: Ipv4Net) -> Result<()> {
     let names = Names::new(model);
     if !valid_identifier(&names.service()) {
         return Err(Error::Render(format!(
@@ -368,9 +398,9 @@ fn service_port(rs: &mut Ruleset, model: &ServicePortModel, cluster_cidr: Ipv4Ne
     Ok(())
 }
 
-/// A balancing chain: affinity first, then a random pick among the endpoints.
+/// A balancing chain: affinity first, then a uniformly random pick among the endpoints.
 fn balance(
-    rs: &mut Ruleset,
+    rs: &mut Fragment,
     model: &ServicePortModel,
     names: &Names,
     chain: &str,
@@ -386,16 +416,23 @@ fn balance(
             ));
         }
     }
-    let mut vmap = String::new();
+    // A pick among n endpoints as iptables mode's statistic cascade: endpoint i is taken
+    // with probability 1/(n-i), which is uniform overall. Upstream's nftables mode uses
+    // `numgen random mod n vmap { ... }`, but every anonymous map costs the kernel a walk of
+    // the whole transaction when it is bound to its rule (`__nft_set_trans_bind`), so a full
+    // sync of 10,000 Services took minutes; a named map per Service is quadratic in set-name
+    // lookups instead (see BENCHMARKS.md, issue 15).
+    let n = endpoints.len();
     for (i, e) in endpoints.iter().enumerate() {
-        if i > 0 {
-            vmap.push_str(", ");
+        if i + 1 == n {
+            rules.push(format!("goto {}", names.endpoint(e)));
+        } else {
+            rules.push(format!(
+                "numgen random mod {} 0 goto {}",
+                n - i,
+                names.endpoint(e)
+            ));
         }
-        let _ = write!(vmap, "{i} : goto {}", names.endpoint(e));
     }
-    rules.push(format!(
-        "numgen random mod {} vmap {{ {vmap} }}",
-        endpoints.len()
-    ));
     rs.chain(chain).extend(rules);
 }

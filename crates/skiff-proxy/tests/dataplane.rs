@@ -317,7 +317,10 @@ fn external_traffic_policy_local_drops_without_a_local_endpoint() -> Result<()> 
     let mut t = Topology::new()?;
     let svc = web(json!({"type": "NodePort", "externalTrafficPolicy": "Local",
         "ports": [{"name": "http", "port": 80, "nodePort": 30080, "protocol": "TCP"}]}));
-    t.sync(&[svc.clone()], &[web_slice(json!([ep(1, "node-b")]))])?;
+    t.sync(
+        std::slice::from_ref(&svc),
+        &[web_slice(json!([ep(1, "node-b")]))],
+    )?;
     let answer = request(&t.client, addr(NODE_IP, 30080))?;
     let kind = answer.as_ref().err().map(std::io::Error::kind);
     ensure!(
@@ -346,7 +349,7 @@ fn internal_traffic_policy_local_uses_only_local_endpoints() -> Result<()> {
     let mut t = Topology::new()?;
     let svc = web(json!({"internalTrafficPolicy": "Local"}));
     t.sync(
-        &[svc.clone()],
+        std::slice::from_ref(&svc),
         &[web_slice(json!([ep(0, "node-b"), ep(1, NODE)]))],
     )?;
     let seen = names(requests(&t.client, addr("10.43.0.10", 80), 10)?)?;

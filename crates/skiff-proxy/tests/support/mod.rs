@@ -173,7 +173,7 @@ pub fn requests(ns: &Netns, addr: SocketAddr, n: usize) -> Result<Vec<std::io::R
 
 /// One answer, or the error.
 pub fn request(ns: &Netns, addr: SocketAddr) -> Result<std::io::Result<String>> {
-    Ok(requests(ns, addr, 1)?.pop().context("no answer")?)
+    requests(ns, addr, 1)?.pop().context("no answer")
 }
 
 /// A Service from JSON fragments: `spec` merged over a ClusterIP Service.
