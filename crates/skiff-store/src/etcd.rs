@@ -710,10 +710,14 @@ mod tests {
 
     #[test]
     fn progress_is_trusted_only_from_fixed_etcd_versions() {
-        for old in ["3.4.23", "3.4.30", "3.5.0", "3.5.12", "3.3.27", "2.3.8", "", "x.y"] {
+        for old in [
+            "3.4.23", "3.4.30", "3.5.0", "3.5.12", "3.3.27", "2.3.8", "", "x.y",
+        ] {
             assert!(!progress_is_ordered(old), "{old}");
         }
-        for fixed in ["3.4.31", "3.4.37", "3.5.13", "3.5.21", "3.6.0", "3.6.4", "4.0.0"] {
+        for fixed in [
+            "3.4.31", "3.4.37", "3.5.13", "3.5.21", "3.6.0", "3.6.4", "4.0.0",
+        ] {
             assert!(progress_is_ordered(fixed), "{fixed}");
         }
     }

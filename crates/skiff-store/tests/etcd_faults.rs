@@ -105,7 +105,10 @@ async fn watch_reports_progress_past_writes_it_does_not_see() -> Result<()> {
     );
     if !store.reports_progress() {
         // An etcd whose reports can overtake events (see the next test): no requests.
-        ensure!(!progress.request(), "progress asked of an etcd that misorders it");
+        ensure!(
+            !progress.request(),
+            "progress asked of an etcd that misorders it"
+        );
         return Ok(());
     }
     ensure!(progress.request(), "the etcd watch takes progress requests");

@@ -7,4 +7,5 @@ pub mod join;
 pub mod leader;
 pub mod node_agent;
 pub mod pki;
+pub mod reset;
 pub mod server;

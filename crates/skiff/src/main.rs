@@ -1,7 +1,7 @@
 //! skiff: a Kubernetes distribution in one binary.
 
 use clap::Parser;
-use skiff::{agent, components, server};
+use skiff::{agent, components, reset, server};
 
 mod image;
 
@@ -32,6 +32,9 @@ enum Cli {
     Scheduler(components::SchedulerArgs),
     /// Manage the node's images: import tarballs, list, remove, pull.
     Image(image::ImageArgs),
+    /// Remove what a stopped node left on this machine: its containers and pod sandboxes,
+    /// skiff's nftables tables and routes, the cni0 bridge (images and data stay).
+    Reset(reset::ResetArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,6 +82,7 @@ fn main() -> std::process::ExitCode {
             Cli::ControllerManager(args) => components::run_controller_manager(args).await,
             Cli::Scheduler(args) => components::run_scheduler(args).await,
             Cli::Image(args) => image::run(args).await,
+            Cli::Reset(args) => reset::run(args).await,
         }
     });
     match result {

@@ -40,6 +40,14 @@ pub struct NodeArgs {
     /// masquerades its pods' traffic leaving it and routes the other nodes' ranges.
     #[arg(long = "cluster-cidr", default_value = "10.42.0.0/16")]
     pub cluster_cidr: String,
+    /// Run no Service proxy on this node (k3s's flag): ClusterIPs, NodePorts and
+    /// load-balancer addresses then answer only through a proxy of your own.
+    #[arg(long = "disable-kube-proxy")]
+    pub disable_kube_proxy: bool,
+    /// The nftables table (family `ip`) the Service proxy owns (tests running several
+    /// nodes in one network namespace give each its own).
+    #[arg(long = "proxy-table", default_value = "skiff", hide = true)]
+    pub proxy_table: String,
     /// The cluster DNS service address pods resolve through.
     #[arg(long = "cluster-dns", default_value = "10.43.0.10")]
     pub cluster_dns: String,
@@ -287,15 +295,15 @@ pub async fn run(
     // skiff's own pod network (not a user's --cni-conf-dir): pod traffic leaving the
     // cluster range is masqueraded (before any pod starts: static pods too), and the
     // other nodes' pod ranges are routed to them.
+    let cluster: ipnet::Ipv4Net = args.cluster_cidr.parse().with_context(|| {
+        format!(
+            "--cluster-cidr {:?} is not an IPv4 CIDR like 10.42.0.0/16",
+            args.cluster_cidr
+        )
+    })?;
     let _podnet = match args.cni_conf_dir {
         Some(_) => None,
         None => {
-            let cluster: ipnet::Ipv4Net = args.cluster_cidr.parse().with_context(|| {
-                format!(
-                    "--cluster-cidr {:?} is not an IPv4 CIDR like 10.42.0.0/16",
-                    args.cluster_cidr
-                )
-            })?;
             let config = skiff_kubelet::podnet::Config::new(&node_name, cluster.trunc());
             skiff_kubelet::podnet::masquerade(&config)
                 .await
@@ -310,6 +318,23 @@ pub async fn run(
             })))
         }
     };
+
+    // The Service proxy (whatever the CNI): its table is replaced in full at its first sync,
+    // so a restart takes over the rules an earlier run left (and they keep routing meanwhile).
+    let _proxy = (!args.disable_kube_proxy).then(|| {
+        let config = skiff_proxy::Config {
+            table: args.proxy_table.clone(),
+            node_name: node_name.clone(),
+            cluster_cidr: cluster.trunc(),
+            ..skiff_proxy::Config::default()
+        };
+        let client = pods.client.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            if let Err(e) = skiff_proxy::run(client, config).await {
+                tracing::error!(error = %e, "the Service proxy stopped");
+            }
+        }))
+    });
 
     // Before registration: the network an earlier run configured, if any.
     let started_with = NetworkList::load_dir(&conf_dir).ok();

@@ -3,7 +3,10 @@
 //! own veth link to a test bridge, running the real `skiff agent` inside it (its own
 //! `cni0`, routes and nftables). Pods on different nodes reach each other by pod IP with
 //! their source addresses unchanged (host-gw routes, no NAT); pod traffic leaving the
-//! cluster range is masqueraded to the node's address; the routes follow the nodes.
+//! cluster range is masqueraded to the node's address; the routes follow the nodes. A
+//! Service's name resolves from a pod through the cluster DNS, its ClusterIP balances over
+//! the pods of both nodes (the proxy of each agent, in its namespace), its NodePort answers
+//! from outside, and its name and rules go with it.
 //!
 //! One test per binary: it owns a test bridge and two network namespaces (unique names),
 //! removed with everything the nodes made, even when it fails.
@@ -19,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use common::procs::{free_port, wait_node_ready, AgentProcess, ServerProcess};
 use common::realnode::{remove_everything, skip_reason, stage_demo_image};
 use common::{wait_for, KUBECTL};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::{Api, DeleteParams, PostParams};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -323,6 +326,85 @@ async fn scenario(lab: &Lab, server_dir: &Path, data: &[PathBuf]) -> Result<()> 
     let table = lab.exec(0, &["nft", "list", "table", "ip", "skiff-podnet"])?;
     assert!(table.contains("masquerade"), "{table}");
 
+    // A Service over both pods: from a pod, by name through the cluster DNS (10.43.0.10,
+    // which the node's proxy sends to the server's DNS), its ClusterIP reaches the pods on
+    // both nodes, the pod on the other node seeing the caller's own address; its NodePort
+    // answers on a node's address from outside.
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }))?;
+    let svc = services.create(&PostParams::default(), &svc).await?;
+    let spec = svc.spec.context("the Service's spec")?;
+    let cluster_ip = spec.cluster_ip.context("a ClusterIP")?;
+    let node_port = spec
+        .ports
+        .and_then(|p| p.first().and_then(|p| p.node_port))
+        .context("a nodePort")?;
+    let fqdn = "web.default.svc.cluster.local";
+    let lookup = wait_for("web-b resolving the Service", WAIT, || {
+        let got = kubectl(&kubeconfig, &["exec", "web-b", "--", "nslookup", fqdn]);
+        let ip = cluster_ip.clone();
+        async move { Ok(got.ok().filter(|out| out.contains(&ip))) }
+    })
+    .await
+    .with_context(|| agents[1].log_text())?;
+    assert!(lookup.contains(&cluster_ip), "{lookup}");
+    let mut answered = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let Ok(answer) = kubectl(
+            &kubeconfig,
+            &[
+                "exec",
+                "web-a",
+                "--",
+                "wget",
+                "-qO-",
+                &format!("http://{fqdn}/cgi-bin/whoami"),
+            ],
+        ) else {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        };
+        let seen = whoami(&answer);
+        if seen.starts_with("web-b ") {
+            assert_eq!(
+                seen,
+                format!("web-b {ip_a}"),
+                "no NAT on the way to the other node"
+            );
+        }
+        answered.insert(seen.split(' ').next().unwrap_or_default().to_owned());
+        if answered.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        answered.into_iter().collect::<Vec<_>>(),
+        ["web-a", "web-b"],
+        "the ClusterIP balances over both nodes' pods (web-a reaching itself too)"
+    );
+    let from_outside = wait_for("the NodePort on node b", WAIT, || {
+        let got = common::realnode::http_get(&lab.node_ip(1), node_port as u16);
+        async move { Ok(got.ok()) }
+    })
+    .await?;
+    assert!(from_outside.starts_with("HTTP/1."), "{from_outside}");
+    let rules = lab.exec(0, &["nft", "list", "table", "ip", "skiff"])?;
+    assert!(rules.contains(&cluster_ip), "{rules}");
+    // The Service goes: so do its name and its rules.
+    services.delete("web", &DeleteParams::default()).await?;
+    wait_for("the Service's rules gone from node a", WAIT, || {
+        let rules = lab.exec(0, &["nft", "list", "table", "ip", "skiff"]);
+        let ip = cluster_ip.clone();
+        async move { Ok(rules.ok().filter(|r| !r.contains(&ip)).map(|_| ())) }
+    })
+    .await?;
+    let gone = kubectl(&kubeconfig, &["exec", "web-b", "--", "nslookup", fqdn]);
+    assert!(gone.is_err(), "{gone:?}");
+
     // Node b goes: its agent stops and the node is deleted; node a drops the route.
     pods.delete("web-b", &DeleteParams::default().grace_period(0))
         .await?;
@@ -338,5 +420,28 @@ async fn scenario(lab: &Lab, server_dir: &Path, data: &[PathBuf]) -> Result<()> 
     .with_context(|| agents[0].log_text())?;
     drop(agents);
     drop(server);
+
+    // `skiff reset` in node a's namespace takes away its pods, tables, routes and bridge.
+    // (nsenter, not `ip netns exec`, which remounts /sys and hides the cgroups from runc.)
+    let reset = run(
+        "nsenter",
+        &[
+            &format!("--net=/run/netns/{}", lab.netns(0)),
+            env!("CARGO_BIN_EXE_skiff"),
+            "reset",
+            "--data-dir",
+            &data[0].to_string_lossy(),
+        ],
+    );
+    let reset = reset.context("skiff reset")?;
+    assert!(
+        reset.contains("removed 1 containers and 1 pod sandboxes"),
+        "{reset}"
+    );
+    let tables = lab.exec(0, &["nft", "list", "tables"])?;
+    assert!(!tables.contains("skiff"), "tables left: {tables}");
+    assert!(routes(lab, 0)?.is_empty());
+    let links = lab.exec(0, &["ip", "-o", "link"])?;
+    assert!(!links.contains("cni0"), "{links}");
     Ok(())
 }

@@ -57,6 +57,9 @@ pub async fn start(data: &Path, node_name: &str) -> Result<Cluster> {
         a.data_dir = dir.clone();
         a.node.node_name = Some(name);
         a.node.kubelet_port = 0;
+        // The host's own network namespace: no Service proxy table of tests' making there
+        // (network_e2e runs proxies inside the namespaces it creates).
+        a.node.disable_kube_proxy = true;
         a.node.container_monitor_bin = Some(env!("CARGO_BIN_EXE_skiff").into());
     })
     .await?;
@@ -123,29 +126,10 @@ where
 
 /// Removes whatever the node left of its pods (a failed test's too), through the runtime.
 pub async fn remove_everything(data_dir: &Path) -> Result<()> {
-    use skiff_runtime::cri::PodRuntime;
-    use skiff_runtime::sandbox::cni::{self, Cni, NetworkList};
     let monitor = skiff_runtime::container::monitor::MonitorCommand {
         program: env!("CARGO_BIN_EXE_skiff").into(),
         args: vec!["container-monitor".into()],
     };
-    let mut config = skiff_runtime::local::LocalConfig::new(data_dir, monitor);
-    if let Ok(net) = NetworkList::load_dir(&cni::default_conf_dir(data_dir)) {
-        config.cni = Some(Cni::new(
-            net,
-            cni::DEFAULT_BIN_DIRS.iter().map(Into::into).collect(),
-        ));
-    }
-    let rt = skiff_runtime::local::LocalRuntime::new(config)?;
-    for c in rt.list_containers().await? {
-        let _ = rt.stop_container(&c.id, Duration::from_secs(1)).await;
-        rt.remove_container(&c.id).await?;
-        for path in skiff_kubelet::pods::qos::pod_cgroup_candidates(&c.meta.pod_uid) {
-            let _ = rt.remove_pod_cgroup(&path).await;
-        }
-    }
-    for s in rt.list_sandboxes().await? {
-        rt.remove_sandbox(&s.id).await?;
-    }
+    skiff::reset::remove_pods(data_dir, monitor).await?;
     Ok(())
 }
