@@ -114,7 +114,8 @@ impl Drop for AgentProcess {
 
 impl AgentProcess {
     /// `skiff agent --server server --token token --node-name node ... extra`, inside the
-    /// network namespace `netns` (of `ip netns add`) when given.
+    /// network namespace `netns` (of `ip netns add`) when given; in the host's namespace
+    /// with `--disable-kube-proxy`.
     pub fn start(
         data: &Path,
         server: &str,
@@ -132,10 +133,18 @@ impl AgentProcess {
                     .arg(env!("CARGO_BIN_EXE_skiff"));
                 c
             }
-            None => Command::new(env!("CARGO_BIN_EXE_skiff")),
+            // In the host's own namespace: no Service proxy table left there by a test.
+            None => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_skiff"));
+                c.arg("agent").arg("--disable-kube-proxy");
+                c
+            }
         };
+        if netns.is_some() {
+            command.arg("agent");
+        }
         let mut child = command
-            .args(["agent", "--server", server, "--token", token])
+            .args(["--server", server, "--token", token])
             .args(["--node-name", node])
             .args(extra)
             .arg("--data-dir")
