@@ -650,8 +650,15 @@ async fn surge_and_on_delete(c: &Cluster) -> Result<()> {
         Ok((ready && images(&by_node) == ["img:1", "img:2", "img:1"]).then_some(()))
     })
     .await?;
-    let s = ds_status(&c.client, "manual").await?;
-    ensure!(s["updatedNumberScheduled"] == json!(1), "{s}");
+    // The status follows the pods (the controller's next sync after the new pod).
+    wait_for("the status counting one updated pod", WAIT, || async {
+        let s = ds_status(&c.client, "manual").await?;
+        Ok(
+            (s["updatedNumberScheduled"] == json!(1) && s["currentNumberScheduled"] == json!(3))
+                .then_some(()),
+        )
+    })
+    .await?;
     Ok(())
 }
 
