@@ -183,6 +183,7 @@ fn main() -> Result<()> {
         ports: vec![port("rr", 80), port("sink", 81)],
         external_ips: Vec::new(),
         load_balancer_ips: Vec::new(),
+        source_ranges: Vec::new(),
         externally_accessible: false,
         external_policy_local: false,
         internal_policy_local: false,

@@ -34,6 +34,7 @@ fn objects(n: usize) -> (Vec<ServiceInfo>, Vec<SliceInfo>) {
             }],
             external_ips: Vec::new(),
             load_balancer_ips: Vec::new(),
+            source_ranges: Vec::new(),
             externally_accessible: false,
             external_policy_local: false,
             internal_policy_local: false,

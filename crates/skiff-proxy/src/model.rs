@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -89,6 +90,9 @@ pub struct ServiceInfo {
     pub external_ips: Vec<Ipv4Addr>,
     /// `status.loadBalancer.ingress[].ip` (IPv4 ones), answered like external IPs.
     pub load_balancer_ips: Vec<Ipv4Addr>,
+    /// `spec.loadBalancerSourceRanges` (IPv4 ones) of a LoadBalancer: the only clients its
+    /// load-balancer IPs answer (empty: all).
+    pub source_ranges: Vec<Ipv4Net>,
     /// Reachable from outside the cluster: NodePort, LoadBalancer, or with external IPs
     /// (upstream's `ExternallyAccessible`).
     pub externally_accessible: bool,
@@ -151,6 +155,18 @@ impl ServiceInfo {
         } else {
             Vec::new()
         };
+        // As upstream, a range that does not parse is left out (validation refuses them, so
+        // only an object older than that validation can hold one); spaces around are trimmed.
+        let source_ranges: Vec<Ipv4Net> = if service_type == "LoadBalancer" {
+            spec.load_balancer_source_ranges
+                .iter()
+                .flatten()
+                .filter_map(|r| r.trim().parse::<Ipv4Net>().ok())
+                .map(|r| r.trunc())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let externally_accessible = node_ports || !external_ips.is_empty();
         let affinity_timeout = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
             spec.session_affinity_config
@@ -168,6 +184,7 @@ impl ServiceInfo {
             ports,
             external_ips,
             load_balancer_ips,
+            source_ranges,
             externally_accessible,
             external_policy_local: externally_accessible
                 && spec.external_traffic_policy.as_deref() == Some("Local"),
@@ -303,6 +320,10 @@ pub struct ServicePortModel {
     pub node_port: Option<u16>,
     /// External IPs and load-balancer ingress IPs.
     pub external_ips: Vec<Ipv4Addr>,
+    /// The load-balancer ingress IPs alone (those [`Self::source_ranges`] guard).
+    pub load_balancer_ips: Vec<Ipv4Addr>,
+    /// See [`ServiceInfo::source_ranges`].
+    pub source_ranges: Vec<Ipv4Net>,
     /// See [`ServiceInfo::externally_accessible`].
     pub externally_accessible: bool,
     /// See [`ServiceInfo::external_policy_local`].
@@ -385,6 +406,8 @@ pub fn build<'a>(
                 port: port.port,
                 node_port: port.node_port,
                 external_ips: external_ips.clone(),
+                load_balancer_ips: service.load_balancer_ips.clone(),
+                source_ranges: service.source_ranges.clone(),
                 externally_accessible: service.externally_accessible,
                 external_policy_local: service.external_policy_local,
                 internal_policy_local: service.internal_policy_local,

@@ -24,6 +24,7 @@ const SERVICE_NODEPORTS: &str = "service-nodeports";
 const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
 const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
 const CLUSTER_IPS: &str = "cluster-ips";
+const FIREWALL_IPS: &str = "firewall-ips";
 const MARK_FOR_MASQUERADE: &str = "mark-for-masquerade";
 const REJECT_CHAIN: &str = "reject-chain";
 
@@ -167,6 +168,9 @@ impl Names {
     fn endpoint(&self, e: &Endpoint) -> String {
         format!("endpoint-{}__{}/{}", self.prefix, e.ip, e.port)
     }
+    fn firewall(&self) -> String {
+        format!("firewall-{}", self.prefix)
+    }
     fn affinity(&self, e: &Endpoint) -> String {
         format!("affinity-{}__{}/{}", self.prefix, e.ip, e.port)
     }
@@ -221,9 +225,17 @@ pub fn base() -> Fragment {
         ],
     );
     rs.base_chain(
+        "filter-prerouting",
+        "type filter hook prerouting priority -110;",
+        &[&format!("{new} firewall-check")],
+    );
+    rs.base_chain(
         "filter-output",
         "type filter hook output priority -110;",
-        &[&format!("{new} service-endpoints-check")],
+        &[
+            &format!("{new} service-endpoints-check"),
+            &format!("{new} firewall-check"),
+        ],
     );
     rs.base_chain(
         "filter-output-post-dnat",
@@ -255,6 +267,9 @@ pub fn base() -> Fragment {
     rs.chain("nodeport-endpoints-check").push(format!(
         "fib daddr type local meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"
     ));
+    rs.chain("firewall-check").push(format!(
+        "ip daddr . meta l4proto . th dport vmap @{FIREWALL_IPS}"
+    ));
     rs.chain("cluster-ips-check")
         .push(format!("ip daddr @{CLUSTER_IPS} reject"));
     rs.chain(MARK_FOR_MASQUERADE)
@@ -271,6 +286,7 @@ pub fn base() -> Fragment {
     rs.set(NO_ENDPOINT_SERVICES, true, ip_map);
     rs.set(SERVICE_NODEPORTS, true, port_map);
     rs.set(NO_ENDPOINT_NODEPORTS, true, port_map);
+    rs.set(FIREWALL_IPS, true, ip_map);
     rs.set(CLUSTER_IPS, false, "type ipv4_addr;");
     rs
 }
@@ -325,6 +341,27 @@ fn service_port(rs: &mut Fragment, model: &ServicePortModel, cluster_cidr: Ipv4N
         }
         if !has_external {
             rs.element(NO_ENDPOINT_SERVICES, key, external_verdict.clone());
+        }
+    }
+    // loadBalancerSourceRanges: new connections to a load-balancer IP from anywhere else
+    // are dropped before the DNAT (upstream's firewall chain; node ports and external IPs
+    // are not guarded, as upstream).
+    if !model.source_ranges.is_empty() && !model.load_balancer_ips.is_empty() {
+        let firewall = names.firewall();
+        let sources = model
+            .source_ranges
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        rs.chain(&firewall)
+            .push(format!("ip saddr != {{ {sources} }} drop"));
+        for ip in &model.load_balancer_ips {
+            rs.element(
+                FIREWALL_IPS,
+                format!("{ip} . {proto} . {}", model.port),
+                format!("goto {firewall}"),
+            );
         }
     }
     if let Some(node_port) = model.node_port {

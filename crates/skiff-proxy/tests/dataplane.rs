@@ -313,6 +313,43 @@ fn external_and_load_balancer_ips_answer() -> Result<()> {
 }
 
 #[test]
+fn load_balancer_source_ranges_admit_only_their_clients() -> Result<()> {
+    let mut t = Topology::new()?;
+    let lb = |ranges: serde_json::Value| {
+        support::service_with_status(
+            "default",
+            "web",
+            json!({"type": "LoadBalancer", "clusterIP": "10.43.0.10",
+                   "loadBalancerSourceRanges": ranges,
+                   "ports": [{"name": "http", "port": 80, "nodePort": 30080, "protocol": "TCP"}]}),
+            json!({"loadBalancer": {"ingress": [{"ip": "198.51.100.101"}]}}),
+        )
+    };
+    let slice = web_slice(json!([ep(0, NODE)]));
+    // The client (192.168.77.2) is outside the ranges: dropped at the load-balancer IP.
+    t.sync(
+        &[lb(json!(["203.0.113.0/24", " 10.0.0.0/8 "]))],
+        std::slice::from_ref(&slice),
+    )?;
+    let answer = request(&t.client, addr("198.51.100.101", 80))?;
+    let kind = answer.as_ref().err().map(std::io::Error::kind);
+    ensure!(
+        matches!(kind, Some(ErrorKind::TimedOut | ErrorKind::WouldBlock)),
+        "not dropped: {answer:?}"
+    );
+    // Its ClusterIP and node port are not guarded (as upstream).
+    ensure!(request(&t.client, addr("10.43.0.10", 80))?.is_ok());
+    ensure!(request(&t.client, addr(NODE_IP, 30080))?.is_ok());
+    // With the client's range in the list, it answers.
+    t.sync(
+        &[lb(json!(["203.0.113.0/24", "192.168.77.0/24"]))],
+        std::slice::from_ref(&slice),
+    )?;
+    ensure!(request(&t.client, addr("198.51.100.101", 80))?.is_ok());
+    Ok(())
+}
+
+#[test]
 fn external_traffic_policy_local_drops_without_a_local_endpoint() -> Result<()> {
     let mut t = Topology::new()?;
     let svc = web(json!({"type": "NodePort", "externalTrafficPolicy": "Local",

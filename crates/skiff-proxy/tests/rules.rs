@@ -279,6 +279,8 @@ fn a_cluster_ip_service_renders_as_upstream() {
         add chain ip skiff filter-input { type filter hook input priority -110; }
         add chain ip skiff filter-output { type filter hook output priority -110; }
         add chain ip skiff filter-output-post-dnat { type filter hook output priority -90; }
+        add chain ip skiff filter-prerouting { type filter hook prerouting priority -110; }
+        add chain ip skiff firewall-check
         add chain ip skiff mark-for-masquerade
         add chain ip skiff masquerading
         add chain ip skiff nat-output { type nat hook output priority -100; }
@@ -292,6 +294,7 @@ fn a_cluster_ip_service_renders_as_upstream() {
         add chain ip skiff endpoint-ns/web/tcp/http__10.42.0.11/8080
         add chain ip skiff service-ns/web/tcp/http
         add set ip skiff cluster-ips { type ipv4_addr; }
+        add map ip skiff firewall-ips { type ipv4_addr . inet_proto . inet_service : verdict; }
         add map ip skiff no-endpoint-nodeports { type inet_proto . inet_service : verdict; }
         add map ip skiff no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }
         add map ip skiff service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }
@@ -302,7 +305,10 @@ fn a_cluster_ip_service_renders_as_upstream() {
         add rule ip skiff filter-input ct state new jump nodeport-endpoints-check
         add rule ip skiff filter-input ct state new jump service-endpoints-check
         add rule ip skiff filter-output ct state new jump service-endpoints-check
+        add rule ip skiff filter-output ct state new jump firewall-check
         add rule ip skiff filter-output-post-dnat ct state new jump cluster-ips-check
+        add rule ip skiff filter-prerouting ct state new jump firewall-check
+        add rule ip skiff firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips
         add rule ip skiff mark-for-masquerade mark set mark or 0x4000
         add rule ip skiff masquerading mark and 0x4000 == 0 return
         add rule ip skiff masquerading mark set mark xor 0x4000
@@ -338,13 +344,14 @@ fn service_lines(script: &str) -> String {
 }
 
 #[test]
-fn node_port_external_ips_local_policy_and_affinity_render_as_upstream() {
+fn node_port_external_ips_local_policy_affinity_and_source_ranges_render_as_upstream() {
     let svc = support::service_with_status(
         "ns",
         "lb",
         json!({"clusterIP": "10.43.0.20", "type": "LoadBalancer", "externalTrafficPolicy": "Local",
                "externalIPs": ["198.51.100.1"], "sessionAffinity": "ClientIP",
                "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}},
+               "loadBalancerSourceRanges": ["192.0.2.0/24", "bogus", " 203.0.113.7/32 "],
                "ports": [{"port": 443, "nodePort": 30443, "protocol": "SCTP"}]}),
         json!({"loadBalancer": {"ingress": [{"ip": "198.51.100.2"}, {"hostname": "lb.example"}]}}),
     );
@@ -364,6 +371,7 @@ fn node_port_external_ips_local_policy_and_affinity_render_as_upstream() {
         add chain ip skiff endpoint-ns/lb/sctp/443__10.42.0.10/8443
         add chain ip skiff endpoint-ns/lb/sctp/443__10.42.0.11/8443
         add chain ip skiff external-ns/lb/sctp/443
+        add chain ip skiff firewall-ns/lb/sctp/443
         add chain ip skiff local-ns/lb/sctp/443
         add chain ip skiff service-ns/lb/sctp/443
         add set ip skiff affinity-ns/lb/sctp/443__10.42.0.10/8443 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }
@@ -378,6 +386,7 @@ fn node_port_external_ips_local_policy_and_affinity_render_as_upstream() {
         add rule ip skiff external-ns/lb/sctp/443 fib saddr type local jump mark-for-masquerade
         add rule ip skiff external-ns/lb/sctp/443 fib saddr type local goto service-ns/lb/sctp/443
         add rule ip skiff external-ns/lb/sctp/443 goto local-ns/lb/sctp/443
+        add rule ip skiff firewall-ns/lb/sctp/443 ip saddr != { 192.0.2.0/24, 203.0.113.7/32 } drop
         add rule ip skiff local-ns/lb/sctp/443 ip saddr @affinity-ns/lb/sctp/443__10.42.0.10/8443 goto endpoint-ns/lb/sctp/443__10.42.0.10/8443
         add rule ip skiff local-ns/lb/sctp/443 goto endpoint-ns/lb/sctp/443__10.42.0.10/8443
         add rule ip skiff service-ns/lb/sctp/443 ip daddr 10.43.0.20 sctp dport 443 ip saddr != 10.42.0.0/16 jump mark-for-masquerade
@@ -386,6 +395,7 @@ fn node_port_external_ips_local_policy_and_affinity_render_as_upstream() {
         add rule ip skiff service-ns/lb/sctp/443 numgen random mod 2 0 goto endpoint-ns/lb/sctp/443__10.42.0.10/8443
         add rule ip skiff service-ns/lb/sctp/443 goto endpoint-ns/lb/sctp/443__10.42.0.11/8443
         add element ip skiff cluster-ips { 10.43.0.20 }
+        add element ip skiff firewall-ips { 198.51.100.2 . sctp . 443 : goto firewall-ns/lb/sctp/443 }
         add element ip skiff service-ips { 10.43.0.20 . sctp . 443 : goto service-ns/lb/sctp/443, 198.51.100.1 . sctp . 443 : goto external-ns/lb/sctp/443, 198.51.100.2 . sctp . 443 : goto external-ns/lb/sctp/443 }
         add element ip skiff service-nodeports { sctp . 30443 : goto external-ns/lb/sctp/443 }
     "#]]
