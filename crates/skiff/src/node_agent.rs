@@ -48,6 +48,10 @@ pub struct NodeArgs {
     /// nodes in one network namespace give each its own).
     #[arg(long = "proxy-table", default_value = "skiff", hide = true)]
     pub proxy_table: String,
+    /// The nftables table (family `ip`) of the pods' masquerade rule (tests running nodes
+    /// in the host's network namespace give each its own, to remove it afterwards).
+    #[arg(long = "podnet-table", default_value = skiff_kubelet::podnet::DEFAULT_TABLE, hide = true)]
+    pub podnet_table: String,
     /// The cluster DNS service address pods resolve through.
     #[arg(long = "cluster-dns", default_value = "10.43.0.10")]
     pub cluster_dns: String,
@@ -304,7 +308,8 @@ pub async fn run(
     let _podnet = match args.cni_conf_dir {
         Some(_) => None,
         None => {
-            let config = skiff_kubelet::podnet::Config::new(&node_name, cluster.trunc());
+            let mut config = skiff_kubelet::podnet::Config::new(&node_name, cluster.trunc());
+            config.table = args.podnet_table.clone();
             skiff_kubelet::podnet::masquerade(&config)
                 .await
                 .context("installing the pods' masquerade rule (nftables)")?;

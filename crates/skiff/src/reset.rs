@@ -23,6 +23,9 @@ pub struct ResetArgs {
     /// The Service proxy's nftables table (see `--proxy-table`).
     #[arg(long = "proxy-table", default_value = "skiff", hide = true)]
     pub proxy_table: String,
+    /// The pods' masquerade table (see `--podnet-table`).
+    #[arg(long = "podnet-table", default_value = skiff_kubelet::podnet::DEFAULT_TABLE, hide = true)]
+    pub podnet_table: String,
 }
 
 /// Stops and removes every container and sandbox of the node on `data_dir`; `monitor` is how
@@ -67,7 +70,8 @@ pub async fn run(args: ResetArgs) -> Result<()> {
         .with_context(|| format!("removing nftables table ip {}", args.proxy_table))?;
     println!("removed nftables table ip {}", args.proxy_table);
     // The pod network: our routes and the masquerade table (the CIDR is not used to remove).
-    let podnet = skiff_kubelet::podnet::Config::new("", ipnet::Ipv4Net::default());
+    let mut podnet = skiff_kubelet::podnet::Config::new("", ipnet::Ipv4Net::default());
+    podnet.table = args.podnet_table.clone();
     skiff_kubelet::podnet::remove(&podnet)
         .await
         .context("removing the pod network's routes and nftables table")?;

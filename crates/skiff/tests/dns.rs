@@ -11,80 +11,18 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::A;
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 
 use common::{wait_for, Cluster, Datastore};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A fake upstream resolver at `127.x.y.z:53` (resolv.conf nameservers have no port):
-/// every A question gets 192.0.2.53.
-struct Upstream {
-    ip: IpAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn start_upstream() -> Result<Upstream> {
-    let seed = std::process::id() as u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos() as u64;
-    for i in 0..50u64 {
-        let n = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(i * 1442695040888963407);
-        let ip = Ipv4Addr::new(
-            127,
-            (n >> 8) as u8,
-            (n >> 16) as u8,
-            ((n >> 24) as u8).max(2),
-        );
-        let Ok(socket) = tokio::net::UdpSocket::bind((ip, 53)).await else {
-            continue;
-        };
-        let task = tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
-                let Ok(request) = Message::from_vec(&buf[..n]) else {
-                    continue;
-                };
-                let mut reply = Message::response(request.metadata.id, OpCode::Query);
-                reply.add_queries(request.queries.iter().cloned());
-                if let Some(q) = request.queries.first() {
-                    if q.query_type() == RecordType::A {
-                        reply.add_answer(Record::from_rdata(
-                            q.name().clone(),
-                            60,
-                            RData::A(A::new(192, 0, 2, 53)),
-                        ));
-                    }
-                }
-                if let Ok(wire) = reply.to_vec() {
-                    let _ = socket.send_to(&wire, peer).await;
-                }
-            }
-        });
-        return Ok(Upstream {
-            ip: IpAddr::V4(ip),
-            task,
-        });
-    }
-    bail!("no free loopback address at port 53 for the fake upstream")
-}
 
 /// One question over UDP (over TCP when the answer comes truncated).
 async fn ask(server: SocketAddr, name: &str, qtype: RecordType) -> Result<Message> {
@@ -186,7 +124,7 @@ spec: {type: ExternalName, externalName: db.example.net}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_dns_answers_from_the_api() -> Result<()> {
-    let upstream = start_upstream().await?;
+    let upstream = common::fakedns::start_upstream().await?;
     let resolv_dir = tempfile::tempdir()?;
     let resolv = resolv_dir.path().join("resolv.conf");
     // The cluster DNS IP is listed too: dropped, it would loop.

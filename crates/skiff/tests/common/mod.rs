@@ -4,6 +4,8 @@
 //! the real `/usr/bin/kubectl` runs with. [`on_both_datastores!`] runs each scenario on both.
 #![allow(dead_code)]
 
+pub mod fakedns;
+pub mod lab;
 pub mod procs;
 pub mod realnode;
 pub mod testkubelet;

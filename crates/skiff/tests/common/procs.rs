@@ -137,6 +137,8 @@ impl AgentProcess {
             None => {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_skiff"));
                 c.arg("agent").arg("--disable-kube-proxy");
+                c.arg("--podnet-table")
+                    .arg(super::realnode::podnet_table(data));
                 c
             }
         };

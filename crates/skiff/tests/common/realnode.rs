@@ -60,6 +60,7 @@ pub async fn start(data: &Path, node_name: &str) -> Result<Cluster> {
         // The host's own network namespace: no Service proxy table of tests' making there
         // (network_e2e runs proxies inside the namespaces it creates).
         a.node.disable_kube_proxy = true;
+        a.node.podnet_table = podnet_table(&dir);
         a.node.container_monitor_bin = Some(env!("CARGO_BIN_EXE_skiff").into());
     })
     .await?;
@@ -124,8 +125,21 @@ where
     cleanup
 }
 
-/// Removes whatever the node left of its pods (a failed test's too), through the runtime.
+/// The pods' masquerade table of a node on `data` running in the host's network namespace
+/// (`--podnet-table`): its own, so that its test removes it without touching another's.
+pub fn podnet_table(data: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    format!("skiff-test-{:016x}", h.finish())
+}
+
+/// Removes whatever the node left of its pods (a failed test's too), through the runtime,
+/// and its masquerade table in the host's network namespace (see [`podnet_table`]).
 pub async fn remove_everything(data_dir: &Path) -> Result<()> {
+    let _ = Command::new("nft")
+        .args(["delete", "table", "ip", &podnet_table(data_dir)])
+        .output();
     let monitor = skiff_runtime::container::monitor::MonitorCommand {
         program: env!("CARGO_BIN_EXE_skiff").into(),
         args: vec!["container-monitor".into()],
