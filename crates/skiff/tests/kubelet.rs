@@ -595,3 +595,69 @@ async fn a_node_shutdown_kills_regular_pods_then_critical_ones_and_they_end_fail
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_pod_bound_while_the_node_shuts_down_is_rejected() -> Result<()> {
+    use skiff_kubelet::kubelet::NodeShutdown;
+    let c = cluster().await?;
+    let rt = runtime_with_busybox();
+    let (shared, probe_rx) = common::testkubelet::shared(&c, &rt, NODE, BTreeMap::new());
+    let (order, orders) = tokio::sync::watch::channel(None);
+    let mut k = Kubelet {
+        task: tokio::spawn(skiff_kubelet::kubelet::run_until_shutdown(
+            shared, probe_rx, None, orders,
+        )),
+    };
+    // Its preStop hook keeps the shutdown going for 3 s.
+    create_pod(
+        &c,
+        json!({"containers": [{"name": "c", "image": "busybox:1.36",
+                               "lifecycle": {"preStop": {"sleep": {"seconds": 3}}}}]}),
+    )
+    .await?;
+    wait_pod(&c, "the pod Running", |p| phase(p) == "Running").await?;
+    order.send_replace(Some(NodeShutdown {
+        grace: Duration::from_secs(10),
+        critical_grace: Duration::ZERO,
+    }));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!k.task.is_finished(), "the shutdown waits for the preStop hook");
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let late: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "late"},
+        "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "busybox:1.36"}]},
+    }))?;
+    api.create(&PostParams::default(), &late).await?;
+    let rejected = wait_for("the late pod rejected", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move {
+            let p = api.get("late").await?;
+            Ok((phase(&p) == "Failed").then_some(p))
+        }
+    })
+    .await?;
+    let s = rejected.status.unwrap_or_default();
+    assert_eq!(s.reason.as_deref(), Some("NodeShutdown"));
+    assert_eq!(
+        s.message.as_deref(),
+        Some("Pod was rejected: Pod was rejected as the node is shutting down.")
+    );
+    tokio::time::timeout(Duration::from_secs(30), &mut k.task)
+        .await
+        .context("the kubelet returns once the pods are terminated")??;
+    let names: Vec<String> = rt
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::CreateContainer { meta, .. } => Some(meta.pod_name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["p"], "nothing of the late pod ran");
+    let p = api.get("p").await?;
+    assert_eq!(
+        p.status.and_then(|s| s.reason).as_deref(),
+        Some("Terminated")
+    );
+    Ok(())
+}

@@ -89,6 +89,8 @@ struct Manager {
     api_synced: bool,
     /// Pods refused at admission (they never get a worker), by uid.
     rejected: std::collections::HashSet<String>,
+    /// A node shutdown has begun: pods bound from now on are refused (`NodeShutdown`).
+    shutting_down: bool,
 }
 
 impl Manager {
@@ -133,7 +135,12 @@ impl Manager {
                 })
                 .collect();
             let active: Vec<&Pod> = active.iter().map(|p| p.as_ref()).collect();
-            if let Err(rejection) = admission::admit(&pod, &active, &self.shared.allocatable) {
+            let verdict = if self.shutting_down {
+                Err(shutdown::not_admitted())
+            } else {
+                admission::admit(&pod, &active, &self.shared.allocatable)
+            };
+            if let Err(rejection) = verdict {
                 self.rejected.insert(uid);
                 self.reject(pod, rejection);
                 return;
@@ -433,16 +440,24 @@ impl Manager {
     /// A graceful node shutdown (upstream's `processShutdownEvent`): the regular pods are
     /// killed within their group's grace period, then the critical ones within theirs;
     /// returns once every pod is done or the grace period is over.
-    async fn shut_down(&mut self, order: NodeShutdown) {
+    /// Kills the node's pods, regular ones then critical ones, each group within its share
+    /// of the grace period; meanwhile the node's pod watch goes on, so that pods bound to
+    /// the node now are refused (upstream's shutdown manager admit handler).
+    async fn shut_down<S>(&mut self, order: NodeShutdown, stream: &mut std::pin::Pin<&mut S>)
+    where
+        S: futures::Stream<Item = Result<watcher::Event<Pod>, watcher::Error>>,
+    {
+        self.shutting_down = true;
         let (regular, critical) = order.groups();
         tracing::info!(
             grace_seconds = order.grace.as_secs(),
             critical_grace_seconds = order.critical_grace.as_secs(),
             "node shutdown: killing the node's pods"
         );
+        let mut watching = true;
         for (is_critical, group) in [(false, regular), (true, critical)] {
             let mut waiting = Vec::new();
-            for e in self.workers.values_mut() {
+            for (uid, e) in &self.workers {
                 let Some(pod) = e.pod.borrow().clone() else {
                     continue; // a cleanup worker: nothing of it runs
                 };
@@ -451,16 +466,38 @@ impl Manager {
                 }
                 e.shutdown
                     .send_replace(Some(shutdown::pod_grace(&pod, group)));
-                waiting.push(&mut e.task);
+                waiting.push(uid.clone());
             }
             // A pod's kill takes its grace period and a little more (SIGKILL, the status).
-            let deadline = group + Duration::from_secs(2);
-            let all = futures::future::join_all(waiting);
-            if tokio::time::timeout(deadline, all).await.is_err() {
-                tracing::warn!(
-                    critical = is_critical,
-                    "node shutdown: pods still terminating at the end of their grace period"
-                );
+            let deadline = tokio::time::Instant::now() + group + Duration::from_secs(2);
+            loop {
+                let done = waiting.iter().all(|uid| {
+                    self.workers
+                        .get(uid)
+                        .is_none_or(|e| e.task.is_finished())
+                });
+                if done {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(
+                        critical = is_critical,
+                        "node shutdown: pods still terminating at the end of their grace period"
+                    );
+                    break;
+                }
+                tokio::select! {
+                    event = stream.next(), if watching => match event {
+                        Some(Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod))) => {
+                            if !static_pods::is_mirror(&pod) {
+                                self.update(pod);
+                            }
+                        }
+                        Some(_) => {}
+                        None => watching = false,
+                    },
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
             }
         }
         tracing::info!("node shutdown: the node's pods are terminated");
@@ -563,6 +600,7 @@ pub async fn run_until_shutdown(
         mirrors: HashMap::new(),
         api_synced: false,
         rejected: Default::default(),
+        shutting_down: false,
     };
     // The static pods first: they run without the API, and the orphan cleanup after the
     // first list must know them.
@@ -650,7 +688,7 @@ pub async fn run_until_shutdown(
             Ok(()) = shutdown.changed() => {
                 let order = *shutdown.borrow_and_update();
                 if let Some(order) = order {
-                    m.shut_down(order).await;
+                    m.shut_down(order, &mut stream).await;
                     return;
                 }
             }

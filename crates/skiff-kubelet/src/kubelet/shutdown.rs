@@ -6,7 +6,8 @@
 //! pods first, within the grace period minus the critical pods' share, then the critical
 //! ones within their share; each pod gets the shorter of its own grace period and its
 //! group's. A killed pod ends `Failed` with reason `Terminated`, upstream's message and a
-//! `DisruptionTarget` condition (reason `TerminationByKubelet`).
+//! `DisruptionTarget` condition (reason `TerminationByKubelet`). A pod bound to the node once
+//! the shutdown has begun is refused: `Failed`, reason `NodeShutdown`.
 
 use std::time::Duration;
 
@@ -19,10 +20,23 @@ use super::static_pods;
 /// Upstream's `nodeShutdownReason` and `nodeShutdownMessage`.
 pub const REASON: &str = "Terminated";
 pub const MESSAGE: &str = "Pod was terminated in response to imminent node shutdown.";
+/// Upstream's `nodeShutdownNotAdmittedReason` and `nodeShutdownNotAdmittedMessage` (the
+/// kubelet's rejection prefixes the status message with `Pod was rejected: `, as upstream's
+/// `rejectPod`, so the message says it twice there too).
+pub const NOT_ADMITTED_REASON: &str = "NodeShutdown";
+pub const NOT_ADMITTED_MESSAGE: &str = "Pod was rejected as the node is shutting down.";
 /// `v1.PodReasonTerminationByKubelet`.
 pub const CONDITION_REASON: &str = "TerminationByKubelet";
 /// Upstream's `scheduling.SystemCriticalPriority`: system-cluster-critical and above.
 pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
+
+/// The admission verdict on a pod bound to a node that is shutting down.
+pub fn not_admitted() -> super::admission::Rejection {
+    super::admission::Rejection {
+        reason: NOT_ADMITTED_REASON.to_owned(),
+        message: NOT_ADMITTED_MESSAGE.to_owned(),
+    }
+}
 
 /// A node shutdown asked of the kubelet: the whole grace period and the critical pods'
 /// share of it (upstream's `shutdownGracePeriod` and `shutdownGracePeriodCriticalPods`).
