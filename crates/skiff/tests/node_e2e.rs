@@ -1019,15 +1019,17 @@ async fn localhost_seccomp(c: &Cluster, ns: &str, seccomp: &Path) -> Result<()> 
     if !(logs.contains("refused") && logs.contains("Operation not permitted")) {
         bail!("mkdir under the profile: {logs:?}");
     }
+    // A profile that is not there: the container is never created (upstream's
+    // CreateContainerError, the container waiting), not started and failed.
     let message = wait_pod(
         c,
         ns,
         "noprofile",
-        "a start error",
+        "CreateContainerError",
         Duration::from_secs(60),
         |p| {
-            let t = statuses(p).into_iter().next()?.state?.terminated?;
-            t.message
+            let w = statuses(p).into_iter().next()?.state?.waiting?;
+            (w.reason.as_deref() == Some("CreateContainerError")).then_some(w.message?)
         },
     )
     .await?;

@@ -921,6 +921,15 @@ impl Worker {
         if let Err(e) = rt.start_container(&id, &converted.config).await {
             let t = now();
             let _ = rt.remove_container(&id).await;
+            if let skiff_runtime::cri::CriError::Create(message) = &e {
+                // Nothing was started: the container waits (CreateContainerError), as when
+                // the runtime refuses to create it.
+                self.event(pod, true, "Failed", format!("Error: {message}"))
+                    .await;
+                self.waiting
+                    .insert(name.to_owned(), WaitingReason::create_error(message.clone()));
+                return Some(RETRY);
+            }
             self.event(pod, true, "Failed", format!("Error: {e}")).await;
             // Only the latest refused start of a container matters (its restart count and
             // back-off); a start that keeps failing must not grow the list.

@@ -321,8 +321,10 @@ impl Inner {
                 }
                 _ => config,
             };
-            spec::write_config(&dir, config)
-                .map_err(|e| CriError::Start(format!("writing config.json: {e}")))?;
+            // A config that cannot be made (a Localhost seccomp profile that is missing, a
+            // bad mount) is the runtime refusing to create the container, as containerd's
+            // CreateContainer does: CreateContainerError, not a failed start.
+            spec::write_config(&dir, config).map_err(|e| CriError::Create(e.to_string()))?;
             if let Some(parent) = m.meta.log_path.parent() {
                 fs::create_dir_all(parent)
                     .map_err(|e| CriError::Start(format!("creating the log dir: {e}")))?;
