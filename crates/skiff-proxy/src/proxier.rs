@@ -112,6 +112,24 @@ impl Proxier {
             parts.insert(key.clone(), part);
             kept_models.insert(key, m);
         }
+        // The hairpin part follows every endpoint: compared whole (a set of addresses, cheap
+        // next to rendering), kept when equal.
+        let hairpin = render::hairpin(kept_models.values());
+        let old_hairpin = old
+            .as_mut()
+            .and_then(|o| o.ruleset.services.remove(render::HAIRPIN_PART));
+        match old_hairpin {
+            Some(old_part) if old_part == hairpin => {
+                parts.insert(render::HAIRPIN_PART.to_owned(), old_part);
+            }
+            old_part => {
+                if let (Some(o), Some(p)) = (old.as_mut(), old_part) {
+                    o.ruleset.services.insert(render::HAIRPIN_PART.to_owned(), p);
+                }
+                changed_keys.push(render::HAIRPIN_PART.to_owned());
+                parts.insert(render::HAIRPIN_PART.to_owned(), hairpin);
+            }
+        }
         let ruleset = Ruleset {
             table: self.render.table.clone(),
             base: render::base(),

@@ -1,7 +1,9 @@
 //! The model rendered into a structured ruleset for one `ip` table of ours, with upstream's
 //! layout (`pkg/proxy/nftables/proxier.go`): base chains hooked at the filter and nat
 //! priorities kube-proxy uses, verdict maps from destination to a per-Service-port chain,
-//! a chain per endpoint doing the DNAT, a mark plus a postrouting chain for masquerade.
+//! the DNAT of the picked endpoint (in a chain per endpoint only under session affinity), a
+//! mark plus a postrouting chain for masquerade, hairpin traffic told by a set of endpoint
+//! addresses.
 //!
 //! Pure: the ruleset is data (chains with rule texts, sets and maps with elements); turning it
 //! into `nft` input, in full or as a diff, is [`crate::script`]'s job.
@@ -11,7 +13,8 @@
 //! the rules stay readable in `nft list table ip skiff`.
 
 use ipnet::Ipv4Net;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 use crate::model::{Endpoint, ServicePortModel};
 use crate::{Error, Result};
@@ -25,6 +28,12 @@ const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
 const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
 const CLUSTER_IPS: &str = "cluster-ips";
 const FIREWALL_IPS: &str = "firewall-ips";
+const HAIRPIN_ENDPOINTS: &str = "hairpin-endpoints";
+
+/// The key of the part that holds the elements of `hairpin-endpoints` (every endpoint
+/// address, shared by the Service ports that use it, so it is one part of its own). No
+/// Service key is like it: those start with a namespace, a DNS label.
+pub const HAIRPIN_PART: &str = "~hairpin";
 const MARK_FOR_MASQUERADE: &str = "mark-for-masquerade";
 const REJECT_CHAIN: &str = "reject-chain";
 
@@ -189,6 +198,7 @@ pub fn render(models: &[ServicePortModel], config: &RenderConfig) -> Result<Rule
     for model in models {
         services.insert(service_key(model), render_service(model, config)?);
     }
+    services.insert(HAIRPIN_PART.to_owned(), hairpin(models));
     Ok(Ruleset {
         table: config.table.clone(),
         base: base(),
@@ -202,6 +212,23 @@ pub fn render_service(model: &ServicePortModel, config: &RenderConfig) -> Result
     service_port(&mut fragment, model, config.cluster_cidr.trunc())?;
     fragment.elements.sort();
     Ok(fragment)
+}
+
+/// The hairpin part: every endpoint address as `ip . ip` in `hairpin-endpoints`, which the
+/// postrouting chain masquerades (a pod that reached itself through a Service would see its
+/// own address as the source and drop the answer). Upstream marks hairpin traffic in each
+/// endpoint's chain; one set lookup lets Services without affinity have no endpoint chains
+/// at all, which is most of the table's chains (BENCHMARKS.md, issue 15).
+pub fn hairpin<'a>(models: impl IntoIterator<Item = &'a ServicePortModel>) -> Fragment {
+    let ips: BTreeSet<Ipv4Addr> = models
+        .into_iter()
+        .flat_map(|m| m.endpoints.iter().map(|e| e.ip))
+        .collect();
+    let mut part = Fragment::default();
+    for ip in ips {
+        part.element(HAIRPIN_ENDPOINTS, format!("{ip} . {ip}"), String::new());
+    }
+    part
 }
 
 /// The fixed part: hooks, the dispatch maps, masquerade and reject chains.
@@ -275,6 +302,7 @@ pub fn base() -> Fragment {
     rs.chain(MARK_FOR_MASQUERADE)
         .push(format!("mark set mark or {MASQUERADE_MARK}"));
     rs.chain("masquerading").extend([
+        format!("ct status dnat ip saddr . ip daddr @{HAIRPIN_ENDPOINTS} jump {MARK_FOR_MASQUERADE}"),
         format!("mark and {MASQUERADE_MARK} == 0 return"),
         format!("mark set mark xor {MASQUERADE_MARK}"),
         "masquerade fully-random".to_owned(),
@@ -288,6 +316,7 @@ pub fn base() -> Fragment {
     rs.set(NO_ENDPOINT_NODEPORTS, true, port_map);
     rs.set(FIREWALL_IPS, true, ip_map);
     rs.set(CLUSTER_IPS, false, "type ipv4_addr;");
+    rs.set(HAIRPIN_ENDPOINTS, false, "type ipv4_addr . ipv4_addr;");
     rs
 }
 
@@ -417,22 +446,33 @@ fn service_port(rs: &mut Fragment, model: &ServicePortModel, cluster_cidr: Ipv4N
     if uses_local_chain {
         balance(rs, model, &names, &local_chain, &cat.local);
     }
-    for e in &cat.all {
-        let chain = names.endpoint(e);
-        let mut rules = vec![format!("ip saddr {} jump {MARK_FOR_MASQUERADE}", e.ip)];
-        if let Some(timeout) = model.affinity_timeout {
+    // Endpoint chains only where affinity needs a step after the pick (recording the
+    // client); without it the balancing chain DNATs directly.
+    if let Some(timeout) = model.affinity_timeout {
+        for e in &cat.all {
             let set = names.affinity(e);
             rs.set(
                 &set,
                 false,
                 &format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"),
             );
-            rules.push(format!("update @{set} {{ ip saddr }}"));
+            rs.chain(&names.endpoint(e)).extend([
+                format!("update @{set} {{ ip saddr }}"),
+                dnat(model, e),
+            ]);
         }
-        rules.push(format!("meta l4proto {proto} dnat to {}:{}", e.ip, e.port));
-        rs.chain(&chain).extend(rules);
     }
     Ok(())
+}
+
+/// The DNAT of one endpoint.
+fn dnat(model: &ServicePortModel, e: &Endpoint) -> String {
+    format!(
+        "meta l4proto {} dnat to {}:{}",
+        model.protocol.as_nft(),
+        e.ip,
+        e.port
+    )
 }
 
 /// A balancing chain: affinity first, then a uniformly random pick among the endpoints.
@@ -444,7 +484,8 @@ fn balance(
     endpoints: &[&Endpoint],
 ) {
     let mut rules = Vec::new();
-    if model.affinity_timeout.is_some() {
+    let affinity = model.affinity_timeout.is_some();
+    if affinity {
         for e in endpoints {
             rules.push(format!(
                 "ip saddr @{} goto {}",
@@ -453,6 +494,14 @@ fn balance(
             ));
         }
     }
+    // The endpoint's step: its chain (affinity), or its DNAT in place.
+    let to = |e: &Endpoint| {
+        if affinity {
+            format!("goto {}", names.endpoint(e))
+        } else {
+            dnat(model, e)
+        }
+    };
     // A pick among n endpoints as iptables mode's statistic cascade: endpoint i is taken
     // with probability 1/(n-i), which is uniform overall. Upstream's nftables mode uses
     // `numgen random mod n vmap { ... }`, but every anonymous map costs the kernel a walk of
@@ -462,13 +511,9 @@ fn balance(
     let n = endpoints.len();
     for (i, e) in endpoints.iter().enumerate() {
         if i + 1 == n {
-            rules.push(format!("goto {}", names.endpoint(e)));
+            rules.push(to(e));
         } else {
-            rules.push(format!(
-                "numgen random mod {} 0 goto {}",
-                n - i,
-                names.endpoint(e)
-            ));
+            rules.push(format!("numgen random mod {} 0 {}", n - i, to(e)));
         }
     }
     rs.chain(chain).extend(rules);

@@ -290,11 +290,10 @@ fn a_cluster_ip_service_renders_as_upstream() {
         add chain ip skiff reject-chain
         add chain ip skiff service-endpoints-check
         add chain ip skiff services
-        add chain ip skiff endpoint-ns/web/tcp/http__10.42.0.10/8080
-        add chain ip skiff endpoint-ns/web/tcp/http__10.42.0.11/8080
         add chain ip skiff service-ns/web/tcp/http
         add set ip skiff cluster-ips { type ipv4_addr; }
         add map ip skiff firewall-ips { type ipv4_addr . inet_proto . inet_service : verdict; }
+        add set ip skiff hairpin-endpoints { type ipv4_addr . ipv4_addr; }
         add map ip skiff no-endpoint-nodeports { type inet_proto . inet_service : verdict; }
         add map ip skiff no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }
         add map ip skiff service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }
@@ -310,6 +309,7 @@ fn a_cluster_ip_service_renders_as_upstream() {
         add rule ip skiff filter-prerouting ct state new jump firewall-check
         add rule ip skiff firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips
         add rule ip skiff mark-for-masquerade mark set mark or 0x4000
+        add rule ip skiff masquerading ct status dnat ip saddr . ip daddr @hairpin-endpoints jump mark-for-masquerade
         add rule ip skiff masquerading mark and 0x4000 == 0 return
         add rule ip skiff masquerading mark set mark xor 0x4000
         add rule ip skiff masquerading masquerade fully-random
@@ -321,14 +321,11 @@ fn a_cluster_ip_service_renders_as_upstream() {
         add rule ip skiff service-endpoints-check ip daddr . meta l4proto . th dport vmap @no-endpoint-services
         add rule ip skiff services ip daddr . meta l4proto . th dport vmap @service-ips
         add rule ip skiff services fib daddr type local meta l4proto . th dport vmap @service-nodeports
-        add rule ip skiff endpoint-ns/web/tcp/http__10.42.0.10/8080 ip saddr 10.42.0.10 jump mark-for-masquerade
-        add rule ip skiff endpoint-ns/web/tcp/http__10.42.0.10/8080 meta l4proto tcp dnat to 10.42.0.10:8080
-        add rule ip skiff endpoint-ns/web/tcp/http__10.42.0.11/8080 ip saddr 10.42.0.11 jump mark-for-masquerade
-        add rule ip skiff endpoint-ns/web/tcp/http__10.42.0.11/8080 meta l4proto tcp dnat to 10.42.0.11:8080
         add rule ip skiff service-ns/web/tcp/http ip daddr 10.43.0.10 tcp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade
-        add rule ip skiff service-ns/web/tcp/http numgen random mod 2 0 goto endpoint-ns/web/tcp/http__10.42.0.10/8080
-        add rule ip skiff service-ns/web/tcp/http goto endpoint-ns/web/tcp/http__10.42.0.11/8080
+        add rule ip skiff service-ns/web/tcp/http numgen random mod 2 0 meta l4proto tcp dnat to 10.42.0.10:8080
+        add rule ip skiff service-ns/web/tcp/http meta l4proto tcp dnat to 10.42.0.11:8080
         add element ip skiff cluster-ips { 10.43.0.10 }
+        add element ip skiff hairpin-endpoints { 10.42.0.10 . 10.42.0.10, 10.42.0.11 . 10.42.0.11 }
         add element ip skiff service-ips { 10.43.0.10 . tcp . 80 : goto service-ns/web/tcp/http }
     "#]]
     .assert_eq(&script::full(&rs));
@@ -376,10 +373,8 @@ fn node_port_external_ips_local_policy_affinity_and_source_ranges_render_as_upst
         add chain ip skiff service-ns/lb/sctp/443
         add set ip skiff affinity-ns/lb/sctp/443__10.42.0.10/8443 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }
         add set ip skiff affinity-ns/lb/sctp/443__10.42.0.11/8443 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }
-        add rule ip skiff endpoint-ns/lb/sctp/443__10.42.0.10/8443 ip saddr 10.42.0.10 jump mark-for-masquerade
         add rule ip skiff endpoint-ns/lb/sctp/443__10.42.0.10/8443 update @affinity-ns/lb/sctp/443__10.42.0.10/8443 { ip saddr }
         add rule ip skiff endpoint-ns/lb/sctp/443__10.42.0.10/8443 meta l4proto sctp dnat to 10.42.0.10:8443
-        add rule ip skiff endpoint-ns/lb/sctp/443__10.42.0.11/8443 ip saddr 10.42.0.11 jump mark-for-masquerade
         add rule ip skiff endpoint-ns/lb/sctp/443__10.42.0.11/8443 update @affinity-ns/lb/sctp/443__10.42.0.11/8443 { ip saddr }
         add rule ip skiff endpoint-ns/lb/sctp/443__10.42.0.11/8443 meta l4proto sctp dnat to 10.42.0.11:8443
         add rule ip skiff external-ns/lb/sctp/443 ip saddr 10.42.0.0/16 goto service-ns/lb/sctp/443
@@ -396,6 +391,7 @@ fn node_port_external_ips_local_policy_affinity_and_source_ranges_render_as_upst
         add rule ip skiff service-ns/lb/sctp/443 goto endpoint-ns/lb/sctp/443__10.42.0.11/8443
         add element ip skiff cluster-ips { 10.43.0.20 }
         add element ip skiff firewall-ips { 198.51.100.2 . sctp . 443 : goto firewall-ns/lb/sctp/443 }
+        add element ip skiff hairpin-endpoints { 10.42.0.10 . 10.42.0.10, 10.42.0.11 . 10.42.0.11 }
         add element ip skiff service-ips { 10.43.0.20 . sctp . 443 : goto service-ns/lb/sctp/443, 198.51.100.1 . sctp . 443 : goto external-ns/lb/sctp/443, 198.51.100.2 . sctp . 443 : goto external-ns/lb/sctp/443 }
         add element ip skiff service-nodeports { sctp . 30443 : goto external-ns/lb/sctp/443 }
     "#]]
@@ -444,6 +440,7 @@ fn services_without_usable_endpoints_reject_or_drop() {
         add chain ip skiff external-ns/l/tcp/80
         add rule ip skiff external-ns/l/tcp/80 fib saddr type local jump mark-for-masquerade
         add element ip skiff cluster-ips { 10.43.0.30 }
+        add element ip skiff hairpin-endpoints { 10.42.0.10 . 10.42.0.10 }
         add element ip skiff no-endpoint-nodeports { tcp . 30090 : drop }
         add element ip skiff no-endpoint-services { 10.43.0.30 . tcp . 80 : drop, 198.51.100.9 . tcp . 80 : drop }
         add element ip skiff service-ips { 198.51.100.9 . tcp . 80 : goto external-ns/l/tcp/80 }
@@ -487,15 +484,12 @@ fn one_endpoint_change_touches_only_its_service() {
     let old = render::render(&models(&services, &slices("10.42.1.2")), &config()).expect("renders");
     let new = render::render(&models(&services, &slices("10.42.1.9")), &config()).expect("renders");
     expect![[r#"
-        add chain ip skiff endpoint-ns/s1/tcp/80__10.42.1.9/8080
-        add rule ip skiff endpoint-ns/s1/tcp/80__10.42.1.9/8080 ip saddr 10.42.1.9 jump mark-for-masquerade
-        add rule ip skiff endpoint-ns/s1/tcp/80__10.42.1.9/8080 meta l4proto tcp dnat to 10.42.1.9:8080
         flush chain ip skiff service-ns/s1/tcp/80
         add rule ip skiff service-ns/s1/tcp/80 ip daddr 10.43.0.2 tcp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade
-        add rule ip skiff service-ns/s1/tcp/80 numgen random mod 2 0 goto endpoint-ns/s1/tcp/80__10.42.1.1/8080
-        add rule ip skiff service-ns/s1/tcp/80 goto endpoint-ns/s1/tcp/80__10.42.1.9/8080
-        flush chain ip skiff endpoint-ns/s1/tcp/80__10.42.1.2/8080
-        delete chain ip skiff endpoint-ns/s1/tcp/80__10.42.1.2/8080
+        add rule ip skiff service-ns/s1/tcp/80 numgen random mod 2 0 meta l4proto tcp dnat to 10.42.1.1:8080
+        add rule ip skiff service-ns/s1/tcp/80 meta l4proto tcp dnat to 10.42.1.9:8080
+        delete element ip skiff hairpin-endpoints { 10.42.1.2 . 10.42.1.2 }
+        add element ip skiff hairpin-endpoints { 10.42.1.9 . 10.42.1.9 }
     "#]]
     .assert_eq(&script::incremental(&old, &new).expect("incremental"));
     assert_eq!(script::incremental(&new, &new).as_deref(), Some(""));
@@ -505,13 +499,10 @@ fn one_endpoint_change_touches_only_its_service() {
     none[1].endpoints.clear();
     let gone = render::render(&models(&services, &none), &config()).expect("renders");
     expect![[r#"
+        delete element ip skiff hairpin-endpoints { 10.42.1.1 . 10.42.1.1, 10.42.1.2 . 10.42.1.2 }
         delete element ip skiff service-ips { 10.43.0.2 . tcp . 80 }
         add element ip skiff no-endpoint-services { 10.43.0.2 . tcp . 80 : goto reject-chain }
-        flush chain ip skiff endpoint-ns/s1/tcp/80__10.42.1.1/8080
-        flush chain ip skiff endpoint-ns/s1/tcp/80__10.42.1.2/8080
         flush chain ip skiff service-ns/s1/tcp/80
-        delete chain ip skiff endpoint-ns/s1/tcp/80__10.42.1.1/8080
-        delete chain ip skiff endpoint-ns/s1/tcp/80__10.42.1.2/8080
         delete chain ip skiff service-ns/s1/tcp/80
     "#]]
     .assert_eq(&script::incremental(&old, &gone).expect("incremental"));
