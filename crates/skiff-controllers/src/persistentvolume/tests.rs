@@ -284,6 +284,14 @@ fn pending_with(reason: &'static str, warning: bool, message: &str) -> ClaimDeci
     }))
 }
 
+/// A claim, the classes and pods there are, and the decision.
+type ClaimCase<'a> = (
+    Arc<PersistentVolumeClaim>,
+    &'a [Arc<StorageClass>],
+    &'a [Arc<Pod>],
+    ClaimDecision,
+);
+
 #[test]
 fn unbound_claims_bind_wait_or_say_why_not() {
     let volumes = vec![
@@ -361,12 +369,7 @@ fn unbound_claims_bind_wait_or_say_why_not() {
     };
     let external = "Waiting for a volume to be created either by the external provisioner 'example.com/std' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.";
     // (claim, classes, pods, decision)
-    let table: Vec<(
-        Arc<PersistentVolumeClaim>,
-        &[Arc<StorageClass>],
-        &[Arc<Pod>],
-        ClaimDecision,
-    )> = vec![
+    let table: Vec<ClaimCase> = vec![
         (pvc("a", "1Gi", RWO, json!({})), &classes, &[], bind("v1")),
         // Pre-bound by the volume.
         (pvc("c", "1Gi", RWO, json!({})), &classes, &[], bind("mine")),
