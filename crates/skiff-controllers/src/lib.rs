@@ -30,6 +30,7 @@ pub mod job;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod persistentvolume;
 pub mod podgc;
 pub mod replicaset;
 pub mod resourcequota;
@@ -37,6 +38,7 @@ pub mod serviceaccount;
 pub mod servicelb;
 pub mod statefulset;
 pub mod ttlafterfinished;
+pub mod volumeprotection;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -146,6 +148,9 @@ const CONTROLLERS: &[(&str, Setup)] = &[
     ("endpointslice", endpointslice::controller),
     ("disruption", disruption::controller),
     ("resourcequota", resourcequota::controller),
+    ("persistentvolume-binder", persistentvolume::controller),
+    ("pvc-protection", volumeprotection::pvc_controller),
+    ("pv-protection", volumeprotection::pv_controller),
     // k3s's name for its load balancer controller (`--disable servicelb`).
     ("servicelb", servicelb::controller),
 ];

@@ -1,20 +1,25 @@
 //! Admission: what upstream's built-in admission plugins do to an object between its
 //! validation and its storage, in upstream's order. Mutating: LimitRanger (container
-//! defaults), Priority (`priorityClassName` -> `spec.priority`), DefaultTolerationSeconds;
+//! defaults), Priority (`priorityClassName` -> `spec.priority`), DefaultTolerationSeconds,
+//! DefaultStorageClass (a claim naming no class gets the default one),
+//! StorageObjectInUseProtection (new claims and volumes get their protection finalizer);
 //! validating: LimitRanger (min/max/ratio), Priority (one global default), ResourceQuota
 //! (charged to `status.used` by a compare-and-swap write, so two creates cannot both take
 //! the last unit). Upstream counterparts: `plugin/pkg/admission/{limitranger,priority,
-//! defaulttolerationseconds}` and `apiserver/pkg/admission/plugin/resourcequota`.
+//! defaulttolerationseconds,storage/storageclass/setdefault,
+//! storage/storageobjectinuseprotection}` and `apiserver/pkg/admission/plugin/resourcequota`.
 //!
 //! The plugins read the objects they consult (LimitRanges, PriorityClasses,
-//! ResourceQuotas) from the watch cache, as upstream's read their informers, and the
+//! ResourceQuotas, StorageClasses) from the watch cache, as upstream's read their informers, and the
 //! datastore when the cache cannot answer. The decisions are pure functions, unit-tested in
 //! each module; this one only reads and dispatches. It does not do webhooks; of updates,
 //! quota charges only those of Services and claims (as upstream without in-place pod resize).
 
+pub mod defaultstorageclass;
 pub mod limitranger;
 pub mod priority;
 pub mod quota;
+pub mod storageprotection;
 pub mod tolerations;
 
 use serde_json::Value;
@@ -115,6 +120,15 @@ pub(crate) async fn admit_create(
                     causes,
                 ));
             }
+        }
+    }
+    if pvc {
+        let classes = resource(app, "storage.k8s.io", "v1", "storageclasses")?;
+        defaultstorageclass::admit_claim(obj, &list(app, &classes, None).await?);
+    }
+    if info.group.is_empty() {
+        if let Some(finalizer) = storageprotection::finalizer_for(info.plural) {
+            storageprotection::add_finalizer(obj, finalizer);
         }
     }
     // Validating.
