@@ -8,6 +8,7 @@
 //! marks the state dirty, and the next sync (at most one per `min_sync_interval`) renders it all.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -57,6 +58,53 @@ pub struct Proxier {
 struct Applied {
     ruleset: Ruleset,
     models: HashMap<String, model::ServicePortModel>,
+    /// Per endpoint address, how many Service ports' endpoints have it.
+    hairpin: HashMap<Ipv4Addr, u32>,
+}
+
+/// The hairpin set's counts while a sync moves them, with the addresses it touched and
+/// whether each was in the set before.
+struct Hairpin {
+    counts: HashMap<Ipv4Addr, u32>,
+    touched: HashMap<Ipv4Addr, bool>,
+}
+
+impl Hairpin {
+    fn add(&mut self, m: &model::ServicePortModel) {
+        for e in &m.endpoints {
+            let n = self.counts.entry(e.ip).or_insert(0);
+            self.touched.entry(e.ip).or_insert(*n > 0);
+            *n += 1;
+        }
+    }
+
+    fn remove(&mut self, m: &model::ServicePortModel) {
+        for e in &m.endpoints {
+            if let Some(n) = self.counts.get_mut(&e.ip) {
+                self.touched.entry(e.ip).or_insert(*n > 0);
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.counts.remove(&e.ip);
+                }
+            }
+        }
+    }
+
+    /// The addresses that left the set and those that joined it.
+    fn delta(&self) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) {
+        let mut gone = Vec::new();
+        let mut new = Vec::new();
+        for (ip, was) in &self.touched {
+            match (*was, self.counts.contains_key(ip)) {
+                (true, false) => gone.push(*ip),
+                (false, true) => new.push(*ip),
+                _ => {}
+            }
+        }
+        gone.sort();
+        new.sort();
+        (gone, new)
+    }
 }
 
 impl Proxier {
@@ -96,6 +144,15 @@ impl Proxier {
         let mut parts = BTreeMap::new();
         let mut kept_models = HashMap::with_capacity(models.len());
         let mut changed_keys = Vec::new();
+        // The hairpin set follows every endpoint address, counted over the Service ports
+        // that use it; only the ports that changed move the counts.
+        let mut hairpin = Hairpin {
+            counts: old
+                .as_mut()
+                .map(|o| std::mem::take(&mut o.hairpin))
+                .unwrap_or_default(),
+            touched: HashMap::new(),
+        };
         for m in models {
             let key = render::service_key(&m);
             let reused = match old.as_mut() {
@@ -106,30 +163,40 @@ impl Proxier {
                 Some(part) => part,
                 None => {
                     changed_keys.push(key.clone());
+                    if let Some(before) = old.as_ref().and_then(|o| o.models.get(&key)) {
+                        hairpin.remove(before);
+                    }
+                    hairpin.add(&m);
                     render::render_service(&m, &self.render)?
                 }
             };
             parts.insert(key.clone(), part);
             kept_models.insert(key, m);
         }
-        // The hairpin part follows every endpoint: compared whole (a set of addresses, cheap
-        // next to rendering), kept when equal.
-        let hairpin = render::hairpin(kept_models.values());
-        let old_hairpin = old
-            .as_mut()
-            .and_then(|o| o.ruleset.services.remove(render::HAIRPIN_PART));
-        match old_hairpin {
-            Some(old_part) if old_part == hairpin => {
-                parts.insert(render::HAIRPIN_PART.to_owned(), old_part);
-            }
-            old_part => {
-                if let (Some(o), Some(p)) = (old.as_mut(), old_part) {
-                    o.ruleset.services.insert(render::HAIRPIN_PART.to_owned(), p);
+        if let Some(o) = old.as_ref() {
+            for (key, m) in &o.models {
+                if !kept_models.contains_key(key) {
+                    hairpin.remove(m);
                 }
-                changed_keys.push(render::HAIRPIN_PART.to_owned());
-                parts.insert(render::HAIRPIN_PART.to_owned(), hairpin);
             }
         }
+        let (gone_ips, new_ips) = hairpin.delta();
+        let hairpin_part = match old
+            .as_mut()
+            .and_then(|o| o.ruleset.services.remove(render::HAIRPIN_PART))
+        {
+            Some(mut part) => {
+                render::update_hairpin(&mut part, &gone_ips, &new_ips);
+                part
+            }
+            None => render::hairpin(kept_models.values()),
+        };
+        parts.insert(render::HAIRPIN_PART.to_owned(), hairpin_part);
+        // The change of the hairpin set as a pair of small parts: what went, what came.
+        let hairpin_change = (
+            render::hairpin_elements(&gone_ips),
+            render::hairpin_elements(&new_ips),
+        );
         let ruleset = Ruleset {
             table: self.render.table.clone(),
             base: render::base(),
@@ -151,6 +218,9 @@ impl Proxier {
                     .filter(|(k, _)| !ruleset.services.contains_key(*k))
                     .map(|(_, part)| (Some(part), None)),
             );
+            if !hairpin_change.0.elements.is_empty() || !hairpin_change.1.elements.is_empty() {
+                changes.push((Some(&hairpin_change.0), Some(&hairpin_change.1)));
+            }
             script::changes(&ruleset.table, &changes)
         });
         drop(old);
@@ -166,6 +236,7 @@ impl Proxier {
         self.last = Some(Applied {
             ruleset,
             models: kept_models,
+            hairpin: hairpin.counts,
         });
         self.generation += 1;
         Ok(SyncReport {

@@ -228,7 +228,33 @@ pub fn hairpin<'a>(models: impl IntoIterator<Item = &'a ServicePortModel>) -> Fr
     for ip in ips {
         part.element(HAIRPIN_ENDPOINTS, format!("{ip} . {ip}"), String::new());
     }
+    // By key text, as every part's elements (and the in-place update relies on it).
+    part.elements.sort();
     part
+}
+
+/// The hairpin elements of these addresses alone (a part for a diff).
+pub fn hairpin_elements(ips: &[Ipv4Addr]) -> Fragment {
+    let mut part = Fragment::default();
+    for ip in ips {
+        part.element(HAIRPIN_ENDPOINTS, format!("{ip} . {ip}"), String::new());
+    }
+    part
+}
+
+/// Updates a hairpin part in place: `gone` addresses out, `new` ones in (its elements stay
+/// sorted, as [`hairpin`] makes them).
+pub fn update_hairpin(part: &mut Fragment, gone: &[Ipv4Addr], new: &[Ipv4Addr]) {
+    for e in hairpin_elements(gone).elements {
+        if let Ok(i) = part.elements.binary_search(&e) {
+            part.elements.remove(i);
+        }
+    }
+    for e in hairpin_elements(new).elements {
+        if let Err(i) = part.elements.binary_search(&e) {
+            part.elements.insert(i, e);
+        }
+    }
 }
 
 /// The fixed part: hooks, the dispatch maps, masquerade and reject chains.

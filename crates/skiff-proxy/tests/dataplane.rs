@@ -293,6 +293,103 @@ fn a_pod_reaches_itself_through_its_service() -> Result<()> {
     Ok(())
 }
 
+/// The hairpin set's elements in the node's table.
+fn hairpin_set(t: &Topology) -> Result<BTreeSet<String>> {
+    let mut args: Vec<String> = t.config.nft.clone();
+    args.extend(
+        ["list", "set", "ip", &t.config.table, "hairpin-endpoints"]
+            .iter()
+            .map(|s| (*s).to_owned()),
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::sh(&refs)?;
+    let Some((_, rest)) = out.split_once("elements = {") else {
+        return Ok(BTreeSet::new());
+    };
+    Ok(rest
+        .split('}')
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|e| e.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|e| !e.is_empty())
+        .collect())
+}
+
+#[test]
+fn hairpin_follows_every_service_of_an_endpoint_through_incremental_syncs() -> Result<()> {
+    let mut t = Topology::new()?;
+    let other = support::service(
+        "default",
+        "other",
+        json!({"clusterIP": "10.43.0.11",
+               "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}),
+    );
+    let other_slice = |endpoints: serde_json::Value| {
+        support::slice(
+            "default",
+            "other-abc",
+            "other",
+            &[("http", POD_PORT)],
+            endpoints,
+        )
+    };
+    let services = [web(json!({})), other];
+    t.sync(
+        &services,
+        &[
+            web_slice(json!([ep(1, NODE)])),
+            other_slice(json!([ep(1, NODE), ep(2, NODE)])),
+        ],
+    )?;
+    let pair = |i: usize| format!("{} . {}", pod_ip(i), pod_ip(i));
+    ensure!(hairpin_set(&t)? == BTreeSet::from([pair(1), pair(2)]));
+    // pod1 leaves `other` but still backs `web`: it stays in the set, and reaching itself
+    // through `web` is still masqueraded.
+    let report = t.sync(
+        &services,
+        &[
+            web_slice(json!([ep(1, NODE)])),
+            other_slice(json!([ep(2, NODE)])),
+        ],
+    )?;
+    ensure!(!report.full, "{report:?}");
+    ensure!(hairpin_set(&t)? == BTreeSet::from([pair(1), pair(2)]));
+    let source = peer(request(&t.pods[1], addr("10.43.0.10", 80))?)?;
+    ensure!(source == "10.42.0.1", "{source}");
+    // pod1 leaves `web` too, pod0 joins it: the set follows; pod2 reaching `other` (itself)
+    // is masqueraded, pod0 reaching `other` keeps its address.
+    let report = t.sync(
+        &services,
+        &[
+            web_slice(json!([ep(0, NODE)])),
+            other_slice(json!([ep(2, NODE)])),
+        ],
+    )?;
+    ensure!(!report.full, "{report:?}");
+    ensure!(hairpin_set(&t)? == BTreeSet::from([pair(0), pair(2)]));
+    let source = peer(request(&t.pods[2], addr("10.43.0.11", 80))?)?;
+    ensure!(source == "10.42.0.1", "{source}");
+    let source = peer(request(&t.pods[0], addr("10.43.0.11", 80))?)?;
+    ensure!(source == pod_ip(0), "{source}");
+    // What the proxier believes it applied is what a full render of the same state is.
+    let infos: Vec<ServiceInfo> = services
+        .iter()
+        .filter_map(ServiceInfo::from_service)
+        .collect();
+    let slices = [
+        web_slice(json!([ep(0, NODE)])),
+        other_slice(json!([ep(2, NODE)])),
+    ];
+    let slice_infos: Vec<SliceInfo> = slices.iter().filter_map(SliceInfo::from_slice).collect();
+    let fresh = skiff_proxy::render::render(
+        &skiff_proxy::model::build(&infos, &slice_infos, NODE),
+        &t.config.render_config(),
+    )?;
+    ensure!(t.proxier.last_applied() == Some(&fresh));
+    Ok(())
+}
+
 #[test]
 fn external_and_load_balancer_ips_answer() -> Result<()> {
     let mut t = Topology::new()?;
