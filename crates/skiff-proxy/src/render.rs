@@ -328,7 +328,9 @@ pub fn base() -> Fragment {
     rs.chain(MARK_FOR_MASQUERADE)
         .push(format!("mark set mark or {MASQUERADE_MARK}"));
     rs.chain("masquerading").extend([
-        format!("ct status dnat ip saddr . ip daddr @{HAIRPIN_ENDPOINTS} jump {MARK_FOR_MASQUERADE}"),
+        format!(
+            "ct status dnat ip saddr . ip daddr @{HAIRPIN_ENDPOINTS} jump {MARK_FOR_MASQUERADE}"
+        ),
         format!("mark and {MASQUERADE_MARK} == 0 return"),
         format!("mark set mark xor {MASQUERADE_MARK}"),
         "masquerade fully-random".to_owned(),
@@ -482,10 +484,8 @@ fn service_port(rs: &mut Fragment, model: &ServicePortModel, cluster_cidr: Ipv4N
                 false,
                 &format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"),
             );
-            rs.chain(&names.endpoint(e)).extend([
-                format!("update @{set} {{ ip saddr }}"),
-                dnat(model, e),
-            ]);
+            rs.chain(&names.endpoint(e))
+                .extend([format!("update @{set} {{ ip saddr }}"), dnat(model, e)]);
         }
     }
     Ok(())

@@ -621,7 +621,10 @@ async fn a_pod_bound_while_the_node_shuts_down_is_rejected() -> Result<()> {
         critical_grace: Duration::ZERO,
     }));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!k.task.is_finished(), "the shutdown waits for the preStop hook");
+    assert!(
+        !k.task.is_finished(),
+        "the shutdown waits for the preStop hook"
+    );
     let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     let late: Pod = serde_json::from_value(json!({
         "metadata": {"name": "late"},

@@ -148,9 +148,7 @@ fn looked_up(out: &str) -> BTreeSet<String> {
 /// The pods that answered `n` requests to `url` from the client pod.
 fn answerers(kubeconfig: &Path, url: &str, n: usize) -> Vec<String> {
     (0..n)
-        .filter_map(|_| {
-            kubectl(kubeconfig, &["exec", "client", "--", "wget", "-qO-", url]).ok()
-        })
+        .filter_map(|_| kubectl(kubeconfig, &["exec", "client", "--", "wget", "-qO-", url]).ok())
         .filter_map(|a| a.split_whitespace().next().map(str::to_owned))
         .collect()
 }
@@ -271,7 +269,9 @@ async fn scenario(lab: &Lab, server_dir: &Path, node_dir: &Path) -> Result<()> {
     apply(&kubeconfig, WORKLOADS)?;
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    pod_ip(&pods, "client").await.with_context(|| agent.log_text())?;
+    pod_ip(&pods, "client")
+        .await
+        .with_context(|| agent.log_text())?;
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
     let web = services.get("web").await?;
     let cluster_ip = web
@@ -285,9 +285,7 @@ async fn scenario(lab: &Lab, server_dir: &Path, node_dir: &Path) -> Result<()> {
             let running: BTreeSet<String> = list
                 .items
                 .iter()
-                .filter(|p| {
-                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                })
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
                 .map(|p| p.metadata.name.clone().unwrap_or_default())
                 .collect();
             Ok((running.len() == 3).then_some(running))
@@ -335,9 +333,12 @@ async fn scenario(lab: &Lab, server_dir: &Path, node_dir: &Path) -> Result<()> {
     .await?;
     ensure!(web_pods.iter().any(|p| answer.starts_with(p.as_str())));
     let by_ip = format!("http://{cluster_ip}/cgi-bin/whoami");
-    let answer = from_client(&kubeconfig, "the ClusterIP", &["wget", "-qO-", &by_ip], |a| {
-        a.starts_with("web-")
-    })
+    let answer = from_client(
+        &kubeconfig,
+        "the ClusterIP",
+        &["wget", "-qO-", &by_ip],
+        |a| a.starts_with("web-"),
+    )
     .await?;
     ensure!(web_pods.iter().any(|p| answer.starts_with(p.as_str())));
     // From the node itself (its own network namespace, outside any pod).
@@ -414,7 +415,10 @@ async fn scenario(lab: &Lab, server_dir: &Path, node_dir: &Path) -> Result<()> {
         }
     })
     .await?;
-    ensure!(ingress == node_ip, "ingress {ingress}, the node is {node_ip}");
+    ensure!(
+        ingress == node_ip,
+        "ingress {ingress}, the node is {node_ip}"
+    );
     let answer = wait_for("the LoadBalancer's port on its ingress", WAIT, || {
         let got = common::realnode::http_get(&ingress, 8081);
         async move { Ok(got.ok()) }
@@ -472,7 +476,11 @@ async fn scenario(lab: &Lab, server_dir: &Path, node_dir: &Path) -> Result<()> {
     let started = Instant::now();
     let from_node = lab.exec(
         0,
-        &["sh", "-c", &format!("/bin/busybox wget -qO- {by_ip} 2>&1; true")],
+        &[
+            "sh",
+            "-c",
+            &format!("/bin/busybox wget -qO- {by_ip} 2>&1; true"),
+        ],
     )?;
     ensure!(
         from_node.contains("refused"),

@@ -471,11 +471,9 @@ impl Manager {
             // A pod's kill takes its grace period and a little more (SIGKILL, the status).
             let deadline = tokio::time::Instant::now() + group + Duration::from_secs(2);
             loop {
-                let done = waiting.iter().all(|uid| {
-                    self.workers
-                        .get(uid)
-                        .is_none_or(|e| e.task.is_finished())
-                });
+                let done = waiting
+                    .iter()
+                    .all(|uid| self.workers.get(uid).is_none_or(|e| e.task.is_finished()));
                 if done {
                     break;
                 }

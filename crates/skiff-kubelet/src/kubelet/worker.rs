@@ -926,8 +926,10 @@ impl Worker {
                 // the runtime refuses to create it.
                 self.event(pod, true, "Failed", format!("Error: {message}"))
                     .await;
-                self.waiting
-                    .insert(name.to_owned(), WaitingReason::create_error(message.clone()));
+                self.waiting.insert(
+                    name.to_owned(),
+                    WaitingReason::create_error(message.clone()),
+                );
                 return Some(RETRY);
             }
             self.event(pod, true, "Failed", format!("Error: {e}")).await;
