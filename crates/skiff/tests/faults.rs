@@ -92,6 +92,9 @@ async fn controllers_resume_after_an_api_server_restart(etcd: Option<EtcdProcess
     args.disable_controller_manager = true;
     args.disable_scheduler = true;
     args.disable_dns = true;
+    // The control plane only: `defaults` runs the machine's own real node, whose Service
+    // proxy and masquerade tables would stay in the host's network namespace.
+    args.disable_agent = true;
     let running = start(&args).await?;
     let kubeconfig = running.kubeconfig.clone();
     let log_path = dir.path().join("controller-manager.log");
