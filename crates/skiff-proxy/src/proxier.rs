@@ -181,22 +181,23 @@ impl Proxier {
             }
         }
         let (gone_ips, new_ips) = hairpin.delta();
-        let hairpin_part = match old
+        // The change of the hairpin set as a pair of small parts (what went, what came),
+        // applied to the part kept from the last sync; a first sync renders it whole.
+        let (hairpin_part, hairpin_change) = match old
             .as_mut()
             .and_then(|o| o.ruleset.services.remove(render::HAIRPIN_PART))
         {
             Some(mut part) => {
-                render::update_hairpin(&mut part, &gone_ips, &new_ips);
-                part
+                let change = (
+                    render::hairpin_elements(&gone_ips),
+                    render::hairpin_elements(&new_ips),
+                );
+                render::update_hairpin(&mut part, &change.0, &change.1);
+                (part, Some(change))
             }
-            None => render::hairpin(kept_models.values()),
+            None => (render::hairpin(kept_models.values()), None),
         };
         parts.insert(render::HAIRPIN_PART.to_owned(), hairpin_part);
-        // The change of the hairpin set as a pair of small parts: what went, what came.
-        let hairpin_change = (
-            render::hairpin_elements(&gone_ips),
-            render::hairpin_elements(&new_ips),
-        );
         let ruleset = Ruleset {
             table: self.render.table.clone(),
             base: render::base(),
@@ -218,8 +219,10 @@ impl Proxier {
                     .filter(|(k, _)| !ruleset.services.contains_key(*k))
                     .map(|(_, part)| (Some(part), None)),
             );
-            if !hairpin_change.0.elements.is_empty() || !hairpin_change.1.elements.is_empty() {
-                changes.push((Some(&hairpin_change.0), Some(&hairpin_change.1)));
+            if let Some((gone, new)) = &hairpin_change {
+                if !gone.elements.is_empty() || !new.elements.is_empty() {
+                    changes.push((Some(gone), Some(new)));
+                }
             }
             script::changes(&ruleset.table, &changes)
         });

@@ -242,17 +242,17 @@ pub fn hairpin_elements(ips: &[Ipv4Addr]) -> Fragment {
     part
 }
 
-/// Updates a hairpin part in place: `gone` addresses out, `new` ones in (its elements stay
-/// sorted, as [`hairpin`] makes them).
-pub fn update_hairpin(part: &mut Fragment, gone: &[Ipv4Addr], new: &[Ipv4Addr]) {
-    for e in hairpin_elements(gone).elements {
-        if let Ok(i) = part.elements.binary_search(&e) {
+/// Updates a hairpin part in place: the elements of `gone` out, those of `new` in (both
+/// made by [`hairpin_elements`]; the part's elements stay sorted, as [`hairpin`] makes them).
+pub fn update_hairpin(part: &mut Fragment, gone: &Fragment, new: &Fragment) {
+    for e in &gone.elements {
+        if let Ok(i) = part.elements.binary_search(e) {
             part.elements.remove(i);
         }
     }
-    for e in hairpin_elements(new).elements {
-        if let Err(i) = part.elements.binary_search(&e) {
-            part.elements.insert(i, e);
+    for e in &new.elements {
+        if let Err(i) = part.elements.binary_search(e) {
+            part.elements.insert(i, e.clone());
         }
     }
 }
