@@ -52,6 +52,24 @@ fn kubelet_with(
     }
 }
 
+/// A kubelet that runs until a node shutdown is ordered through the returned sender.
+fn kubelet_until_shutdown(
+    c: &Cluster,
+    rt: &RecordingRuntime,
+) -> (
+    Kubelet,
+    tokio::sync::watch::Sender<Option<skiff_kubelet::kubelet::NodeShutdown>>,
+) {
+    let (shared, probe_rx) = common::testkubelet::shared(c, rt, NODE, BTreeMap::new());
+    let (order, orders) = tokio::sync::watch::channel(None);
+    let k = Kubelet {
+        task: tokio::spawn(skiff_kubelet::kubelet::run_until_shutdown(
+            shared, probe_rx, None, orders,
+        )),
+    };
+    (k, order)
+}
+
 fn runtime_with_busybox() -> RecordingRuntime {
     let rt = RecordingRuntime::new();
     rt.add_image(RecordingRuntime::image(
@@ -499,13 +517,7 @@ async fn a_node_shutdown_kills_regular_pods_then_critical_ones_and_they_end_fail
     use skiff_kubelet::kubelet::NodeShutdown;
     let c = cluster().await?;
     let rt = runtime_with_busybox();
-    let (shared, probe_rx) = common::testkubelet::shared(&c, &rt, NODE, BTreeMap::new());
-    let (order, orders) = tokio::sync::watch::channel(None);
-    let mut k = Kubelet {
-        task: tokio::spawn(skiff_kubelet::kubelet::run_until_shutdown(
-            shared, probe_rx, None, orders,
-        )),
-    };
+    let (mut k, order) = kubelet_until_shutdown(&c, &rt);
     create_pod(
         &c,
         json!({"containers": [{"name": "c", "image": "busybox:1.36"}]}),
@@ -601,13 +613,7 @@ async fn a_pod_bound_while_the_node_shuts_down_is_rejected() -> Result<()> {
     use skiff_kubelet::kubelet::NodeShutdown;
     let c = cluster().await?;
     let rt = runtime_with_busybox();
-    let (shared, probe_rx) = common::testkubelet::shared(&c, &rt, NODE, BTreeMap::new());
-    let (order, orders) = tokio::sync::watch::channel(None);
-    let mut k = Kubelet {
-        task: tokio::spawn(skiff_kubelet::kubelet::run_until_shutdown(
-            shared, probe_rx, None, orders,
-        )),
-    };
+    let (mut k, order) = kubelet_until_shutdown(&c, &rt);
     // Its preStop hook keeps the shutdown going for 3 s.
     create_pod(
         &c,
